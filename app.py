@@ -1,0 +1,18 @@
+"""The Chalice app: wiring only. Code lives in chalicelib/."""
+from chalice import Chalice
+
+from chalicelib import middleware
+from chalicelib.auth import authorizer as auth_authorizer
+from chalicelib.auth import routes as auth_routes
+from chalicelib.config import require_valid_settings
+from chalicelib import meta
+
+require_valid_settings()  # refuse to start with a missing or unsafe configuration
+
+app = Chalice(app_name="interactions-api")
+app.api.cors = middleware.cors_config()
+app.register_middleware(middleware.for_app(app), "http")
+
+app.register_blueprint(auth_authorizer.bp)
+app.register_blueprint(auth_routes.bp)
+app.register_blueprint(meta.bp)

@@ -1,0 +1,1 @@
+"""Interaction Management API: the code behind app.py."""

@@ -1,0 +1,1 @@
+"""Authentication: tokens, passwords, sessions, limits, the authorizer and the auth endpoints."""

@@ -1,0 +1,251 @@
+"""The operator's commands: `python -m chalicelib.cli COMMAND ...`.
+
+Each command runs in one transaction: it succeeds whole or writes nothing. Failures print one line
+on stderr and exit non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from chalicelib.config import ConfigError
+from chalicelib.errors import ApiError
+from chalicelib.models import ROLES, Site, SiteMembership, User
+
+ROOT = Path(__file__).resolve().parent.parent
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+class CommandError(Exception):
+    """A failure worth one line to the operator."""
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _session():
+    from chalicelib.db import session_scope
+
+    return session_scope()
+
+
+def _user(session, username: str) -> User:
+    user = session.scalars(select(User).where(func.lower(User.username) == username.strip().lower())).first()
+    if user is None:
+        raise CommandError(f"no user named {username!r}")
+    return user
+
+
+def _site(session, name: str) -> Site:
+    site = session.scalars(select(Site).where(Site.name == name.strip())).first()
+    if site is None:
+        raise CommandError(f"no site named {name!r}")
+    return site
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+    else:
+        if not sys.stdin.isatty():
+            raise CommandError("no terminal to prompt on: use --password-stdin")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CommandError("the passwords do not match")
+    if len(password) < MIN_PASSWORD:
+        raise CommandError(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise CommandError("the password must have at most 1024 characters")
+    return password
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    command.upgrade(config, "head")
+    print("schema is at the newest migration")
+
+
+def cmd_create_site(args: argparse.Namespace) -> None:
+    name = args.name.strip()
+    if not 1 <= len(name) <= 100:
+        raise CommandError("a site name must have 1 to 100 characters")
+    with _session() as session:
+        site = Site(name=name, description=args.description)
+        session.add(site)
+        session.flush()
+        print(site.id)
+
+
+def cmd_create_user(args: argparse.Namespace) -> None:
+    from chalicelib.auth.passwords import hash_password
+
+    username, email = args.username.strip(), args.email.strip()
+    if not 1 <= len(username) <= 64 or any(c.isspace() for c in username):
+        raise CommandError("a username must have 1 to 64 characters and no spaces")
+    if not EMAIL.match(email) or len(email) > 254:
+        raise CommandError(f"not an e-mail address: {email!r}")
+    password = _read_password(args)
+    with _session() as session:
+        if session.scalars(select(User.id).where(func.lower(User.username) == username.lower())).first():
+            raise CommandError(f"a user named {username!r} already exists")
+        user = User(username=username, email=email, password_hash=hash_password(password))
+        session.add(user)
+        session.flush()
+        print(user.id)
+
+
+def cmd_grant(args: argparse.Namespace) -> None:
+    with _session() as session:
+        user, site = _user(session, args.username), _site(session, args.site_name)
+        membership = session.get(SiteMembership, (user.id, site.id))
+        if membership is None:
+            session.add(SiteMembership(user_id=user.id, site_id=site.id, role=args.role))
+        else:
+            membership.role = args.role
+    print(f"{user.username} is {args.role} of {site.name}")
+
+
+def cmd_revoke(args: argparse.Namespace) -> None:
+    with _session() as session:
+        user, site = _user(session, args.username), _site(session, args.site_name)
+        result = session.execute(delete(SiteMembership).where(
+            SiteMembership.user_id == user.id, SiteMembership.site_id == site.id))
+        if result.rowcount == 0:
+            raise CommandError(f"{user.username} is not a member of {site.name}")
+    print(f"{user.username} is no longer a member of {site.name}")
+
+
+def _set_user_active(active: bool) -> Callable[[argparse.Namespace], None]:
+    def command(args: argparse.Namespace) -> None:
+        with _session() as session:
+            user = _user(session, args.username)
+            user.is_active = active
+        print(f"{user.username} is {'active' if active else 'inactive'}")
+    return command
+
+
+def _set_site_active(active: bool) -> Callable[[argparse.Namespace], None]:
+    def command(args: argparse.Namespace) -> None:
+        with _session() as session:
+            site = _site(session, args.site_name)
+            site.is_active = active
+        print(f"{site.name} is {'active' if active else 'inactive'}")
+    return command
+
+
+def cmd_set_password(args: argparse.Namespace) -> None:
+    from chalicelib.auth.passwords import hash_password
+    from chalicelib.auth.sessions import revoke_all_sessions
+
+    password = _read_password(args)
+    with _session() as session:
+        user = _user(session, args.username)
+        user.password_hash = hash_password(password)
+        # Inside the transaction: if Redis is down nothing changes; if the commit then fails,
+        # the sessions are ended anyway, which errs on the safe side.
+        revoke_all_sessions(user.id)
+    print(f"password changed; every session of {user.username} has ended")
+
+
+def cmd_unlock(args: argparse.Namespace) -> None:
+    from chalicelib.auth.limits import clear_login_failures
+
+    clear_login_failures(args.username)
+    print(f"{args.username.strip()} may log in again")
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> None:
+    from chalicelib import demo
+
+    demo.seed(sites=args.sites, interactions=args.interactions, password=args.password)
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli",
+                                     description="Operate the Interaction Management API.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("migrate", cmd_migrate, "upgrade the schema to the newest migration (idempotent)")
+    p = add("create-site", cmd_create_site, "create a site and print its id")
+    p.add_argument("name")
+    p.add_argument("--description")
+    p = add("create-user", cmd_create_user, "create a user and print its id")
+    p.add_argument("username")
+    p.add_argument("email")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p = add("grant", cmd_grant, "create or change a membership")
+    p.add_argument("username")
+    p.add_argument("site_name")
+    p.add_argument("role", choices=ROLES)
+    p = add("revoke", cmd_revoke, "remove a membership")
+    p.add_argument("username")
+    p.add_argument("site_name")
+    for name, active in (("deactivate-user", False), ("activate-user", True)):
+        add(name, _set_user_active(active), f"{name.split('-')[0]} a user").add_argument("username")
+    for name, active in (("deactivate-site", False), ("activate-site", True)):
+        add(name, _set_site_active(active), f"{name.split('-')[0]} a site").add_argument("site_name")
+    p = add("set-password", cmd_set_password, "set a new password and end the user's sessions")
+    p.add_argument("username")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    add("unlock", cmd_unlock, "lift a login lockout").add_argument("username")
+    p = add("seed-demo", cmd_seed_demo, "create demo sites, users and interactions")
+    p.add_argument("--sites", type=_positive, default=3)
+    p.add_argument("--interactions", type=_positive, default=300)
+    p.add_argument("--password", help="the demo users' password (default: a new random one)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except IntegrityError as exc:
+        print(f"error: the change conflicts with existing data ({_constraint(exc)})", file=sys.stderr)
+        return 1
+    except (ConfigError, ApiError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _constraint(exc: IntegrityError) -> str:
+    orig: Any = exc.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], dict):
+        return args[0].get("n") or args[0].get("M", "constraint")
+    return "constraint"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""One settings object, read from the environment once per container.
+
+Secrets (the JWT keys, the database credentials) may come from AWS Secrets Manager; they are
+fetched lazily, on first use, and cached for the life of the container. boto3 is imported only
+then, so a container that never needs a secret never pays for it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+MIN_KEY_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot run the service safely; start-up stops with this message."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """`postgresql://` (and the old `postgres://`) mean the pg8000 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+pg8000://" + url[len(prefix):]
+    return url
+
+
+def _check_key(name: str, key: str | None) -> str:
+    if key is None or len(key.encode()) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{name} must hold a signing key of at least {MIN_KEY_BYTES} bytes "
+            f"(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    return key
+
+
+@dataclass
+class Settings:
+    database_url: str | None = None
+    db_secret_arn: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_secret_arn: str | None = None
+    jwt_previous_secret: str | None = None
+    jwt_previous_secret_arn: str | None = None
+    jwt_issuer: str = "interactions-local"
+    jwt_audience: str = "interactions-api-local"
+    jwt_ttl_seconds: int = 86400
+    cors_allow_origin: str = "http://localhost:3000"
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 900
+    login_rate_per_minute: int = 20
+    api_rate_per_minute: int = 600
+    # Beyond API.md's list: kept below the Lambda timeout, which is below API Gateway's 29 s.
+    db_statement_timeout_ms: int = 5000
+    db_connect_timeout_s: int = 5
+    redis_timeout_s: float = 0.5
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+
+        def opt(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        settings = cls(
+            database_url=opt("DATABASE_URL"),
+            db_secret_arn=opt("DB_SECRET_ARN"),
+            redis_url=opt("REDIS_URL"),
+            jwt_secret=opt("JWT_SECRET"),
+            jwt_secret_arn=opt("JWT_SECRET_ARN"),
+            jwt_previous_secret=opt("JWT_PREVIOUS_SECRET"),
+            jwt_previous_secret_arn=opt("JWT_PREVIOUS_SECRET_ARN"),
+            jwt_issuer=opt("JWT_ISSUER") or cls.jwt_issuer,
+            jwt_audience=opt("JWT_AUDIENCE") or cls.jwt_audience,
+            jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", cls.jwt_ttl_seconds, minimum=60),
+            cors_allow_origin=opt("CORS_ALLOW_ORIGIN") or cls.cors_allow_origin,
+            login_max_failures=_int(env, "LOGIN_MAX_FAILURES", cls.login_max_failures),
+            login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
+            login_rate_per_minute=_int(env, "LOGIN_RATE_PER_MINUTE", cls.login_rate_per_minute),
+            api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", cls.api_rate_per_minute),
+            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms,
+                                         minimum=100),
+        )
+        return settings
+
+    def validate(self) -> None:
+        """Refuse to start the API with a configuration that cannot work or is unsafe.
+        (The CLI checks only what each command needs.)"""
+        if not self.jwt_secret and not self.jwt_secret_arn:
+            raise ConfigError("JWT_SECRET or JWT_SECRET_ARN must be set")
+        if self.jwt_secret:
+            _check_key("JWT_SECRET", self.jwt_secret)
+        if self.jwt_previous_secret:
+            _check_key("JWT_PREVIOUS_SECRET", self.jwt_previous_secret)
+        if not self.database_url and not self.db_secret_arn:
+            raise ConfigError("DATABASE_URL or DB_SECRET_ARN must be set")
+        if not self.redis_url:
+            raise ConfigError("REDIS_URL must be set")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+
+    # --- secrets -------------------------------------------------------------------------------
+
+    def _secret(self, arn: str, *, refresh: bool = False) -> str:
+        with self._lock:
+            if refresh or arn not in self._cache:
+                self._cache[arn] = fetch_secret(arn)
+            return self._cache[arn]
+
+    def signing_key(self) -> str:
+        """The current JWT key (from JWT_SECRET, or fetched once from JWT_SECRET_ARN)."""
+        if self.jwt_secret:
+            return _check_key("JWT_SECRET", self.jwt_secret)
+        if not self.jwt_secret_arn:
+            raise ConfigError("JWT_SECRET or JWT_SECRET_ARN must be set")
+        return _check_key("the secret at JWT_SECRET_ARN", _plain_secret(self._secret(self.jwt_secret_arn)))
+
+    def previous_signing_key(self) -> str | None:
+        if self.jwt_previous_secret:
+            return self.jwt_previous_secret
+        if self.jwt_previous_secret_arn:
+            raw = self._secret(self.jwt_previous_secret_arn)
+            return _check_key("the secret at JWT_PREVIOUS_SECRET_ARN", _plain_secret(raw))
+        return None
+
+    def resolved_database_url(self, *, refresh: bool = False) -> str:
+        """DATABASE_URL, or a URL built from the RDS-format secret at DB_SECRET_ARN."""
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        if not self.db_secret_arn:
+            raise ConfigError("DATABASE_URL or DB_SECRET_ARN must be set")
+        try:
+            secret = json.loads(self._secret(self.db_secret_arn, refresh=refresh))
+            user = quote(str(secret["username"]), safe="")
+            password = quote(str(secret["password"]), safe="")
+            host, port = secret["host"], int(secret.get("port", 5432))
+            dbname = quote(str(secret.get("dbname", "postgres")), safe="")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                "the secret at DB_SECRET_ARN must be JSON with host, port, username, password, dbname"
+            ) from exc
+        return f"postgresql+pg8000://{user}:{password}@{host}:{port}/{dbname}"
+
+    @property
+    def uses_db_secret(self) -> bool:
+        return not self.database_url and bool(self.db_secret_arn)
+
+
+def _plain_secret(raw: str) -> str:
+    """A key secret may be stored as plain text or as JSON {"key": "..."} / {"secret": "..."}."""
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        for name in ("key", "secret", "jwt_secret", "value"):
+            if isinstance(data.get(name), str):
+                return data[name]
+    return text
+
+
+_secrets_client = None
+
+
+def fetch_secret(arn: str) -> str:
+    """Read one secret string from Secrets Manager (boto3 is imported here, not at start-up)."""
+    global _secrets_client
+    if _secrets_client is None:
+        import boto3  # noqa: PLC0415 - deliberately lazy: ~100 ms of cold start
+
+        _secrets_client = boto3.client("secretsmanager")
+    return _secrets_client.get_secret_value(SecretId=arn)["SecretString"]
+
+
+_settings: Settings | None = None
+_settings_lock = threading.Lock()
+
+
+def require_valid_settings() -> Settings:
+    settings = get_settings()
+    settings.validate()
+    return settings
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        with _settings_lock:
+            if _settings is None:
+                _settings = Settings.from_env()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings, secrets and AWS client (tests change the environment)."""
+    global _settings, _secrets_client
+    _settings = None
+    _secrets_client = None

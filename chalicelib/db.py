@@ -1,0 +1,143 @@
+"""The database engine (one per Lambda container) and the per-request session.
+
+A Lambda container serves one request at a time, so the pool is tiny; `pool_pre_ping` replaces
+connections PostgreSQL closed while the container slept. Every failure to reach the database, and
+every statement that runs past `statement_timeout`, becomes a 503 with nothing written.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from chalicelib.config import get_settings
+from chalicelib.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+_engine: Engine | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+_lock = threading.Lock()
+
+# SQLSTATEs that mean "the database could not do it right now", not "your request is wrong".
+UNAVAILABLE_STATES = {
+    "57014",  # query_canceled (statement_timeout)
+    "57P01", "57P02", "57P03",  # admin / crash shutdown, cannot connect now
+    "53300",  # too_many_connections
+    "53400",  # configuration_limit_exceeded
+    "55P03",  # lock_not_available
+    "40001", "40P01",  # serialization failure, deadlock: safe to retry
+    "28P01", "28000",  # credentials refused (a rotation in progress)
+}
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a pg8000 error wrapped by SQLAlchemy, if there is one."""
+    orig = getattr(exc, "orig", exc)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], dict):
+        return args[0].get("C")
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (InterfaceError, OperationalError)) and sqlstate(exc) is None:
+        return True  # socket-level failure: refused, reset, timed out
+    state = sqlstate(exc)
+    return state is not None and (state in UNAVAILABLE_STATES or state.startswith("08"))
+
+
+def _build_engine() -> Engine:
+    settings = get_settings()
+    statement_ms = settings.db_statement_timeout_ms
+    engine = create_engine(
+        settings.resolved_database_url(),
+        pool_size=1,
+        max_overflow=2,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=2,
+        # pg8000's timeout covers connecting and every read: keep it just above the statement
+        # timeout so that a statement PostgreSQL cancels is reported by PostgreSQL, not the socket.
+        connect_args={"timeout": settings.db_connect_timeout_s + statement_ms // 1000,
+                      "application_name": "interactions-api"},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _session_defaults(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET statement_timeout = {int(statement_ms)}")
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.commit()
+
+    if settings.uses_db_secret:
+        @event.listens_for(engine, "do_connect")
+        def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict) -> Any:
+            try:
+                return dialect.dbapi.connect(*cargs, **cparams)
+            except dialect.dbapi.DatabaseError as exc:
+                if sqlstate(exc) not in ("28P01", "28000"):
+                    raise
+                # The secret was rotated: fetch it again and retry once with the new password.
+                log.warning("database refused the cached credentials; fetching the secret again")
+                from sqlalchemy.engine import make_url
+
+                fresh = make_url(settings.resolved_database_url(refresh=True))
+                cparams.update(user=fresh.username, password=fresh.password)
+                return dialect.dbapi.connect(*cargs, **cparams)
+
+    return engine
+
+
+def get_engine() -> Engine:
+    global _engine, _sessionmaker
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = _build_engine()
+                _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Drop the engine (tests point the app at another database)."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        _engine.dispose()
+    _engine = None
+    _sessionmaker = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One session and one transaction for one request: committed if the block succeeds,
+    rolled back otherwise. Database outages surface as ServiceUnavailable."""
+    get_engine()
+    assert _sessionmaker is not None
+    session = _sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException as exc:
+        _rollback_quietly(session)
+        if isinstance(exc, DBAPIError) and is_unavailable(exc):
+            raise ServiceUnavailable("The database is unavailable; try again shortly") from exc
+        raise
+    finally:
+        session.close()
+
+
+def _rollback_quietly(session: Session) -> None:
+    try:
+        session.rollback()
+    except Exception:  # the connection may be gone; the transaction went with it
+        log.debug("rollback failed", exc_info=True)

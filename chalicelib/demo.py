@@ -1,0 +1,79 @@
+"""Demo data for local runs and benchmarks: sites, users with each role, and interactions."""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, select
+
+from chalicelib.auth.passwords import hash_password
+from chalicelib.models import Site, SiteMembership, User
+
+SITE_NAMES = ["Marketing", "Sales", "Support", "Engineering", "Operations", "Finance",
+              "Legal", "Research", "Partnerships", "Training"]
+SITE_DESCRIPTIONS = {
+    "Marketing": "Campaigns, events and agency meetings",
+    "Sales": "Prospects, demos and renewals",
+    "Support": "Escalations and customer reviews",
+}
+# (username, role on the first site, member of every site?)
+DEMO_USERS = [
+    ("demo", "admin", True),      # several sites: picks one after login
+    ("editor", "editor", False),  # one site: logged straight into it
+    ("viewer", "viewer", False),
+]
+
+
+def _site_name(index: int) -> str:
+    if index < len(SITE_NAMES):
+        return SITE_NAMES[index]
+    return f"Site {index + 1}"
+
+
+def seed_accounts(session, *, sites: int, password: str) -> tuple[list[int], list[int]]:
+    """Create (or reuse) the demo sites and users; set the demo users' password. Returns the
+    site ids and the user ids."""
+    site_ids = []
+    for index in range(max(1, sites)):
+        name = _site_name(index)
+        site = session.scalars(select(Site).where(Site.name == name)).first()
+        if site is None:
+            site = Site(name=name, description=SITE_DESCRIPTIONS.get(name, f"{name} team"))
+            session.add(site)
+            session.flush()
+        site_ids.append(site.id)
+    password_hash = hash_password(password)
+    user_ids = []
+    for username, role, everywhere in DEMO_USERS:
+        user = session.scalars(select(User).where(func.lower(User.username) == username)).first()
+        if user is None:
+            user = User(username=username, email=f"{username}@example.com", password_hash=password_hash)
+            session.add(user)
+            session.flush()
+        else:
+            user.password_hash, user.is_active = password_hash, True
+        user_ids.append(user.id)
+        for site_id in site_ids if everywhere else site_ids[:1]:
+            membership = session.get(SiteMembership, (user.id, site_id))
+            if membership is None:
+                session.add(SiteMembership(user_id=user.id, site_id=site_id, role=role))
+            else:
+                membership.role = role
+    session.flush()
+    return site_ids, user_ids
+
+
+def seed(*, sites: int = 3, interactions: int = 300, password: str | None = None) -> str:
+    """Seed everything and print the demo credentials. Returns the password."""
+    from chalicelib.db import session_scope
+    from chalicelib.interactions import seed as interaction_seed
+
+    password = password or secrets.token_urlsafe(12)
+    with session_scope() as session:
+        site_ids, user_ids = seed_accounts(session, sites=sites, password=password)
+    if interactions:
+        interaction_seed.bulk_create(site_ids=site_ids, user_ids=user_ids, count=interactions)
+    print("Demo users (password for all: %s)" % password)
+    for username, role, everywhere in DEMO_USERS:
+        where = "every demo site" if everywhere else _site_name(0)
+        print(f"  {username:<8} {role:<7} on {where}")
+    return password

@@ -1,0 +1,1 @@
+"""Interactions: the Finder's records, always scoped to one site."""

@@ -1,0 +1,182 @@
+"""The one HTTP middleware: authentication outcome, rate limit, body limits, the error envelope,
+CORS headers, `X-Request-Id` and one JSON log line per request.
+
+Chalice answers some errors itself (bad JSON, 405, 415, uncaught exceptions) with `{"Code",
+"Message"}` bodies before middleware sees them; they are rewritten here, so no client ever sees
+a body that is not our envelope.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any, Callable
+
+from chalice import Response
+
+from chalicelib.config import get_settings
+from chalicelib.errors import (
+    CHALICE_CODES,
+    ApiError,
+    AuthenticationFailed,
+    InternalError,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from chalicelib.http import MAX_BODY_BYTES
+
+# Routes that need no token. Everything else is behind the authorizer (a test checks both agree).
+PUBLIC_ROUTES = {
+    ("/api/auth/login", "POST"),
+    ("/api/health", "GET"),
+    ("/api/openapi.json", "GET"),
+}
+
+ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
+EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id"]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+access_log = logging.getLogger("interactions.access")
+error_log = logging.getLogger("interactions.error")
+
+
+def _configure_logging() -> None:
+    if not access_log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
+
+
+_configure_logging()
+
+
+def cors_config() -> Any:
+    from chalice import CORSConfig
+
+    return CORSConfig(
+        allow_origin=get_settings().cors_allow_origin,
+        allow_headers=ALLOW_HEADERS,
+        expose_headers=EXPOSE_HEADERS,
+        max_age=600,
+    )
+
+
+_cors_headers: dict[str, str] | None = None
+
+
+def cors_headers() -> dict[str, str]:
+    global _cors_headers
+    if _cors_headers is None:
+        _cors_headers = cors_config().get_access_control_headers()
+    return _cors_headers
+
+
+def request_id_for(headers: Any) -> str:
+    supplied = headers.get("x-request-id")
+    if supplied and _REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+def error_response(error: ApiError) -> Response:
+    return Response(body=error.body(), status_code=error.status, headers=dict(error.headers))
+
+
+def _check_authentication(auth: dict[str, Any]) -> str:
+    """The user id when the authorizer said `ok`; otherwise raise the matching error.
+    Never read a missing flag as success: deployed, every value is a string."""
+    outcome = auth.get("auth")
+    if outcome == "ok" and auth.get("user_id"):
+        return str(auth["user_id"])
+    if outcome == "unavailable":
+        raise ServiceUnavailable("The session store is unavailable; try again shortly")
+    if outcome == "error":
+        raise InternalError()
+    raise AuthenticationFailed("Invalid or expired token")
+
+
+def _check_body(request: Any) -> None:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body is over {MAX_BODY_BYTES // 1024} KiB")
+    if raw:
+        media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise UnsupportedMediaType()
+
+
+def _rewrite_chalice_error(response: Response, method: str) -> Response:
+    """Chalice's own `{"Code", "Message"}` answers become our envelope."""
+    body = response.body
+    if response.status_code < 400 or not (isinstance(body, dict) and "Code" in body):
+        return response
+    error_class = CHALICE_CODES.get(response.status_code, InternalError)
+    if error_class is RateLimited:
+        error: ApiError = RateLimited(retry_after=60)
+    elif response.status_code == 405:
+        error = error_class(f"Method {method} is not allowed here")
+    elif response.status_code == 400 and "JSON" in str(body.get("Message", "")):
+        error = error_class("Malformed JSON body")
+    else:
+        error = error_class()
+    headers = {k: v for k, v in response.headers.items() if k.lower() == "allow"}
+    headers.update(error.headers)
+    return Response(body=error.body(), status_code=error.status, headers=headers)
+
+
+def for_app(app: Any) -> Callable[[Any, Callable[[Any], Response]], Response]:
+    """The middleware bound to the app's route table (to tell a protected route from a 405)."""
+
+    def middleware(request: Any, get_response: Callable[[Any], Response]) -> Response:
+        return handle(request, get_response, routes=app.routes)
+
+    return middleware
+
+
+def handle(request: Any, get_response: Callable[[Any], Response], *,
+           routes: dict[str, dict[str, Any]]) -> Response:
+    started = time.perf_counter()
+    context = request.context or {}
+    route = context.get("resourcePath") or request.path
+    method = request.method
+    request_id = request_id_for(request.headers)
+    auth = context.get("authorizer") or {}
+    user_id = auth.get("user_id") if auth.get("auth") == "ok" else None
+    try:
+        protected = method in routes.get(route, {}) and (route, method) not in PUBLIC_ROUTES
+        if protected:
+            user_id = _check_authentication(auth)
+            from chalicelib.auth.limits import check_api_rate
+
+            check_api_rate(user_id)
+        _check_body(request)
+        response = get_response(request)
+    except ApiError as exc:
+        response = error_response(exc)
+    except Exception:
+        error_log.exception("unhandled error in request %s", request_id)
+        response = error_response(InternalError())
+    response = _rewrite_chalice_error(response, method)
+    if response.status_code >= 500 and response.status_code != 503:
+        error_log.error("request %s answered %s", request_id, response.status_code)
+    for name, value in cors_headers().items():
+        response.headers.setdefault(name, value)
+    response.headers["X-Request-Id"] = request_id
+    response.headers.setdefault("Content-Type", "application/json")
+    access_log.info(json.dumps({
+        "event": "request", "request_id": request_id, "method": method, "route": route,
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,
+    }))
+    return response
+

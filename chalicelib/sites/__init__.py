@@ -1,0 +1,1 @@
+"""Sites: the tenants, and the caller's memberships of them."""

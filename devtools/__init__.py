@@ -1,0 +1,1 @@
+"""Developer tooling (local services, the run command). Never packaged into the Lambda bundle."""

