@@ -6,6 +6,8 @@ from chalicelib.auth import authorizer as auth_authorizer
 from chalicelib.auth import routes as auth_routes
 from chalicelib.config import require_valid_settings
 from chalicelib import meta
+from chalicelib.interactions import routes as interaction_routes
+from chalicelib.sites import routes as site_routes
 
 require_valid_settings()  # refuse to start with a missing or unsafe configuration
 
@@ -16,3 +18,5 @@ app.register_middleware(middleware.for_app(app), "http")
 app.register_blueprint(auth_authorizer.bp)
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(meta.bp)
+app.register_blueprint(interaction_routes.bp)
+app.register_blueprint(site_routes.bp)

@@ -1,0 +1,94 @@
+"""Search, filter and sort as pure functions over one site-scoped select.
+
+Every interaction query starts from `scoped(site_id)`: another site's rows are simply never found.
+The expressions here are the ones migration 0002 indexes (`lower(col) COLLATE "C"` for text sorts,
+`search_document()` for the trigram search); change them together or the indexes go unused.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, asc, desc, func, literal_column, or_, select
+
+from chalicelib.models import Interaction
+
+# The text the `search` parameter looks in, as one expression with a trigram GIN index. The
+# separator keeps words of neighbouring fields apart; matches are re-checked field by field.
+SEARCH_DOCUMENT_SQL = (
+    "(title || ' ' || type || ' ' || lead || ' ' || coalesce(location, '') || ' ' || "
+    "coalesce(description, '') || ' ' || coalesce(notes, ''))"
+)
+SEARCHED_COLUMNS = ("title", "type", "lead", "location", "description", "notes")
+TEXT_SORTS = {"title", "lead", "location"}
+NULLABLE_SORTS = {"end_datetime", "location", "updated_at"}
+
+
+def in_site(site_id: int) -> ColumnElement[bool]:
+    """The tenancy condition, shared by selects, updates and deletes."""
+    return Interaction.site_id == site_id
+
+
+def scoped(site_id: int) -> Select[tuple[Interaction]]:
+    return select(Interaction).where(in_site(site_id))
+
+
+def by_id(site_id: int, interaction_id: int) -> Select[tuple[Interaction]]:
+    return scoped(site_id).where(Interaction.id == interaction_id)
+
+
+def like_pattern(term: str) -> str:
+    """A substring pattern in which `%`, `_` and `\\` match themselves."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _contains(column: Any, term: str) -> ColumnElement[bool]:
+    return column.ilike(like_pattern(term), escape="\\")
+
+
+def search_document() -> ColumnElement[str]:
+    return literal_column(SEARCH_DOCUMENT_SQL)
+
+
+def apply_filters(stmt: Select[Any], query: Any) -> Select[Any]:
+    """The list's filters (an InteractionQuery); empty substring filters match everything."""
+    conditions: list[ColumnElement[bool]] = []
+    if query.search:
+        per_field = or_(*(_contains(getattr(Interaction, name), query.search) for name in SEARCHED_COLUMNS))
+        # The document match is what the trigram index answers; the per-field match keeps a term
+        # from matching across the boundary of two fields.
+        conditions += [_contains(search_document(), query.search), per_field]
+    for name in ("title", "lead", "location"):
+        term = getattr(query, name)
+        if term:
+            conditions.append(_contains(getattr(Interaction, name), term))
+    if query.type:
+        conditions.append(Interaction.type == query.type)
+    if query.start_date:
+        conditions.append(Interaction.start_datetime >= query.start_date)
+    if query.end_date:
+        conditions.append(Interaction.start_datetime <= query.end_date)
+    return stmt.where(and_(*conditions)) if conditions else stmt
+
+
+def sort_key(sort_by: str) -> Any:
+    column = getattr(Interaction, sort_by)
+    if sort_by in TEXT_SORTS:
+        # Case-insensitive, and by code point whatever the database's default collation.
+        return func.lower(column).collate("C")
+    return column  # `type` is a fixed list whose names are capitalised alike
+
+
+def apply_sort(stmt: Select[Any], sort_by: str, direction: str) -> Select[Any]:
+    """Sorted with nulls last in both directions and ties broken by id in the same direction, so
+    pages never overlap or skip."""
+    key = sort_key(sort_by)
+    if direction == "asc":
+        ordered = asc(key).nulls_last() if sort_by in NULLABLE_SORTS else asc(key)
+        return stmt.order_by(ordered, Interaction.id.asc())
+    ordered = desc(key).nulls_last() if sort_by in NULLABLE_SORTS else desc(key)
+    return stmt.order_by(ordered, Interaction.id.desc())
+
+
+def count(stmt: Select[Any]) -> Select[tuple[int]]:
+    return select(func.count()).select_from(stmt.with_only_columns(Interaction.id).order_by(None).subquery())

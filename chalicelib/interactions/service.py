@@ -1,0 +1,202 @@
+"""Interaction use cases: keyword-only functions over the request's session (never committing).
+
+Versioning is optimistic: every change runs `UPDATE ... WHERE id AND site_id AND version = :seen
+RETURNING ...`, so a conditional write and its check are one statement and a concurrent change can
+never be overwritten unseen.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, insert
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session
+
+from chalicelib.auth.principal import Principal
+from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from chalicelib.http import isoformat
+from chalicelib.interactions import queries
+from chalicelib.interactions.schemas import (
+    InteractionCreate,
+    InteractionQuery,
+    InteractionUpdate,
+    resolve_times,
+)
+from chalicelib.models import Interaction
+
+NOT_FOUND = "Interaction not found"
+MAX_VERSION = 2**31 - 1
+# Unconditional updates re-read and retry when another writer got in between (rare).
+UPDATE_ATTEMPTS = 3
+
+
+def serialize(row: Interaction) -> dict[str, Any]:
+    return {
+        "id": row.id, "site_id": row.site_id, "title": row.title, "type": row.type, "lead": row.lead,
+        "start_datetime": isoformat(row.start_datetime), "timezone": row.timezone,
+        "end_datetime": isoformat(row.end_datetime), "location": row.location,
+        "description": row.description, "notes": row.notes,
+        "created_by": row.created_by, "created_at": isoformat(row.created_at),
+        "updated_by": row.updated_by, "updated_at": isoformat(row.updated_at),
+        "version": row.version,
+    }
+
+
+def etag(row: Interaction) -> str:
+    return f'"{row.version}"'
+
+
+# --- If-Match --------------------------------------------------------------------------------------
+
+_ENTITY_TAG = r'\s*(W/)?"([^"]*)"\s*'
+_IF_MATCH = re.compile(rf"^{_ENTITY_TAG}(?:,{_ENTITY_TAG})*$")
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """An If-Match header. `versions` is None for `*` (any existing record); an empty set never
+    matches (only weak or foreign tags); `malformed` never matches either."""
+
+    versions: frozenset[int] | None = None
+    malformed: bool = False
+
+    def matches(self, version: int) -> bool:
+        return not self.malformed and (self.versions is None or version in self.versions)
+
+
+def parse_if_match(header: str | None) -> Precondition | None:
+    """None when the header is absent. Strong comparison (RFC 9110): weak tags never match."""
+    if header is None:
+        return None
+    if header.strip() == "*":
+        return Precondition()
+    if not _IF_MATCH.match(header):
+        return Precondition(malformed=True)
+    versions = set()
+    for weak, value in re.findall(r'(W/)?"([^"]*)"', header):
+        if not weak and re.fullmatch(r"[1-9][0-9]{0,9}", value) and int(value) <= MAX_VERSION:
+            versions.add(int(value))
+    return Precondition(versions=frozenset(versions))
+
+
+def _check(precondition: Precondition | None, row: Interaction) -> None:
+    if precondition is not None and not precondition.matches(row.version):
+        raise PreconditionFailed(f'If-Match does not match the current version "{row.version}"')
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+def _load(session: Session, *, site_id: int, interaction_id: int) -> Interaction:
+    row = session.scalars(
+        queries.by_id(site_id, interaction_id).execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
+
+
+def get(session: Session, *, site_id: int, interaction_id: int) -> Interaction:
+    return _load(session, site_id=site_id, interaction_id=interaction_id)
+
+
+def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[list[Interaction], int]:
+    """One page and the total. The total is counted only when the page does not already tell it
+    (a short, non-empty page is the last one)."""
+    stmt = queries.apply_filters(queries.scoped(site_id), query)
+    offset = (query.page - 1) * query.per_page
+    page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(offset).limit(query.per_page)
+    items = list(session.scalars(page))
+    if (items and len(items) < query.per_page) or (not items and offset == 0):
+        return items, offset + len(items)
+    return items, session.scalar(queries.count(stmt)) or 0
+
+
+# --- writes ----------------------------------------------------------------------------------------
+
+def create(session: Session, *, principal: Principal, data: InteractionCreate) -> Interaction:
+    """Insert one interaction into the caller's active site (version 1)."""
+    assert principal.site_id is not None  # principal.load(write=True) guarantees it
+    start, end, details = resolve_times(start=data.start_datetime, end=data.end_datetime,
+                                        zone_name=data.timezone)
+    if details:
+        raise ValidationFailed("The request body is not valid", details=details)
+    values = data.model_dump(exclude={"start_datetime", "end_datetime"})
+    stmt = insert(Interaction).values(
+        **values, start_datetime=start, end_datetime=end, site_id=principal.site_id,
+        created_by=principal.user_id, version=1,
+    ).returning(Interaction)
+    return session.scalars(stmt).one()
+
+
+def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
+    """The columns that differ once `sent` is applied to `row`, after checking the merged record.
+    Without an offset a sent time is local in the merged time zone; times not sent keep their
+    instant even when only the time zone changes."""
+    start, end, details = resolve_times(
+        start=sent.get("start_datetime", row.start_datetime),
+        end=sent.get("end_datetime", row.end_datetime),
+        zone_name=sent.get("timezone", row.timezone),
+    )
+    if details:
+        raise ValidationFailed("The interaction would not be valid after this change", details=details)
+    merged = {**sent, "start_datetime": start, "end_datetime": end}
+    return {name: value for name, value in merged.items() if getattr(row, name) != value}
+
+
+def update(session: Session, *, principal: Principal, interaction_id: int, data: InteractionUpdate,
+           if_match: str | None = None) -> Interaction:
+    """Apply the fields sent. 404, then 412, then the rules across the merged record; a body that
+    changes nothing returns the record as it is (same version)."""
+    assert principal.site_id is not None
+    precondition = parse_if_match(if_match)
+    sent = data.sent()
+    for _ in range(UPDATE_ATTEMPTS):
+        row = _load(session, site_id=principal.site_id, interaction_id=interaction_id)
+        _check(precondition, row)
+        changes = _changes(row, sent)
+        if not changes:
+            return row
+        stmt = (
+            sql_update(Interaction)
+            .where(queries.in_site(principal.site_id), Interaction.id == interaction_id,
+                   Interaction.version == row.version)
+            .values(**changes, version=Interaction.version + 1, updated_by=principal.user_id,
+                    updated_at=func.now())
+            .returning(Interaction)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        updated = session.scalars(stmt).first()
+        if updated is not None:
+            return updated
+        if precondition is not None and precondition.versions is not None:
+            # The version the client named is gone: its precondition no longer holds.
+            raise PreconditionFailed("The interaction was changed meanwhile; fetch it again")
+    raise Conflict("The interaction is being changed by others; try again")
+
+
+def delete(session: Session, *, principal: Principal, interaction_id: int,
+           if_match: str | None = None) -> None:
+    """Delete in one statement; with a version in If-Match only that version is deleted."""
+    assert principal.site_id is not None
+    precondition = parse_if_match(if_match)
+    deleted = None
+    if precondition is None or not precondition.malformed:
+        stmt = sql_delete(Interaction).where(queries.in_site(principal.site_id),
+                                             Interaction.id == interaction_id)
+        if precondition is not None and precondition.versions is not None:
+            stmt = stmt.where(Interaction.version.in_(precondition.versions))
+        deleted = session.execute(
+            stmt.returning(Interaction.id).execution_options(synchronize_session=False)).first()
+    if deleted is None:
+        exists = session.scalar(
+            queries.by_id(principal.site_id, interaction_id).with_only_columns(Interaction.version))
+        if exists is None:
+            raise NotFound(NOT_FOUND)
+        raise PreconditionFailed(f'If-Match does not match the current version "{exists}"')
+
+
+def count_for_site(session: Session, *, site_id: int) -> int:
+    return session.scalar(queries.count(queries.scoped(site_id))) or 0

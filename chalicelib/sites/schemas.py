@@ -1,0 +1,43 @@
+"""What the site endpoints accept and return (the OpenAPI document is generated from these)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.interactions.schemas import Pagination, Timestamp, path_id
+from chalicelib.models import ROLES
+
+__all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser", "path_id"]
+
+Role = Literal[ROLES]
+
+
+class SiteUsersQuery(Pagination):
+    """GET /api/sites/{id}/users: `page` and `per_page`, as for interactions."""
+
+
+class SiteSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    description: str | None
+    role: Role = Field(description="the caller's role on this site")
+
+
+class SiteDetail(SiteSummary):
+    created_at: Timestamp
+    user_count: int = Field(description="members of the site, inactive accounts included")
+    interaction_count: int
+
+
+class SiteUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    username: str
+    email: str
+    role: Role
+    last_login: Timestamp | None
+    is_active: bool
