@@ -25,6 +25,8 @@ _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None
 _lock = threading.Lock()
 
+CONNECT_TIMEOUT_S = 1.5
+
 # SQLSTATEs that mean "the database could not do it right now", not "your request is wrong".
 UNAVAILABLE_STATES = {
     "57014",  # query_canceled (statement_timeout)
@@ -65,14 +67,19 @@ def _build_engine() -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_timeout=2,
-        # pg8000's timeout covers connecting and every read: keep it just above the statement
-        # timeout so that a statement PostgreSQL cancels is reported by PostgreSQL, not the socket.
-        connect_args={"timeout": settings.db_connect_timeout_s + statement_ms // 1000,
-                      "application_name": "interactions-api"},
+        # Connecting (TCP, TLS, authentication) gets a short deadline of its own, so an
+        # unreachable database is a 503 within CONNECT_TIMEOUT_S rather than a hung request.
+        connect_args={"timeout": CONNECT_TIMEOUT_S, "application_name": "interactions-api"},
     )
+    # Once connected, reads wait just above the statement timeout, so that a statement
+    # PostgreSQL cancels is reported by PostgreSQL, not by the socket.
+    read_timeout = settings.db_connect_timeout_s + statement_ms // 1000
 
     @event.listens_for(engine, "connect")
     def _session_defaults(dbapi_connection: Any, _record: Any) -> None:
+        sock = getattr(dbapi_connection, "_usock", None)  # pg8000's socket (pinned version)
+        if sock is not None:
+            sock.settimeout(read_timeout)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"SET statement_timeout = {int(statement_ms)}")
         cursor.execute("SET TIME ZONE 'UTC'")
@@ -129,7 +136,10 @@ def session_scope() -> Iterator[Session]:
         session.commit()
     except BaseException as exc:
         _rollback_quietly(session)
-        if isinstance(exc, DBAPIError) and is_unavailable(exc):
+        # pg8000 lets some socket errors through unwrapped (e.g. a timeout during the SSL
+        # negotiation at connect time): those are outages too.
+        if (isinstance(exc, DBAPIError) and is_unavailable(exc)) or isinstance(
+                exc, (ConnectionError, TimeoutError)):
             raise ServiceUnavailable("The database is unavailable; try again shortly") from exc
         raise
     finally:
