@@ -3,8 +3,8 @@ Redis answers 503 within about a second instead of hanging the request."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import redis
 from redis.backoff import NoBackoff

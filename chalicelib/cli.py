@@ -9,8 +9,9 @@ import argparse
 import getpass
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -158,6 +159,9 @@ def cmd_set_password(args: argparse.Namespace) -> None:
         # Inside the transaction: if Redis is down nothing changes; if the commit then fails,
         # the sessions are ended anyway, which errs on the safe side.
         revoke_all_sessions(user.id)
+    # Again after the commit: a login that read the old hash just before the commit began its
+    # session after the first revocation, and must end too.
+    revoke_all_sessions(user.id)
     print(f"password changed; every session of {user.username} has ended")
 
 
@@ -183,9 +187,16 @@ def _positive(value: str) -> int:
     return number
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are failures too: one line on stderr (the usage is under --help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli",
-                                     description="Operate the Interaction Management API.")
+    parser = _Parser(prog="python -m chalicelib.cli",
+                     description="Operate the Interaction Management API.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
@@ -236,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # still one line: the operator needs the cause, not a traceback
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
+        return 3
     return 0
 
 

@@ -75,7 +75,7 @@ class Settings:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
 
         def opt(name: str) -> str | None:
@@ -159,6 +159,9 @@ class Settings:
             raise ConfigError(
                 "the secret at DB_SECRET_ARN must be JSON with host, port, username, password, dbname"
             ) from exc
+        if str(host).startswith("/"):  # a socket directory, as libpq reads a host starting with /
+            socket = quote(f"{host.rstrip('/')}/.s.PGSQL.{port}", safe="/")
+            return f"postgresql+pg8000://{user}:{password}@/{dbname}?unix_sock={socket}"
         return f"postgresql+pg8000://{user}:{password}@{host}:{port}/{dbname}"
 
     @property

@@ -59,6 +59,7 @@ def evaluate(authorization: str | None) -> dict[str, str]:
         "site_id": "" if claims.site_id is None else str(claims.site_id),
         "expires_at": str(claims.expires_at),
         "issued_at": str(claims.issued_at),
+        "auth_time_ms": str(claims.auth_time_ms),
         "token_id": claims.token_id,
     }
 

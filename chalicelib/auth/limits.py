@@ -14,16 +14,29 @@ from chalicelib.errors import AccountLocked, RateLimited
 
 # KEYS[1] failure counter; ARGV[1] max failures; ARGV[2] lockout seconds.
 # Returns 0 when the attempt may go ahead (and counts it), else the seconds left on the lock.
+# A counter without a ttl (it cannot happen through this module) gets one rather than locking
+# the account for ever; the last second of a lock reports 1, never 0 (which would mean "go").
 _RESERVE_ATTEMPT = """
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[1]) then
   local ttl = redis.call('TTL', KEYS[1])
-  if ttl < 1 then ttl = tonumber(ARGV[2]) end
+  if ttl == -1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2])
+  end
+  if ttl < 1 then ttl = 1 end
   return ttl
 end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 0
+"""
+
+# KEYS[1] failure counter. Gives back one reserved attempt (never below zero).
+_RELEASE_ATTEMPT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return n
 """
 
 # KEYS[1] window counter; ARGV[1] window seconds. Returns {count, ttl}.
@@ -50,6 +63,16 @@ def reserve_login_attempt(username: str) -> None:
                                       settings.login_max_failures, settings.login_lockout_seconds)
     if int(locked_for) > 0:
         raise AccountLocked(retry_after=int(locked_for))
+
+
+def release_login_attempt(username: str) -> None:
+    """Give back an attempt whose password was never checked (the database failed). Best effort:
+    the caller is already failing with the original error."""
+    try:
+        with redis_errors():
+            get_redis().eval(_RELEASE_ATTEMPT, 1, _failures_key(username))
+    except Exception:
+        pass
 
 
 def clear_login_failures(username: str) -> None:

@@ -23,6 +23,7 @@ class TokenContext:
     site_id: int | None
     expires_at: int
     issued_at: int
+    auth_time_ms: int
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Principal:
     role: str | None
     expires_at: int
     issued_at: int
+    auth_time_ms: int
 
     @property
     def can_write(self) -> bool:
@@ -49,6 +51,7 @@ def token_context(request: Any) -> TokenContext:
             user_id=int(auth["user_id"]), session_id=str(auth["session_id"]),
             site_id=int(site) if site else None,
             expires_at=int(auth["expires_at"]), issued_at=int(auth["issued_at"]),
+            auth_time_ms=int(auth["auth_time_ms"]),
         )
     except (KeyError, TypeError, ValueError):
         raise AuthenticationFailed("Invalid or expired token") from None
@@ -75,7 +78,7 @@ def load(session: Session, request: Any, *, site_required: bool = False,
     principal = Principal(
         user_id=ctx.user_id, session_id=ctx.session_id,
         site_id=ctx.site_id if role is not None else None, role=role,
-        expires_at=ctx.expires_at, issued_at=ctx.issued_at,
+        expires_at=ctx.expires_at, issued_at=ctx.issued_at, auth_time_ms=ctx.auth_time_ms,
     )
     if (site_required or write) and principal.site_id is None:
         raise SiteContextRequired()

@@ -17,7 +17,8 @@ def login():
     from chalicelib.http import parse_body
 
     request = bp.current_request
-    limits.check_login_rate(request.context.get("identity", {}).get("sourceIp") or "unknown")
+    # API Gateway's view of the client; X-Forwarded-For is written by the client and never trusted.
+    limits.check_login_rate((request.context.get("identity") or {}).get("sourceIp") or "unknown")
     body = parse_body(request, schemas.LoginRequest)
     with session_scope() as session:
         data = service.login(session, username=body.username, password=body.password)

@@ -1,7 +1,7 @@
 """Login, site selection, logout and the caller's own details."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +15,6 @@ from chalicelib.models import User
 from chalicelib.sites import service as sites
 
 BAD_CREDENTIALS = "Invalid username or password"
-MAX_DB_ID = 2**31 - 1
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -28,17 +27,26 @@ def login(session: Session, *, username: str, password: str) -> dict[str, Any]:
     """Checks the lockout (reserving the attempt), then the password.
     Unknown, wrong and inactive all get the same answer after the same amount of work."""
     limits.reserve_login_attempt(username)
-    user = find_user(session, username)
+    # The session begins before the stored hash is read: a password change committed after this
+    # point (and its revocation) then ends this session too, even if it was opened with the old one.
+    started_ms = tokens.now_ms()
+    try:
+        user = find_user(session, username)
+    except Exception:
+        # No password was checked (the database failed): this attempt must not count.
+        limits.release_login_attempt(username)
+        raise
     valid = passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
         raise AuthenticationFailed(BAD_CREDENTIALS)
     limits.clear_login_failures(username)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    user.last_login = datetime.now(timezone.utc)
+    user.last_login = datetime.now(UTC)
     member_of = sites.list_for_user(session, user_id=user.id)
     current = member_of[0] if len(member_of) == 1 else None
-    token, claims = tokens.issue(user_id=user.id, site_id=current["id"] if current else None)
+    token, claims = tokens.issue(user_id=user.id, site_id=current["id"] if current else None,
+                                 auth_time_ms=started_ms)
     return {
         "token": token,
         "expires_at": epoch_isoformat(claims.expires_at),
@@ -64,17 +72,19 @@ def me(session: Session, principal: Principal) -> dict[str, Any]:
 def select_site(session: Session, principal: Principal, *, site_id: int) -> dict[str, Any]:
     """A new token for the same session, scoped to the site, expiring with the session."""
     site = None
-    if 1 <= site_id <= MAX_DB_ID:
+    if 1 <= site_id <= tokens.MAX_DB_ID:
         site = sites.membership(session, user_id=principal.user_id, site_id=site_id)
     if site is None:
         raise Forbidden("You are not a member of that site")
     token, claims = tokens.issue(user_id=principal.user_id, site_id=site_id,
-                                 session_id=principal.session_id, expires_at=principal.expires_at)
+                                 session_id=principal.session_id, expires_at=principal.expires_at,
+                                 auth_time_ms=principal.auth_time_ms)
     return {"token": token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": site}
 
 
 def logout(ctx: TokenContext) -> None:
     sessions.revoke_session(tokens.Claims(
         user_id=ctx.user_id, session_id=ctx.session_id, site_id=ctx.site_id,
-        expires_at=ctx.expires_at, issued_at=ctx.issued_at, token_id=""))
+        expires_at=ctx.expires_at, issued_at=ctx.issued_at, token_id="",
+        auth_time_ms=ctx.auth_time_ms))
 

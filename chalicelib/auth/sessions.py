@@ -1,15 +1,28 @@
 """Session revocation, kept in Redis only as long as the tokens it kills could live.
 
-Two kinds of entry: a revoked session (`logout`), and a per-user "not before" time that ends every
-session the user had (`set-password`). The authorizer reads both in one round trip.
+Two kinds of entry: a revoked session (`logout`), and a per-user "not before" time, in milliseconds,
+that ends every session the user began until then (`set-password`). Sessions are compared by
+when they began (the token's `auth_time`), so a site-switched token cannot outlive its session's
+revocation, and a login a moment after a password change is not caught by it. The authorizer reads
+both entries in one round trip.
 """
 from __future__ import annotations
 
 import time
 
-from chalicelib.auth.tokens import Claims
+from chalicelib.auth.tokens import Claims, now_ms
 from chalicelib.cache import get_redis, redis_errors
 from chalicelib.config import get_settings
+
+# KEYS[1] the user's not-before; ARGV[1] now in ms; ARGV[2] ttl. Never moves the time backwards
+# (two operators' clocks may disagree), always renews the ttl.
+_RAISE_NOT_BEFORE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wanted = tonumber(ARGV[1])
+if current > wanted then wanted = current end
+redis.call('SET', KEYS[1], string.format('%d', wanted), 'EX', ARGV[2])
+return wanted
+"""
 
 
 def _session_key(session_id: str) -> str:
@@ -26,18 +39,20 @@ def is_revoked(claims: Claims) -> bool:
             _session_key(claims.session_id), _user_key(claims.user_id))
     if session_flag is not None:
         return True
-    return not_before is not None and claims.issued_at < int(not_before)
+    return not_before is not None and claims.auth_time_ms <= int(not_before)
 
 
 def revoke_session(claims: Claims) -> None:
-    """Logout: every token of this session, site-switched ones included, dies now."""
+    """Logout: every token of this session, site-switched ones included, dies now. The entry
+    lives one second past the session's expiry, when its tokens die anyway."""
     ttl = max(1, claims.expires_at - int(time.time()) + 1)
     with redis_errors():
         get_redis().set(_session_key(claims.session_id), "1", ex=ttl)
 
 
 def revoke_all_sessions(user_id: int) -> None:
-    """End every session the user has now (tokens issued from the next second on stay valid)."""
+    """End every session the user began up to now. The entry outlives the longest session that
+    can have begun before it (JWT_TTL_SECONDS, so the command must see the API's value)."""
     ttl = get_settings().jwt_ttl_seconds + 60
     with redis_errors():
-        get_redis().set(_user_key(user_id), str(int(time.time()) + 1), ex=ttl)
+        get_redis().eval(_RAISE_NOT_BEFORE, 1, _user_key(user_id), now_ms(), ttl)

@@ -1,11 +1,15 @@
 """JWTs: HS256 only, every claim required and checked, `kid` naming the key.
 
-A token says who (`sub`), which login session (`sid`) and which site (`site`, or null); rights are
-never read from it. During a key rotation tokens signed with the previous key stay valid.
+A token says who (`sub`), which login session (`sid`), when that session began (`auth_time`, to the
+millisecond: a password change ends the sessions that began before it) and which site (`site`, or
+null); rights are never read from it. During a key rotation tokens signed with the previous key stay
+valid.
 """
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,7 +19,10 @@ import jwt
 from chalicelib.config import get_settings
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "sid"]
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "sid", "auth_time"]
+MAX_DB_ID = 2**31 - 1  # ids are PostgreSQL integers
+_DECIMAL_ID = re.compile(r"[1-9][0-9]{0,9}")
+_OPAQUE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class InvalidToken(Exception):
@@ -30,6 +37,11 @@ class Claims:
     expires_at: int
     issued_at: int
     token_id: str
+    auth_time_ms: int  # when the session began (the login), in milliseconds since the epoch
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def key_id(key: str) -> str:
@@ -38,12 +50,14 @@ def key_id(key: str) -> str:
 
 
 def issue(*, user_id: int, site_id: int | None, session_id: str | None = None,
-          expires_at: int | None = None) -> tuple[str, Claims]:
+          expires_at: int | None = None, auth_time_ms: int | None = None) -> tuple[str, Claims]:
     """A new token. Without a session id it starts a session; with one it keeps that session's
-    expiry (switching sites never extends a session)."""
+    expiry and start (switching sites never extends a session nor saves it from a revocation)."""
     settings = get_settings()
     key = settings.signing_key()
     now = int(time.time())
+    if auth_time_ms is None:
+        auth_time_ms = now_ms()
     claims = Claims(
         user_id=user_id,
         session_id=session_id or uuid.uuid4().hex,
@@ -51,10 +65,12 @@ def issue(*, user_id: int, site_id: int | None, session_id: str | None = None,
         expires_at=expires_at if expires_at is not None else now + settings.jwt_ttl_seconds,
         issued_at=now,
         token_id=uuid.uuid4().hex,
+        auth_time_ms=auth_time_ms,
     )
     payload = {
         "sub": str(user_id), "sid": claims.session_id, "site": site_id,
         "iat": now, "exp": claims.expires_at, "jti": claims.token_id,
+        "auth_time": auth_time_ms / 1000,  # a NumericDate may have a fraction (RFC 7519)
         "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
     }
     token = jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
@@ -90,15 +106,25 @@ def verify(token: str) -> Claims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
-    try:
-        user_id = int(payload["sub"])
-        site = payload.get("site")
-        if site is not None and (not isinstance(site, int) or isinstance(site, bool)):
-            raise ValueError("site")
-        session_id, token_id = payload["sid"], payload["jti"]
-        if not isinstance(session_id, str) or not session_id or not isinstance(token_id, str):
-            raise ValueError("sid/jti")
-        return Claims(user_id=user_id, session_id=session_id, site_id=site,
-                      expires_at=int(payload["exp"]), issued_at=int(payload["iat"]), token_id=token_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidToken(f"bad claim: {exc}") from None
+    return _claims(payload)
+
+
+def _claims(payload: dict) -> Claims:
+    """Our own claims, checked as strictly as the registered ones: a token that passed the
+    signature check but carries values we never issue is refused, not coerced."""
+    sub, site, sid, jti = payload["sub"], payload.get("site"), payload["sid"], payload["jti"]
+    auth_time = payload["auth_time"]
+    if not isinstance(sub, str) or not _DECIMAL_ID.fullmatch(sub) or int(sub) > MAX_DB_ID:
+        raise InvalidToken("bad claim: sub")
+    if site is not None and (type(site) is not int or not 1 <= site <= MAX_DB_ID):
+        raise InvalidToken("bad claim: site")
+    if not isinstance(sid, str) or not _OPAQUE_ID.fullmatch(sid):
+        raise InvalidToken("bad claim: sid")
+    if not isinstance(jti, str) or not jti:
+        raise InvalidToken("bad claim: jti")
+    if (type(auth_time) not in (int, float) or not math.isfinite(auth_time) or auth_time <= 0
+            or auth_time > int(payload["iat"]) + 1):
+        raise InvalidToken("bad claim: auth_time")
+    return Claims(user_id=int(sub), session_id=sid, site_id=site,
+                  expires_at=int(payload["exp"]), issued_at=int(payload["iat"]), token_id=jti,
+                  auth_time_ms=round(auth_time * 1000))
