@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 MIN_KEY_BYTES = 32
 
@@ -38,6 +38,15 @@ def normalise_database_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+pg8000://" + url[len(prefix):]
+    return url
+
+
+def _redis_endpoint(url: str | None) -> str | None:
+    """REDIS_ENDPOINT: a deployed stage's Redis URL from .chalice/config.json, used only when REDIS_URL
+    is unset. It has its own name because Chalice copies a stage's variables over the environment,
+    where a REDIS_URL would override a local run's; config.json holds no secrets, so no password."""
+    if url and (urlsplit(url).username or urlsplit(url).password):
+        raise ConfigError("REDIS_ENDPOINT must not contain credentials (it is not a secret)")
     return url
 
 
@@ -85,7 +94,7 @@ class Settings:
         settings = cls(
             database_url=opt("DATABASE_URL"),
             db_secret_arn=opt("DB_SECRET_ARN"),
-            redis_url=opt("REDIS_URL"),
+            redis_url=opt("REDIS_URL") or _redis_endpoint(opt("REDIS_ENDPOINT")),
             jwt_secret=opt("JWT_SECRET"),
             jwt_secret_arn=opt("JWT_SECRET_ARN"),
             jwt_previous_secret=opt("JWT_PREVIOUS_SECRET"),
