@@ -13,11 +13,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("viewer", "editor", "admin")
@@ -110,3 +112,21 @@ class Interaction(Base):
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` of POST /api/interactions and the first successful answer to it,
+    stored with the create it answers and replayed for 24 h (chalicelib/interactions/idempotency.py)."""
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        CheckConstraint("length(key) between 1 and 255", name="key_length"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(SmallInteger)  # the HTTP status replayed
+    response: Mapped[dict] = mapped_column(JSONB)  # {"body": ..., "headers": {...}}
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
