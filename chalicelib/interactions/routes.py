@@ -41,15 +41,22 @@ def create_interaction():
     from chalicelib.auth import principal
     from chalicelib.db import session_scope
     from chalicelib.http import json_object
-    from chalicelib.interactions import schemas, service
+    from chalicelib.interactions import idempotency, schemas, service
 
     request = bp.current_request
     with session_scope() as session:
         caller = principal.load(session, request, write=True)
-        data = schemas.parse_create(json_object(request))
-        row = service.create(session, principal=caller, data=data)
-    return ok({"interaction": service.serialize(row)}, status=201,
-              headers={"ETag": service.etag(row), "Location": _location(request, row.id)})
+        body = json_object(request)
+        data = schemas.parse_create(body)
+        key = idempotency.key_from(request.headers)
+
+        def respond():
+            row = service.create(session, principal=caller, data=data)
+            return ok({"interaction": service.serialize(row)}, status=201,
+                      headers={"ETag": service.etag(row), "Location": _location(request, row.id)})
+
+        # The key is stored in this transaction, with the create it answers (409/422 come last).
+        return idempotency.run(session, principal=caller, key=key, body=body, respond=respond)
 
 
 @bp.route(f"{BASE}/types", methods=["GET"], authorizer=jwt_authorizer)
