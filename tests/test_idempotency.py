@@ -5,8 +5,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, func, select, text, update
@@ -14,7 +14,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from chalicelib.config import normalise_database_url
-
 from chalicelib.db import session_scope
 from chalicelib.models import IdempotencyKey, Interaction
 from tests.interactions.helpers import VALID, make_world, send
