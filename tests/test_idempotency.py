@@ -2,20 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select, text, update
 
-from chalicelib.config import normalise_database_url
 from chalicelib.db import session_scope
 from chalicelib.models import IdempotencyKey, Interaction
+from tests.faults.locks import side_connection, wait_for_lock_waiters
 from tests.interactions.helpers import VALID, make_world, send
 
 PATH = "/api/interactions"
@@ -215,7 +209,7 @@ def test_a_duplicate_while_the_first_is_still_running_is_409_and_the_first_still
         thread = threading.Thread(target=first)
         with gateway.threads():
             thread.start()
-            _wait_for_lock_waiters(1)
+            wait_for_lock_waiters(1)
             duplicate = gateway.request("POST", PATH, world.token("editor"), VALID,
                                         headers={"Idempotency-Key": "k-1"})
             different = gateway.request("POST", PATH, world.token("editor"), {**VALID, "title": "x"},
@@ -232,30 +226,6 @@ def test_a_duplicate_while_the_first_is_still_running_is_409_and_the_first_still
 
     retry = gateway.request("POST", PATH, world.token("editor"), VALID, headers={"Idempotency-Key": "k-1"})
     assert retry.status == 201 and retry.body == first_response.body
-
-
-@contextmanager
-def side_connection() -> Iterator[Connection]:
-    """A connection of its own, outside the app's small pool."""
-    engine = create_engine(normalise_database_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            yield conn
-    finally:
-        engine.dispose()
-
-
-def _wait_for_lock_waiters(count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with side_connection() as conn:
-            waiting = conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND application_name = 'interactions-api'"))
-        if waiting >= count:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"expected {count} request(s) waiting on a lock")
 
 
 def test_concurrent_retries_of_one_create_store_one_row(world):
