@@ -1,0 +1,148 @@
+"""A failure in the middle of a write leaves nothing behind: the request's one transaction is rolled
+back, the client gets 503 (the request had no effect) and a retry with the same Idempotency-Key
+creates the record exactly once."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from chalicelib import db
+from chalicelib.models import IdempotencyKey, Interaction
+from tests.faults.conftest import FAST_SECONDS
+from tests.faults.locks import side_connection, wait_for_lock_waiters
+from tests.interactions.helpers import VALID, create, make_world, send, stored
+
+pytestmark = pytest.mark.faults
+
+PATH = "/api/interactions"
+
+
+@pytest.fixture
+def world():
+    return make_world()
+
+
+def _count(model) -> int:
+    with side_connection() as conn:
+        return conn.scalar(select(func.count()).select_from(model))
+
+
+class FailAfter:
+    """Run `action` right after the first statement starting with `prefix` on the app's engine."""
+
+    def __init__(self, prefix: str, action) -> None:
+        self.prefix, self.action, self.fired = prefix, action, False
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        if not self.fired and statement.lstrip().upper().startswith(self.prefix):
+            self.fired = True
+            self.action(conn)
+
+    def __enter__(self):
+        event.listen(db.get_engine(), "after_cursor_execute", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(db.get_engine(), "after_cursor_execute", self)
+
+
+def _terminate_own_backend(conn) -> None:
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with side_connection() as side:
+        side.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        side.commit()
+
+
+def test_the_database_vanishing_after_the_insert_leaves_no_row_and_no_key(client, world, pg_proxy):
+    with FailAfter("INSERT INTO INTERACTIONS", lambda _conn: pg_proxy.close()) as hook:
+        started = time.perf_counter()
+        response = send(client, "POST", PATH, world.token("editor"), VALID, **{"Idempotency-Key": "k-1"})
+        elapsed = time.perf_counter() - started
+    assert hook.fired
+    assert response.status_code == 503, response.json_body
+    assert elapsed < FAST_SECONDS
+    pg_proxy.open()
+
+    assert _count(Interaction) == 0
+    assert _count(IdempotencyKey) == 0
+
+    retry = send(client, "POST", PATH, world.token("editor"), VALID, **{"Idempotency-Key": "k-1"})
+    again = send(client, "POST", PATH, world.token("editor"), VALID, **{"Idempotency-Key": "k-1"})
+    assert retry.status_code == again.status_code == 201
+    assert again.json_body == retry.json_body
+    assert _count(Interaction) == 1
+
+
+def test_the_connection_killed_after_the_insert_leaves_no_row(client, world):
+    with FailAfter("INSERT INTO INTERACTIONS", _terminate_own_backend) as hook:
+        response = send(client, "POST", PATH, world.token("editor"), VALID, **{"Idempotency-Key": "k-1"})
+    assert hook.fired
+    assert response.status_code == 503, response.json_body
+    assert _count(Interaction) == 0
+    assert _count(IdempotencyKey) == 0
+
+    assert send(client, "POST", PATH, world.token("editor"), VALID).status_code == 201
+
+
+def test_the_connection_killed_after_the_update_leaves_the_record_unchanged(client, world):
+    row = create(client, world.token("editor"))
+
+    with FailAfter("UPDATE INTERACTIONS", _terminate_own_backend) as hook:
+        response = send(client, "PUT", f"{PATH}/{row['id']}", world.token("editor"), {"title": "Changed"})
+    assert hook.fired
+    assert response.status_code == 503
+
+    assert stored(row["id"]) == row
+
+
+def test_the_connection_killed_after_the_delete_keeps_the_record(client, world):
+    row = create(client, world.token("editor"))
+
+    with FailAfter("DELETE FROM INTERACTIONS", _terminate_own_backend) as hook:
+        response = send(client, "DELETE", f"{PATH}/{row['id']}", world.token("editor"))
+    assert hook.fired
+    assert response.status_code == 503
+
+    assert stored(row["id"]) == row
+
+
+def test_a_statement_timeout_is_503_and_writes_nothing(client, world, monkeypatch):
+    from chalicelib import config
+
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "300")
+    config.reset_settings()
+    db.reset_engine()
+    try:
+        with side_connection() as blocker:
+            blocker.execute(text("LOCK TABLE interactions IN SHARE MODE"))
+            response = send(client, "POST", PATH, world.token("editor"), VALID, **{"Idempotency-Key": "k-1"})
+            blocker.rollback()
+        assert response.status_code == 503, response.json_body
+        assert response.json_body["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert _count(Interaction) == 0
+        assert _count(IdempotencyKey) == 0
+    finally:
+        db.reset_engine()
+
+
+def test_a_create_waiting_on_a_lock_finishes_when_it_is_released(client, world):
+    """A slow moment is not a failure: below the statement timeout the request just waits."""
+    import threading
+
+    from devtools.gateway import Gateway
+
+    gateway = Gateway()
+    result = {}
+    with side_connection() as blocker:
+        blocker.execute(text("LOCK TABLE interactions IN SHARE MODE"))
+        thread = threading.Thread(target=lambda: result.setdefault(
+            "r", gateway.request("POST", PATH, world.token("editor"), VALID)))
+        thread.start()
+        wait_for_lock_waiters(1)
+        blocker.rollback()
+        thread.join(10)
+
+    assert result["r"].status == 201
+    assert _count(Interaction) == 1
