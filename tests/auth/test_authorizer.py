@@ -1,0 +1,182 @@
+"""The authorizer always allows and records an outcome; deployed, API Gateway turns every context
+value into a string, so the middleware accepts exactly `auth == "ok"` with a user id and nothing
+else ("False", "None", a missing flag...)."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.auth import authorizer, sessions, tokens
+from chalicelib.config import ConfigError
+from chalicelib.errors import ServiceUnavailable
+from chalicelib.middleware import PUBLIC_ROUTES
+from tests.factories import login, make_site, make_user
+from tests.support import call_app, gateway_context, run_authorizer
+
+ME = "/api/auth/me"
+
+
+@pytest.fixture
+def editor(client):
+    site = make_site()
+    user_id = make_user(sites={site: "editor"})
+    return {"site": site, "user": user_id, "token": login(client)["token"]}
+
+
+def test_the_authorizer_context_is_all_strings(editor):
+    result = run_authorizer(f"Bearer {editor['token']}")
+
+    context = result["context"]
+    assert all(isinstance(v, str) for v in context.values())
+    assert context["auth"] == "ok"
+    assert context["user_id"] == str(editor["user"])
+    assert context["site_id"] == str(editor["site"])
+    claims = tokens.verify(editor["token"])
+    assert context["session_id"] == claims.session_id
+    assert context["expires_at"] == str(claims.expires_at)
+    assert context["auth_time_ms"] == str(claims.auth_time_ms)
+    assert result["principalId"] == str(editor["user"])
+
+
+def test_the_authorizer_allows_every_route_so_our_middleware_answers(editor):
+    for header in (f"Bearer {editor['token']}", "Bearer nonsense", None):
+        result = run_authorizer(header)
+        statement = result["policyDocument"]["Statement"][0]
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == "execute-api:Invoke"
+        assert statement["Resource"] == ["arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/api/*/*"]
+
+
+def test_the_authorizer_result_is_never_cached(app_module):
+    assert authorizer.jwt_authorizer.config.ttl_seconds == 0
+    assert authorizer.jwt_authorizer.config.handler_string == "chalicelib.auth.authorizer.jwt_authorizer"
+
+
+def test_a_token_without_a_site_gives_an_empty_site_id():
+    make_user()
+    token, _ = tokens.issue(user_id=1, site_id=None)
+
+    assert authorizer.evaluate(f"Bearer {token}")["site_id"] == ""
+
+
+def test_a_revoked_session_is_invalid(editor):
+    sessions.revoke_session(tokens.verify(editor["token"]))
+
+    assert authorizer.evaluate(f"Bearer {editor['token']}") == {"auth": "invalid", "reason": "revoked"}
+
+
+def test_redis_failure_is_unavailable_not_ok(editor, monkeypatch):
+    def down(claims):
+        raise ServiceUnavailable()
+
+    monkeypatch.setattr(sessions, "is_revoked", down)
+
+    assert authorizer.evaluate(f"Bearer {editor['token']}") == {"auth": "unavailable"}
+
+
+def test_a_configuration_error_is_error_not_ok(editor, monkeypatch):
+    def broken(token):
+        raise ConfigError("JWT_SECRET or JWT_SECRET_ARN must be set")
+
+    monkeypatch.setattr(tokens, "verify", broken)
+
+    assert authorizer.evaluate(f"Bearer {editor['token']}") == {"auth": "error"}
+
+
+def test_the_authorizer_never_raises(editor, monkeypatch):
+    def bug(token):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tokens, "verify", bug)
+
+    result = run_authorizer(f"Bearer {editor['token']}")
+    assert result["context"] == {"auth": "error"}
+
+
+# --- through the API handler, as deployed -------------------------------------------------------
+
+
+def test_a_stringified_context_from_the_real_authorizer_is_accepted(app_module, editor):
+    response = call_app(app_module.app, "GET", ME, token=editor["token"])
+
+    assert response.status_code == 200, response.json_body
+    assert response.json_body["data"]["current_site"]["id"] == editor["site"]
+
+
+def test_a_stringified_context_without_a_site_means_no_site(app_module, client):
+    alpha, beta = make_site("Alpha"), make_site("Beta")
+    make_user(sites={alpha: "editor", beta: "editor"})
+    token = login(client)["token"]
+
+    response = call_app(app_module.app, "GET", ME, token=token)
+
+    assert response.status_code == 200
+    assert response.json_body["data"]["current_site"] is None
+    listing = call_app(app_module.app, "GET", "/api/interactions", token=token)
+    assert listing.status_code == 403
+    assert listing.json_body["error"]["code"] == "SITE_CONTEXT_REQUIRED"
+
+
+def _real_context(token):
+    return gateway_context(run_authorizer(f"Bearer {token}"))
+
+
+@pytest.mark.parametrize("change", [
+    {"auth": "False"}, {"auth": "None"}, {"auth": "True"}, {"auth": "true"}, {"auth": "OK"},
+    {"auth": "ok "}, {"auth": ""}, {"auth": "1"}, {"auth": "invalid"}, {"auth": None},
+    {"user_id": None}, {"user_id": ""}, {"user_id": "None"}, {"user_id": "abc"},
+    {"session_id": None}, {"expires_at": None}, {"expires_at": "None"}, {"issued_at": None},
+    {"auth_time_ms": None}, {"site_id": "None"},
+], ids=lambda change: ",".join(f"{k}={v!r}" for k, v in change.items()))
+def test_anything_but_a_complete_ok_context_is_401(app_module, editor, change):
+    context = _real_context(editor["token"])
+    for name, value in change.items():
+        if value is None:
+            context.pop(name, None)
+        else:
+            context[name] = value
+
+    response = call_app(app_module.app, "GET", ME, authorizer=context)
+
+    assert response.status_code == 401, response.json_body
+    assert response.json_body["error"]["code"] == "AUTHENTICATION_ERROR"
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+@pytest.mark.parametrize("context", [None, {}, {"principalId": "1"}, {"principalId": "1", "user_id": "1"}],
+                         ids=["no authorizer", "empty", "principal only", "no flag"])
+def test_a_missing_flag_is_never_success(app_module, editor, context):
+    response = call_app(app_module.app, "GET", ME, authorizer=context)
+
+    assert response.status_code == 401
+
+
+def test_an_unavailable_outcome_is_503(app_module):
+    response = call_app(app_module.app, "GET", ME, authorizer={"auth": "unavailable", "principalId": "anonymous"})
+
+    assert response.status_code == 503
+    assert response.json_body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "Access-Control-Allow-Origin" in response.headers
+
+
+def test_an_error_outcome_is_500_without_detail(app_module):
+    response = call_app(app_module.app, "GET", ME, authorizer={"auth": "error", "principalId": "anonymous"})
+
+    assert response.status_code == 500
+    assert response.json_body == {"status": "error", "error": {
+        "code": "INTERNAL_ERROR", "message": "An internal error occurred"}}
+
+
+def test_public_routes_are_exactly_the_routes_without_the_authorizer(app_module):
+    unprotected = {(path, method) for path, methods in app_module.app.routes.items()
+                   for method, entry in methods.items() if entry.authorizer is None}
+
+    assert unprotected == PUBLIC_ROUTES
+    assert PUBLIC_ROUTES == {("/api/auth/login", "POST"), ("/api/health", "GET"),
+                             ("/api/openapi.json", "GET")}
+
+
+def test_every_protected_route_uses_our_authorizer(app_module):
+    for path, methods in app_module.app.routes.items():
+        for method, entry in methods.items():
+            if (path, method) not in PUBLIC_ROUTES:
+                assert entry.authorizer is authorizer.jwt_authorizer, (path, method)
