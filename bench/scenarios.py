@@ -1,0 +1,196 @@
+"""The benchmark's scenarios: one HTTP request each, against the biggest site of the seeded data.
+
+Filter and search terms are read from the data (a real title word, lead, location, date range), so
+they match what the seed produced. The rare search term is a word that occurs in a handful of rows
+(added once, outside the timed region, if the data has none).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from bench.events import Call
+
+SORTS = ["start_datetime", "end_datetime", "title", "type", "lead", "location", "created_at", "updated_at"]
+RARE_WORD = "Zanzibar"
+RARE_ROWS = 5
+BENCH_TITLE = "Benchmark row"  # rows the write scenarios create; removed afterwards
+
+
+@dataclass
+class Scenario:
+    name: str
+    call: Call | Callable[[], Call]
+    group: str  # "auth", "finder", "write", "meta"
+    iterations: int | None = None  # None: the run's default
+    # Run (untimed) before every handler and floor execution, to put the database back into the
+    # state the captured statements expect (writes).
+    reset: Callable[[], None] | None = None
+    # Parameter values to swap in the floor's replay (e.g. another row's id).
+    substitute: dict[Any, Any] = field(default_factory=dict)
+    checks_plan: bool = False  # an EXPLAIN step checks this request's queries
+
+
+@dataclass
+class Fixture:
+    """What the scenarios need to know about the data."""
+    site_id: int
+    site_rows: int
+    interaction_id: int
+    title_term: str
+    lead_term: str
+    location_term: str
+    common_term: str
+    rare_term: str
+    start_date: str
+    end_date: str
+
+
+def _one(engine: Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).first()
+
+
+def prepare_fixture(engine: Engine, *, site_id: int, site_rows: int) -> Fixture:
+    with engine.begin() as conn:
+        rare = conn.execute(text(
+            "SELECT count(*) FROM interactions WHERE site_id = :s AND title LIKE :p"),
+            {"s": site_id, "p": f"%{RARE_WORD}%"}).scalar_one()
+        if rare == 0:
+            conn.execute(text(
+                "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone, description)"
+                " SELECT :s, :t || ' ' || g, 'Meeting', 'Ana Lima', now() - g * interval '9 days',"
+                " 'Africa/Dar_es_Salaam', 'Shipping contract review'"
+                " FROM generate_series(1, :n) AS g"),
+                {"s": site_id, "t": f"Port visit in {RARE_WORD}", "n": RARE_ROWS})
+    # A row in the middle of the site's history: its words and names are typical of the data.
+    middle = _one(engine, """
+        SELECT id, title, lead, location FROM interactions
+        WHERE site_id = :s AND location IS NOT NULL
+        ORDER BY start_datetime DESC, id DESC OFFSET :o LIMIT 1""", s=site_id, o=site_rows // 2)
+    span = _one(engine, "SELECT min(start_datetime), max(start_datetime) FROM interactions WHERE site_id = :s",
+                s=site_id)
+    first_word = middle.title.split()[0]
+    return Fixture(
+        site_id=site_id, site_rows=site_rows, interaction_id=middle.id,
+        title_term=first_word.lower(),
+        lead_term=middle.lead.split()[-1].lower(),
+        location_term=middle.location.lower()[: max(4, len(middle.location) // 2)],
+        common_term="review",
+        rare_term=RARE_WORD.lower(),
+        # a month at each end of the site's history
+        start_date=(span.max - timedelta(days=30)).date().isoformat(),
+        end_date=(span.min + timedelta(days=30)).date().isoformat(),
+    )
+
+
+def _create_body(n: int = 0) -> dict[str, Any]:
+    return {
+        "title": f"{BENCH_TITLE} {n}", "type": "Meeting", "lead": "Bench Lead",
+        "start_datetime": "2025-03-04T10:00:00", "timezone": "Europe/Paris",
+        "end_datetime": "2025-03-04T11:30:00", "location": "Conference Room A",
+        "description": "Quarterly review of the benchmark account", "notes": None,
+    }
+
+
+class RowState:
+    """Snapshot one row and put it back (untimed), so that a write scenario's handler and floor
+    both start from the same row in the same state."""
+
+    def __init__(self, engine: Engine, interaction_id: int) -> None:
+        self.engine = engine
+        self.id = interaction_id
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT * FROM interactions WHERE id = :i"), {"i": interaction_id})
+            self.columns = list(row.keys())
+            self.values = dict(zip(self.columns, row.first(), strict=True))
+
+    def restore(self) -> None:
+        names = [c for c in self.columns if c != "id"]
+        assignments = ", ".join(f'"{c}" = :{c}' for c in names)
+        columns = ", ".join(f'"{c}"' for c in self.columns)
+        placeholders = ", ".join(f":{c}" for c in self.columns)
+        with self.engine.begin() as conn:
+            conn.execute(text(
+                f"INSERT INTO interactions ({columns}) VALUES ({placeholders})"
+                f" ON CONFLICT (id) DO UPDATE SET {assignments}"), self.values)
+
+
+def make_bench_row(engine: Engine, site_id: int, user_id: int) -> int:
+    with engine.begin() as conn:
+        return conn.execute(text(
+            "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone, location,"
+            " created_by) VALUES (:s, :t, 'Call', 'Bench Lead', now() - interval '3 days', 'UTC',"
+            " 'Teams', :u) RETURNING id"), {"s": site_id, "t": f"{BENCH_TITLE} target", "u": user_id}
+        ).scalar_one()
+
+
+def remove_bench_rows(engine: Engine) -> int:
+    with engine.begin() as conn:
+        return conn.execute(text("DELETE FROM interactions WHERE title LIKE :p"),
+                            {"p": f"{BENCH_TITLE}%"}).rowcount
+
+
+def build(fx: Fixture, *, routes: dict[str, Any], login_body: dict[str, str], token: str,
+          engine: Engine, user_id: int) -> list[Scenario]:
+    item_route = next(r for r in routes if r.startswith("/api/interactions/{"))
+    item_param = item_route.rsplit("{", 1)[1].rstrip("}")
+
+    def listing(query: str = "") -> Call:
+        return Call("GET", f"/api/interactions{query}", "/api/interactions", token=token)
+
+    def item(method: str, interaction_id: int, body: Any = None, expect: int = 200) -> Call:
+        return Call(method, f"/api/interactions/{interaction_id}", item_route,
+                    path_params={item_param: str(interaction_id)}, body=body, token=token, expect=expect)
+
+    site_route = next((r for r in routes if r.startswith("/api/sites/{") and r.count("/") == 3), None)
+
+    scenarios = [
+        Scenario("login", Call("POST", "/api/auth/login", "/api/auth/login", body=login_body), "auth",
+                 iterations=15),
+        Scenario("me", Call("GET", "/api/auth/me", "/api/auth/me", token=token), "auth"),
+        Scenario("health", Call("GET", "/api/health", "/api/health"), "meta"),
+        Scenario("get by id", item("GET", fx.interaction_id), "finder"),
+        Scenario("list (default)", listing(), "finder", checks_plan=True),
+        Scenario(f"filter title={fx.title_term}", listing(f"?title={fx.title_term}"), "finder", checks_plan=True),
+        Scenario(f"filter lead={fx.lead_term}", listing(f"?lead={fx.lead_term}"), "finder", checks_plan=True),
+        Scenario(f"filter location={fx.location_term}", listing(f"?location={fx.location_term.replace(' ', '+')}"),
+                 "finder", checks_plan=True),
+        Scenario("filter type=Meeting", listing("?type=Meeting"), "finder", checks_plan=True),
+        Scenario(f"filter start_date={fx.start_date}", listing(f"?start_date={fx.start_date}"), "finder",
+                 checks_plan=True),
+        Scenario(f"filter end_date={fx.end_date}", listing(f"?end_date={fx.end_date}"), "finder",
+                 checks_plan=True),
+        Scenario(f"search common ({fx.common_term})", listing(f"?search={fx.common_term}"), "finder",
+                 checks_plan=True),
+        Scenario(f"search rare ({fx.rare_term})", listing(f"?search={fx.rare_term}"), "finder",
+                 checks_plan=True),
+    ]
+    for sort in SORTS:
+        for direction in ("asc", "desc"):
+            scenarios.append(Scenario(f"sort {sort} {direction}",
+                                      listing(f"?sort_by={sort}&sort_direction={direction}"), "finder",
+                                      checks_plan=True))
+    scenarios.append(Scenario("deep page (page=400)", listing("?page=400"), "finder", checks_plan=True))
+    if site_route:
+        param = site_route.rsplit("{", 1)[1].rstrip("}")
+        scenarios.append(Scenario("site detail (counts)", Call(
+            "GET", f"/api/sites/{fx.site_id}", site_route, path_params={param: str(fx.site_id)}, token=token),
+            "finder"))
+
+    scenarios.append(Scenario("create", Call("POST", "/api/interactions", "/api/interactions",
+                                             body=_create_body(), token=token, expect=201), "write"))
+
+    update_row = RowState(engine, make_bench_row(engine, fx.site_id, user_id))
+    scenarios.append(Scenario(
+        "update", item("PUT", update_row.id, {"title": f"{BENCH_TITLE} updated", "notes": "Moved"}),
+        "write", reset=update_row.restore))
+
+    delete_row = RowState(engine, make_bench_row(engine, fx.site_id, user_id))
+    scenarios.append(Scenario("delete", item("DELETE", delete_row.id), "write", reset=delete_row.restore))
+    return scenarios
