@@ -20,6 +20,8 @@ environment.configure()
 
 from chalicelib import cache, config, db  # noqa: E402
 
+pytest_plugins = ["tests.support"]  # the `reconfigure` and `access_log` fixtures
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _schema():
