@@ -112,3 +112,5 @@ def test_a_redis_that_stops_mid_session_fails_closed(client, reconfigure):
 
     _assert_unavailable(client.http.get("/api/auth/me", headers=auth(token)))
     _assert_unavailable(post_json(client, "/api/auth/login", {"username": "jdoe", "password": PASSWORD}))
+    for leftover in embedded.DEVDATA.glob(f"tmp/auth-redis-down-{os.getpid()}.rdb*"):
+        leftover.unlink(missing_ok=True)
