@@ -41,7 +41,10 @@ def main() -> int:
         print("The database already had users: log in with one of them.")
     print(f"API: http://{host}:{port}/api  (Ctrl-C stops it)\n", flush=True)
     chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
-    process = subprocess.Popen([chalice, "local", "--stage", "dev", "--host", host, "--port", port])
+    # No autoreload: Chalice's watcher polls every file under the project, .devdata's live database
+    # files included, so it restarted the server (dropping requests) whenever the database wrote.
+    process = subprocess.Popen([chalice, "local", "--stage", "dev", "--host", host, "--port", port,
+                                "--no-autoreload"])
     try:
         return process.wait()
     except KeyboardInterrupt:
