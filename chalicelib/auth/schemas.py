@@ -3,9 +3,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-_Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: the lookup would fail with a 500 instead of a refusal.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+_Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+                      AfterValidator(_no_nul)]
 
 
 class LoginRequest(BaseModel):
