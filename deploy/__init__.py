@@ -1,0 +1,1 @@
+"""Deployment tooling: stage checks, packaging with Gateway Responses, the local smoke run."""
