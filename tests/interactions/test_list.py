@@ -1,0 +1,224 @@
+"""GET /api/interactions: search, filters, sorting and pagination as API.md describes them."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+
+from tests.interactions.helpers import error, fields, insert_rows, send
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def listing(client, world, query="", token="editor"):
+    response = send(client, "GET", f"/api/interactions{query}", world.token(token))
+    assert response.status_code == 200, response.json_body
+    return response.json_body
+
+
+def ids(body):
+    return [row["id"] for row in body["data"]["interactions"]]
+
+
+def test_default_order_is_newest_start_first_with_pagination_meta(client, world):
+    made = insert_rows(world.site_a, [{"start_datetime": T0 + timedelta(hours=i)} for i in range(3)])
+    body = listing(client, world)
+    assert ids(body) == made[::-1]
+    assert body["meta"] == {"pagination": {"page": 1, "per_page": 25, "total_pages": 1, "total_records": 3}}
+
+
+def test_rows_are_the_interaction_representation(client, world):
+    insert_rows(world.site_a, [{"title": "Client Meeting"}])
+    row = listing(client, world)["data"]["interactions"][0]
+    assert list(row) == ["id", "site_id", "title", "type", "lead", "start_datetime", "timezone",
+                         "end_datetime", "location", "description", "notes", "created_by", "created_at",
+                         "updated_by", "updated_at", "version"]
+    assert row["start_datetime"] == "2024-01-01T00:00:00Z"
+
+
+def test_nothing_matching_gives_zero_total_pages(client, world):
+    body = listing(client, world, "?search=nothing-like-this")
+    assert body["data"]["interactions"] == []
+    assert body["meta"]["pagination"] == {"page": 1, "per_page": 25, "total_pages": 0, "total_records": 0}
+
+
+def test_pages_split_the_rows_and_count_them(client, world):
+    made = insert_rows(world.site_a, [{"start_datetime": T0 + timedelta(minutes=i)} for i in range(7)])
+    body = listing(client, world, "?per_page=3&page=2&sort_direction=asc")
+    assert ids(body) == made[3:6]
+    assert body["meta"]["pagination"] == {"page": 2, "per_page": 3, "total_pages": 3, "total_records": 7}
+    last = listing(client, world, "?per_page=3&page=3&sort_direction=asc")
+    assert ids(last) == made[6:]
+    assert last["meta"]["pagination"]["total_records"] == 7
+
+
+def test_a_page_past_the_end_is_empty_with_correct_meta(client, world):
+    insert_rows(world.site_a, [{} for _ in range(4)])
+    body = listing(client, world, "?per_page=3&page=9")
+    assert body["data"]["interactions"] == []
+    assert body["meta"]["pagination"] == {"page": 9, "per_page": 3, "total_pages": 2, "total_records": 4}
+
+
+def test_per_page_allows_up_to_100(client, world):
+    insert_rows(world.site_a, [{} for _ in range(101)])
+    body = listing(client, world, "?per_page=100")
+    assert len(body["data"]["interactions"]) == 100
+    assert body["meta"]["pagination"]["total_pages"] == 2
+
+
+@pytest.mark.parametrize("query,field", [
+    ("per_page=0", "per_page"), ("per_page=101", "per_page"), ("per_page=-1", "per_page"),
+    ("page=0", "page"), ("page=abc", "page"), ("page=1.5", "page"), ("page=99999999999", "page"),
+    ("sort_by=password_hash", "sort_by"), ("sort_by=id", "sort_by"), ("sort_direction=up", "sort_direction"),
+    ("type=Lunch", "type"), ("type=meeting", "type"), ("start_date=2024-02-30", "start_date"),
+    ("end_date=yesterday", "end_date"), ("start_date=2024-05-01T25:00", "start_date"),
+    ("search=" + "x" * 256, "search"), ("title=a%00b", "title"),
+])
+def test_a_bad_parameter_is_a_400_naming_it(client, world, query, field):
+    response = send(client, "GET", f"/api/interactions?{query}", world.token("editor"))
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert fields(response) == {field}
+
+
+def test_every_bad_parameter_is_reported_at_once(client, world):
+    response = send(client, "GET", "/api/interactions?page=0&per_page=500&sort_by=x&sort_direction=y",
+                    world.token("editor"))
+    assert fields(response) == {"page", "per_page", "sort_by", "sort_direction"}
+
+
+def test_a_known_parameter_given_twice_is_a_400(client, world):
+    response = send(client, "GET", "/api/interactions?page=1&page=2", world.token("editor"))
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert fields(response) == {"page"}
+
+
+def test_unknown_parameters_are_ignored(client, world):
+    insert_rows(world.site_a, [{}])
+    assert len(ids(listing(client, world, "?_=12345&foo=bar"))) == 1
+
+
+def test_an_inverted_date_range_is_a_400_naming_end_date(client, world):
+    response = send(client, "GET", "/api/interactions?start_date=2024-05-02&end_date=2024-05-01",
+                    world.token("editor"))
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert fields(response) == {"end_date"}
+
+
+# --- search and filters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["title", "lead", "location", "description", "notes"])
+def test_search_looks_in_each_text_field_case_insensitively(client, world, field):
+    wanted, _other = insert_rows(world.site_a, [{field: "About the Zebra project"}, {}])
+    assert ids(listing(client, world, "?search=zEBRA")) == [wanted]
+
+
+def test_search_looks_in_the_type(client, world):
+    wanted, _other = insert_rows(world.site_a, [{"type": "Training"}, {"type": "Call"}])
+    assert ids(listing(client, world, "?search=train")) == [wanted]
+
+
+def test_search_does_not_match_across_two_fields(client, world):
+    insert_rows(world.site_a, [{"title": "Budget", "type": "Call", "lead": "Ann"}])
+    assert ids(listing(client, world, "?search=budget%20call")) == []
+    assert len(ids(listing(client, world, "?search=budget"))) == 1
+
+
+@pytest.mark.parametrize("term,expected", [("%", "100% sure"), ("_", "a_b"), ("\\", "back\\slash"),
+                                           ("0%", "100% sure"), ("a_", "a_b")])
+def test_like_wildcards_in_search_terms_match_literally(client, world, term, expected):
+    titles = ["100% sure", "100 sure", "a_b", "axb", "back\\slash", "backslash"]
+    made = dict(zip(titles, insert_rows(world.site_a, [{"title": t} for t in titles]), strict=True))
+    for name in ("search", "title"):
+        assert ids(listing(client, world, f"?{name}={quote(term)}")) == [made[expected]]
+
+
+@pytest.mark.parametrize("name", ["title", "lead", "location"])
+def test_substring_filters_apply_to_their_own_field(client, world, name):
+    wanted, _elsewhere, _none = insert_rows(world.site_a, [
+        {name: "The Harbour view"}, {"description": "harbour"}, {}])
+    assert ids(listing(client, world, f"?{name}=HARBOUR")) == [wanted]
+
+
+def test_filters_combine(client, world):
+    wanted, *_ = insert_rows(world.site_a, [
+        {"title": "Renewal", "lead": "Ann", "type": "Call"},
+        {"title": "Renewal", "lead": "Bob", "type": "Call"},
+        {"title": "Renewal", "lead": "Ann", "type": "Email"},
+    ])
+    assert ids(listing(client, world, "?title=renew&lead=ann&type=Call")) == [wanted]
+
+
+def test_type_is_an_exact_filter(client, world):
+    call, _email = insert_rows(world.site_a, [{"type": "Call"}, {"type": "Email"}])
+    assert ids(listing(client, world, "?type=Call")) == [call]
+
+
+def test_an_empty_filter_matches_everything(client, world):
+    insert_rows(world.site_a, [{}, {}])
+    assert len(ids(listing(client, world, "?search=&title=%20"))) == 2
+
+
+def test_bare_dates_cover_whole_utc_days(client, world):
+    starts = [datetime(2024, 4, 30, 23, 59, 59, 999999, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC),
+              datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)]
+    made = insert_rows(world.site_a, [{"start_datetime": s} for s in starts])
+    body = listing(client, world, "?start_date=2024-05-01&end_date=2024-05-01&sort_direction=asc")
+    assert ids(body) == made[1:3]
+
+
+def test_date_bounds_with_an_offset_select_a_local_day(client, world):
+    # 2024-05-01 in New York (UTC-4) runs from 04:00Z to 03:59:59Z the next day.
+    starts = [datetime(2024, 5, 1, 3, 59, tzinfo=UTC), datetime(2024, 5, 1, 4, 0, tzinfo=UTC),
+              datetime(2024, 5, 2, 3, 59, tzinfo=UTC), datetime(2024, 5, 2, 4, 0, tzinfo=UTC)]
+    made = insert_rows(world.site_a, [{"start_datetime": s} for s in starts])
+    query = "?start_date=2024-05-01T00:00:00-04:00&end_date=2024-05-01T23:59:59.999999-04:00&sort_direction=asc"
+    assert ids(listing(client, world, query.replace("+", "%2B"))) == made[1:3]
+
+
+def test_start_and_end_date_alone_are_inclusive_bounds(client, world):
+    early, late = insert_rows(world.site_a, [{"start_datetime": T0}, {"start_datetime": T0 + timedelta(days=2)}])
+    assert ids(listing(client, world, "?start_date=2024-05-02")) == [late]
+    assert ids(listing(client, world, "?end_date=2024-05-01")) == [early]
+
+
+# --- sorting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sort_by", ["title", "lead", "location"])
+def test_text_sorts_ignore_case(client, world, sort_by):
+    made = insert_rows(world.site_a, [{sort_by: v} for v in ("banana", "Apple", "cherry", "apricot")])
+    asc = ids(listing(client, world, f"?sort_by={sort_by}&sort_direction=asc"))
+    assert asc == [made[1], made[3], made[0], made[2]]
+    desc = ids(listing(client, world, f"?sort_by={sort_by}&sort_direction=desc"))
+    assert desc == asc[::-1]
+
+
+def test_sort_by_type_follows_the_type_names(client, world):
+    made = insert_rows(world.site_a, [{"type": t} for t in ("Update", "Call", "Meeting")])
+    assert ids(listing(client, world, "?sort_by=type&sort_direction=asc")) == [made[1], made[2], made[0]]
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_ties_are_broken_by_id_in_the_same_direction(client, world, direction):
+    made = insert_rows(world.site_a, [{"title": "Same"} for _ in range(5)])
+    got = ids(listing(client, world, f"?sort_by=title&sort_direction={direction}"))
+    assert got == (made if direction == "asc" else made[::-1])
+
+
+@pytest.mark.parametrize("sort_by,value", [
+    ("end_datetime", T0), ("location", "Room"), ("updated_at", T0)])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_nulls_sort_last_in_both_directions(client, world, sort_by, value, direction):
+    with_value, without = insert_rows(world.site_a, [{sort_by: value, "start_datetime": T0 - timedelta(days=1)},
+                                                     {}])
+    # `without` sorts first by id in both directions if nulls were not placed last.
+    assert ids(listing(client, world, f"?sort_by={sort_by}&sort_direction={direction}")) == [with_value, without]
+
+
+@pytest.mark.parametrize("sort_by", ["start_datetime", "end_datetime", "created_at", "updated_at"])
+def test_time_sorts_follow_the_instants(client, world, sort_by):
+    made = insert_rows(world.site_a, [{"start_datetime": T0, sort_by: T0 + timedelta(hours=h)} for h in (2, 0, 1)])
+    assert ids(listing(client, world, f"?sort_by={sort_by}&sort_direction=asc")) == [made[1], made[2], made[0]]
+    assert ids(listing(client, world, f"?sort_by={sort_by}")) == [made[0], made[2], made[1]]
