@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
@@ -57,21 +57,27 @@ def token_context(request: Any) -> TokenContext:
         raise AuthenticationFailed("Invalid or expired token") from None
 
 
+# Built once per container, with bound parameters: building this select (and its cache key) on
+# every request cost more CPU than PostgreSQL needs to answer it.
+_CALLER = (
+    select(User.is_active, SiteMembership.role)
+    .outerjoin(SiteMembership, and_(
+        SiteMembership.user_id == User.id,
+        SiteMembership.site_id == bindparam("site_id"),
+        SiteMembership.site_id.in_(select(Site.id).where(Site.is_active)),
+    ))
+    .where(User.id == bindparam("user_id"))
+)
+
+
 def load(session: Session, request: Any, *, site_required: bool = False,
          write: bool = False) -> Principal:
     """The caller, checked against the database: 401 for an unknown or inactive user, then
     403 SITE_CONTEXT_REQUIRED, then 403 for a role that may not write."""
     ctx = token_context(request)
-    membership = and_(
-        SiteMembership.user_id == User.id,
-        SiteMembership.site_id == (ctx.site_id if ctx.site_id is not None else -1),
-        SiteMembership.site_id.in_(select(Site.id).where(Site.is_active)),
-    )
-    row = session.execute(
-        select(User.is_active, SiteMembership.role)
-        .outerjoin(SiteMembership, membership)
-        .where(User.id == ctx.user_id)
-    ).first()
+    row = session.execute(_CALLER, {
+        "user_id": ctx.user_id, "site_id": ctx.site_id if ctx.site_id is not None else -1,
+    }).first()
     if row is None or not row.is_active:
         raise AuthenticationFailed("Invalid or expired token")
     role = row.role
