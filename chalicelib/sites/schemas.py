@@ -5,12 +5,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.interactions.schemas import Pagination, Timestamp, path_id
+from chalicelib.errors import NotFound
+from chalicelib.interactions.schemas import Pagination, Timestamp
+from chalicelib.interactions.schemas import path_id as _record_path_id
 from chalicelib.models import ROLES
 
 __all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser", "path_id"]
 
 Role = Literal[ROLES]
+MAX_SITE_ID = 2**31 - 1  # sites.id is an integer column
+
+
+def path_id(raw: str | None, *, message: str = "Resource not found") -> int:
+    """A site id from the path; beyond the column's range it cannot exist (404, not a 500 from
+    PostgreSQL's "out of range for type integer")."""
+    value = _record_path_id(raw, message=message)
+    if value > MAX_SITE_ID:
+        raise NotFound(message)
+    return value
 
 
 class SiteUsersQuery(Pagination):
