@@ -1,0 +1,109 @@
+"""Right-to-left, combining, invisible and astral characters are valid text: stored and returned
+exactly as sent (no normalisation), counted in characters, and found by a search for the same
+characters."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from tests.interactions.helpers import VALID, send
+
+PATH = "/api/interactions"
+
+TRICKY = {
+    "rtl_override": "invoice\u202egpj.exe\u202c",
+    "hebrew_arabic": "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 mixed",
+    "rtl_marks": "\u200fRLM\u200e LRM \u2067isolate\u2069",
+    "combining": "Cafe\u0301 Zalgo: Z\u0351\u0358\u0363A\u0311\u0350L\u0346G\u036aO\u0364",
+    "decomposed_vs_precomposed": "e\u0301 \u00e9",
+    "zero_width": "zero\u200bwidth\u200djoiner\u2060word",
+    "emoji_sequences": "\U0001F469\u200d\U0001F4BB \U0001F44D\U0001F3FD \U0001F1EB\U0001F1F7",
+    "astral": "\U0001D518\U0001D52B\U0001D526\U0001D520\U0001D52C\U0001D521\U0001D522 \U00020000",
+    "bom_inside": "before\ufeffafter",
+    "line_separators": "one\u2028two\u2029three",
+    "private_use_and_nonchars": "\ue000\uf8ff\ufffd",
+    "quotes_and_backslashes": "\"quoted\" 'single' \\back\\slash\\ `tick`",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_tricky_text_is_stored_and_returned_exactly_as_sent(client, world, name):
+    value = TRICKY[name]
+    body = {**VALID, "title": value, "lead": value[:100], "location": value, "description": value,
+            "notes": value}
+
+    created = send(client, "POST", PATH, world.token("editor"), body)
+
+    assert created.status_code == 201, created.json_body
+    fetched = send(client, "GET", f"{PATH}/{created.json_body['data']['interaction']['id']}",
+                   world.token("editor")).json_body["data"]["interaction"]
+    for field in ("title", "lead", "location", "description", "notes"):
+        assert fetched[field] == body[field], field
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_tricky_text_is_found_by_searching_for_the_same_characters(client, world, name):
+    value = TRICKY[name]
+    target = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": value})
+    send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "Plain"})
+    target_id = target.json_body["data"]["interaction"]["id"]
+
+    response = send(client, "GET", f"{PATH}?search={quote(value, safe='')}", world.token("editor"))
+
+    assert response.status_code == 200, response.json_body
+    assert [row["id"] for row in response.json_body["data"]["interactions"]] == [target_id]
+
+
+def test_decomposed_and_precomposed_forms_are_different_text(client, world):
+    decomposed = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "Cafe\u0301"})
+    precomposed = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "Caf\u00e9"})
+
+    wanted = quote("Caf\u00e9")
+    response = send(client, "GET", f"{PATH}?title={wanted}", world.token("editor"))
+
+    assert [r["id"] for r in response.json_body["data"]["interactions"]] == \
+        [precomposed.json_body["data"]["interaction"]["id"]]
+    assert decomposed.json_body["data"]["interaction"]["title"] == "Cafe\u0301"
+
+
+@pytest.mark.parametrize("char", ["\U0001F600", "e\u0301"[1], "\u05e9", "\u4e2d"])
+def test_length_limits_count_characters_not_bytes(client, world, char):
+    at_limit = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": char * 255})
+    over = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": char * 256})
+
+    assert at_limit.status_code == 201, at_limit.json_body
+    assert at_limit.json_body["data"]["interaction"]["title"] == char * 255
+    assert over.status_code == 400
+    assert [d["field"] for d in over.json_body["error"]["details"]] == ["title"]
+
+
+def test_a_title_of_only_invisible_characters_is_kept(client, world):
+    """Zero-width characters are not whitespace: such a title is not blank."""
+    response = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "\u200b\u200d"})
+
+    assert response.status_code == 201
+    assert response.json_body["data"]["interaction"]["title"] == "\u200b\u200d"
+
+
+def test_unicode_whitespace_around_a_title_is_trimmed(client, world):
+    response = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "\u3000\u00a0 Title \u2003"})
+
+    assert response.status_code == 201
+    assert response.json_body["data"]["interaction"]["title"] == "Title"
+
+
+def test_tricky_text_in_an_update_is_stored_exactly(client, world):
+    row = send(client, "POST", PATH, world.token("editor"), VALID).json_body["data"]["interaction"]
+    value = TRICKY["rtl_override"] + TRICKY["combining"]
+
+    response = send(client, "PUT", f"{PATH}/{row['id']}", world.token("editor"), {"title": value})
+
+    assert response.status_code == 200
+    assert response.json_body["data"]["interaction"]["title"] == value
+
+
+def test_a_unicode_username_that_does_not_exist_is_an_ordinary_failed_login(client, world):
+    for username in (TRICKY["rtl_override"], TRICKY["combining"][:60], "\U0001F600" * 64):
+        response = send(client, "POST", "/api/auth/login", None, {"username": username, "password": "x" * 12})
+        assert response.status_code == 401, response.json_body
