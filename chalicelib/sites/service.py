@@ -44,8 +44,8 @@ def detail(session: Session, *, user_id: int, site_id: int) -> dict[str, Any] | 
         return None
     user_count = session.scalar(
         select(func.count()).select_from(SiteMembership).where(SiteMembership.site_id == site_id))
-    return {**site_summary(row), "created_at": isoformat(row.created_at),
-            "user_count": user_count or 0,
+    return {"id": row.id, "name": row.name, "description": row.description,
+            "created_at": isoformat(row.created_at), "role": row.role, "user_count": user_count or 0,
             "interaction_count": count_for_site(session, site_id=site_id)}
 
 
