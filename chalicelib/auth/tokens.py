@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from chalicelib.config import get_settings
+from chalicelib.config import Settings, get_settings
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "sid", "auth_time"]
@@ -88,14 +88,39 @@ def _keys() -> dict[str, str]:
     return keys
 
 
+# Tokens this container has verified, with their claims. A client sends the same token with every
+# request, and checking it again (decoding, signature, claims) was most of the authorizer's CPU.
+# Only expiry depends on the time and is checked again on every hit; the key set, issuer and
+# audience are part of the cache key, so a rotation or another configuration never reuses a verdict.
+# Revocation is not cached: the authorizer asks Redis on every request.
+_VERIFIED_MAX = 1024
+_verified: dict[tuple[str, ...], Claims] = {}
+
+
 def verify(token: str) -> Claims:
     """Check signature, algorithm, expiry, issuer and audience; raise InvalidToken otherwise."""
     settings = get_settings()
+    keys = _keys()
+    cache_key = (token, settings.jwt_issuer, settings.jwt_audience, *keys)
+    cached = _verified.get(cache_key)
+    if cached is not None:
+        if cached.expires_at > time.time():
+            return cached
+        _verified.pop(cache_key, None)
+        raise InvalidToken("Signature has expired")
+    claims = _verify(token, keys, settings)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[cache_key] = claims
+    return claims
+
+
+def _verify(token: str, keys: dict[str, str], settings: Settings) -> Claims:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"malformed token: {exc}") from None
-    key = _keys().get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+    key = keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
     if key is None:
         raise InvalidToken("unknown or missing kid")
     try:
