@@ -48,6 +48,19 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def refused_credentials(exc: BaseException | None) -> bool:
+    """PostgreSQL refused the login (28P01 password, 28000 role or pg_hba). pg8000 raises that as
+    ProgrammingError or InterfaceError, and sometimes hides it behind the "network error" of
+    closing the socket the server had already closed: look down the exception chain."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if sqlstate(exc) in ("28P01", "28000"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -89,15 +102,19 @@ def _build_engine() -> Engine:
     if settings.uses_db_secret:
         @event.listens_for(engine, "do_connect")
         def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict) -> Any:
+            from sqlalchemy.engine import make_url
+
+            # SQLAlchemy hands each connect a fresh copy of the engine's parameters: take the
+            # credentials from the cached secret (no fetch), so a refresh holds for later connects.
+            cached = make_url(settings.resolved_database_url())
+            cparams.update(user=cached.username, password=cached.password)
             try:
                 return dialect.dbapi.connect(*cargs, **cparams)
-            except dialect.dbapi.DatabaseError as exc:
-                if sqlstate(exc) not in ("28P01", "28000"):
+            except dialect.dbapi.Error as exc:
+                if not refused_credentials(exc):
                     raise
                 # The secret was rotated: fetch it again and retry once with the new password.
                 log.warning("database refused the cached credentials; fetching the secret again")
-                from sqlalchemy.engine import make_url
-
                 fresh = make_url(settings.resolved_database_url(refresh=True))
                 cparams.update(user=fresh.username, password=fresh.password)
                 return dialect.dbapi.connect(*cargs, **cparams)
