@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint package clean-devdata
+.PHONY: run test lint package wheelhouse clean-devdata
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,19 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Deployment (README "Deployment"): build/<stage>/cloudformation (SAM + Gateway Responses) and
+# build/<stage>/terraform. PACKAGE_ARGS="--wheelhouse .devdata/wheelhouse" packages offline.
+STAGE ?= dev
+WHEELHOUSE ?= .devdata/wheelhouse
+package: $(STAMP)
+	$(BIN)/python -m deploy.package $(STAGE) $(PACKAGE_ARGS)
+
+# Linux wheels for the Lambda runtime (python3.11 on Amazon Linux 2: glibc 2.26), for offline packaging.
+wheelhouse: $(STAMP)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		--platform manylinux2014_x86_64 --platform manylinux_2_26_x86_64 --implementation cp \
+		--python-version 3.11 -r requirements.txt -d $(WHEELHOUSE)
 
 clean-devdata:
 	rm -rf .devdata

@@ -1,0 +1,239 @@
+"""The deployed stages as .chalice/config.json describes them, and the rules that keep them sound:
+secrets only by ARN, each Lambda able to read exactly the secrets it is given, timeouts nested
+inside API Gateway's, and a reserved concurrency the database's connection budget can carry.
+
+    python -m deploy.stages [STAGE ...] [--for-deploy]
+
+prints each stage's figures and exits non-zero when a rule is broken; `--for-deploy` also refuses
+the documented placeholder values (account 123456789012), which are fine for packaging and tests.
+The same checks run before every `make package` and in tests/deploy/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALICE_DIR = ROOT / ".chalice"
+FUNCTIONS = ("api_handler", "jwt_authorizer")
+
+API_GATEWAY_TIMEOUT_S = 29  # REST API integration timeout (the default hard limit)
+# chalicelib/db.py: pool_size=1 + max_overflow=2 per container (tests/deploy checks the two agree).
+CONNECTIONS_PER_CONTAINER = 3
+# Connections each stage's database (or RDS Proxy) must accept from the API, beyond RDS's own
+# reserved ones; OPS_CONNECTIONS of them are kept for migrations, the CLI and monitoring.
+CONNECTION_BUDGET = {"dev": 75, "prod": 330}
+OPS_CONNECTIONS = 10
+# API Gateway's stage throttle is derived from the reserved concurrency, assuming requests take
+# ~200 ms on average: past it clients get 429 from the gateway instead of Lambda throttling (500).
+ASSUMED_REQUEST_SECONDS = 0.2
+# CloudWatch log retention. Not Chalice's log_retention_in_days: its Terraform output cannot
+# express it, so deploy/package.py adds the log groups to both outputs.
+LOG_RETENTION_DAYS = {"dev": 14, "prod": 90}
+MIN_API_MEMORY_MB = 512  # argon2id hashes with 64 MiB; Lambda CPU grows with memory
+
+# Never in config.json: Chalice copies a stage's variables over the environment (API.md).
+FORBIDDEN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_PREVIOUS_SECRET")
+SECRET_VARIABLES = ("JWT_SECRET_ARN", "JWT_PREVIOUS_SECRET_ARN", "DB_SECRET_ARN")
+PLACEHOLDER_ACCOUNT = "123456789012"
+ALLOWED_ACTIONS = {
+    "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+    "secretsmanager:GetSecretValue",
+}
+
+
+def load_config() -> dict[str, Any]:
+    return json.loads((CHALICE_DIR / "config.json").read_text())
+
+
+def stage_names() -> list[str]:
+    return sorted(load_config()["stages"])
+
+
+@dataclass
+class Function:
+    """One Lambda of a stage, with Chalice's own merge of top-level, stage and function settings."""
+    stage: str
+    name: str
+    environment: dict[str, str]
+    timeout_s: int | None
+    memory_mb: int | None
+    reserved_concurrency: int | None
+    policy_file: str | None
+    subnet_ids: list[str]
+    security_group_ids: list[str]
+
+    def settings(self) -> Any:
+        from chalicelib.config import Settings
+
+        return Settings.from_env(self.environment)
+
+    def policy(self) -> dict[str, Any]:
+        name = self.policy_file or f"policy-{self.stage}.json"
+        return json.loads((CHALICE_DIR / name).read_text())
+
+    def readable_secrets(self) -> set[str]:
+        found: set[str] = set()
+        for statement in self.policy()["Statement"]:
+            actions = _as_list(statement["Action"])
+            if statement.get("Effect") == "Allow" and any(a.startswith("secretsmanager:") for a in actions):
+                found.update(_as_list(statement["Resource"]))
+        return found
+
+    def secret_arns(self) -> set[str]:
+        return {v for k, v in self.environment.items() if k in SECRET_VARIABLES and v}
+
+
+def _as_list(value: Any) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def function(stage: str, name: str) -> Function:
+    from chalice.config import Config
+
+    config = Config(chalice_stage=stage, function_name=name, config_from_disk=load_config())
+    return Function(
+        stage=stage, name=name,
+        environment=dict(config.environment_variables),
+        timeout_s=config.lambda_timeout,
+        memory_mb=config.lambda_memory_size,
+        reserved_concurrency=config.reserved_concurrency,
+        policy_file=config.iam_policy_file,
+        subnet_ids=list(config.subnet_ids or []),
+        security_group_ids=list(config.security_group_ids or []),
+    )
+
+
+def throttle(stage: str) -> dict[str, int]:
+    """API Gateway's stage-wide throttle: a burst no larger than the Lambdas that can run at once."""
+    concurrency = function(stage, "api_handler").reserved_concurrency or 0
+    return {"rate": int(concurrency / ASSUMED_REQUEST_SECONDS), "burst": concurrency}
+
+
+def region(stage: str) -> str:
+    """The stage's AWS region, read from its secret ARNs (all in one region and account)."""
+    arns = set().union(*(function(stage, name).secret_arns() for name in FUNCTIONS))
+    places = {tuple(arn.split(":")[3:5]) for arn in arns}
+    if len(places) != 1:
+        raise ValueError(f"stage {stage}: secret ARNs span several regions/accounts: {sorted(places)}")
+    return places.pop()[0]
+
+
+def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
+    """Every rule the stage breaks (empty when it is sound)."""
+    from chalicelib.config import ConfigError
+
+    found: list[str] = []
+    api, authorizer = function(stage, "api_handler"), function(stage, "jwt_authorizer")
+    for fn in (api, authorizer):
+        where = f"{stage}/{fn.name}"
+        for name in FORBIDDEN_VARIABLES:
+            if name in fn.environment:
+                found.append(f"{where}: {name} must not be in config.json (use the *_ARN / REDIS_ENDPOINT form)")
+        try:
+            settings = fn.settings()
+        except ConfigError as exc:
+            found.append(f"{where}: {exc}")
+            continue
+        if not settings.jwt_secret_arn:
+            found.append(f"{where}: JWT_SECRET_ARN is not set")
+        if not (settings.redis_url or "").startswith(("redis://", "rediss://")):
+            found.append(f"{where}: REDIS_ENDPOINT must be a redis:// or rediss:// URL")
+        if not fn.subnet_ids or not fn.security_group_ids:
+            found.append(f"{where}: needs subnet_ids and security_group_ids (Redis lives in the VPC)")
+        if fn.timeout_s is None or not 0 < fn.timeout_s < API_GATEWAY_TIMEOUT_S:
+            found.append(f"{where}: lambda_timeout {fn.timeout_s} must be below API Gateway's {API_GATEWAY_TIMEOUT_S} s")
+        # Least privilege both ways: every secret it is given is readable, nothing else is.
+        readable, given = fn.readable_secrets(), fn.secret_arns()
+        if readable != given:
+            found.append(f"{where}: the policy's secrets {sorted(readable)} differ from the ARNs in its "
+                         f"environment {sorted(given)}")
+        for statement in fn.policy()["Statement"]:
+            extra = set(_as_list(statement["Action"])) - ALLOWED_ACTIONS
+            if extra:
+                found.append(f"{where}: unexpected actions in the policy: {sorted(extra)}")
+            if any(a.startswith(("secretsmanager:", "logs:")) for a in _as_list(statement["Action"])) \
+                    and "*" in _as_list(statement["Resource"]):
+                found.append(f"{where}: secrets and logs must be granted on exact ARNs, not '*'")
+        if for_deploy and any(PLACEHOLDER_ACCOUNT in arn for arn in given):
+            found.append(f"{where}: the secret ARNs are still the documented placeholders")
+    try:
+        api_settings = api.settings()
+        api_settings.validate()
+    except ConfigError as exc:
+        found.append(f"{stage}/api_handler: {exc}")
+        return found
+    if not api_settings.db_secret_arn:
+        found.append(f"{stage}/api_handler: DB_SECRET_ARN is not set")
+    if authorizer.environment.get("DB_SECRET_ARN"):
+        found.append(f"{stage}/jwt_authorizer: the authorizer never uses the database; give it no DB_SECRET_ARN")
+    # statement_timeout < pg8000's socket timeout (connect + statement, see db.py) < Lambda < 29 s.
+    statement_s = api_settings.db_statement_timeout_ms / 1000
+    socket_s = api_settings.db_connect_timeout_s + api_settings.db_statement_timeout_ms // 1000
+    if api.timeout_s is not None and not statement_s < socket_s < api.timeout_s:
+        found.append(f"{stage}/api_handler: needs statement_timeout {statement_s} s < database socket "
+                     f"timeout {socket_s} s < lambda_timeout {api.timeout_s} s")
+    if (api.memory_mb or 0) < MIN_API_MEMORY_MB:
+        found.append(f"{stage}/api_handler: lambda_memory_size {api.memory_mb} is below {MIN_API_MEMORY_MB} MB")
+    if authorizer.reserved_concurrency is not None:
+        found.append(f"{stage}/jwt_authorizer: no reserved concurrency (it holds no database connection; "
+                     "capping it would only turn load into authorizer failures)")
+    concurrency = api.reserved_concurrency
+    budget = CONNECTION_BUDGET.get(stage)
+    if not concurrency:
+        found.append(f"{stage}/api_handler: reserved_concurrency must be set (it caps database connections)")
+    elif budget is None:
+        found.append(f"{stage}: no CONNECTION_BUDGET in deploy/stages.py")
+    elif concurrency * CONNECTIONS_PER_CONTAINER + OPS_CONNECTIONS > budget:
+        found.append(f"{stage}/api_handler: {concurrency} containers x {CONNECTIONS_PER_CONTAINER} connections "
+                     f"+ {OPS_CONNECTIONS} for operations exceeds the budget of {budget}")
+    if stage not in LOG_RETENTION_DAYS:
+        found.append(f"{stage}: no LOG_RETENTION_DAYS in deploy/stages.py")
+    try:
+        region(stage)
+    except ValueError as exc:
+        found.append(str(exc))
+    return found
+
+
+def describe(stage: str) -> str:
+    api, authorizer = function(stage, "api_handler"), function(stage, "jwt_authorizer")
+    settings = api.settings()
+    concurrency = api.reserved_concurrency or 0
+    limits = throttle(stage)
+    return (f"{stage}: region {region(stage)}; api_handler {api.memory_mb} MB, {api.timeout_s} s, "
+            f"reserved concurrency {concurrency} -> at most {concurrency * CONNECTIONS_PER_CONTAINER} "
+            f"database connections (+{OPS_CONNECTIONS} operations, budget {CONNECTION_BUDGET.get(stage)}); "
+            f"statement_timeout {settings.db_statement_timeout_ms} ms; jwt_authorizer {authorizer.memory_mb} MB, "
+            f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "
+            f"CORS origin {settings.cors_allow_origin}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check the deployed stages in .chalice/config.json.")
+    parser.add_argument("stages", nargs="*", help="default: every stage")
+    parser.add_argument("--for-deploy", action="store_true", help="also refuse placeholder values")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    failed = False
+    for stage in args.stages or stage_names():
+        if stage not in stage_names():
+            print(f"no stage {stage!r} in .chalice/config.json", file=sys.stderr)
+            return 2
+        found = problems(stage, for_deploy=args.for_deploy)
+        for problem in found:
+            print(f"error: {problem}", file=sys.stderr)
+        failed = failed or bool(found)
+        if not found:
+            print(describe(stage))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
