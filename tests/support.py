@@ -145,8 +145,8 @@ def unverified(token: str) -> dict[str, Any]:
 @pytest.fixture
 def reconfigure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """`reconfigure(NAME=value, OTHER=None)` sets (or, with None, removes) environment variables
-    and drops the cached settings and clients, so the next request reads them afresh. Everything
-    is put back afterwards."""
+    and starts again with settings read from them and fresh clients. Everything is put back
+    afterwards."""
     touched_db = False
 
     def apply(**env: str | None) -> None:
@@ -161,6 +161,9 @@ def reconfigure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         cache.reset_redis()
         if touched_db:
             db.reset_engine()
+        # Read the settings now, from this environment: the test client lays the dev stage's
+        # variables (placeholder secret ARNs among them) over the environment during a request.
+        config.get_settings()
 
     yield apply
     monkeypatch.undo()
