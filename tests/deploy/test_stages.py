@@ -1,0 +1,135 @@
+"""The stage rules in deploy/stages.py hold for .chalice/config.json, and each rule catches the
+mistake it is for."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from chalicelib import config, db
+from deploy import stages
+
+STAGES = stages.stage_names()
+
+
+@pytest.fixture
+def edited_config(monkeypatch):
+    """Edit a copy of config.json; the stage checks then read the copy."""
+    edited = copy.deepcopy(stages.load_config())
+    monkeypatch.setattr(stages, "load_config", lambda: edited)
+    return edited
+
+
+def test_there_are_dev_and_prod_stages():
+    assert {"dev", "prod"} <= set(STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_keeps_its_rules(stage):
+    assert stages.problems(stage) == []
+
+
+def test_the_documented_placeholders_are_refused_for_a_deployment():
+    found = stages.problems("dev", for_deploy=True)
+    assert found and all("placeholder" in problem for problem in found)
+
+
+def test_the_connection_arithmetic_matches_the_engine(session):
+    """CONNECTIONS_PER_CONTAINER is pool_size + max_overflow of chalicelib/db.py's engine."""
+    pool = db.get_engine().pool
+    assert pool.size() + pool._max_overflow == stages.CONNECTIONS_PER_CONTAINER
+
+
+def test_the_socket_timeout_rule_matches_the_engine(session):
+    """The stage rule's database socket timeout (connect + statement seconds) is the read timeout
+    db.py really sets on pg8000's socket, and every stage's Lambda outlasts it."""
+    settings = config.get_settings()
+    with db.get_engine().connect() as connection:
+        sock = connection.connection.dbapi_connection._usock
+        assert sock.gettimeout() == settings.db_connect_timeout_s + settings.db_statement_timeout_ms // 1000
+    for stage in STAGES:
+        stage_settings = stages.function(stage, "api_handler").settings()
+        socket_s = stage_settings.db_connect_timeout_s + stage_settings.db_statement_timeout_ms // 1000
+        assert socket_s < stages.function(stage, "api_handler").timeout_s
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"])
+def test_a_local_only_variable_in_a_stage_is_refused(edited_config, name):
+    edited_config["stages"]["dev"]["environment_variables"][name] = "x" * 40
+    assert any(name in problem for problem in stages.problems("dev"))
+
+
+def test_a_redis_endpoint_with_a_password_is_refused(edited_config):
+    edited_config["stages"]["dev"]["environment_variables"]["REDIS_ENDPOINT"] = "rediss://:hunter2@h:6379/0"
+    assert any("credentials" in problem for problem in stages.problems("dev"))
+
+
+def test_a_secret_the_policy_does_not_grant_is_refused(edited_config):
+    env = edited_config["stages"]["prod"]["environment_variables"]
+    env["JWT_PREVIOUS_SECRET_ARN"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:interactions/prod/jwt-old-Zz9"
+    found = stages.problems("prod")
+    assert any("policy's secrets" in problem for problem in found)
+
+
+def test_a_policy_granting_more_secrets_than_the_lambda_gets_is_refused(edited_config):
+    # The authorizer with the API's policy could read the database secret it never uses.
+    edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["iam_policy_file"] = "policy-dev.json"
+    assert any("jwt_authorizer: the policy's secrets" in problem for problem in stages.problems("dev"))
+
+
+def test_an_authorizer_given_the_database_secret_is_refused(edited_config):
+    del edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["environment_variables"]
+    edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["iam_policy_file"] = "policy-dev.json"
+    assert any("never uses the database" in problem for problem in stages.problems("dev"))
+
+
+@pytest.mark.parametrize("timeout, ok", [(4, False), (10, False), (15, True), (28, True), (29, False)])
+def test_the_lambda_timeout_sits_between_the_database_timeouts_and_api_gateways(edited_config, timeout, ok):
+    edited_config["stages"]["dev"]["lambda_functions"]["api_handler"]["lambda_timeout"] = timeout
+    found = [p for p in stages.problems("dev") if "timeout" in p]
+    assert (found == []) is ok, found
+
+
+def test_a_reserved_concurrency_beyond_the_connection_budget_is_refused(edited_config):
+    budget = stages.CONNECTION_BUDGET["dev"]
+    too_many = (budget - stages.OPS_CONNECTIONS) // stages.CONNECTIONS_PER_CONTAINER + 1
+    edited_config["stages"]["dev"]["lambda_functions"]["api_handler"]["reserved_concurrency"] = too_many
+    assert any("exceeds the budget" in problem for problem in stages.problems("dev"))
+
+
+def test_an_api_without_reserved_concurrency_is_refused(edited_config):
+    del edited_config["stages"]["dev"]["lambda_functions"]["api_handler"]["reserved_concurrency"]
+    assert any("reserved_concurrency must be set" in problem for problem in stages.problems("dev"))
+
+
+def test_a_lambda_outside_the_vpc_is_refused(edited_config):
+    del edited_config["stages"]["prod"]["subnet_ids"]
+    assert any("subnet_ids" in problem for problem in stages.problems("prod"))
+
+
+def test_the_throttle_never_bursts_past_the_reserved_concurrency():
+    for stage in STAGES:
+        limits = stages.throttle(stage)
+        assert 0 < limits["burst"] <= stages.function(stage, "api_handler").reserved_concurrency
+        assert limits["rate"] >= limits["burst"]
+
+
+def test_policy_files_are_valid_iam_documents():
+    for path in sorted(stages.CHALICE_DIR.glob("policy-*.json")):
+        document = json.loads(path.read_text())
+        assert document["Version"] == "2012-10-17", path.name
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow" and statement["Sid"], path.name
+            assert set(statement["Action"]) <= stages.ALLOWED_ACTIONS, path.name
+
+
+def test_the_region_comes_from_the_secret_arns():
+    assert stages.region("dev") == "eu-west-1"
+
+
+def test_the_command_line_check_passes_and_names_the_figures(capsys):
+    assert stages.main([]) == 0
+    out = capsys.readouterr().out
+    assert "reserved concurrency 20 -> at most 60 database connections" in out
+    assert stages.main(["prod", "--for-deploy"]) == 1
