@@ -30,11 +30,9 @@ WHEELHOUSE ?= .devdata/wheelhouse
 package: $(STAMP)
 	$(BIN)/python -m deploy.package $(STAGE) $(PACKAGE_ARGS)
 
-# Linux wheels for the Lambda runtime (python3.11 on Amazon Linux 2: glibc 2.26), for offline packaging.
+# Linux wheels for the Lambda runtime (pip download --platform manylinux2014_x86_64 ...), for offline packaging.
 wheelhouse: $(STAMP)
-	$(BIN)/python -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-		--platform manylinux2014_x86_64 --platform manylinux_2_26_x86_64 --implementation cp \
-		--python-version 3.11 -r requirements.txt -d $(WHEELHOUSE)
+	$(BIN)/python -m deploy.wheelhouse $(WHEELHOUSE)
 
 clean-devdata:
 	rm -rf .devdata
