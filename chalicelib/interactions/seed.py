@@ -1,54 +1,176 @@
-"""Realistic demo interactions, inserted in bulk with COPY-like batches and a progress bar."""
+"""Realistic demo interactions, streamed into PostgreSQL with COPY (a million rows in minutes).
+
+Rows are generated lazily and sent in chunks through pg8000's COPY FROM STDIN inside the caller's
+transaction, so a seed is stored whole or not at all. The first site gets the largest share
+(`site_shares`), which gives benchmarks one big tenant among ordinary ones.
+"""
 from __future__ import annotations
 
+import math
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert
+from chalicelib.interactions.schemas import zone
+from chalicelib.models import INTERACTION_TYPES
 
-from chalicelib.models import INTERACTION_TYPES, Interaction
+FIRST_SITE_SHARE = 0.2
+CHUNK_ROWS = 2_000  # rows per COPY data message
+# From this many rows on, the secondary indexes are dropped and built again after the load.
+REBUILD_THRESHOLD = 50_000
 
-LEADS = ["John Smith", "Maria Garcia", "Wei Chen", "Aisha Khan", "Lars Nilsson", "Chloé Dubois",
-         "Kenji Tanaka", "Olusegun Adeyemi", "Priya Patel", "Sofia Rossi"]
-ZONES = ["America/New_York", "Europe/London", "Europe/Paris", "Asia/Tokyo", "America/Los_Angeles",
-         "Australia/Sydney", "Asia/Kolkata"]
-LOCATIONS = ["Conference Room A", "Conference Room B", "Client HQ", "Zoom", "Teams", "Cafeteria",
-             None, "Berlin office", "Remote"]
-SUBJECTS = ["Quarterly review", "Pricing negotiation", "Onboarding", "Renewal", "Escalation",
-            "Product demo", "Roadmap", "Budget planning", "Kick-off", "Retrospective"]
+FIRST_NAMES = ["John", "Maria", "Wei", "Aisha", "Lars", "Chloé", "Kenji", "Olusegun", "Priya", "Sofia",
+               "Mateo", "Hannah", "Ivan", "Fatima", "Noah", "Yuki", "Amara", "Liam", "Zara", "Diego",
+               "Ingrid", "Omar", "Grace", "Rahul", "Elena", "Tomás", "Leila", "Finn", "Mei", "Kwame"]
+LAST_NAMES = ["Smith", "Garcia", "Chen", "Khan", "Nilsson", "Dubois", "Tanaka", "Adeyemi", "Patel",
+              "Rossi", "Müller", "Novak", "Kowalski", "O'Brien", "Silva", "Haddad", "Johansson", "Kim",
+              "Okafor", "Moreau", "Schmidt", "Nguyen", "Ivanova", "Costa", "Yilmaz", "Fischer",
+              "Mensah", "Larsen", "Brown", "Sato"]
+COMPANIES = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foods",
+             "Northwind", "Contoso", "Fabrikam", "Tailspin Toys", "Blue Yonder Air", "Litware",
+             "Proseware", "Adventure Works", "Woodgrove Bank", "Alpine Ski House", "Coho Winery",
+             "Fourth Coffee", "Margie's Travel", "Lucerne Publishing"]
+ZONES = ["America/New_York", "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo",
+         "Europe/London", "Europe/Paris", "Europe/Berlin", "Africa/Lagos", "Asia/Dubai", "Asia/Kolkata",
+         "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "UTC"]
+LOCATIONS = ["Conference Room A", "Conference Room B", "Boardroom", "Client HQ", "Zoom", "Microsoft Teams",
+             "Google Meet", "Phone", "Cafeteria", "Berlin office", "London office", "Singapore office",
+             "Remote", "Trade fair booth 12", "Hotel lobby"]
+SUBJECTS = {
+    "Meeting": ["Quarterly review", "Kick-off", "Steering committee", "Account planning", "Roadmap review",
+                "Contract negotiation", "Budget planning", "Partnership talks"],
+    "Call": ["Discovery call", "Follow-up call", "Pricing call", "Support escalation", "Reference call",
+             "Renewal call", "Check-in"],
+    "Email": ["Proposal sent", "Pricing questions", "Invoice query", "Meeting recap", "Introduction",
+              "Contract draft", "Feature request"],
+    "Update": ["Status update", "Project milestone", "Delivery delay", "Scope change", "Go-live update",
+               "Risk review"],
+    "Review": ["Design review", "Security review", "Performance review", "Contract review",
+               "Post-mortem", "Quality audit"],
+    "Training": ["Onboarding session", "Product training", "Admin workshop", "API workshop",
+                 "Train the trainer", "Compliance training"],
+}
+OUTCOMES = ["agreed next steps", "asked for a revised quote", "wants a demo for the wider team",
+            "raised concerns about the timeline", "confirmed the budget", "needs legal sign-off",
+            "is comparing two vendors", "requested references", "will decide next month",
+            "shared the requirements document"]
+NOTES = ["Follow up next week.", "Send the deck.", "Waiting on legal.", "Loop in the solutions engineer.",
+         "Book a room for the workshop.", "Update the forecast.", "Check the SLA terms.",
+         "Ask finance about payment terms."]
+COLUMNS = ("site_id", "title", "type", "lead", "start_datetime", "timezone", "end_datetime", "location",
+           "description", "notes", "created_by", "created_at", "updated_by", "updated_at", "version")
+COPY_SQL = f"COPY interactions ({', '.join(COLUMNS)}) FROM STDIN"
+
+# COPY's text format: no generated value may hold a tab, a line break or a backslash.
+_POOLS = [FIRST_NAMES, LAST_NAMES, COMPANIES, ZONES, LOCATIONS, OUTCOMES, NOTES,
+          *SUBJECTS.values()]
+assert not any(set(v) & set("\t\n\r\\") for pool in _POOLS for v in pool)
 
 
-def _row(rng: random.Random, site_id: int, user_id: int, now: datetime) -> dict:
-    start = now - timedelta(minutes=rng.randrange(0, 60 * 24 * 730))
-    kind = rng.choice(INTERACTION_TYPES)
-    subject = rng.choice(SUBJECTS)
-    lead = rng.choice(LEADS)
-    return {
-        "site_id": site_id, "title": f"{subject} with {lead.split()[0]}", "type": kind,
-        "lead": lead, "start_datetime": start, "timezone": rng.choice(ZONES),
-        "end_datetime": start + timedelta(minutes=rng.choice([15, 30, 45, 60, 90])) if rng.random() < 0.8 else None,
-        "location": rng.choice(LOCATIONS),
-        "description": f"{kind} about {subject.lower()} for {lead}.",
-        "notes": rng.choice([None, "Follow up next week", "Send the deck", "Waiting on legal"]),
-        "created_by": user_id, "created_at": start - timedelta(days=1), "version": 1,
-    }
+def site_shares(count: int, sites: int, *, first_share: float = FIRST_SITE_SHARE) -> list[int]:
+    """Rows per site: the first site gets `first_share` of them (at least an equal share), the others
+    split the rest evenly. 1,000,000 rows over 10 sites: 200,000 then 88,889 or 88,888 each."""
+    if sites <= 1:
+        return [count]
+    first = min(count, max(round(count * first_share), math.ceil(count / sites)))
+    rest, extra = divmod(count - first, sites - 1)
+    return [first] + [rest + (1 if i < extra else 0) for i in range(sites - 1)]
 
 
-def bulk_create(*, site_ids: list[int], user_ids: list[int], count: int, seed: int = 7,
-                batch: int = 5000) -> int:
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class RowMaker:
+    """Plausible interactions: a lead from a company, a subject that fits the type, a start in
+    office hours of the lead's time zone, searchable words in title, description and notes."""
+
+    def __init__(self, *, seed: int, now: datetime) -> None:
+        self.rng = random.Random(seed)
+        self.now = now
+        self.zones = {name: zone(name) for name in ZONES}
+
+    def row(self, site_id: int, writers: Sequence[int]) -> tuple[Any, ...]:
+        rng = self.rng
+        kind = rng.choice(INTERACTION_TYPES)
+        subject = rng.choice(SUBJECTS[kind])
+        lead = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        company = rng.choice(COMPANIES)
+        zone_name = rng.choice(ZONES)
+        day = (self.now - timedelta(days=rng.randrange(-60, 730))).date()
+        local = datetime(day.year, day.month, day.day, rng.randrange(8, 18), rng.choice((0, 15, 30, 45)))
+        start = local.replace(tzinfo=self.zones[zone_name]).astimezone(UTC)
+        end = start + timedelta(minutes=rng.choice((15, 30, 45, 60, 90, 120))) if rng.random() < 0.85 else None
+        location = rng.choice(LOCATIONS) if kind not in ("Email", "Update") or rng.random() < 0.2 else None
+        description = (f"{subject} with {lead} of {company}: {rng.choice(OUTCOMES)}."
+                       if rng.random() < 0.9 else None)
+        notes = rng.choice(NOTES) if rng.random() < 0.4 else None
+        created_by = rng.choice(writers)
+        created_at = min(start, self.now) - timedelta(days=rng.randrange(0, 21), seconds=rng.randrange(86400))
+        if rng.random() < 0.3:
+            updated_at = created_at + timedelta(hours=rng.randrange(1, 24 * 30))
+            updated_at, version, updated_by = min(updated_at, self.now), rng.randrange(2, 5), rng.choice(writers)
+        else:
+            updated_at, version, updated_by = None, 1, None
+        return (site_id, f"{subject} - {company}", kind, lead, start, zone_name, end, location, description,
+                notes, created_by, created_at, updated_by, updated_at, version)
+
+
+def copy_chunks(maker: RowMaker, site_sequence: Sequence[int], writers: dict[int, Sequence[int]],
+                *, progress: Any = None) -> Iterator[str]:
+    """COPY text-format data, CHUNK_ROWS lines at a time."""
+    for begin in range(0, len(site_sequence), CHUNK_ROWS):
+        sites = site_sequence[begin:begin + CHUNK_ROWS]
+        lines = ["\t".join(_copy_value(v) for v in maker.row(site_id, writers[site_id])) for site_id in sites]
+        yield "\n".join(lines) + "\n"
+        if progress is not None:
+            progress.update(len(sites))
+
+
+def bulk_create(session: Any, *, site_ids: list[int], writers: dict[int, Sequence[int]], count: int,
+                seed: int = 7, progress: bool = True) -> list[int]:
+    """COPY `count` interactions into the sites (shares per `site_shares`) within the session's
+    transaction. Returns the rows per site."""
     from tqdm import tqdm
 
-    from chalicelib.db import session_scope
-
+    shares = site_shares(count, len(site_ids))
+    if count <= 0:
+        return shares
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
-    done = 0
-    with tqdm(total=count, unit="rows", desc="interactions") as bar:
-        while done < count:
-            size = min(batch, count - done)
-            rows = [_row(rng, rng.choice(site_ids), rng.choice(user_ids), now) for _ in range(size)]
-            with session_scope() as session:
-                session.execute(insert(Interaction), rows)
-            done += size
-            bar.update(size)
-    return done
+    sequence = [site for site, share in zip(site_ids, shares, strict=True) for _ in range(share)]
+    rng.shuffle(sequence)  # interleaved, as rows of many tenants arrive in a real table
+    maker = RowMaker(seed=seed, now=datetime.now(UTC).replace(microsecond=0))
+    connection = session.connection()
+    # A seed is one long statement: lift the API's per-statement limit for this transaction only.
+    connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    rebuild = secondary_indexes(connection) if count >= REBUILD_THRESHOLD else []
+    for name, _definition in rebuild:
+        connection.exec_driver_sql(f'DROP INDEX "{name}"')
+    cursor = connection.connection.driver_connection.cursor()
+    with tqdm(total=count, unit="rows", unit_scale=True, desc="interactions", disable=not progress) as bar:
+        cursor.execute(COPY_SQL, stream=copy_chunks(maker, sequence, writers, progress=bar))
+    for _name, definition in tqdm(rebuild, unit="index", desc="indexes", disable=not progress or not rebuild):
+        connection.exec_driver_sql(definition)
+    return shares
+
+
+def secondary_indexes(connection: Any) -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of every index on interactions that backs no constraint.
+
+    A big seed drops them, loads, and creates them again from these exact definitions in the same
+    transaction: building an index once is many times faster than maintaining it row by row
+    (the trigram GIN indexes above all). The table stays locked until the seed commits.
+    """
+    rows = connection.exec_driver_sql(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'interactions'::regclass "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+        "ORDER BY c.relname").all()
+    return [(name, definition) for name, definition in rows]
