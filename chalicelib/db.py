@@ -84,6 +84,18 @@ def _build_engine() -> Engine:
         # unreachable database is a 503 within CONNECT_TIMEOUT_S rather than a hung request.
         connect_args={"timeout": CONNECT_TIMEOUT_S, "application_name": "interactions-api"},
     )
+    # pg8000 lets the socket error of a connection the server reset escape unwrapped from the
+    # pre-ping, and SQLAlchemy only recognises DB-API errors there: without this the first
+    # request after a failover or a terminated backend is a 503 instead of a reconnect.
+    ping = engine.dialect.do_ping
+
+    def _ping(dbapi_connection: Any) -> bool:
+        try:
+            return ping(dbapi_connection)
+        except OSError:
+            return False
+
+    engine.dialect.do_ping = _ping  # type: ignore[method-assign]
     # Once connected, reads wait just above the statement timeout, so that a statement
     # PostgreSQL cancels is reported by PostgreSQL, not by the socket.
     read_timeout = settings.db_connect_timeout_s + statement_ms // 1000
