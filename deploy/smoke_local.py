@@ -26,6 +26,13 @@ LOGIN_FILE = ROOT / ".devdata" / "demo-login.txt"
 LOG_FILE = ROOT / ".devdata" / "smoke-local.log"
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A command started in the background by a
+    non-interactive shell inherits SIGINT *ignored*, and Python then never turns it into the
+    KeyboardInterrupt that makes the run command stop cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -92,21 +99,24 @@ def stop_session(process: subprocess.Popen, *, grace: float = 45.0) -> list[int]
 
 
 def embedded_servers() -> set[int]:
-    """Pids of the embedded PostgreSQL and Redis servers (binaries inside this project's .venv).
-    They detach into sessions of their own, so the session sweep above does not see them."""
+    """Pids of the local run's embedded servers: PostgreSQL on .devdata/pg and the Redis whose data
+    is in .devdata/ (the tests' throwaway ones live in .devdata/tmp). They detach into sessions of
+    their own, so the session sweep above does not see them."""
     found = set()
-    venv = str(ROOT / ".venv")
+    devdata = ROOT / ".devdata"
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             exe = os.readlink(f"/proc/{entry}/exe")
+            cwd = os.readlink(f"/proc/{entry}/cwd")
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if exe.startswith(venv) and (exe.endswith("/redis-server") or
-                                     (exe.endswith("/postgres") and b"-D" in argv)):
+        postgres = exe.endswith("/postgres") and str(devdata / "pg").encode() in argv
+        redis = exe.endswith("/redis-server") and cwd == str(devdata)
+        if postgres or redis:
             found.add(int(entry))
     return found
 
@@ -142,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--username", default="editor", help="demo user to log in as (default editor)")
     args = parser.parse_args(argv)
 
+    # A SIGTERM (e.g. from an outer `timeout`) still runs the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
@@ -151,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(LOG_FILE, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_default_sigint)
     try:
         deadline = started + args.startup_timeout
         while not healthy(base_url):
