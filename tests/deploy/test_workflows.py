@@ -50,7 +50,8 @@ def test_pull_requests_get_lint_and_tests_with_postgres_and_redis_services():
 def test_main_deploys_dev_then_prod_behind_an_approval():
     deploy = load("deploy.yml")
     assert deploy["on"]["push"]["branches"] == ["main"]
-    assert "ref" in deploy["on"]["workflow_dispatch"]["inputs"]  # rollback to a given commit
+    rollback = deploy["on"]["workflow_dispatch"]["inputs"]  # redeploy an older commit, schema untouched
+    assert "ref" in rollback and rollback["skip_migrations"]["default"] is False
     assert deploy["concurrency"]["cancel-in-progress"] is False
     jobs = deploy["jobs"]
     assert jobs["checks"]["uses"] == "./.github/workflows/ci.yml"
@@ -70,6 +71,7 @@ def test_each_release_migrates_then_deploys_then_smoke_tests(job_name, stage):
     (smoke,) = steps_running(job, r"scripts/smoke\.py --base-url")
     assert migrate < deploy < smoke
     assert job["steps"][migrate]["env"]["DB_SECRET_ARN"] == "${{ vars.DB_MIGRATION_SECRET_ARN }}"
+    assert job["steps"][migrate]["if"] == "${{ !inputs.skip_migrations }}"
     assert "steps.deploy.outputs.url" in job["steps"][smoke]["run"]
     assert all("timeout-minutes" in job["steps"][i] for i in (migrate, deploy, smoke))
 
