@@ -10,7 +10,7 @@ from chalicelib.config import ConfigError
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.middleware import PUBLIC_ROUTES
 from tests.factories import login, make_site, make_user
-from tests.support import call_app, gateway_context, run_authorizer
+from tests.support import call_app, gateway_context, run_authorizer, token_event
 
 ME = "/api/auth/me"
 
@@ -180,3 +180,32 @@ def test_every_protected_route_uses_our_authorizer(app_module):
         for method, entry in methods.items():
             if (path, method) not in PUBLIC_ROUTES:
                 assert entry.authorizer is authorizer.jwt_authorizer, (path, method)
+
+
+def test_the_authorizer_lambda_works_from_its_own_module(editor):
+    """Deployed, the authorizer's handler is `chalicelib.auth.authorizer.jwt_authorizer`: its Lambda
+    imports that module, not app.py."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys\n"
+        "from chalicelib.auth.authorizer import jwt_authorizer\n"
+        "events = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([jwt_authorizer(e, None)['context'] for e in events]))\n"
+        "print('app' in sys.modules, 'sqlalchemy' in sys.modules)\n"
+    )
+    events = [token_event(f"Bearer {editor['token']}"), token_event("Bearer forged")]
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                            env=dict(os.environ), input=json.dumps(events), capture_output=True,
+                            text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    contexts, modules = result.stdout.strip().splitlines()
+    valid, forged = json.loads(contexts)
+    assert valid["auth"] == "ok" and valid["user_id"] == str(editor["user"])
+    assert forged["auth"] == "invalid"
+    assert modules == "False False"
