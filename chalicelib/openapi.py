@@ -36,6 +36,9 @@ class ErrorBody(_Doc):
     message: str
     details: list[ErrorDetail] | None = Field(
         None, description="present on validation errors: every invalid field, not only the first")
+    request_id: str | None = Field(
+        None, description="deployed, on errors API Gateway answers itself (its Gateway Responses): "
+                          "the gateway's request id")
 
 
 class ErrorEnvelope(_Doc):
