@@ -8,8 +8,8 @@ fields (a local time read in the record's time zone, end not before start) live 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import cache, lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -86,7 +86,7 @@ def zone_names() -> frozenset[str]:
     return frozenset(files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
 
 
-@lru_cache(maxsize=None)
+@cache
 def zone(name: str) -> ZoneInfo:
     """A zone loaded from the `tzdata` package itself, never from the host's /usr/share/zoneinfo."""
     if name not in zone_names():
@@ -122,14 +122,14 @@ def parse_datetime(value: Any) -> datetime:
     try:
         tzinfo = None
         if zulu:
-            tzinfo = timezone.utc
+            tzinfo = UTC
         elif sign:
             offset = timedelta(hours=int(off_h), minutes=int(off_m))
             tzinfo = timezone(-offset if sign == "-" else offset)
         parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0),
                           int((fraction or "0").ljust(6, "0")), tzinfo=tzinfo)
         if tzinfo is not None:
-            parsed.astimezone(timezone.utc)  # may overflow at the ends of the calendar
+            parsed.astimezone(UTC)  # may overflow at the ends of the calendar
     except (ValueError, OverflowError):
         raise ValueError("is not a valid date and time") from None
     return parsed
@@ -152,10 +152,10 @@ def to_instant(value: datetime, zone_name: str) -> datetime:
     """An aware UTC datetime. A naive value is local time in `zone_name`: the first occurrence when
     ambiguous (fold=0); ValueError when it falls in a daylight-saving gap."""
     if value.tzinfo is not None:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     local = value.replace(tzinfo=zone(zone_name), fold=0)
     try:
-        instant = local.astimezone(timezone.utc)
+        instant = local.astimezone(UTC)
     except OverflowError:
         raise ValueError("is not a valid date and time") from None
     if instant.astimezone(local.tzinfo).replace(tzinfo=None) != value:
@@ -267,9 +267,32 @@ def parse_create(data: Any) -> InteractionCreate:
 
 
 def parse_update(data: Any) -> InteractionUpdate:
-    """The body of PUT /api/interactions/{id}: field rules only. The rules across fields need the
-    stored record and are checked after it is found (see service.update)."""
-    return validate(InteractionUpdate, data, message="The request body is not valid")
+    """The body of PUT /api/interactions/{id}: the field rules, plus the time rules the body can
+    answer alone (a local time in a daylight-saving gap of the time zone it sends; an end before
+    the start it sends), so that one 400 lists every invalid field. The rules that need the stored
+    record come after 404 and 412, in service.update."""
+    try:
+        body: InteractionUpdate | None = InteractionUpdate.model_validate(data)
+        details: list[dict[str, str]] = []
+    except ValidationError as exc:
+        body, details = None, error_details(exc)
+    invalid = {d["field"] for d in details}
+    raw = data if isinstance(data, dict) else {}
+
+    def valid(field: str, parse: Any) -> Any:
+        if field in invalid or raw.get(field) is None:
+            return None
+        return parse(raw[field])
+
+    zone_name = valid("timezone", _check_zone)
+    start, end = valid("start_datetime", parse_datetime), valid("end_datetime", parse_datetime)
+    if zone_name is None:  # local times wait for the stored time zone
+        start = start if start is not None and start.tzinfo is not None else None
+        end = end if end is not None and end.tzinfo is not None else None
+    details += resolve_times(start=start, end=end, zone_name=zone_name)[2]
+    if details or body is None:
+        raise ValidationFailed("The request body is not valid", details=details)
+    return body
 
 
 # --- query parameters ------------------------------------------------------------------------------
@@ -298,14 +321,14 @@ def _bound(*, end_of_day: bool) -> Any:
                 day = date.fromisoformat(text)
             except ValueError:
                 raise ValueError("is not a valid date") from None
-            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=timezone.utc)
+            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
         try:
             parsed = parse_datetime(text)
         except ValueError:
             raise ValueError("must be an ISO 8601 date (2024-05-01) or date and time with an offset "
                              "(2024-05-01T00:00:00-04:00)") from None
         # Without an offset a datetime is read as UTC, like a bare date.
-        return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     which = "through 23:59:59.999999 UTC" if end_of_day else "from 00:00 UTC"
     return Annotated[datetime, PlainValidator(check), WithJsonSchema({

@@ -139,3 +139,14 @@ def test_a_malformed_body_is_rejected(client, world):
         (400, "VALIDATION_ERROR")
     assert error(send(client, "PUT", f"/api/interactions/{item['id']}", world.token("editor"), "null")) == \
         (400, "VALIDATION_ERROR")
+
+
+def test_time_rules_the_body_can_answer_alone_are_reported_with_the_field_rules(client, world):
+    body = {"title": "", "timezone": "America/New_York", "start_datetime": "2024-03-10T02:30:00",
+            "end_datetime": "2024-03-09T10:00:00Z"}
+    response = put(client, world.token("editor"), 999999, body)
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert fields(response) == {"title", "start_datetime"}
+    response = put(client, world.token("editor"), 999999, {"start_datetime": "2024-05-02T00:00:00Z",
+                                                          "end_datetime": "2024-05-01T00:00:00Z"})
+    assert fields(response) == {"end_datetime"}
