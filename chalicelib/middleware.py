@@ -115,6 +115,16 @@ def _check_body(request: Any) -> None:
             raise UnsupportedMediaType()
 
 
+def _ignore_media_type_without_body(request: Any) -> None:
+    """Chalice refuses any Content-Type but JSON even on a request without a body (a GET from a
+    client that sets the header everywhere); our 415 is for bodies only, checked above."""
+    if not (request.raw_body or b"") and "content-type" in request.headers:
+        from chalice.app import CaseInsensitiveMapping
+
+        request.headers = CaseInsensitiveMapping(
+            {k: v for k, v in request.headers.items() if k.lower() != "content-type"})
+
+
 def _rewrite_chalice_error(response: Response, method: str) -> Response:
     """Chalice's own `{"Code", "Message"}` answers become our envelope."""
     body = response.body
@@ -160,6 +170,7 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
 
             check_api_rate(user_id)
         _check_body(request)
+        _ignore_media_type_without_body(request)
         response = get_response(request)
     except ApiError as exc:
         response = error_response(exc)

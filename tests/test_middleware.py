@@ -105,6 +105,13 @@ def test_no_body_needs_no_content_type(client, editor):
     assert client.http.post("/api/auth/logout", headers=auth(editor)).status_code == 200
 
 
+@pytest.mark.parametrize("method,path", [("GET", "/api/auth/me"), ("POST", "/api/auth/logout")])
+def test_a_content_type_without_a_body_is_not_refused(client, editor, method, path):
+    response = client.http.request(method, path, headers={**auth(editor), "Content-Type": "text/plain"})
+
+    assert response.status_code == 200, response.json_body
+
+
 # --- Chalice's own errors and ours ----------------------------------------------------------------
 
 
