@@ -68,6 +68,10 @@ class UserMe(UserRef):
 
 
 class TokenData(_Doc):
+    # A base for allOf (login, site switch): additionalProperties false here would forbid the
+    # fields the composed schemas add (current_site, user, sites).
+    model_config = ConfigDict(extra="ignore")
+
     token: str = Field(description="a JWT for `Authorization: Bearer <token>`")
     expires_at: str = Field(description="ISO 8601 in UTC with a Z suffix")
 
