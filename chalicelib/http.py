@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC
 from typing import Any, TypeVar
 
 from chalice import Response
@@ -124,9 +125,11 @@ def isoformat(value: Any) -> str | None:
     """A timestamp as ISO 8601 in UTC with a `Z` (fractions of a second only when present)."""
     if value is None:
         return None
-    from datetime import timezone
-
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+    # Called for every timestamp of every row on a page: the driver already hands out UTC values
+    # (the session's time zone is UTC), so they are formatted as they are, "+00:00" becoming "Z".
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"
 
 
 def epoch_isoformat(seconds: int) -> str:
