@@ -103,13 +103,16 @@ def _vacuum_analyze(engine) -> None:
     index-only counts. VACUUM needs autocommit and no statement timeout; the pool's pre-ping may
     have opened a transaction on a reused connection, so end it first, and throw the connection
     away afterwards rather than return it with the API's settings changed."""
+    from chalicelib.interactions.seed import no_read_timeout
+
     raw = engine.raw_connection()
     try:
         raw.rollback()
         driver = raw.driver_connection
         driver.autocommit = True
-        cursor = driver.cursor()
-        cursor.execute("SET statement_timeout = 0")
-        cursor.execute("VACUUM (ANALYZE) interactions")
+        with no_read_timeout(driver):
+            cursor = driver.cursor()
+            cursor.execute("SET statement_timeout = 0")
+            cursor.execute("VACUUM (ANALYZE) interactions")
     finally:
         raw.invalidate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,12 +153,29 @@ def bulk_create(session: Any, *, site_ids: list[int], writers: dict[int, Sequenc
     rebuild = secondary_indexes(connection) if count >= REBUILD_THRESHOLD else []
     for name, _definition in rebuild:
         connection.exec_driver_sql(f'DROP INDEX "{name}"')
-    cursor = connection.connection.driver_connection.cursor()
-    with tqdm(total=count, unit="rows", unit_scale=True, desc="interactions", disable=not progress) as bar:
-        cursor.execute(COPY_SQL, stream=copy_chunks(maker, sequence, writers, progress=bar))
-    for _name, definition in tqdm(rebuild, unit="index", desc="indexes", disable=not progress or not rebuild):
-        connection.exec_driver_sql(definition)
+    driver = connection.connection.driver_connection
+    with no_read_timeout(driver):
+        with tqdm(total=count, unit="rows", unit_scale=True, desc="interactions", disable=not progress) as bar:
+            driver.cursor().execute(COPY_SQL, stream=copy_chunks(maker, sequence, writers, progress=bar))
+        for _name, definition in tqdm(rebuild, unit="index", desc="indexes",
+                                      disable=not progress or not rebuild):
+            connection.exec_driver_sql(definition)
     return shares
+
+
+@contextmanager
+def no_read_timeout(driver_connection: Any) -> Iterator[None]:
+    """The API's connections give up reading after a few seconds (see db.py); a seed's statements
+    run for minutes. Lifted for the block, restored before the connection goes back to the pool."""
+    sock = getattr(driver_connection, "_usock", None)  # pg8000's socket (pinned version)
+    previous = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        sock.settimeout(None)
+    try:
+        yield
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
 
 
 def secondary_indexes(connection: Any) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.auth import tokens
@@ -78,7 +78,7 @@ def create(client: Any, token: str, **fields: Any) -> dict[str, Any]:
 def insert_rows(site_id: int, rows: list[dict[str, Any]], *, user_id: int | None = None) -> list[int]:
     """Rows straight into the table (for list tests that need many or exact values)."""
     defaults = {"title": "T", "type": "Call", "lead": "L", "timezone": "UTC",
-                "start_datetime": datetime(2024, 1, 1, tzinfo=timezone.utc)}
+                "start_datetime": datetime(2024, 1, 1, tzinfo=UTC)}
     with session_scope() as session:
         objs = [Interaction(**{**defaults, **row, "site_id": site_id, "created_by": user_id}) for row in rows]
         session.add_all(objs)

@@ -67,3 +67,18 @@ def test_seeding_twice_adds_rows_and_keeps_the_accounts(capsys):
     assert cli.main(["seed-demo", "--sites", "2", "--interactions", "10", "--password", PASSWORD]) == 0
     assert cli.main(["seed-demo", "--sites", "2", "--interactions", "10", "--password", PASSWORD]) == 0
     assert sum(_per_site().values()) == 20
+
+
+def test_a_seed_lifts_the_apis_read_timeout_only_while_it_runs():
+    from sqlalchemy import text as sql
+
+    with session_scope() as session:
+        driver = session.connection().connection.driver_connection
+        before = driver._usock.gettimeout()
+        assert before is not None  # the API's connections give up reading after a few seconds
+        driver._usock.settimeout(0.5)
+        with seed.no_read_timeout(driver):
+            session.execute(sql("SET LOCAL statement_timeout = 0"))
+            session.execute(sql("SELECT pg_sleep(0.8)"))  # longer than the socket allowed
+        assert driver._usock.gettimeout() == 0.5
+        driver._usock.settimeout(before)
