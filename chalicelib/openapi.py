@@ -178,10 +178,13 @@ def _success(description: str, schema: dict[str, Any], *, headers: tuple[str, ..
 
 def _operation(summary: str, ok_status: str, ok: dict[str, Any], errors: tuple[str, ...], *,
                tag: str, public: bool = False, body: dict[str, Any] | None = None,
-               parameters: list[dict[str, Any]] | None = None, operation_id: str) -> dict[str, Any]:
-    common = ("500",) if public else ("401", "429", "500", "503")
+               parameters: list[dict[str, Any]] | None = None, operation_id: str,
+               method: str = "get") -> dict[str, Any]:
+    common = {"500"} if public else {"401", "429", "500", "503"}
+    if method != "get":  # the middleware refuses any body over 256 KiB or not sent as JSON
+        common |= {"413", "415"}
     responses = {ok_status: ok}
-    for status in sorted(set(errors) | set(common)):
+    for status in sorted(set(errors) | common):
         responses[status] = {"$ref": f"#/components/responses/Error{status}"}
     operation: dict[str, Any] = {"summary": summary, "operationId": operation_id, "tags": [tag],
                                  "responses": responses}
@@ -191,8 +194,7 @@ def _operation(summary: str, ok_status: str, ok: dict[str, Any], errors: tuple[s
         operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-        for status in ("400", "413", "415"):
-            responses.setdefault(status, {"$ref": f"#/components/responses/Error{status}"})
+        responses.setdefault("400", {"$ref": "#/components/responses/Error400"})
         operation["responses"] = dict(sorted(responses.items()))
     return operation
 
@@ -259,8 +261,8 @@ def build() -> dict[str, Any]:
         "/api/auth/login": {"post": _operation(
             "Log in", "200", _success("A token; scoped to the site when the user has exactly one",
                                       _envelope(login_data)),
-            ("400", "401", "429"), tag="auth", public=True, body=_ref("LoginRequest"),
-            operation_id="login")},
+            ("400", "401", "429", "503"), tag="auth", public=True, body=_ref("LoginRequest"),
+            operation_id="login", method="post")},
         "/api/auth/me": {"get": _operation(
             "The caller and the token's site", "200",
             _success("The caller", _envelope(_object(user=_ref("UserMe"), current_site=_nullable(site)))),
@@ -272,10 +274,10 @@ def build() -> dict[str, Any]:
         "/api/auth/site": {"post": _operation(
             "Choose the active site: a new token for the same session", "200",
             _success("A token scoped to the site, expiring with the session", _envelope(site_token)),
-            ("400", "403"), tag="auth", body=_ref("SiteSelect"), operation_id="selectSite")},
+            ("400", "403"), tag="auth", body=_ref("SiteSelect"), operation_id="selectSite", method="post")},
         "/api/auth/logout": {"post": _operation(
             "End the session (every token of it)", "200", _success("Logged out", _envelope(message)),
-            (), tag="auth", operation_id="logout")},
+            (), tag="auth", operation_id="logout", method="post")},
         "/api/interactions": {
             "get": _operation(
                 "Find interactions of the active site", "200",
@@ -287,7 +289,7 @@ def build() -> dict[str, Any]:
                 "Create an interaction in the active site (editor, admin)", "201",
                 _success("Created", _envelope(interaction), headers=("ETag", "Location")),
                 ("400", "403", "409", "422"), tag="interactions", body=_ref("InteractionCreate"),
-                parameters=[idempotency_key], operation_id="createInteraction"),
+                parameters=[idempotency_key], operation_id="createInteraction", method="post"),
         },
         "/api/interactions/types": {"get": _operation(
             "The interaction types", "200",
@@ -303,11 +305,11 @@ def build() -> dict[str, Any]:
                 "Partial update (editor, admin): only the fields sent change; null clears", "200",
                 _success("The interaction as it is now", _envelope(interaction), headers=("ETag",)),
                 ("400", "403", "404", "409", "412"), tag="interactions",
-                body=_ref("InteractionUpdate"), parameters=[if_match], operation_id="updateInteraction"),
+                body=_ref("InteractionUpdate"), parameters=[if_match], operation_id="updateInteraction", method="put"),
             "delete": _operation(
                 "Delete (editor, admin)", "200", _success("Deleted", _envelope(message)),
                 ("403", "404", "412"), tag="interactions", parameters=[if_match],
-                operation_id="deleteInteraction"),
+                operation_id="deleteInteraction", method="delete"),
         },
         "/api/sites": {"get": _operation(
             "The caller's active sites, by name", "200",

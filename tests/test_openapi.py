@@ -104,3 +104,10 @@ def test_the_document_is_built_once_per_container(monkeypatch):
     first = openapi.document()
     monkeypatch.setattr(openapi, "build", lambda: pytest.fail("built twice"))
     assert openapi.document() is first
+
+
+def test_every_operation_that_takes_a_body_documents_413_and_415(doc):
+    for path, item in doc["paths"].items():
+        for method in ("post", "put", "delete"):
+            if method in item:
+                assert {"413", "415"} <= item[method]["responses"].keys(), (method, path)
