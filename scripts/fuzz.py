@@ -1,0 +1,290 @@
+"""Fuzz the API with Schemathesis against `chalice local`, driven by /api/openapi.json.
+
+    .venv/bin/python -m scripts.fuzz [--max-examples 60] [--seed 1] [--workers 1]
+
+It starts everything it needs and stops it again: a scratch database `fuzz_<pid>` on the embedded
+PostgreSQL (or on the server of DATABASE_URL), a throwaway Redis (or REDIS_URL), a site with an
+editor and a few interactions, then `chalice local` on a free port. Schemathesis runs every
+operation with a valid editor token (and its own unauthenticated variants) under the checks
+not_a_server_error, response_schema_conformance, negative_data_rejection, ignored_auth and
+use_after_free. The rate limits are raised for the run so the fuzzer reaches past them. It prints
+the number of generated requests and exits non-zero on any failure or if fewer than
+`--min-requests` were sent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib import error, request
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = ["not_a_server_error", "response_schema_conformance", "negative_data_rejection",
+          "ignored_auth", "use_after_free"]
+REPORT_DIR = ROOT / ".devdata" / "fuzz-report"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _services(database: str) -> tuple[dict[str, str], str, object]:
+    """(environment for the app, admin URL, redis handle) with a fresh scratch database."""
+    from devtools import embedded
+
+    if os.environ.get("DATABASE_URL"):
+        from sqlalchemy.engine import make_url
+
+        from chalicelib.config import normalise_database_url
+
+        base = make_url(normalise_database_url(os.environ["DATABASE_URL"]))
+        admin = base.set(database="postgres").render_as_string(hide_password=False)
+        url = base.set(database=database).render_as_string(hide_password=False)
+    else:
+        server = embedded.postgres_server()
+        admin, url = embedded.postgres_url(server, "postgres"), embedded.postgres_url(server, database)
+    embedded.ensure_database(admin, database, recreate=True)
+    redis_handle = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        redis_handle = embedded.redis_server(f"fuzz-redis-{os.getpid()}", throwaway=True)
+        redis_url = embedded.redis_url(redis_handle)
+    env = {
+        "DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
+        # Past the limits, so the fuzzer exercises the endpoints rather than 429s.
+        "API_RATE_PER_MINUTE": "1000000", "LOGIN_RATE_PER_MINUTE": "1000000",
+        "LOGIN_MAX_FAILURES": "1000000",
+    }
+    return env, admin, redis_handle
+
+
+def _seed(env: dict[str, str]) -> tuple[str, str]:
+    """Migrate and create the fuzzer's site, editor and a few interactions; (username, password)."""
+    os.environ.update(env)
+    from chalicelib import cli
+    from chalicelib.auth.passwords import hash_password
+    from chalicelib.db import reset_engine, session_scope
+    from chalicelib.models import Site, SiteMembership, User
+
+    if cli.main(["migrate"]) != 0:
+        raise SystemExit("migration failed")
+    password = secrets.token_urlsafe(16)
+    with session_scope() as session:
+        site = Site(name="Fuzz", description="Fuzzing")
+        other = Site(name="Elsewhere", description="Another tenant")
+        user = User(username="fuzzer", email="fuzzer@example.com", password_hash=hash_password(password))
+        session.add_all([site, other, user])
+        session.flush()
+        session.add(SiteMembership(user_id=user.id, site_id=site.id, role="admin"))
+    reset_engine()
+    return "fuzzer", password
+
+
+def _wait_healthy(base: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("chalice local exited during start-up")
+        try:
+            with request.urlopen(base + "/api/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise SystemExit("chalice local did not become healthy")
+
+
+def _login(base: str, username: str, password: str) -> str:
+    body = json.dumps({"username": username, "password": password}).encode()
+    req = request.Request(base + "/api/auth/login", data=body, method="POST",
+                          headers={"Content-Type": "application/json"})
+    with request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)["data"]["token"]
+
+
+class GatewayFront:
+    """A front for `chalice local` that plays API Gateway's own part as deployed: the answers the
+    gateway gives before any code of ours runs are its Gateway Responses (deploy/gateway_responses.py),
+    the error envelope, where `chalice local` has canned bodies of its own. Everything else passes
+    through untouched."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import http.client
+        import uuid
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from deploy.gateway_responses import RESPONSES, body_template
+
+        def gateway_answer(kind: str) -> tuple[int, bytes]:
+            status, code, message = RESPONSES[kind]
+            body = body_template(code, message).replace("$context.requestId", str(uuid.uuid4()))
+            return int(status or 500), body.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "keep-alive", "transfer-encoding")}
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                upstream = conn.getresponse()
+                status, payload = upstream.status, upstream.read()
+                out_headers = [(k, v) for k, v in upstream.getheaders()
+                               if k.lower() not in ("connection", "content-length", "transfer-encoding",
+                                                    "server", "date")]
+                conn.close()
+                kind = None
+                if status == 401 and b'"Unauthorized"' in payload and "authorization" not in \
+                        {k.lower() for k in headers}:
+                    kind = "UNAUTHORIZED"  # no token: refused by the gateway
+                elif status == 403 and b"Missing Authentication Token" in payload:
+                    kind = "MISSING_AUTHENTICATION_TOKEN"  # no such route
+                elif status == 501:
+                    kind = "MISSING_AUTHENTICATION_TOKEN"  # a method no route has (TRACE, QUERY...)
+                if kind:
+                    status, payload = gateway_answer(kind)
+                    out_headers = [("Content-Type", "application/json")]
+                self.send_response(status)
+                for name, value in out_headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _forward
+            do_TRACE = do_QUERY = do_CONNECT = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _count_requests(ndjson: Path) -> int:
+    """Generated requests, from the event stream: every interaction recorded by a check run."""
+    total = 0
+    if not ndjson.exists():
+        return 0
+    with ndjson.open() as f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            scenario = event.get("ScenarioFinished")
+            if scenario:
+                total += len((scenario.get("recorder") or {}).get("interactions") or {})
+    return total
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-examples", type=int, default=60, help="test cases per operation and phase")
+    parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--workers", default="1", help="chalice local is threaded but serves one app object")
+    parser.add_argument("--min-requests", type=int, default=1000)
+    parser.add_argument("--max-time", type=int, default=900,
+                        help="seconds each schemathesis run may take before it is stopped")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    database = f"fuzz_{os.getpid()}"
+    env, admin, redis_handle = _services(database)
+    username, password = _seed(env)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    chalice = str(Path(sys.executable).parent / "chalice")
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    log = (REPORT_DIR / "chalice-local.log").open("w")  # the app's error log, for failures
+    process = subprocess.Popen(
+        [chalice, "local", "--stage", "dev", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
+        cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=log,
+    )
+    status = 1
+    front = None
+    try:
+        _wait_healthy(base, process)
+        front = GatewayFront(port)
+        front_url = f"http://127.0.0.1:{front.port}"
+        total = 0
+        started = time.monotonic()
+        # Logout ends the session the token belongs to, so it is fuzzed last, on its own.
+        for label, selection in (("api", ["--exclude-path", "/api/auth/logout"]),
+                                 ("logout", ["--include-path", "/api/auth/logout"])):
+            token = _login(base, username, password)
+            ndjson = REPORT_DIR / f"events-{label}.ndjson"
+            ndjson.unlink(missing_ok=True)
+            command = [
+                str(Path(sys.executable).parent / "schemathesis"), "run", f"{front_url}/api/openapi.json",
+                "--url", front_url, *selection,
+                "--checks", ",".join(CHECKS),
+                "--header", f"Authorization: Bearer {token}",
+                "--workers", str(args.workers), "--max-examples", str(args.max_examples),
+                "--seed", str(args.seed),
+                "--phases", "examples,coverage,fuzzing,stateful",
+                "--request-timeout", "10", "--generation-database", "none",
+                "--report", "ndjson,junit", "--report-dir", str(REPORT_DIR),
+                "--report-ndjson-path", str(ndjson),
+                "--report-junit-path", str(REPORT_DIR / f"junit-{label}.xml"), "--no-color",
+            ]
+            result = subprocess.run(command, cwd=ROOT, timeout=args.max_time,
+                                    env={**os.environ, "SCHEMATHESIS_HOOKS": "scripts.fuzz_hooks"})
+            sent = _count_requests(ndjson)
+            total += sent
+            print(f"fuzz [{label}]: {sent} generated requests; schemathesis exit status {result.returncode}")
+            status = max(status if label != "api" else 0, result.returncode)
+        print(f"\nfuzz: {total} generated requests in {time.monotonic() - started:.0f} s; "
+              f"{'no failures' if status == 0 else 'FAILURES'}; reports in {REPORT_DIR}")
+        if status == 0 and total < args.min_requests:
+            print(f"fuzz: fewer than {args.min_requests} requests were generated")
+            status = 1
+    finally:
+        if front is not None:
+            front.close()
+        _stop(process)
+        log.close()
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        engine.dispose()
+        if redis_handle is not None:
+            redis_handle.shutdown()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

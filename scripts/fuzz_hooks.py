@@ -1,0 +1,31 @@
+"""Schemathesis hooks for scripts/fuzz.py (loaded through SCHEMATHESIS_HOOKS).
+
+One narrow exemption: API.md's length limits apply *after trimming* ("title: 1-255 chars after
+trimming"), which JSON Schema's maxLength cannot say. A value that exceeds maxLength only by
+leading or trailing whitespace is therefore valid per the contract, and its acceptance is not a
+negative_data_rejection failure. Every other failure is kept.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import schemathesis
+
+_MAX_LENGTH = re.compile(r"violates `maxLength` at /properties/([A-Za-z0-9_]+)")
+
+
+def _padded_values(case: Any, name: str) -> list[str]:
+    values = []
+    for source in (case.query, case.body, case.headers, case.path_parameters):
+        if isinstance(source, dict) and isinstance(source.get(name), str):
+            values.append(source[name])
+    return [value for value in values if value != value.strip()]
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    if getattr(failure, "code", None) != "ST201":
+        return True
+    match = _MAX_LENGTH.search(getattr(failure, "message", "") or "")
+    return not (match and _padded_values(case, match.group(1)))
