@@ -1,0 +1,338 @@
+"""Load with verification: N concurrent clients for M seconds of mixed creates, updates, deletes,
+searches and retried creates (Idempotency-Key), then a check that nothing was lost or misplaced.
+
+    .venv/bin/python -m scripts.load [--clients 8] [--duration 60] [--seed 1]
+
+Each client is a process of its own driving the real handlers in-process the way API Gateway does
+(devtools/gateway.py: the token authorizer first, its context stringified), so every client stands
+for one Lambda container with its own connection pool. It runs against a scratch database
+`load_<pid>` on the embedded PostgreSQL (or on the server of DATABASE_URL) and a throwaway Redis
+(or REDIS_URL), both set up and removed here; the per-user rate limit is lifted for the run.
+
+Afterwards, from the database: no 5xx was answered, every acknowledged create is present exactly
+once (and an acknowledged delete is gone), every acknowledged update is visible (each record holds
+the newest acknowledged version), every record is in its creator's site, and no search answered a
+record of another site. It prints requests, errors and latency percentiles; the exit status is 0
+only when every check holds.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/api/interactions"
+TYPES = ["Meeting", "Call", "Email", "Update", "Review", "Training"]
+ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney"]
+SHARED_PER_SITE = 5
+PASSWORD = "load-test password"
+
+
+# --- set-up -----------------------------------------------------------------------------------------
+
+def _services(database: str) -> tuple[dict[str, str], str, Any]:
+    from devtools import embedded
+
+    if os.environ.get("DATABASE_URL"):
+        from sqlalchemy.engine import make_url
+
+        from chalicelib.config import normalise_database_url
+
+        base = make_url(normalise_database_url(os.environ["DATABASE_URL"]))
+        admin = base.set(database="postgres").render_as_string(hide_password=False)
+        url = base.set(database=database).render_as_string(hide_password=False)
+    else:
+        server = embedded.postgres_server()
+        admin, url = embedded.postgres_url(server, "postgres"), embedded.postgres_url(server, database)
+    embedded.ensure_database(admin, database, recreate=True)
+    redis_handle = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        redis_handle = embedded.redis_server(f"load-redis-{os.getpid()}", throwaway=True)
+        redis_url = embedded.redis_url(redis_handle)
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
+           "JWT_ISSUER": "interactions-load", "JWT_AUDIENCE": "interactions-api-load",
+           "API_RATE_PER_MINUTE": "100000000", "LOGIN_RATE_PER_MINUTE": "100000"}
+    return env, admin, redis_handle
+
+
+def _seed(env: dict[str, str], clients: int) -> tuple[list[int], dict[int, int], dict[int, list[int]]]:
+    """Two sites, one editor per client (alternating sites) and a few shared records per site.
+    Returns (site ids, client -> site, site -> shared record ids)."""
+    os.environ.update(env)
+    from datetime import datetime
+
+    from chalicelib import cli
+    from chalicelib.auth.passwords import hash_password
+    from chalicelib.db import reset_engine, session_scope
+    from chalicelib.models import Interaction, Site, SiteMembership, User
+
+    if cli.main(["migrate"]) != 0:
+        raise SystemExit("migration failed")
+    password_hash = hash_password(PASSWORD)
+    with session_scope() as session:
+        sites = [Site(name="Load A"), Site(name="Load B")]
+        session.add_all(sites)
+        session.flush()
+        site_of = {}
+        for n in range(clients):
+            user = User(username=f"load{n}", email=f"load{n}@example.com", password_hash=password_hash)
+            session.add(user)
+            session.flush()
+            site_of[n] = sites[n % 2].id
+            session.add(SiteMembership(user_id=user.id, site_id=site_of[n], role="editor"))
+        shared: dict[int, list[int]] = {}
+        for site in sites:
+            rows = [Interaction(site_id=site.id, title=f"shared {site.id}-{i}", type="Meeting", lead="Load",
+                                start_datetime=datetime(2024, 1, 1, tzinfo=UTC), timezone="UTC")
+                    for i in range(SHARED_PER_SITE)]
+            session.add_all(rows)
+            session.flush()
+            shared[site.id] = [row.id for row in rows]
+        site_ids = [site.id for site in sites]
+    reset_engine()
+    return site_ids, site_of, shared
+
+
+# --- one client -------------------------------------------------------------------------------------
+
+def _body(rng: random.Random, tag: str, key: str) -> dict[str, Any]:
+    day = rng.randint(1, 28)
+    return {"title": f"{tag} visit {rng.randint(1, 10**6)}", "type": rng.choice(TYPES),
+            "lead": rng.choice(["Ann", "Bo", "Cy", "Di"]), "timezone": rng.choice(ZONES),
+            "start_datetime": f"2025-03-{day:02d}T09:30:00", "end_datetime": f"2025-03-{day:02d}T10:30:00",
+            "location": "Room " + str(rng.randint(1, 9)), "description": f"load {tag}", "notes": key}
+
+
+def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duration: float,
+           seed: int) -> dict[str, Any]:
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import logging
+
+    logging.getLogger("interactions.access").disabled = True  # one line per request is too much here
+    from devtools.gateway import Gateway
+
+    gateway = Gateway()
+    rng = random.Random(seed * 1000 + n)
+    tag = f"client{n}x{uuid.uuid4().hex[:6]}"
+    latencies: list[float] = []
+    login_latencies: list[float] = []
+    by_op: Counter = Counter()
+    statuses: Counter = Counter()
+    problems: list[str] = []
+    creates: dict[str, dict[str, Any]] = {}   # key -> {"id", "site_id"}
+    own: dict[int, int] = {}                  # id -> version (live records this client made)
+    updates: list[tuple[int, int, str]] = []  # (id, version, title) acknowledged
+    deletes: list[int] = []
+
+    token: str | None = None
+
+    def call(op: str, method: str, path: str, body: Any = None, headers: dict | None = None,
+             expect: tuple[int, ...] = (200,), token_override: str | None = None):
+        started = time.perf_counter()
+        result = gateway.request(method, path, token_override or token, body, headers=headers)
+        # Login (argon2, deliberately slow) is reported apart from the API's other requests.
+        (login_latencies if op == "login" else latencies).append(time.perf_counter() - started)
+        by_op[op] += 1
+        statuses[result.status] += 1
+        if result.status not in expect:
+            problems.append(f"{op}: {method} {path} -> {result.status} {result.raw[:200]}")
+        return result
+
+    started = time.perf_counter()
+    login = call("login", "POST", "/api/auth/login", {"username": f"load{n}", "password": PASSWORD})
+    if login.status != 200:
+        return {"problems": problems, "latencies": latencies, "by_op": by_op, "statuses": statuses,
+                "creates": creates, "updates": updates, "deletes": deletes, "login_latencies": login_latencies}
+    token = login.body["data"]["token"]
+    deadline = started + duration
+    while time.perf_counter() < deadline:
+        roll = rng.random()
+        if roll < 0.30 or not own:
+            key = uuid.uuid4().hex
+            body = _body(rng, tag, key)
+            created = call("create", "POST", PATH, body, {"Idempotency-Key": key}, expect=(201,))
+            if created.status != 201:
+                continue
+            row = created.body["data"]["interaction"]
+            creates[key] = {"id": row["id"], "site_id": row["site_id"]}
+            own[row["id"]] = row["version"]
+            if row["site_id"] != site_id:
+                problems.append(f"create landed in site {row['site_id']}, token's site is {site_id}")
+            extra = rng.random()
+            if extra < 0.15:  # the answer was "lost": the same request again
+                again = call("retry", "POST", PATH, body, {"Idempotency-Key": key}, expect=(201,))
+                if again.status == 201 and again.body["data"]["interaction"]["id"] != row["id"]:
+                    problems.append(f"retry with key {key} created {again.body['data']['interaction']['id']}")
+            elif extra < 0.20:  # the same key with another body
+                call("reuse", "POST", PATH, {**body, "title": "changed"}, {"Idempotency-Key": key}, expect=(422,))
+        elif roll < 0.45:  # update one of our own records, conditionally
+            record = rng.choice(list(own))
+            title = f"{tag} own update {rng.randint(1, 10**6)}"
+            result = call("update", "PUT", f"{PATH}/{record}", {"title": title},
+                          {"If-Match": f'"{own[record]}"'})
+            if result.status == 200:
+                own[record] = result.body["data"]["interaction"]["version"]
+                updates.append((record, own[record], title))
+        elif roll < 0.60:  # contend with the other clients of the site on a shared record
+            record = rng.choice(shared)
+            current = call("get", "GET", f"{PATH}/{record}")
+            if current.status != 200:
+                continue
+            title = f"{tag} shared update {rng.randint(1, 10**6)}"
+            result = call("update_shared", "PUT", f"{PATH}/{record}", {"title": title},
+                          {"If-Match": current.headers.get("ETag", "")}, expect=(200, 412))
+            if result.status == 200:
+                updates.append((record, result.body["data"]["interaction"]["version"], title))
+        elif roll < 0.70:
+            record = rng.choice(list(own))
+            result = call("delete", "DELETE", f"{PATH}/{record}", headers={"If-Match": f'"{own[record]}"'})
+            if result.status == 200:
+                deletes.append(record)
+                del own[record]
+        elif roll < 0.90:
+            query = rng.choice([f"search={tag}", f"search={tag}&sort_by=title&sort_direction=asc",
+                                f"lead=Ann&per_page=50&search={tag}", f"type={rng.choice(TYPES)}&per_page=10",
+                                "sort_by=updated_at&page=2"])
+            result = call("search", "GET", f"{PATH}?{query}")
+            if result.status == 200:
+                for row in result.body["data"]["interactions"]:
+                    if row["site_id"] != site_id:
+                        problems.append(f"search answered record {row['id']} of site {row['site_id']}")
+        else:
+            record = rng.choice(list(own))
+            result = call("get", "GET", f"{PATH}/{record}")
+            if result.status == 200 and result.body["data"]["interaction"]["version"] != own[record]:
+                problems.append(f"record {record}: read version {result.body['data']['interaction']['version']},"
+                                f" expected {own[record]}")
+    return {"problems": problems, "latencies": latencies, "by_op": by_op, "statuses": statuses,
+            "creates": creates, "updates": updates, "deletes": deletes, "elapsed": time.perf_counter() - started,
+            "login_latencies": login_latencies}
+
+
+def _client_entry(args: tuple) -> dict[str, Any]:
+    return client(*args)
+
+
+# --- verification -----------------------------------------------------------------------------------
+
+def verify(results: list[dict[str, Any]], site_of: dict[int, int], shared: dict[int, list[int]]) -> tuple[list[str], int]:
+    """Problems found in the database, and the number of rows checked."""
+    from sqlalchemy import func, select
+
+    from chalicelib.db import session_scope
+    from chalicelib.models import IdempotencyKey, Interaction
+
+    problems: list[str] = []
+    with session_scope() as session:
+        rows = {row.id: row for row in session.scalars(select(Interaction))}
+        keys = session.scalar(select(func.count()).select_from(IdempotencyKey))
+    by_note = Counter(row.notes for row in rows.values() if row.notes)
+    deleted = {record for result in results for record in result["deletes"]}
+    acknowledged = 0
+    for n, result in enumerate(results):
+        for key, created in result["creates"].items():
+            acknowledged += 1
+            expected = 0 if created["id"] in deleted else 1
+            if by_note[key] != expected:
+                problems.append(f"create {key}: {by_note[key]} rows, expected {expected}")
+            row = rows.get(created["id"])
+            if expected and row is not None and row.site_id != site_of[n]:
+                problems.append(f"record {row.id} is in site {row.site_id}, its creator's is {site_of[n]}")
+    seeded = sum(len(ids) for ids in shared.values())
+    if len(rows) != seeded + acknowledged - len(deleted):
+        problems.append(f"{len(rows)} rows, expected {seeded} seeded + {acknowledged} created - {len(deleted)} deleted")
+    if keys != acknowledged:
+        problems.append(f"{keys} idempotency keys stored, {acknowledged} keyed creates acknowledged")
+    newest: dict[int, tuple[int, str]] = {}
+    for result in results:
+        for record, version, title in result["updates"]:
+            if record not in newest or version > newest[record][0]:
+                newest[record] = (version, title)
+    for record, (version, title) in newest.items():
+        row = rows.get(record)
+        if row is None:
+            if record not in deleted:
+                problems.append(f"updated record {record} is missing")
+            continue
+        if (row.version, row.title) != (version, title):
+            problems.append(f"record {record}: stored v{row.version} {row.title!r}, "
+                            f"newest acknowledged v{version} {title!r}")
+    return problems, len(rows)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=60, help="seconds of load per client")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+
+    database = f"load_{os.getpid()}"
+    env, admin, redis_handle = _services(database)
+    try:
+        site_ids, site_of, shared = _seed(env, args.clients)
+        print(f"load: {args.clients} clients for {args.duration:.0f} s against {database} ...", flush=True)
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(args.clients) as pool:
+            results = pool.map(_client_entry, [
+                (n, env, site_of[n], shared[site_of[n]], args.duration, args.seed) for n in range(args.clients)])
+        problems = [p for result in results for p in result["problems"]]
+        db_problems, rows = verify(results, site_of, shared)
+        latencies = [x for result in results for x in result["latencies"]]
+        statuses = sum((result["statuses"] for result in results), Counter())
+        by_op = sum((result["by_op"] for result in results), Counter())
+        server_errors = sum(count for status, count in statuses.items() if status >= 500)
+        elapsed = max(result.get("elapsed", args.duration) for result in results)
+        acknowledged_updates = sum(len(result["updates"]) for result in results)
+        logins = [x for result in results for x in result.get("login_latencies", [])]
+        requests = sum(by_op.values())
+        print(f"clients {args.clients}, duration {elapsed:.0f} s, requests {requests} "
+              f"({requests / elapsed:.0f}/s)")
+        print("operations: " + ", ".join(f"{op} {count}" for op, count in sorted(by_op.items())))
+        print("statuses: " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
+        print(f"latency ms: median {statistics.median(latencies) * 1000:.1f}, "
+              f"p95 {_percentile(latencies, 0.95) * 1000:.1f}, p99 {_percentile(latencies, 0.99) * 1000:.1f}, "
+              f"max {max(latencies) * 1000:.1f} (all but login); "
+              f"login median {statistics.median(logins) * 1000:.0f}")
+        print(f"errors: {server_errors} 5xx, {len(problems)} unexpected answers, "
+              f"{len(db_problems)} verification failures")
+        print(f"verified: {rows} rows; {sum(len(r['creates']) for r in results)} acknowledged creates, "
+              f"{acknowledged_updates} acknowledged updates, {sum(len(r['deletes']) for r in results)} deletes")
+        for problem in (problems + db_problems)[:20]:
+            print("  -", problem)
+        return 0 if not (server_errors or problems or db_problems) else 1
+    finally:
+        from sqlalchemy import create_engine, text
+
+        from chalicelib.db import reset_engine
+
+        reset_engine()
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        engine.dispose()
+        if redis_handle is not None:
+            redis_handle.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
