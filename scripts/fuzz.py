@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
+    # A CI timeout's SIGTERM must still run the clean-up below (chalice local, the scratch database).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     database = f"fuzz_{os.getpid()}"
     env, admin, redis_handle = _services(database)
     username, password = _seed(env)
