@@ -101,11 +101,17 @@ def run(session: Session, *, principal: Principal, key: str | None, body: Any,
     session.execute(insert(IdempotencyKey).values(
         site_id=site_id, user_id=user_id, key=key, request_hash=digest,
         status=response.status_code,
-        response={"body": response.body,
+        response={"body": _as_sent(response.body),
                   "headers": {name: response.headers[name] for name in REPLAYED_HEADERS
                               if name in response.headers}},
     ))
     return response
+
+
+def _as_sent(body: Any) -> str:
+    """The body exactly as Chalice puts it on the wire, kept as a string: a JSONB object would
+    come back with its keys reordered, and a replay is meant to be the same answer byte for byte."""
+    return body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
 
 
 def _replay(status: int, stored: dict[str, Any]) -> Response:
