@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                 "--report-ndjson-path", str(ndjson),
                 "--report-junit-path", str(REPORT_DIR / f"junit-{label}.xml"), "--no-color",
             ]
-            result = subprocess.run(command, cwd=ROOT, timeout=args.max_time,
-                                    env={**os.environ, "SCHEMATHESIS_HOOKS": "scripts.fuzz_hooks"})
+            # Run from the report directory: Schemathesis keeps its cache (.schemathesis/) there.
+            result = subprocess.run(command, cwd=REPORT_DIR, timeout=args.max_time, env={
+                **os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "scripts" / "fuzz_hooks.py")})
             sent = _count_requests(ndjson)
             total += sent
             print(f"fuzz [{label}]: {sent} generated requests; schemathesis exit status {result.returncode}")
