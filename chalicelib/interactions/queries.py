@@ -32,6 +32,12 @@ def scoped(site_id: int) -> Select[tuple[Interaction]]:
     return select(Interaction).where(in_site(site_id))
 
 
+def scoped_rows(site_id: int) -> Select[Any]:
+    """The same scope selecting plain rows: a page is serialised straight from the driver's tuples,
+    without building (and then reading through) an ORM object per row."""
+    return select(*Interaction.__table__.columns).where(in_site(site_id))
+
+
 def by_id(site_id: int, interaction_id: int) -> Select[tuple[Interaction]]:
     return scoped(site_id).where(Interaction.id == interaction_id)
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert
 from sqlalchemy import update as sql_update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from chalicelib.auth.principal import Principal
@@ -33,7 +34,15 @@ MAX_VERSION = 2**31 - 1
 UPDATE_ATTEMPTS = 3
 
 
-def serialize(row: Interaction) -> dict[str, Any]:
+_TIMESTAMPS = ("start_datetime", "end_datetime", "created_at", "updated_at")
+
+
+def serialize(row: Interaction | Row[Any]) -> dict[str, Any]:
+    if isinstance(row, Row):  # a list page: the columns in the representation's order
+        data = dict(zip(row._fields, row, strict=True))
+        for name in _TIMESTAMPS:
+            data[name] = isoformat(data[name])
+        return data
     return {
         "id": row.id, "site_id": row.site_id, "title": row.title, "type": row.type, "lead": row.lead,
         "start_datetime": isoformat(row.start_datetime), "timezone": row.timezone,
@@ -102,13 +111,13 @@ def get(session: Session, *, site_id: int, interaction_id: int) -> Interaction:
     return _load(session, site_id=site_id, interaction_id=interaction_id)
 
 
-def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[list[Interaction], int]:
+def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[list[Row[Any]], int]:
     """One page and the total. The total is counted only when the page does not already tell it
     (a short, non-empty page is the last one)."""
-    stmt = queries.apply_filters(queries.scoped(site_id), query)
+    stmt = queries.apply_filters(queries.scoped_rows(site_id), query)
     offset = (query.page - 1) * query.per_page
     page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(offset).limit(query.per_page)
-    items = list(session.scalars(page))
+    items = session.execute(page).all()
     if (items and len(items) < query.per_page) or (not items and offset == 0):
         return items, offset + len(items)
     return items, session.scalar(queries.count(stmt)) or 0
