@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 MIN_KEY_BYTES = 32
+DB_TLS_MODES = ("disable", "require", "verify-full")
 
 
 class ConfigError(RuntimeError):
@@ -79,6 +80,10 @@ class Settings:
     # Beyond API.md's list: kept below the Lambda timeout, which is below API Gateway's 29 s.
     db_statement_timeout_ms: int = 5000
     db_connect_timeout_s: int = 5
+    # TLS to PostgreSQL: "disable", "require" (encrypted, certificate not checked) or "verify-full"
+    # (the default for DB_SECRET_ARN, i.e. deployed: RDS and RDS Proxy refuse plain connections).
+    db_tls: str = "disable"
+    db_tls_ca_file: str | None = None
     redis_timeout_s: float = 0.5
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -109,7 +114,12 @@ class Settings:
             api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", cls.api_rate_per_minute),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms,
                                          minimum=100),
+            db_tls_ca_file=opt("DB_TLS_CA_FILE"),
         )
+        deployed_default = "verify-full" if settings.uses_db_secret else "disable"
+        settings.db_tls = (opt("DB_TLS") or deployed_default).lower()
+        if settings.db_tls not in DB_TLS_MODES:
+            raise ConfigError(f"DB_TLS must be one of {', '.join(DB_TLS_MODES)}, got {settings.db_tls!r}")
         return settings
 
     def validate(self) -> None:
@@ -172,6 +182,18 @@ class Settings:
             socket = quote(f"{host.rstrip('/')}/.s.PGSQL.{port}", safe="/")
             return f"postgresql+pg8000://{user}:{password}@/{dbname}?unix_sock={socket}"
         return f"postgresql+pg8000://{user}:{password}@{host}:{port}/{dbname}"
+
+    def db_ssl_context(self) -> Any:
+        """The ssl.SSLContext for pg8000, or None when DB_TLS is "disable"."""
+        if self.db_tls == "disable":
+            return None
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.db_tls_ca_file)
+        if self.db_tls == "require":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     @property
     def uses_db_secret(self) -> bool:
