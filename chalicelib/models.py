@@ -130,3 +130,12 @@ class IdempotencyKey(Base):
     status: Mapped[int] = mapped_column(SmallInteger)  # the HTTP status replayed
     response: Mapped[dict] = mapped_column(JSONB)  # {"body": ..., "headers": {...}}
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SiteInteractionCount(Base):
+    """How many interactions a site has: kept exact by statement-level triggers on interactions
+    (migration 0004), so an unfiltered list's total is one primary-key read. Never written here."""
+    __tablename__ = "site_interaction_counts"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    interactions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

@@ -114,12 +114,15 @@ def get(session: Session, *, site_id: int, interaction_id: int) -> Interaction:
 def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[list[Row[Any]], int]:
     """One page and the total. The total is counted only when the page does not already tell it
     (a short, non-empty page is the last one)."""
-    stmt = queries.apply_filters(queries.scoped_rows(site_id), query)
+    unfiltered = queries.scoped_rows(site_id)
+    stmt = queries.apply_filters(unfiltered, query)
     offset = (query.page - 1) * query.per_page
     page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(offset).limit(query.per_page)
     items = session.execute(page).all()
     if (items and len(items) < query.per_page) or (not items and offset == 0):
         return items, offset + len(items)
+    if stmt is unfiltered:  # no filter applied: the site's total, kept by triggers
+        return items, count_for_site(session, site_id=site_id)
     return items, session.scalar(queries.count(stmt)) or 0
 
 
@@ -208,4 +211,4 @@ def delete(session: Session, *, principal: Principal, interaction_id: int,
 
 
 def count_for_site(session: Session, *, site_id: int) -> int:
-    return session.scalar(queries.count(queries.scoped(site_id))) or 0
+    return session.scalar(queries.SITE_TOTAL, {"site_id": site_id}) or 0
