@@ -113,6 +113,7 @@ def _login(runner: Runner, site_id: int) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
     settings = environment.configure()
     from chalicelib.config import normalise_database_url
 
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "make bench  (python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]) + ")",
-        "machine": report.machine(postgres_version, settings["BENCH_SERVER"]),
+        "machine": {**report.machine(postgres_version, settings["BENCH_SERVER"]),
+                    "load_average_at_start": load_at_start},
         "data": {**seed_info, "benchmark_site_id": site_id, "benchmark_site_rows": site_rows,
                  "fixture": vars(fixture), "bench_rows_removed": removed},
         "iterations": args.iterations,
@@ -223,7 +225,8 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
 def _print_summary(result: dict[str, Any], path: Any) -> None:
     m = result["machine"]
     print(f"\n{m['cpu']}, {m['cores']} cores, Python {m['python']}, PostgreSQL {m['postgresql']} "
-          f"({m['database_server']})\n")
+          f"({m['database_server']}); load average {m['load_average_at_start']} at the start, "
+          f"{m['load_average_at_end']} at the end\n")
     print(report.table(result["scenarios"]))
     login = next((s for s in result["scenarios"] if s["name"] == "login"), None)
     if login:

@@ -57,12 +57,16 @@ class Capture:
 
 
 class Floor:
-    """A raw pg8000 connection opened like the app's (same URL, driver module, session settings)."""
+    """A raw pg8000 connection opened like the app's (same URL, driver module, driver settings and
+    session settings)."""
 
     def __init__(self, engine: Engine, *, statement_timeout_ms: int) -> None:
+        from chalicelib.db import tune_driver_connection
+
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         cparams["application_name"] = "interactions-bench-floor"
         self.connection = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        tune_driver_connection(self.connection)
         cursor = self.connection.cursor()
         cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
         cursor.execute("SET TIME ZONE 'UTC'")

@@ -40,8 +40,12 @@ def machine(postgres_version: str, server: str) -> dict[str, Any]:
         memory_gb = round(pages / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb,
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "load_average_at_end": load,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(), "postgresql": postgres_version, "database_server": server,
     }
