@@ -3,6 +3,7 @@ demo data when the database is empty, the demo login, then `chalice local`."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -19,6 +20,10 @@ def _database_is_empty() -> bool:
 
     with session_scope() as session:
         return session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -45,6 +50,8 @@ def main() -> int:
     # files included, so it restarted the server (dropping requests) whenever the database wrote.
     process = subprocess.Popen([chalice, "local", "--stage", "dev", "--host", host, "--port", port,
                                 "--no-autoreload"])
+    # SIGTERM (a supervisor, `kill`) stops it like Ctrl-C, so the embedded servers are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
