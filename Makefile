@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint package wheelhouse clean-devdata
+.PHONY: run test lint bench package wheelhouse clean-devdata
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Handler vs database floor at 1M rows (README "Performance"); not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Deployment (README "Deployment"): build/<stage>/cloudformation (SAM + Gateway Responses) and
 # build/<stage>/terraform. PACKAGE_ARGS="--wheelhouse .devdata/wheelhouse" packages offline.
