@@ -139,3 +139,6 @@ class SiteInteractionCount(Base):
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     interactions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Renewed (from one sequence) by every statement that writes the site's interactions
+    # (migration 0005): a total counted at one change number holds as long as the number does.
+    changes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

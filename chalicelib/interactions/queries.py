@@ -102,5 +102,15 @@ SITE_TOTAL = select(SiteInteractionCount.interactions).where(
     SiteInteractionCount.site_id == bindparam("site_id"))
 
 
+SITE_CHANGES = select(SiteInteractionCount.changes).where(
+    SiteInteractionCount.site_id == bindparam("site_id"))
+
+
 def count(stmt: Select[Any]) -> Select[tuple[int]]:
     return select(func.count()).select_from(stmt.with_only_columns(Interaction.id).order_by(None).subquery())
+
+
+def count_and_changes(stmt: Select[Any], site_id: int) -> Select[tuple[int, int | None]]:
+    """The filtered count and the site's change number, in one statement: one snapshot."""
+    changes = select(SiteInteractionCount.changes).where(SiteInteractionCount.site_id == site_id)
+    return select(count(stmt).scalar_subquery(), changes.scalar_subquery())

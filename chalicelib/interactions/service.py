@@ -123,7 +123,31 @@ def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[l
         return items, offset + len(items)
     if stmt is unfiltered:  # no filter applied: the site's total, kept by triggers
         return items, count_for_site(session, site_id=site_id)
-    return items, session.scalar(queries.count(stmt)) or 0
+    return items, _filtered_total(session, site_id=site_id, query=query, stmt=stmt)
+
+
+# Filtered totals this container has counted: (site, filters) -> (site's change number, total).
+# Counting a broad search reads tens of thousands of rows; paging through its results asks for the
+# same total again. A remembered total is used only while the site's change number (bumped by every
+# statement that writes its interactions, migration 0005) is the one it was counted at.
+_COUNTED_MAX = 512
+_counted: dict[tuple[Any, ...], tuple[int, int]] = {}
+_NOT_FILTERS = {"page", "per_page", "sort_by", "sort_direction"}
+
+
+def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, stmt: Any) -> int:
+    key = (site_id, *sorted(query.model_dump(exclude=_NOT_FILTERS).items()))
+    remembered = _counted.get(key)
+    if remembered is not None:
+        changes = session.scalar(queries.SITE_CHANGES, {"site_id": site_id})
+        if changes == remembered[0]:
+            return remembered[1]
+    total, changes = session.execute(queries.count_and_changes(stmt, site_id)).one()
+    if changes is not None:
+        if len(_counted) >= _COUNTED_MAX:
+            _counted.clear()
+        _counted[key] = (changes, total)
+    return total or 0
 
 
 # --- writes ----------------------------------------------------------------------------------------
