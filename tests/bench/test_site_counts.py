@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from chalicelib.db import session_scope
+from tests import environment
 from tests.factories import auth, login, make_site, make_user, post_json
 
 BODY = {"title": "Kick-off", "type": "Meeting", "lead": "Ana Lima",
@@ -89,3 +90,46 @@ def test_the_site_details_count_matches_the_rows(client, editor):
     response = client.http.get(f"/api/sites/{a}", headers=auth(editor["tokens"]["a"]))
 
     assert response.json_body["data"]["site"]["interaction_count"] == 7
+
+
+def _search_total(client, token: str, term: str) -> int:
+    response = client.http.get(f"/api/interactions?per_page=1&search={term}", headers=auth(token))
+    assert response.status_code == 200
+    return response.json_body["meta"]["pagination"]["total_records"]
+
+
+def test_a_remembered_filtered_total_follows_every_kind_of_write(client, editor):
+    token, a, b = editor["tokens"]["a"], editor["sites"]["a"], editor["sites"]["b"]
+    _bulk_insert(a, 30)  # titles "Row 1" .. "Row 30"
+    assert _search_total(client, token, "row") == 30
+    assert _search_total(client, token, "row") == 30  # remembered
+
+    created = post_json(client, "/api/interactions", {**BODY, "title": "Row extra"}, token)
+    assert _search_total(client, token, "row") == 31
+
+    row_id = created.json_body["data"]["interaction"]["id"]
+    response = client.http.put(f"/api/interactions/{row_id}", body='{"title": "Kick-off"}',
+                               headers={**auth(token), "Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert _search_total(client, token, "row") == 30
+
+    with session_scope() as session:
+        session.execute(text("DELETE FROM interactions WHERE title IN ('Row 1', 'Row 2')"))
+    assert _search_total(client, token, "row") == 28
+
+    _bulk_insert(b, 3)  # another site's writes change nothing here
+    assert _search_total(client, token, "row") == 28 == _real_count(a) - 1
+
+
+def test_a_remembered_total_is_not_reused_after_the_site_is_recreated(client):
+    site_id = make_site("Alpha")
+    make_user("jdoe", sites={site_id: "editor"})
+    _bulk_insert(site_id, 12)
+    assert _search_total(client, login(client)["token"], "row") == 12
+
+    environment.truncate_all()  # ids start again: the same site id, a new row of counts
+    site_id = make_site("Alpha")
+    make_user("jdoe", sites={site_id: "editor"})
+    _bulk_insert(site_id, 10)  # one statement again: a per-site counter would repeat its number
+
+    assert _search_total(client, login(client)["token"], "row") == 10
