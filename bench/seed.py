@@ -7,6 +7,7 @@ least 99 % of the rows; anything else (an interrupted seed, another size) is dro
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The bench database's demo users only; the benchmark logs in with it.
 BENCH_PASSWORD = "bench-demo-password"
 DEMO_USER = "demo"
+SEED_RECORD = ROOT / "bench" / "results" / "seed.json"  # the last seed's timing, kept for reuse runs
 
 
 def cli(*args: str, quiet: bool = False) -> None:
@@ -81,6 +83,8 @@ def ensure(engine: Engine, *, rows: int, sites: int, big_site_rows: int) -> dict
         cli("seed-demo", "--sites", str(sites), "--interactions", "0", "--password", BENCH_PASSWORD,
             quiet=True)
         info.update(reused=True)
+        if SEED_RECORD.exists():  # how long the seed of the reused data set took
+            info["original_seed"] = json.loads(SEED_RECORD.read_text())
     else:
         if state["rows"]:
             print(f"bench: {environment.BENCH_DATABASE} holds {state['rows']:,} interactions, not the "
@@ -95,6 +99,9 @@ def ensure(engine: Engine, *, rows: int, sites: int, big_site_rows: int) -> dict
         seconds = time.perf_counter() - started
         print(f"bench: seeded {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s", flush=True)
         info.update(reused=False, seed_seconds=round(seconds, 1), rows_per_second=round(rows / seconds))
+        SEED_RECORD.parent.mkdir(exist_ok=True)
+        SEED_RECORD.write_text(json.dumps({k: info[k] for k in (
+            "database", "server", "target_rows", "sites", "seed_seconds", "rows_per_second")}, indent=2) + "\n")
         state = data_state(engine)
         if not _usable(state, rows=rows, sites=sites, big_site_rows=big_site_rows):
             raise SystemExit(f"bench: the seed did not produce the data set wanted: {state}")
