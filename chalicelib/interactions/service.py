@@ -107,21 +107,28 @@ def _load(session: Session, *, site_id: int, interaction_id: int) -> Interaction
     return row
 
 
-def get(session: Session, *, site_id: int, interaction_id: int) -> Interaction:
-    return _load(session, site_id=site_id, interaction_id=interaction_id)
+def get(session: Session, *, site_id: int, interaction_id: int) -> Row[Any]:
+    row = session.execute(queries.ROW_BY_ID, {"site_id": site_id, "interaction_id": interaction_id}).first()
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
 
 
 def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[list[Row[Any]], int]:
     """One page and the total. The total is counted only when the page does not already tell it
     (a short, non-empty page is the last one)."""
-    unfiltered = queries.scoped_rows(site_id)
-    stmt = queries.apply_filters(unfiltered, query)
+    stmt = queries.apply_filters(queries.SITE_ROWS, query)
+    unfiltered = stmt is queries.SITE_ROWS
     offset = (query.page - 1) * query.per_page
-    page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(offset).limit(query.per_page)
-    items = session.execute(page).all()
+    if unfiltered:  # a statement built once per order
+        page = queries.unfiltered_page(query.sort_by, query.sort_direction)
+    else:
+        page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(
+            queries.OFFSET).limit(queries.LIMIT)
+    items = session.execute(page, {"site_id": site_id, "offset": offset, "limit": query.per_page}).all()
     if (items and len(items) < query.per_page) or (not items and offset == 0):
         return items, offset + len(items)
-    if stmt is unfiltered:  # no filter applied: the site's total, kept by triggers
+    if unfiltered:  # the site's total, kept by triggers
         return items, count_for_site(session, site_id=site_id)
     return items, _filtered_total(session, site_id=site_id, query=query, stmt=stmt)
 
@@ -142,7 +149,7 @@ def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, 
         changes = session.scalar(queries.SITE_CHANGES, {"site_id": site_id})
         if changes == remembered[0]:
             return remembered[1]
-    total, changes = session.execute(queries.count_and_changes(stmt, site_id)).one()
+    total, changes = session.execute(queries.count_and_changes(stmt, site_id), {"site_id": site_id}).one()
     if changes is not None:
         if len(_counted) >= _COUNTED_MAX:
             _counted.clear()
