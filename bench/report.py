@@ -54,11 +54,12 @@ def machine(postgres_version: str, server: str) -> dict[str, Any]:
 def row_for(scenario: dict[str, Any]) -> list[str]:
     h, f = scenario["handler"], scenario["floor"]
     return [scenario["name"], f"{h['median_ms']:.2f}", f"{h['p95_ms']:.2f}", f"{f['median_ms']:.2f}",
-            f"{scenario['ratio']:.2f}", f"{scenario['overhead_ms']:+.2f}", str(scenario["statements"])]
+            f"{scenario['ratio']:.2f}", f"{scenario['overhead_ms']:+.2f}", str(scenario["statements"]),
+            f"{scenario.get('first_request_ms', 0):.1f}"]
 
 
 HEADER = ["scenario", "handler median ms", "handler p95 ms", "floor median ms", "ratio",
-          "overhead ms", "SQL"]
+          "overhead ms", "SQL", "first request ms"]
 
 
 def table(scenarios: list[dict[str, Any]], *, markdown: bool = False) -> str:
