@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The bench database's demo users only; the benchmark logs in with it.
 BENCH_PASSWORD = "bench-demo-password"
 DEMO_USER = "demo"
-SEED_RECORD = ROOT / "bench" / "results" / "seed.json"  # the last seed's timing, kept for reuse runs
+# The last seed's timing per database name, kept for the runs that reuse it.
+SEED_RECORD = ROOT / "bench" / "results" / f"seed-{environment.BENCH_DATABASE}.json"
 
 
 def cli(*args: str, quiet: bool = False) -> None:
