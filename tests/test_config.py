@@ -310,7 +310,7 @@ def test_the_database_secret_is_fetched_again_when_the_database_refuses_it(
         client, secretsmanager, fetches, reconfigure, admin, rotating_roles):
     old, new = rotating_roles
     arn = secretsmanager.create_secret(Name="db", SecretString=_db_secret(old))["ARN"]
-    reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn)
+    reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn, DB_TLS="disable")  # the test server offers no TLS
     assert _current_user() == old
     assert fetches == [arn]
 
@@ -337,7 +337,7 @@ def test_credentials_still_refused_after_a_fresh_fetch_are_503(
     arn = secretsmanager.create_secret(Name="db", SecretString=_db_secret(old))["ARN"]
     with admin.connect() as conn:
         conn.execute(text(f'ALTER ROLE "{old}" NOLOGIN'))
-    reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn)
+    reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn, DB_TLS="disable")  # the test server offers no TLS
 
     response = client.http.get("/api/health")
 
