@@ -143,7 +143,8 @@ _NOT_FILTERS = {"page", "per_page", "sort_by", "sort_direction"}
 
 
 def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, stmt: Any) -> int:
-    key = (site_id, *sorted(query.model_dump(exclude=_NOT_FILTERS).items()))
+    # The database's URL is part of the key: change numbers are only unique within one database.
+    key = (session.get_bind().url, site_id, *sorted(query.model_dump(exclude=_NOT_FILTERS).items()))
     remembered = _counted.get(key)
     if remembered is not None:
         changes = session.scalar(queries.SITE_CHANGES, {"site_id": site_id})
