@@ -139,3 +139,27 @@ def local_environment(database: str = "interactions") -> dict[str, str]:
     env["REDIS_URL"] = os.environ.get("REDIS_URL") or redis_url(redis_server())
     env["JWT_SECRET"] = os.environ.get("JWT_SECRET") or dev_jwt_key()
     return env
+
+
+def scratch_services(database: str, redis_name: str) -> tuple[str, str, str, Any]:
+    """A freshly (re)created database and a Redis for a script's own run (load, fuzzing):
+    on the servers of DATABASE_URL / REDIS_URL when set, else on the embedded ones.
+    Returns (database URL, admin URL of that server, Redis URL, the throwaway Redis or None)."""
+    if os.environ.get("DATABASE_URL"):
+        from sqlalchemy.engine import make_url
+
+        from chalicelib.config import normalise_database_url
+
+        base = make_url(normalise_database_url(os.environ["DATABASE_URL"]))
+        admin = base.set(database="postgres").render_as_string(hide_password=False)
+        url = base.set(database=database).render_as_string(hide_password=False)
+    else:
+        server = postgres_server()
+        admin, url = postgres_url(server, "postgres"), postgres_url(server, database)
+    ensure_database(admin, database, recreate=True)
+    redis_handle = None
+    redis = os.environ.get("REDIS_URL")
+    if not redis:
+        redis_handle = redis_server(f"{redis_name}-{os.getpid()}", throwaway=True)
+        redis = redis_url(redis_handle)
+    return url, admin, redis, redis_handle

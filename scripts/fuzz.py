@@ -42,23 +42,7 @@ def _services(database: str) -> tuple[dict[str, str], str, object]:
     """(environment for the app, admin URL, redis handle) with a fresh scratch database."""
     from devtools import embedded
 
-    if os.environ.get("DATABASE_URL"):
-        from sqlalchemy.engine import make_url
-
-        from chalicelib.config import normalise_database_url
-
-        base = make_url(normalise_database_url(os.environ["DATABASE_URL"]))
-        admin = base.set(database="postgres").render_as_string(hide_password=False)
-        url = base.set(database=database).render_as_string(hide_password=False)
-    else:
-        server = embedded.postgres_server()
-        admin, url = embedded.postgres_url(server, "postgres"), embedded.postgres_url(server, database)
-    embedded.ensure_database(admin, database, recreate=True)
-    redis_handle = None
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        redis_handle = embedded.redis_server(f"fuzz-redis-{os.getpid()}", throwaway=True)
-        redis_url = embedded.redis_url(redis_handle)
+    url, admin, redis_url, redis_handle = embedded.scratch_services(database, "fuzz-redis")
     env = {
         "DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
         # Past the limits, so the fuzzer exercises the endpoints rather than 429s.
