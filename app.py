@@ -1,11 +1,10 @@
 """The Chalice app: wiring only. Code lives in chalicelib/."""
 from chalice import Chalice
 
-from chalicelib import middleware
+from chalicelib import meta, middleware
 from chalicelib.auth import authorizer as auth_authorizer
 from chalicelib.auth import routes as auth_routes
 from chalicelib.config import require_valid_settings
-from chalicelib import meta
 from chalicelib.interactions import routes as interaction_routes
 from chalicelib.sites import routes as site_routes
 

@@ -133,6 +133,6 @@ def isoformat(value: Any) -> str | None:
 
 
 def epoch_isoformat(seconds: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return isoformat(datetime.fromtimestamp(seconds, tz=timezone.utc))  # type: ignore[return-value]
+    return isoformat(datetime.fromtimestamp(seconds, tz=UTC))  # type: ignore[return-value]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from chalicelib.auth.passwords import hash_password
@@ -12,7 +12,7 @@ from chalicelib.models import Site, SiteMembership, User
 PASSWORD = "correct horse battery staple"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hash(password: str) -> str:
     return hash_password(password)  # argon2 is slow on purpose: hash each password once
 

@@ -1,14 +1,13 @@
 """Initial schema: users, sites, memberships with a role, interactions; the pg_trgm extension.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
