@@ -7,6 +7,7 @@ without stopping the server everybody else uses.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -17,6 +18,22 @@ from tests.faults.servers import RedisProcess, TcpProxy
 
 # Every fault must be answered well within this (API.md: 503 fast, never a hang).
 FAST_SECONDS = 2.0
+
+
+def timed(call):
+    """(response, seconds) of one request."""
+    started = time.perf_counter()
+    response = call()
+    return response, time.perf_counter() - started
+
+
+def assert_unavailable(response, elapsed):
+    """A 503 envelope with CORS headers and a request id, answered fast."""
+    assert response.status_code == 503, response.json_body
+    assert response.json_body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert response.headers["Access-Control-Allow-Origin"]
+    assert response.headers["X-Request-Id"]
+    assert elapsed < FAST_SECONDS, f"took {elapsed:.2f}s"
 
 
 def _reset_clients() -> None:
