@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from chalicelib import config, db
 from chalicelib.auth import tokens
@@ -294,11 +294,16 @@ def rotating_roles(admin):
 
 
 def _db_secret(role: str) -> str:
-    url = urlsplit(environment.configure()["DATABASE_URL"])
-    socket = parse_qs(url.query)["unix_sock"][0]
-    directory, _, name = socket.rpartition("/")
-    return json.dumps({"host": directory, "port": int(name.rsplit(".", 1)[1]), "username": role,
-                       "password": f"pw-{role}", "dbname": url.path.lstrip("/")})
+    """An RDS-format secret for `role` on the test server (unix socket or TCP)."""
+    url = make_url(environment.configure()["DATABASE_URL"])
+    socket = url.query.get("unix_sock")
+    if socket:
+        directory, _, name = socket.rpartition("/")
+        host, port = directory, int(name.rsplit(".", 1)[1])
+    else:
+        host, port = url.host, url.port or 5432
+    return json.dumps({"host": host, "port": port, "username": role,
+                       "password": f"pw-{role}", "dbname": url.database})
 
 
 def _current_user() -> str:
