@@ -237,42 +237,12 @@ class InteractionUpdate(_Body):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-def parse_create(data: Any) -> InteractionCreate:
-    """The body of POST /api/interactions with its times resolved to UTC instants. Every invalid
-    field is reported, the field rules and the rules across fields together."""
+def _validate(model: Any, data: Any) -> tuple[Any, list[dict[str, str]], Any, Any, Any]:
+    """(body or None, details, time zone, start, end): the field rules, and the three time fields
+    parsed wherever they were valid on their own, so the time rules can still be checked (and
+    reported together with the field rules) when some other field is invalid."""
     try:
-        body: InteractionCreate | None = InteractionCreate.model_validate(data)
-        details: list[dict[str, str]] = []
-    except ValidationError as exc:
-        body, details = None, error_details(exc)
-    if body is not None:
-        start, end, zone_name = body.start_datetime, body.end_datetime, body.timezone
-    else:  # still check the time rules on whichever of the three fields were valid on their own
-        invalid = {d["field"] for d in details}
-        raw = data if isinstance(data, dict) else {}
-
-        def valid(field: str, parse: Any) -> Any:
-            if field in invalid or raw.get(field) is None:
-                return None
-            return parse(raw[field])
-
-        zone_name = valid("timezone", _check_zone)
-        start = valid("start_datetime", parse_datetime)
-        end = valid("end_datetime", parse_datetime)
-    start_at, end_at, time_details = resolve_times(start=start, end=end, zone_name=zone_name)
-    details += time_details
-    if details or body is None:
-        raise ValidationFailed("The request body is not valid", details=details)
-    return body.model_copy(update={"start_datetime": start_at, "end_datetime": end_at})
-
-
-def parse_update(data: Any) -> InteractionUpdate:
-    """The body of PUT /api/interactions/{id}: the field rules, plus the time rules the body can
-    answer alone (a local time in a daylight-saving gap of the time zone it sends; an end before
-    the start it sends), so that one 400 lists every invalid field. The rules that need the stored
-    record come after 404 and 412, in service.update."""
-    try:
-        body: InteractionUpdate | None = InteractionUpdate.model_validate(data)
+        body = model.model_validate(data)
         details: list[dict[str, str]] = []
     except ValidationError as exc:
         body, details = None, error_details(exc)
@@ -285,7 +255,28 @@ def parse_update(data: Any) -> InteractionUpdate:
         return parse(raw[field])
 
     zone_name = valid("timezone", _check_zone)
-    start, end = valid("start_datetime", parse_datetime), valid("end_datetime", parse_datetime)
+    return body, details, zone_name, valid("start_datetime", parse_datetime), valid("end_datetime", parse_datetime)
+
+
+def parse_create(data: Any) -> InteractionCreate:
+    """The body of POST /api/interactions with its times resolved to UTC instants. Every invalid
+    field is reported, the field rules and the rules across fields together."""
+    body, details, zone_name, start, end = _validate(InteractionCreate, data)
+    if body is not None:
+        start, end, zone_name = body.start_datetime, body.end_datetime, body.timezone
+    start_at, end_at, time_details = resolve_times(start=start, end=end, zone_name=zone_name)
+    details += time_details
+    if details or body is None:
+        raise ValidationFailed("The request body is not valid", details=details)
+    return body.model_copy(update={"start_datetime": start_at, "end_datetime": end_at})
+
+
+def parse_update(data: Any) -> InteractionUpdate:
+    """The body of PUT /api/interactions/{id}: the field rules, plus the time rules the body can
+    answer alone (a local time in a daylight-saving gap of the time zone it sends; an end before
+    the start it sends), so that one 400 lists every invalid field. The rules that need the stored
+    record come after 404 and 412, in service.update."""
+    body, details, zone_name, start, end = _validate(InteractionUpdate, data)
     if zone_name is None:  # local times wait for the stored time zone
         start = start if start is not None and start.tzinfo is not None else None
         end = end if end is not None and end.tzinfo is not None else None
