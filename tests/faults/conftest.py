@@ -14,10 +14,20 @@ from sqlalchemy.engine import make_url
 
 from chalicelib import cache, config, db
 from chalicelib.config import normalise_database_url
+from tests.factories import make_site, make_user
 from tests.faults.servers import RedisProcess, TcpProxy
 
 # Every fault must be answered well within this (API.md: 503 fast, never a hang).
 FAST_SECONDS = 2.0
+CREDENTIALS = {"username": "jdoe", "password": "correct horse battery staple"}
+
+
+@pytest.fixture
+def user():
+    """jdoe, an editor of Marketing (the site's id)."""
+    site = make_site("Marketing")
+    make_user("jdoe", sites={site: "editor"})
+    return site
 
 
 def timed(call):

@@ -7,20 +7,10 @@ from sqlalchemy import create_engine, select, text
 
 from chalicelib import db
 from chalicelib.config import normalise_database_url
-from tests.factories import auth, login, make_site, make_user, post_json
-from tests.faults.conftest import assert_unavailable, timed
+from tests.factories import auth, login, post_json
+from tests.faults.conftest import CREDENTIALS, assert_unavailable, timed
 
 pytestmark = pytest.mark.faults
-
-CREDENTIALS = {"username": "jdoe", "password": "correct horse battery staple"}
-
-
-@pytest.fixture
-def user():
-    site = make_site("Marketing")
-    make_user("jdoe", sites={site: "editor"})
-    return site
-
 
 def _app_backend_pids() -> set[int]:
     with db.session_scope() as session:

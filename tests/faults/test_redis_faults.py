@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import auth, login, make_site, make_user, post_json
-from tests.faults.conftest import assert_unavailable, timed
+from tests.factories import auth, login, post_json
+from tests.faults.conftest import CREDENTIALS, assert_unavailable, timed
 
 pytestmark = pytest.mark.faults
-
-CREDENTIALS = {"username": "jdoe", "password": "correct horse battery staple"}
-
-
-@pytest.fixture
-def user():
-    site = make_site("Marketing")
-    make_user("jdoe", sites={site: "editor"})
-    return site
-
 
 def test_authenticated_requests_get_503_fast_while_redis_is_down(client, own_redis, user):
     token = login(client)["token"]
