@@ -1,4 +1,8 @@
-"""The application's errors. Raise them anywhere; the middleware alone turns them into the envelope.
+"""The application's errors, and the one list of error codes with their HTTP statuses.
+
+Raise them anywhere; the middleware alone turns them into the envelope. The OpenAPI document, the
+middleware (Chalice's own answers mapped onto ours) and API Gateway's Gateway Responses all take
+their codes and statuses from `CATALOG` and `STATUS_DESCRIPTIONS` below.
 
 They subclass Chalice's `ChaliceUnhandledError` because only those reach the middleware intact
 (Chalice answers every other exception itself before middleware sees it).
@@ -104,20 +108,48 @@ class ServiceUnavailable(ApiError):
     default_message = "A backing service is unavailable; the request had no effect"
 
 
+class GatewayTimeout(ApiError):
+    """Never raised by the application: API Gateway answers it (a Gateway Response) when the API
+    Lambda did not answer in time. Listed so that its code has one definition too."""
+    status, code = 504, "TIMEOUT"
+    default_message = "The request timed out; its outcome is unknown. Retry it with the same Idempotency-Key"
+
+
 class InternalError(ApiError):
     pass
 
 
-# What Chalice itself may answer (`{"Code", "Message"}`), mapped onto our envelope.
-CHALICE_CODES: dict[int, type[ApiError]] = {
-    400: ValidationFailed,
-    401: AuthenticationFailed,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    409: Conflict,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    429: RateLimited,
-    503: ServiceUnavailable,
+# Every error code the API (or API Gateway in front of it) answers with, in the order of API.md.
+CATALOG: tuple[type[ApiError], ...] = (
+    ValidationFailed, AuthenticationFailed, Forbidden, SiteContextRequired, NotFound, MethodNotAllowed,
+    Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, IdempotencyKeyReused,
+    RateLimited, AccountLocked, ServiceUnavailable, GatewayTimeout, InternalError,
+)
+
+# What each status means, for the OpenAPI document's shared responses.
+STATUS_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed JSON, invalid or unknown fields, or bad query parameters (every one in `details`)",
+    401: "No valid token: missing, bad signature, expired, revoked, or an inactive user",
+    403: "AUTHORIZATION_ERROR (the role does not allow it) or SITE_CONTEXT_REQUIRED (no active site)",
+    404: "No such resource, or one of a site the caller may not see",
+    405: "The path exists but not with this method (`Allow` lists the methods)",
+    409: "CONFLICT: a duplicate, the last admin of a site, or the same Idempotency-Key still in progress",
+    412: "If-Match does not match the current version (stale, weak or malformed)",
+    413: "The body is over 256 KiB",
+    415: "A body without Content-Type: application/json",
+    422: "IDEMPOTENCY_KEY_REUSED: the same Idempotency-Key with a different body",
+    429: "RATE_LIMITED or ACCOUNT_LOCKED; retry after `Retry-After` seconds",
+    500: "An unexpected error, logged with the request id",
+    503: "The database or Redis is unreachable, no connection was free in time, or a statement "
+         "timed out; nothing happened",
+    504: "Deployed only: the gateway gave up waiting; the outcome is unknown",
 }
+
+
+def codes() -> list[str]:
+    return [error.code for error in CATALOG]
+
+
+def for_status(status: int) -> type[ApiError]:
+    """The error class answering `status` (the first listed: e.g. 403 is AUTHORIZATION_ERROR)."""
+    return next((error for error in CATALOG if error.status == status), InternalError)

@@ -1,42 +1,75 @@
 """Request parsing and response helpers shared by every route.
 
-Bodies and query strings are validated with pydantic schemas (imported lazily: the authorizer
-Lambda never loads pydantic) and every invalid field is reported at once.
+Bodies and query strings are validated with pydantic schemas, and every invalid field is reported
+at once. Query strings are strict: an unknown parameter is a 400 naming it (names starting with `_`
+are cache-busters and ignored), and a known one given twice is a 400.
 """
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from chalice import Response
+from pydantic import BaseModel, ValidationError
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.kit.pagination import Pagination, meta
 
-T = TypeVar("T")
+T = TypeVar("T", bound=BaseModel)
 
 MAX_BODY_BYTES = 256 * 1024
 
 
-def ok(data: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None,
-       meta: dict[str, Any] | None = None) -> Response:
+def envelope(data: dict[str, Any], *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"status": "success", "data": data}
     if meta is not None:
         body["meta"] = meta
-    return Response(body=body, status_code=status, headers=headers or {})
+    return body
 
 
-def paginated(data: dict[str, Any], *, page: int, per_page: int, total: int) -> Response:
-    return ok(data, meta={"pagination": {
-        "page": page, "per_page": per_page,
-        "total_pages": math.ceil(total / per_page) if total else 0,
-        "total_records": total,
-    }})
+def ok(data: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None,
+       meta: dict[str, Any] | None = None) -> Response:
+    return Response(body=envelope(data, meta=meta), status_code=status, headers=headers or {})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response as data, for code below the routes that decides or remembers one (idempotent
+    replays): `body` is the envelope, or the exact JSON text of an answer given before."""
+    status: int
+    body: dict[str, Any] | str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def respond(answer: Answer) -> Response:
+    return Response(body=answer.body, status_code=answer.status, headers=dict(answer.headers))
+
+
+def paginated(data: dict[str, Any], *, query: Pagination, total: int) -> Response:
+    return ok(data, meta=meta(query, total))
+
+
+# json's own messages, in our words (its wording names Python functions and encodings to use).
+_JSON_PROBLEMS = {
+    "Expecting value": "a value was expected",
+    "Expecting property name enclosed in double quotes": "a property name in double quotes was expected",
+    "Expecting ':' delimiter": "':' was expected",
+    "Expecting ',' delimiter": "',' was expected",
+    "Unterminated string starting at": "a string is not terminated",
+    "Invalid control character at": "a string holds a raw control character",
+    "Invalid \\escape": "a string holds an invalid escape",
+    "Invalid \\uXXXX escape": "a string holds an invalid \\u escape",
+    "Extra data": "there is more after the JSON value",
+}
+
+
+class _NotJson(ValueError):
+    pass
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _NotJson(f"{name} is not a JSON number")
 
 
 def _load_json(raw: bytes) -> Any:
@@ -44,12 +77,20 @@ def _load_json(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationFailed("The request body is not valid UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise ValidationFailed("Malformed JSON body: it must not start with a byte order mark")
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise ValidationFailed("The request body is nested too deeply") from None
-    except ValueError as exc:
-        raise ValidationFailed(f"Malformed JSON body: {exc}"[:200]) from None
+    except json.JSONDecodeError as exc:
+        problem = _JSON_PROBLEMS.get(exc.msg, "it is not valid JSON")
+        raise ValidationFailed(f"Malformed JSON body: {problem} (line {exc.lineno}, column {exc.colno})") from None
+    except _NotJson as exc:
+        raise ValidationFailed(f"Malformed JSON body: {exc}") from None
+    except ValueError:
+        # The only other ValueError json raises: an integer beyond Python's conversion limit.
+        raise ValidationFailed("Malformed JSON body: a number has too many digits") from None
 
 
 def json_object(request: Any) -> dict[str, Any]:
@@ -63,7 +104,7 @@ def json_object(request: Any) -> dict[str, Any]:
     return data
 
 
-def error_details(exc: Any) -> list[dict[str, str]]:
+def error_details(exc: ValidationError) -> list[dict[str, str]]:
     """pydantic's ValidationError as our `details`: one entry per invalid field, in order."""
     details = []
     seen = set()
@@ -85,10 +126,8 @@ def error_details(exc: Any) -> list[dict[str, str]]:
 
 
 def validate(model: type[T], data: Any, *, message: str = "The request is not valid") -> T:
-    from pydantic import ValidationError  # noqa: PLC0415 - lazy on purpose
-
     try:
-        return model.model_validate(data)  # type: ignore[attr-defined]
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(message, details=error_details(exc)) from None
 
@@ -97,42 +136,39 @@ def parse_body(request: Any, model: type[T]) -> T:
     return validate(model, json_object(request), message="The request body is not valid")
 
 
-def query_params(request: Any, known: set[str]) -> dict[str, str]:
-    """Known query parameters as single strings: unknown ones are ignored (cache-busters),
-    a known one given twice is a 400."""
+def _query_strings(request: Any, known: Any) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The query string as single strings, strictly: an unknown name is a problem naming it (a
+    misspelt `pageSize` must not silently return the default page), except names starting with
+    `_` (cache-busters), which are ignored; a known name given twice is a problem too."""
     multi = request.query_params
     params: dict[str, str] = {}
-    repeated = []
+    problems = []
     for name in list(multi.keys()) if multi is not None else []:
+        if name.startswith("_"):
+            continue
         if name not in known:
+            problems.append({"field": name, "message": "unknown query parameter"})
             continue
         values = multi.getlist(name)
         if len(values) > 1:
-            repeated.append({"field": name, "message": "given more than once"})
+            problems.append({"field": name, "message": "given more than once"})
         else:
             params[name] = values[0]
-    if repeated:
-        raise ValidationFailed("Invalid query parameters", details=repeated)
-    return params
+    return params, problems
 
 
 def parse_query(request: Any, model: type[T]) -> T:
-    known = set(model.model_fields)  # type: ignore[attr-defined]
-    return validate(model, query_params(request, known), message="Invalid query parameters")
-
-
-def isoformat(value: Any) -> str | None:
-    """A timestamp as ISO 8601 in UTC with a `Z` (fractions of a second only when present)."""
-    if value is None:
-        return None
-    # Called for every timestamp of every row on a page: the driver already hands out UTC values
-    # (the session's time zone is UTC), so they are formatted as they are, "+00:00" becoming "Z".
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat()[:-6] + "Z"
-
-
-def epoch_isoformat(seconds: int) -> str:
-    from datetime import datetime
-
-    return isoformat(datetime.fromtimestamp(seconds, tz=UTC))  # type: ignore[return-value]
+    """The query string validated by `model`, whose fields are the known parameters. Every problem
+    is reported at once: unknown or repeated names, invalid values, and then the rules across
+    parameters that the model states in a `problems()` method."""
+    params, problems = _query_strings(request, model.model_fields)
+    try:
+        query = model.model_validate(params)
+    except ValidationError as exc:
+        problems += error_details(exc)
+    else:
+        if not problems:
+            problems = list(getattr(query, "problems", lambda: [])())
+    if problems:
+        raise ValidationFailed("Invalid query parameters", details=problems)
+    return query

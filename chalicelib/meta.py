@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 from chalice import Blueprint, Response
+from sqlalchemy import text
 
+from chalicelib.cache import get_redis
+from chalicelib.db import session_scope
+from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.http import ok
+from chalicelib.kit.docs import Raw, Spec, data
 
 bp = Blueprint(__name__)
 
 
 def _check_database() -> bool:
-    from sqlalchemy import text
-
-    from chalicelib.db import session_scope
-
     try:
         with session_scope() as session:
             session.execute(text("SELECT 1"))
@@ -23,16 +24,16 @@ def _check_database() -> bool:
 
 
 def _check_cache() -> bool:
-    from chalicelib.cache import get_redis
-
     try:
         return bool(get_redis().ping())
     except Exception:
         return False
 
 
-@bp.route("/api/health", methods=["GET"])
-def health():
+@endpoint(bp, "GET", "/api/health", public=True, session=False, spec=Spec(
+    "Health of the database and Redis", "service", data(database={"const": "ok"}, cache={"const": "ok"}),
+    "Both reachable", errors=(503,)))
+def health(call: Call):
     checks = {"database": _check_database(), "cache": _check_cache()}
     failing = [name for name, healthy in checks.items() if not healthy]
     if failing:
@@ -42,9 +43,11 @@ def health():
     return ok({name: "ok" for name in checks})
 
 
-@bp.route("/api/openapi.json", methods=["GET"])
-def openapi_document():
-    from chalicelib.openapi import document
+@endpoint(bp, "GET", "/api/openapi.json", public=True, session=False, spec=Spec(
+    "This document", "service", Raw({"type": "object"}), "The OpenAPI 3.1 document (not wrapped in the envelope)",
+    operation_id="openapi"))
+def openapi_document(call: Call):
+    from chalicelib.openapi import document  # the document reads every route module's declarations
 
     # The document itself, not wrapped in the envelope: OpenAPI tools read it as it is.
     return Response(body=document(), status_code=200)

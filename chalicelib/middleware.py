@@ -19,8 +19,8 @@ from typing import Any
 from chalice import Response
 
 from chalicelib.config import get_settings
+from chalicelib.endpoint import public_routes
 from chalicelib.errors import (
-    CHALICE_CODES,
     ApiError,
     AuthenticationFailed,
     InternalError,
@@ -28,15 +28,9 @@ from chalicelib.errors import (
     RateLimited,
     ServiceUnavailable,
     UnsupportedMediaType,
+    for_status,
 )
 from chalicelib.http import MAX_BODY_BYTES
-
-# Routes that need no token. Everything else is behind the authorizer (a test checks both agree).
-PUBLIC_ROUTES = {
-    ("/api/auth/login", "POST"),
-    ("/api/health", "GET"),
-    ("/api/openapi.json", "GET"),
-}
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
 EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id"]
@@ -130,7 +124,7 @@ def _rewrite_chalice_error(response: Response, method: str) -> Response:
     body = response.body
     if response.status_code < 400 or not (isinstance(body, dict) and "Code" in body):
         return response
-    error_class = CHALICE_CODES.get(response.status_code, InternalError)
+    error_class = for_status(response.status_code)
     if error_class is RateLimited:
         error: ApiError = RateLimited(retry_after=60)
     elif response.status_code == 405:
@@ -163,7 +157,7 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
     auth = context.get("authorizer") or {}
     user_id = auth.get("user_id") if auth.get("auth") == "ok" else None
     try:
-        protected = method in routes.get(route, {}) and (route, method) not in PUBLIC_ROUTES
+        protected = method in routes.get(route, {}) and (route, method) not in public_routes()
         if protected:
             user_id = _check_authentication(auth)
             from chalicelib.auth.limits import check_api_rate

@@ -1,21 +1,29 @@
-"""The OpenAPI 3.1 document, built from the same pydantic schemas the views validate with.
+"""The OpenAPI 3.1 document, assembled from what every route declares (`chalicelib.endpoint`) and the
+pydantic schemas the views validate with.
 
-Request bodies and query parameters come from the request schemas (`model_json_schema`); the
-success shapes from the read schemas and the small documentation models below; every operation
-lists the error envelope for the statuses it can answer. Built once per container.
+Request bodies and query parameters come from the request schemas (`model_json_schema`), success
+shapes from each route's `Spec`, and every operation lists the error envelope for the statuses it
+can answer; error codes and statuses come from `chalicelib.errors`. Built once per container.
 """
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from chalicelib import errors
+from chalicelib.endpoint import REGISTRY, Endpoint
+from chalicelib.kit.docs import schema_of
 
 _document: dict[str, Any] | None = None
 
 REF = "#/components/schemas/{model}"
+ERROR_CODES = tuple(errors.codes())
 
-# --- documentation models (shapes the views build as dicts) ----------------------------------------
+# --- shared components -----------------------------------------------------------------------------
 
 
 class _Doc(BaseModel):
@@ -23,16 +31,12 @@ class _Doc(BaseModel):
 
 
 class ErrorDetail(_Doc):
-    field: str = Field(description="the invalid field or query parameter")
+    field: str = Field(description="the invalid field, query parameter or header")
     message: str
 
 
 class ErrorBody(_Doc):
-    code: str = Field(description="VALIDATION_ERROR, AUTHENTICATION_ERROR, AUTHORIZATION_ERROR, "
-                                  "SITE_CONTEXT_REQUIRED, RESOURCE_NOT_FOUND, METHOD_NOT_ALLOWED, "
-                                  "CONFLICT, PRECONDITION_FAILED, PAYLOAD_TOO_LARGE, "
-                                  "UNSUPPORTED_MEDIA_TYPE, IDEMPOTENCY_KEY_REUSED, RATE_LIMITED, "
-                                  "ACCOUNT_LOCKED, SERVICE_UNAVAILABLE, TIMEOUT, INTERNAL_ERROR")
+    code: Literal[ERROR_CODES]  # type: ignore[valid-type]  # the one list, in chalicelib.errors
     message: str
     details: list[ErrorDetail] | None = Field(
         None, description="present on validation errors: every invalid field, not only the first")
@@ -57,38 +61,50 @@ class ListMeta(_Doc):
     pagination: PaginationMeta
 
 
-class UserRef(_Doc):
-    id: int
-    username: str
-    email: str
-
-
-class UserMe(UserRef):
-    last_login: str | None
-
-
-class TokenData(_Doc):
-    # A base for allOf (login, site switch): additionalProperties false here would forbid the
-    # fields the composed schemas add (current_site, user, sites).
-    model_config = ConfigDict(extra="ignore")
-
-    token: str = Field(description="a JWT for `Authorization: Bearer <token>`")
-    expires_at: str = Field(description="ISO 8601 in UTC with a Z suffix")
-
-
-# --- schema helpers --------------------------------------------------------------------------------
-
-
-def _schemas(models: list[tuple[type[BaseModel], str]]) -> dict[str, Any]:
-    """The models (and the models they nest) as components, referring to each other by $ref."""
-    from pydantic.json_schema import models_json_schema
-
-    _refs, top = models_json_schema(models, ref_template=REF)
-    return dict(top.get("$defs", {}))
+HEADERS = {
+    "X-Request-Id": {"description": "the client's id when sane (<= 128 of A-Za-z0-9._-), else a new one",
+                     "schema": {"type": "string"}},
+    "ETag": {"description": 'the strong validator `"<version>"`', "schema": {"type": "string"}},
+    "Location": {"description": "the new resource's path, as the client reached the API",
+                 "schema": {"type": "string"}},
+    "Retry-After": {"description": "whole seconds until the window or the lock ends",
+                    "schema": {"type": "integer"}},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+    if status == 429:
+        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    codes = ", ".join(e.code for e in errors.CATALOG if e.status == status)
+    return {"description": f"{codes}: {errors.STATUS_DESCRIPTIONS[status]}", "headers": headers,
+            "content": {"application/json": {"schema": _ref("ErrorEnvelope")}}}
+
+
+# --- operations ------------------------------------------------------------------------------------
+
+
+class _Models:
+    """The models the operations refer to, each with the mode its JSON Schema is generated in."""
+
+    def __init__(self) -> None:
+        self.modes: dict[type[BaseModel], str] = {}
+
+    def resolver(self, mode: str) -> Any:
+        def ref(model: type[BaseModel]) -> dict[str, str]:
+            self.modes.setdefault(model, mode)
+            return _ref(model.__name__)
+        return ref
+
+    def components(self) -> dict[str, Any]:
+        shared = [ErrorEnvelope, ListMeta]
+        pairs = [(m, "serialization") for m in shared] + list(self.modes.items())
+        _refs, top = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
+        return dict(sorted(top.get("$defs", {}).items()))
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -120,224 +136,69 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return parameters
 
 
-def _envelope(data: dict[str, Any], *, paginated: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object", "additionalProperties": False,
-        "required": ["status", "data"] + (["meta"] if paginated else []),
-        "properties": {"status": {"const": "success"}, "data": data},
-    }
-    if paginated:
-        schema["properties"]["meta"] = _ref("ListMeta")
-    return schema
+def _operation_id(entry: Endpoint) -> str:
+    if entry.spec.operation_id:
+        return entry.spec.operation_id
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", f"{entry.method} {entry.path}") if w and w != "api"]
+    return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
 
 
-def _object(**properties: Any) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "required": list(properties),
-            "properties": properties}
-
-
-def _array(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-# --- responses -------------------------------------------------------------------------------------
-
-ERRORS = {
-    "400": "Malformed JSON, invalid or unknown fields, or bad query parameters (every one in `details`)",
-    "401": "No valid token: missing, bad signature, expired, revoked, or an inactive user",
-    "403": "AUTHORIZATION_ERROR (the role does not allow it) or SITE_CONTEXT_REQUIRED (no active site)",
-    "404": "No such resource, or one of a site the caller may not see",
-    "409": "CONFLICT: a duplicate, or the same Idempotency-Key still in progress",
-    "412": "If-Match does not match the current version (stale, weak or malformed)",
-    "413": "The body is over 256 KiB",
-    "415": "A body without Content-Type: application/json",
-    "422": "IDEMPOTENCY_KEY_REUSED: the same Idempotency-Key with a different body",
-    "429": "RATE_LIMITED or ACCOUNT_LOCKED; retry after `Retry-After` seconds",
-    "500": "An unexpected error, logged with the request id",
-    "503": "The database or Redis is unreachable, or a statement timed out; nothing happened",
-}
-
-
-def _error_response(status: str) -> dict[str, Any]:
-    headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
-    if status == "429":
-        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
-    return {"description": ERRORS[status], "headers": headers,
-            "content": {"application/json": {"schema": _ref("ErrorEnvelope")}}}
-
-
-def _success(description: str, schema: dict[str, Any], *, headers: tuple[str, ...] = ()) -> dict[str, Any]:
-    all_headers = {name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-Id", *headers)}
-    return {"description": description, "headers": all_headers,
-            "content": {"application/json": {"schema": schema}}}
-
-
-def _operation(summary: str, ok_status: str, ok: dict[str, Any], errors: tuple[str, ...], *,
-               tag: str, public: bool = False, body: dict[str, Any] | None = None,
-               parameters: list[dict[str, Any]] | None = None, operation_id: str,
-               method: str = "get") -> dict[str, Any]:
-    common = {"500"} if public else {"401", "429", "500", "503"}
-    if method != "get":  # the middleware refuses any body over 256 KiB or not sent as JSON
-        common |= {"413", "415"}
-    responses = {ok_status: ok}
-    for status in sorted(set(errors) | common):
-        responses[status] = {"$ref": f"#/components/responses/Error{status}"}
-    operation: dict[str, Any] = {"summary": summary, "operationId": operation_id, "tags": [tag],
-                                 "responses": responses}
-    if public:
+def _operation(entry: Endpoint, models: _Models) -> dict[str, Any]:
+    spec = entry.spec
+    common = {500} if entry.public else {401, 429, 500, 503}
+    if entry.method != "GET":  # the middleware refuses any body over 256 KiB or not sent as JSON
+        common |= {413, 415}
+    statuses = set(spec.errors) | common
+    if spec.body is not None or spec.query is not None:
+        statuses.add(400)
+    ok_headers = {name: {"$ref": f"#/components/headers/{name}"}
+                  for name in ("X-Request-Id", *spec.response_headers)}
+    responses: dict[str, Any] = {str(spec.status): {
+        "description": spec.ok_description, "headers": ok_headers,
+        "content": {"application/json": {"schema": schema_of(spec.ok, models.resolver("serialization"))}},
+    }}
+    for status in sorted(statuses):
+        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+    operation: dict[str, Any] = {"summary": spec.summary, "operationId": _operation_id(entry),
+                                 "tags": [spec.tag], "responses": dict(sorted(responses.items()))}
+    if entry.public:
         operation["security"] = []
+    parameters = [{"name": h.name, "in": "header", "required": False, "description": h.description,
+                   "schema": h.schema} for h in spec.headers]
+    if spec.query is not None:
+        parameters = _query_parameters(spec.query) + parameters
     if parameters:
         operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-        responses.setdefault("400", {"$ref": "#/components/responses/Error400"})
-        operation["responses"] = dict(sorted(responses.items()))
+    if spec.body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": schema_of(spec.body, models.resolver("validation"))}}}
     return operation
 
 
-def _path_id(name: str, what: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True,
-            "description": f"the {what}'s id (a positive integer; anything else is a 404)",
-            "schema": {"type": "string", "pattern": "^[0-9]+$"}}
-
-
-def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True,
+             "description": f"the {name.removesuffix('_id').replace('_', ' ')}'s id (a positive integer; "
+                            "anything else is a 404)",
+             "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+            for name in re.findall(r"\{(\w+)\}", path)]
 
 
 # --- the document ----------------------------------------------------------------------------------
 
 
-def build() -> dict[str, Any]:
-    from chalicelib.auth.schemas import LoginRequest, SiteSelect
-    from chalicelib.interactions.schemas import (
-        InteractionCreate,
-        InteractionQuery,
-        InteractionRead,
-        InteractionUpdate,
-    )
-    from chalicelib.models import INTERACTION_TYPES
-    from chalicelib.sites.schemas import SiteDetail, SiteSummary, SiteUser, SiteUsersQuery
-
-    models: list[tuple[type[BaseModel], str]] = [
-        (LoginRequest, "validation"), (SiteSelect, "validation"),
-        (InteractionCreate, "validation"), (InteractionUpdate, "validation"),
-        (InteractionRead, "serialization"), (SiteSummary, "serialization"),
-        (SiteDetail, "serialization"), (SiteUser, "serialization"),
-        (ErrorEnvelope, "serialization"), (ListMeta, "serialization"),
-        (UserRef, "serialization"), (UserMe, "serialization"), (TokenData, "serialization"),
-    ]
-    components = _schemas(models)
-    # A partial update: no field is required and the required ones may not be null, so the
-    # `default: null` pydantic writes for "not sent" is not a value a client may send.
-    for prop in components["InteractionUpdate"]["properties"].values():
-        if prop.get("default", "sent") is None and "anyOf" not in prop:
-            prop.pop("default")
-    components["InteractionCreate"]["description"] = (
-        "A new interaction. The server-owned fields (id, site_id, created_by, created_at, "
-        "updated_by, updated_at, version) are ignored when sent; any other unknown field is a 400.")
-
-    site = _ref("SiteSummary")
-    interaction = _object(interaction=_ref("InteractionRead"))
-    message = _object(message={"type": "string"})
-    login_data = {"allOf": [_ref("TokenData"), {"type": "object", "required": ["user", "sites", "current_site"],
-                                                "properties": {"user": _ref("UserRef"), "sites": _array(site),
-                                                               "current_site": _nullable(site)}}]}
-    site_token = {"allOf": [_ref("TokenData"), {"type": "object", "required": ["current_site"],
-                                                "properties": {"current_site": site}}]}
-    if_match = _header("If-Match", 'makes the change conditional: `"<version>"` (strong) or `*`; '
-                                   "a stale, weak or malformed value is a 412", {"type": "string"})
-    idempotency_key = _header(
-        "Idempotency-Key", "at most 255 characters; a retry with the same key and body replays the "
-        "first successful answer (kept 24 h, per site and user)", {"type": "string", "maxLength": 255})
-    interaction_id = _path_id("interaction_id", "interaction")
-    site_id = _path_id("site_id", "site")
-
-    paths: dict[str, Any] = {
-        "/api/auth/login": {"post": _operation(
-            "Log in", "200", _success("A token; scoped to the site when the user has exactly one",
-                                      _envelope(login_data)),
-            ("400", "401", "429", "503"), tag="auth", public=True, body=_ref("LoginRequest"),
-            operation_id="login", method="post")},
-        "/api/auth/me": {"get": _operation(
-            "The caller and the token's site", "200",
-            _success("The caller", _envelope(_object(user=_ref("UserMe"), current_site=_nullable(site)))),
-            (), tag="auth", operation_id="me")},
-        "/api/auth/sites": {"get": _operation(
-            "The caller's active sites, by name", "200",
-            _success("Sites with the caller's role", _envelope(_object(sites=_array(site)))),
-            (), tag="auth", operation_id="authSites")},
-        "/api/auth/site": {"post": _operation(
-            "Choose the active site: a new token for the same session", "200",
-            _success("A token scoped to the site, expiring with the session", _envelope(site_token)),
-            ("400", "403"), tag="auth", body=_ref("SiteSelect"), operation_id="selectSite", method="post")},
-        "/api/auth/logout": {"post": _operation(
-            "End the session (every token of it)", "200", _success("Logged out", _envelope(message)),
-            (), tag="auth", operation_id="logout", method="post")},
-        "/api/interactions": {
-            "get": _operation(
-                "Find interactions of the active site", "200",
-                _success("One page, with meta.pagination",
-                         _envelope(_object(interactions=_array(_ref("InteractionRead"))), paginated=True)),
-                ("400", "403"), tag="interactions",
-                parameters=_query_parameters(InteractionQuery), operation_id="listInteractions"),
-            "post": _operation(
-                "Create an interaction in the active site (editor, admin)", "201",
-                _success("Created", _envelope(interaction), headers=("ETag", "Location")),
-                ("400", "403", "409", "422"), tag="interactions", body=_ref("InteractionCreate"),
-                parameters=[idempotency_key], operation_id="createInteraction", method="post"),
-        },
-        "/api/interactions/types": {"get": _operation(
-            "The interaction types", "200",
-            _success("The types list", _envelope(_object(types=_array(
-                {"type": "string", "enum": list(INTERACTION_TYPES)})))),
-            (), tag="interactions", operation_id="interactionTypes")},
-        "/api/interactions/{interaction_id}": {
-            "parameters": [interaction_id],
-            "get": _operation(
-                "One interaction", "200", _success("The interaction", _envelope(interaction), headers=("ETag",)),
-                ("403", "404"), tag="interactions", operation_id="getInteraction"),
-            "put": _operation(
-                "Partial update (editor, admin): only the fields sent change; null clears", "200",
-                _success("The interaction as it is now", _envelope(interaction), headers=("ETag",)),
-                ("400", "403", "404", "409", "412"), tag="interactions",
-                body=_ref("InteractionUpdate"), parameters=[if_match], operation_id="updateInteraction", method="put"),
-            "delete": _operation(
-                "Delete (editor, admin)", "200", _success("Deleted", _envelope(message)),
-                ("403", "404", "412"), tag="interactions", parameters=[if_match],
-                operation_id="deleteInteraction", method="delete"),
-        },
-        "/api/sites": {"get": _operation(
-            "The caller's active sites, by name", "200",
-            _success("Sites with the caller's role", _envelope(_object(sites=_array(site)))),
-            (), tag="sites", operation_id="listSites")},
-        "/api/sites/{site_id}": {
-            "parameters": [site_id],
-            "get": _operation(
-                "One site the caller belongs to, with counts", "200",
-                _success("The site", _envelope(_object(site=_ref("SiteDetail")))),
-                ("404",), tag="sites", operation_id="getSite")},
-        "/api/sites/{site_id}/users": {
-            "parameters": [site_id],
-            "get": _operation(
-                "The site's members, by username (the site's admins only)", "200",
-                _success("One page, with meta.pagination",
-                         _envelope(_object(users=_array(_ref("SiteUser"))), paginated=True)),
-                ("400", "403", "404"), tag="sites",
-                parameters=_query_parameters(SiteUsersQuery), operation_id="listSiteUsers")},
-        "/api/health": {"get": _operation(
-            "Health of the database and Redis", "200",
-            _success("Both reachable", _envelope(_object(database={"const": "ok"}, cache={"const": "ok"}))),
-            ("503",), tag="service", public=True, operation_id="health")},
-        "/api/openapi.json": {"get": {
-            "summary": "This document", "operationId": "openapi", "tags": ["service"], "security": [],
-            "responses": {"200": {"description": "The OpenAPI 3.1 document (not wrapped in the envelope)",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-    }
+def build(registry: dict[tuple[str, str], Endpoint] | None = None) -> dict[str, Any]:
+    registry = REGISTRY if registry is None else registry
+    models = _Models()
+    paths: dict[str, Any] = {}
+    tags: list[str] = []
+    for (path, method), entry in sorted(registry.items()):
+        item = paths.setdefault(path, {})
+        if "{" in path and "parameters" not in item:
+            item["parameters"] = _path_parameters(path)
+        item[method.lower()] = _operation(entry, models)
+        if entry.spec.tag not in tags:
+            tags.append(entry.spec.tag)
+    statuses = sorted({e.status for e in errors.CATALOG if e.status != 504} | {405})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -345,24 +206,18 @@ def build() -> dict[str, Any]:
             "description": "Sites record and find interactions. JSON in and out; every error is "
                            "`{\"status\": \"error\", \"error\": {code, message, details?}}`. Order of "
                            "checks: 401, 413, 415, 403 site context, 403 role, 400, 404, 412, 400 "
-                           "across the stored record, 409/422.",
+                           "across the stored record, 409/422. An unknown query parameter is a 400 "
+                           "naming it (names starting with `_` are ignored).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": "auth"}, {"name": "interactions"}, {"name": "sites"}, {"name": "service"}],
-        "paths": paths,
+        "tags": [{"name": tag} for tag in tags],
+        "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": dict(sorted(components.items())),
+            "schemas": models.components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "headers": {
-                "X-Request-Id": {"description": "the client's id when sane (<= 128 of A-Za-z0-9._-), else a new one",
-                                 "schema": {"type": "string"}},
-                "ETag": {"description": 'the strong validator `"<version>"`', "schema": {"type": "string"}},
-                "Location": {"description": "the new interaction's path, as the client reached the API",
-                             "schema": {"type": "string"}},
-                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}},
-            },
-            "responses": {f"Error{status}": _error_response(status) for status in ERRORS},
+            "headers": HEADERS,
+            "responses": {f"Error{status}": _error_response(status) for status in statuses},
         },
     }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.middleware import PUBLIC_ROUTES
+from chalicelib.endpoint import public_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 HTTP_METHODS = {"get", "post", "put", "delete", "patch", "head"}
@@ -41,7 +41,7 @@ def test_chalice_package_wires_the_authorizer(tmp_path):
 
     routes = {(path, method.upper()): operation for path, operations in api["paths"].items()
               for method, operation in operations.items() if method in HTTP_METHODS}
-    assert PUBLIC_ROUTES <= set(routes)
+    assert public_routes() <= set(routes)
     for route, operation in routes.items():
-        expected = None if route in PUBLIC_ROUTES else [{"jwt_authorizer": []}]
+        expected = None if route in public_routes() else [{"jwt_authorizer": []}]
         assert operation.get("security") == expected, route

@@ -1,66 +1,52 @@
-"""The auth endpoints. Schemas and services are imported inside the views: this module is loaded
-by every Lambda that imports app.py, and most requests never need argon2 or pydantic models."""
+"""The auth endpoints: login, the caller's details and sites, site switch, logout."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.auth.authorizer import jwt_authorizer
+from chalicelib.auth import limits, schemas, service
+from chalicelib.auth.schemas import LoginData, SiteToken, UserMe
+from chalicelib.caller import SiteSummary
+from chalicelib.endpoint import Call, endpoint
 from chalicelib.http import ok
+from chalicelib.kit.docs import MESSAGE, Envelope, ListOf, Nullable, Spec, data
 
 bp = Blueprint(__name__)
 
 
-@bp.route("/api/auth/login", methods=["POST"])
-def login():
-    from chalicelib.auth import limits, schemas, service
-    from chalicelib.db import session_scope
-    from chalicelib.http import parse_body
-
-    request = bp.current_request
-    # API Gateway's view of the client; X-Forwarded-For is written by the client and never trusted.
-    limits.check_login_rate((request.context.get("identity") or {}).get("sourceIp") or "unknown")
-    body = parse_body(request, schemas.LoginRequest)
-    with session_scope() as session:
-        data = service.login(session, username=body.username, password=body.password)
-    return ok(data)
+@endpoint(bp, "POST", "/api/auth/login", public=True, spec=Spec(
+    "Log in", "auth", Envelope(LoginData), "A token; scoped to the site when the user has exactly one",
+    errors=(401, 429, 503), body=schemas.LoginRequest))
+def login(call: Call):
+    limits.check_login_rate(call.source_ip)
+    body = call.body(schemas.LoginRequest)
+    return ok(service.login(call.session, username=body.username, password=body.password))
 
 
-@bp.route("/api/auth/me", methods=["GET"], authorizer=jwt_authorizer)
-def me():
-    from chalicelib.auth import principal, service
-    from chalicelib.db import session_scope
-
-    with session_scope() as session:
-        caller = principal.load(session, bp.current_request)
-        return ok(service.me(session, caller))
+@endpoint(bp, "GET", "/api/auth/me", spec=Spec(
+    "The caller and the token's site", "auth",
+    data(user=UserMe, current_site=Nullable(SiteSummary)), "The caller"))
+def me(call: Call):
+    return ok(service.me(call.session, call.caller))
 
 
-@bp.route("/api/auth/sites", methods=["GET"], authorizer=jwt_authorizer)
-def my_sites():
-    from chalicelib.auth import principal
-    from chalicelib.db import session_scope
-    from chalicelib.sites import service as sites
-
-    with session_scope() as session:
-        caller = principal.load(session, bp.current_request)
-        return ok({"sites": sites.list_for_user(session, user_id=caller.user_id)})
+@endpoint(bp, "GET", "/api/auth/sites", spec=Spec(
+    "The caller's active sites, by name", "auth", data(sites=ListOf(SiteSummary)),
+    "Sites with the caller's role"))
+def my_sites(call: Call):
+    return ok({"sites": service.sites_of(call.session, user_id=call.caller.user_id)})
 
 
-@bp.route("/api/auth/site", methods=["POST"], authorizer=jwt_authorizer)
-def select_site():
-    from chalicelib.auth import principal, schemas, service
-    from chalicelib.db import session_scope
-    from chalicelib.http import parse_body
-
-    with session_scope() as session:
-        caller = principal.load(session, bp.current_request)
-        body = parse_body(bp.current_request, schemas.SiteSelect)
-        return ok(service.select_site(session, caller, site_id=body.site_id))
+@endpoint(bp, "POST", "/api/auth/site", spec=Spec(
+    "Choose the active site: a new token for the same session", "auth", Envelope(SiteToken),
+    "A token scoped to the site, expiring with the session", errors=(403,), body=schemas.SiteSelect))
+def select_site(call: Call):
+    caller = call.caller
+    body = call.body(schemas.SiteSelect)
+    return ok(service.select_site(call.session, caller, site_id=body.site_id))
 
 
-@bp.route("/api/auth/logout", methods=["POST"], authorizer=jwt_authorizer)
-def logout():
-    from chalicelib.auth import principal, service
-
-    service.logout(principal.token_context(bp.current_request))
+@endpoint(bp, "POST", "/api/auth/logout", session=False, spec=Spec(
+    "End the session (every token of it)", "auth", MESSAGE, "Logged out"))
+def logout(call: Call):
+    service.logout(call.token)
     return ok({"message": "Successfully logged out"})

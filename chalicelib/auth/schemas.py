@@ -1,9 +1,12 @@
-"""Request bodies of the auth endpoints."""
+"""What the auth endpoints accept and return (the OpenAPI document is generated from these)."""
 from __future__ import annotations
 
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from chalicelib.caller import SiteSummary
+from chalicelib.kit.timestamps import Timestamp
 
 
 def _no_nul(value: str) -> str:
@@ -29,3 +32,34 @@ class SiteSelect(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     site_id: int
+
+
+# --- responses (documentation; the services build dicts) ------------------------------------------
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserRef(_Read):
+    id: int
+    username: str
+    email: str
+
+
+class UserMe(UserRef):
+    last_login: Timestamp | None
+
+
+class LoginData(_Read):
+    token: str = Field(description="a JWT for `Authorization: Bearer <token>`")
+    expires_at: Timestamp
+    user: UserRef
+    sites: list[SiteSummary] = Field(description="the user's active sites, by name")
+    current_site: SiteSummary | None = Field(description="the token's site: set when the user has exactly one")
+
+
+class SiteToken(_Read):
+    token: str = Field(description="a JWT for the same session, scoped to the site")
+    expires_at: Timestamp = Field(description="the session's original expiry")
+    current_site: SiteSummary

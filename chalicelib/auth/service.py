@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from chalicelib import caller as callers
 from chalicelib.auth import limits, passwords, sessions, tokens
-from chalicelib.auth.principal import Principal, TokenContext
+from chalicelib.caller import Principal, TokenContext
 from chalicelib.errors import AuthenticationFailed, Forbidden
-from chalicelib.http import epoch_isoformat, isoformat
+from chalicelib.kit.timestamps import epoch_isoformat, isoformat
 from chalicelib.models import User
-from chalicelib.sites import service as sites
 
 BAD_CREDENTIALS = "Invalid username or password"
 
@@ -43,7 +43,7 @@ def login(session: Session, *, username: str, password: str) -> dict[str, Any]:
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     user.last_login = datetime.now(UTC)
-    member_of = sites.list_for_user(session, user_id=user.id)
+    member_of = callers.sites_of(session, user_id=user.id)
     current = member_of[0] if len(member_of) == 1 else None
     token, claims = tokens.issue(user_id=user.id, site_id=current["id"] if current else None,
                                  auth_time_ms=started_ms)
@@ -61,7 +61,7 @@ def me(session: Session, principal: Principal) -> dict[str, Any]:
     assert user is not None  # the principal was loaded in this transaction
     current = None
     if principal.site_id is not None:
-        current = sites.membership(session, user_id=principal.user_id, site_id=principal.site_id)
+        current = callers.membership(session, user_id=principal.user_id, site_id=principal.site_id)
     return {
         "user": {"id": user.id, "username": user.username, "email": user.email,
                  "last_login": isoformat(user.last_login)},
@@ -69,11 +69,15 @@ def me(session: Session, principal: Principal) -> dict[str, Any]:
     }
 
 
+def sites_of(session: Session, *, user_id: int) -> list[dict[str, Any]]:
+    return callers.sites_of(session, user_id=user_id)
+
+
 def select_site(session: Session, principal: Principal, *, site_id: int) -> dict[str, Any]:
     """A new token for the same session, scoped to the site, expiring with the session."""
     site = None
     if 1 <= site_id <= tokens.MAX_DB_ID:
-        site = sites.membership(session, user_id=principal.user_id, site_id=site_id)
+        site = callers.membership(session, user_id=principal.user_id, site_id=site_id)
     if site is None:
         raise Forbidden("You are not a member of that site")
     token, claims = tokens.issue(user_id=principal.user_id, site_id=site_id,

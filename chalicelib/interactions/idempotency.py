@@ -19,13 +19,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Response
 from sqlalchemy import delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from chalicelib.auth.principal import Principal
+from chalicelib.caller import Principal
 from chalicelib.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from chalicelib.http import Answer
 from chalicelib.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -71,7 +71,7 @@ def _cutoff() -> Any:
 
 
 def run(session: Session, *, principal: Principal, key: str | None, body: Any,
-        respond: Callable[[], Response]) -> Response:
+        respond: Callable[[], Answer]) -> Answer:
     """Answer a create, remembering the answer under `key` (no key: just create).
 
     Call it after every other check (401 ... 400) has passed: 409 and 422 come last."""
@@ -94,18 +94,18 @@ def run(session: Session, *, principal: Principal, key: str | None, body: Any,
             raise IdempotencyKeyReused()
         return _replay(stored.status, stored.response)
 
-    response = respond()
-    if response.status_code >= 400:  # only successes are remembered
-        return response
+    answer = respond()
+    if answer.status >= 400:  # only successes are remembered
+        return answer
     _forget_expired(session, scope)
     session.execute(insert(IdempotencyKey).values(
         site_id=site_id, user_id=user_id, key=key, request_hash=digest,
-        status=response.status_code,
-        response={"body": _as_sent(response.body),
-                  "headers": {name: response.headers[name] for name in REPLAYED_HEADERS
-                              if name in response.headers}},
+        status=answer.status,
+        response={"body": _as_sent(answer.body),
+                  "headers": {name: answer.headers[name] for name in REPLAYED_HEADERS
+                              if name in answer.headers}},
     ))
-    return response
+    return answer
 
 
 def _as_sent(body: Any) -> str:
@@ -114,10 +114,10 @@ def _as_sent(body: Any) -> str:
     return body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
 
 
-def _replay(status: int, stored: dict[str, Any]) -> Response:
+def _replay(status: int, stored: dict[str, Any]) -> Answer:
     headers = dict(stored.get("headers") or {})
     headers["Idempotent-Replayed"] = "true"
-    return Response(body=stored["body"], status_code=status, headers=headers)
+    return Answer(status, stored["body"], headers)
 
 
 def _forget_expired(session: Session, scope: tuple[Any, ...]) -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.interactions.schemas import zone
+from chalicelib.interactions.times import zone
 from chalicelib.models import INTERACTION_TYPES
 
 FIRST_SITE_SHARE = 0.2

@@ -16,16 +16,13 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from chalicelib.auth.principal import Principal
+from chalicelib.caller import Principal
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from chalicelib.http import isoformat
 from chalicelib.interactions import queries
-from chalicelib.interactions.schemas import (
-    InteractionCreate,
-    InteractionQuery,
-    InteractionUpdate,
-    resolve_times,
-)
+from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery, InteractionUpdate
+from chalicelib.interactions.times import resolve_times
+from chalicelib.kit.pagination import page_total
+from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import Interaction
 
 NOT_FOUND = "Interaction not found"
@@ -119,18 +116,19 @@ def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[l
     (a short, non-empty page is the last one)."""
     stmt = queries.apply_filters(queries.SITE_ROWS, query)
     unfiltered = stmt is queries.SITE_ROWS
-    offset = (query.page - 1) * query.per_page
     if unfiltered:  # a statement built once per order
         page = queries.unfiltered_page(query.sort_by, query.sort_direction)
     else:
         page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(
             queries.OFFSET).limit(queries.LIMIT)
-    items = session.execute(page, {"site_id": site_id, "offset": offset, "limit": query.per_page}).all()
-    if (items and len(items) < query.per_page) or (not items and offset == 0):
-        return items, offset + len(items)
-    if unfiltered:  # the site's total, kept by triggers
-        return items, count_for_site(session, site_id=site_id)
-    return items, _filtered_total(session, site_id=site_id, query=query, stmt=stmt)
+    items = session.execute(page, {"site_id": site_id, "offset": query.offset, "limit": query.per_page}).all()
+
+    def count() -> int:
+        if unfiltered:  # the site's total, kept by triggers
+            return session.scalar(queries.SITE_TOTAL, {"site_id": site_id}) or 0
+        return _filtered_total(session, site_id=site_id, query=query, stmt=stmt)
+
+    return items, page_total(query, len(items), count)
 
 
 # Filtered totals this container has counted: (site, filters) -> (site's change number, total).
@@ -240,7 +238,3 @@ def delete(session: Session, *, principal: Principal, interaction_id: int,
         if exists is None:
             raise NotFound(NOT_FOUND)
         raise PreconditionFailed(f'If-Match does not match the current version "{exists}"')
-
-
-def count_for_site(session: Session, *, site_id: int) -> int:
-    return session.scalar(queries.SITE_TOTAL, {"site_id": site_id}) or 0

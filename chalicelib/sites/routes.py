@@ -3,59 +3,53 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.auth.authorizer import jwt_authorizer
-from chalicelib.http import ok
+from chalicelib.endpoint import Call, endpoint
+from chalicelib.errors import Forbidden, NotFound
+from chalicelib.http import ok, paginated
+from chalicelib.kit.docs import ListOf, Spec, data, page
+from chalicelib.kit.ids import INT32_MAX, parse_id, path_id
+from chalicelib.sites import service
+from chalicelib.sites.schemas import SiteDetail, SiteSummary, SiteUser, SiteUsersQuery
 
 bp = Blueprint(__name__)
 
 SITE_NOT_FOUND = "Site not found"
 
 
-@bp.route("/api/sites", methods=["GET"], authorizer=jwt_authorizer)
-def list_sites():
-    from chalicelib.auth import principal
-    from chalicelib.db import session_scope
-    from chalicelib.sites import service
-
-    with session_scope() as session:
-        caller = principal.load(session, bp.current_request)
-        return ok({"sites": service.list_for_user(session, user_id=caller.user_id)})
+def _site_id(raw: str) -> int:
+    return path_id(raw, maximum=INT32_MAX, message=SITE_NOT_FOUND)
 
 
-@bp.route("/api/sites/{site_id}", methods=["GET"], authorizer=jwt_authorizer)
-def get_site(site_id):
-    from chalicelib.auth import principal
-    from chalicelib.db import session_scope
-    from chalicelib.errors import NotFound
-    from chalicelib.sites import schemas, service
-
-    with session_scope() as session:
-        caller = principal.load(session, bp.current_request)
-        site = service.detail(session, user_id=caller.user_id,
-                              site_id=schemas.path_id(site_id, message=SITE_NOT_FOUND))
-        if site is None:
-            raise NotFound(SITE_NOT_FOUND)
-        return ok({"site": site})
+@endpoint(bp, "GET", "/api/sites", spec=Spec(
+    "The caller's active sites, by name", "sites", data(sites=ListOf(SiteSummary)),
+    "Sites with the caller's role"))
+def list_sites(call: Call):
+    return ok({"sites": service.list_for_user(call.session, user_id=call.caller.user_id)})
 
 
-@bp.route("/api/sites/{site_id}/users", methods=["GET"], authorizer=jwt_authorizer)
-def list_site_users(site_id):
-    from chalicelib.auth import principal
-    from chalicelib.db import session_scope
-    from chalicelib.errors import Forbidden, NotFound
-    from chalicelib.http import paginated, parse_query
-    from chalicelib.sites import schemas, service
+@endpoint(bp, "GET", "/api/sites/{site_id}", spec=Spec(
+    "One site the caller belongs to, with counts", "sites", data(site=SiteDetail), "The site",
+    errors=(404,)))
+def get_site(call: Call, site_id: str):
+    caller = call.caller
+    site = service.detail(call.session, user_id=caller.user_id, site_id=_site_id(site_id))
+    if site is None:
+        raise NotFound(SITE_NOT_FOUND)
+    return ok({"site": site})
 
-    request = bp.current_request
-    with session_scope() as session:
-        caller = principal.load(session, request)
-        site_id = schemas.path_id(site_id, message=SITE_NOT_FOUND)
-        member = service.membership(session, user_id=caller.user_id, site_id=site_id)
-        # The order of checks: 403 (a member without the role), 400 (parameters), 404 (no member).
-        if member is not None and member["role"] != "admin":
-            raise Forbidden("Only the site's admins may list its users")
-        query = parse_query(request, schemas.SiteUsersQuery)
-        if member is None:
-            raise NotFound(SITE_NOT_FOUND)
-        users, total = service.list_users(session, site_id=site_id, page=query.page, per_page=query.per_page)
-    return paginated({"users": users}, page=query.page, per_page=query.per_page, total=total)
+
+@endpoint(bp, "GET", "/api/sites/{site_id}/users", spec=Spec(
+    "The site's members, by username (the site's admins only)", "sites", page("users", SiteUser),
+    "One page, with meta.pagination", errors=(403, 404), query=SiteUsersQuery))
+def list_site_users(call: Call, site_id: str):
+    site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (404 after the 401 check)
+    role = call.role_on(site)
+    # The order of checks: 403 (a member without the role), 400 (parameters), 404 (no member).
+    if role is not None and role != "admin":
+        raise Forbidden("Only the site's admins may list its users")
+    query = call.query(SiteUsersQuery)
+    if role is None:
+        raise NotFound(SITE_NOT_FOUND)
+    assert site is not None  # a role means the site exists
+    users, total = service.list_users(call.session, site_id=site, query=query)
+    return paginated({"users": users}, query=query, total=total)

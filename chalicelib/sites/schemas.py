@@ -5,37 +5,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.errors import NotFound
-from chalicelib.interactions.schemas import Pagination, Timestamp
-from chalicelib.interactions.schemas import path_id as _record_path_id
+from chalicelib.caller import SiteSummary
+from chalicelib.kit.pagination import Pagination
+from chalicelib.kit.timestamps import Timestamp
 from chalicelib.models import ROLES
 
-__all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser", "path_id"]
+__all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser"]
 
 Role = Literal[ROLES]
-MAX_SITE_ID = 2**31 - 1  # sites.id is an integer column
-
-
-def path_id(raw: str | None, *, message: str = "Resource not found") -> int:
-    """A site id from the path; beyond the column's range it cannot exist (404, not a 500 from
-    PostgreSQL's "out of range for type integer")."""
-    value = _record_path_id(raw, message=message)
-    if value > MAX_SITE_ID:
-        raise NotFound(message)
-    return value
 
 
 class SiteUsersQuery(Pagination):
     """GET /api/sites/{id}/users: `page` and `per_page`, as for interactions."""
-
-
-class SiteSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    name: str
-    description: str | None
-    role: Role = Field(description="the caller's role on this site")
 
 
 class SiteDetail(SiteSummary):
@@ -50,6 +31,6 @@ class SiteUser(BaseModel):
     id: int
     username: str
     email: str
-    role: Role
+    role: Role  # type: ignore[valid-type]
     last_login: Timestamp | None
     is_active: bool

@@ -38,7 +38,7 @@ def test_login_envelope_is_exactly_the_contracts(client):
     assert ISO_Z.match(data["expires_at"]), data["expires_at"]
     claims = unverified(data["token"])
     assert claims["exp"] - claims["iat"] == 86400  # the default lifetime
-    from chalicelib.http import epoch_isoformat
+    from chalicelib.kit.timestamps import epoch_isoformat
     assert data["expires_at"] == epoch_isoformat(claims["exp"])
 
 

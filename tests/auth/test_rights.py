@@ -1,5 +1,5 @@
 """Rights are read from the database on every request: membership, role, site and user changes
-take effect on the next request, whatever the token says. Also principal.load on its own."""
+take effect on the next request, whatever the token says. Also caller.load on its own."""
 from __future__ import annotations
 
 import io
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import delete, event
 
+from chalicelib import caller as callers
 from chalicelib import cli
-from chalicelib.auth import principal
 from chalicelib.db import get_engine, session_scope
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
 from chalicelib.models import Site, SiteMembership, User
@@ -181,7 +181,11 @@ def test_a_site_switch_cannot_outlive_a_password_change(client, monkeypatch, cap
     assert _me(client, late).status_code == 401
 
 
-# --- principal.load -----------------------------------------------------------------------------
+# --- caller.load --------------------------------------------------------------------------------
+
+
+def _load(session, request, **requirements):
+    return callers.load(session, callers.token_context(request), **requirements)
 
 
 def _request(user_id, site_id=None, **extra):
@@ -195,7 +199,7 @@ def test_principal_load_reads_role_and_site():
     site = make_site()
     user_id = make_user(sites={site: "admin"})
     with session_scope() as s:
-        caller = principal.load(s, _request(user_id, site), site_required=True, write=True)
+        caller = _load(s, _request(user_id, site), site_required=True, write=True)
 
     assert (caller.user_id, caller.site_id, caller.role, caller.can_write) == (user_id, site, "admin", True)
     assert caller.auth_time_ms == 1700000000000 and caller.expires_at == 4102444800
@@ -213,7 +217,7 @@ def test_principal_load_is_one_query():
     event.listen(engine, "before_cursor_execute", count)
     try:
         with session_scope() as s:
-            principal.load(s, _request(user_id, site), site_required=True)
+            _load(s, _request(user_id, site), site_required=True)
     finally:
         event.remove(engine, "before_cursor_execute", count)
 
@@ -227,28 +231,28 @@ def test_principal_without_a_usable_site(case):
     token_site = {"no site in token": None, "not a member": other, "inactive site": closed,
                   "no such site": 999}[case]
     with session_scope() as s:
-        caller = principal.load(s, _request(user_id, token_site))
+        caller = _load(s, _request(user_id, token_site))
         assert caller.site_id is None and caller.role is None
         with pytest.raises(SiteContextRequired):
-            principal.load(s, _request(user_id, token_site), site_required=True)
+            _load(s, _request(user_id, token_site), site_required=True)
         with pytest.raises(SiteContextRequired):
-            principal.load(s, _request(user_id, token_site), write=True)
+            _load(s, _request(user_id, token_site), write=True)
 
 
 def test_principal_viewer_may_not_write():
     site = make_site()
     user_id = make_user(sites={site: "viewer"})
     with session_scope() as s:
-        assert principal.load(s, _request(user_id, site), site_required=True).role == "viewer"
+        assert _load(s, _request(user_id, site), site_required=True).role == "viewer"
         with pytest.raises(Forbidden):
-            principal.load(s, _request(user_id, site), write=True)
+            _load(s, _request(user_id, site), write=True)
 
 
 @pytest.mark.parametrize("case", ["unknown", "inactive"])
 def test_principal_unknown_or_inactive_user_is_401(case):
     user_id = make_user(active=case != "inactive")
     with session_scope() as s, pytest.raises(AuthenticationFailed):
-        principal.load(s, _request(user_id + 100 if case == "unknown" else user_id))
+        _load(s, _request(user_id + 100 if case == "unknown" else user_id))
 
 
 @pytest.mark.parametrize("context", [
@@ -259,4 +263,4 @@ def test_principal_refuses_a_context_it_cannot_trust(context):
     request = _request(user_id)
     request.context["authorizer"].update(context)
     with session_scope() as s, pytest.raises(AuthenticationFailed):
-        principal.load(s, request)
+        _load(s, request)

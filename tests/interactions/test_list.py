@@ -93,9 +93,19 @@ def test_a_known_parameter_given_twice_is_a_400(client, world):
     assert fields(response) == {"page"}
 
 
-def test_unknown_parameters_are_ignored(client, world):
+def test_parameters_starting_with_an_underscore_are_ignored(client, world):
     insert_rows(world.site_a, [{}])
-    assert len(ids(listing(client, world, "?_=12345&foo=bar"))) == 1
+    assert len(ids(listing(client, world, "?_=12345&_cache=x"))) == 1
+
+
+@pytest.mark.parametrize("query,named", [
+    ("?pageSize=10", {"pageSize"}), ("?sort_dir=asc", {"sort_dir"}), ("?sortField=title", {"sortField"}),
+    ("?foo=bar&per_page=0", {"foo", "per_page"}),
+])
+def test_an_unknown_parameter_is_a_400_naming_it_with_every_other_problem(client, world, query, named):
+    response = send(client, "GET", f"/api/interactions{query}", world.token("editor"))
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert fields(response) == named
 
 
 def test_an_inverted_date_range_is_a_400_naming_end_date(client, world):

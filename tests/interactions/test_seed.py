@@ -5,7 +5,7 @@ from sqlalchemy import func, select, text
 
 from chalicelib import cli
 from chalicelib.db import session_scope
-from chalicelib.interactions import schemas, seed
+from chalicelib.interactions import seed, times
 from chalicelib.models import Interaction, Site
 from tests.factories import login
 from tests.interactions.helpers import send
@@ -41,7 +41,7 @@ def test_seed_demo_fills_the_sites_with_valid_searchable_rows(client, capsys):
     with session_scope() as session:
         rows = session.scalars(select(Interaction)).all()
         for row in rows:
-            assert row.timezone in schemas.zone_names()
+            assert row.timezone in times.zone_names()
             assert row.end_datetime is None or row.end_datetime >= row.start_datetime
             assert 1 <= len(row.title) <= 255 and 1 <= len(row.lead) <= 100
             assert row.version >= 1 and (row.updated_at is None) == (row.version == 1)

@@ -1,0 +1,150 @@
+"""The one decorator every route uses: it registers the Chalice route (behind the authorizer unless
+public), records the operation for the OpenAPI document, opens the request's database session and
+hands the view a `Call` — the request, the session, the token the authorizer vouched for, and the
+caller with the rights the route requires (site required or not, write role or not).
+
+    @endpoint(bp, "GET", "/api/interactions/{interaction_id}", site=True, spec=Spec(...))
+    def get_interaction(call: Call, interaction_id: str) -> Response: ...
+
+The request owns the transaction: the session is committed when the view returns and rolled back
+when it raises. Views stay at the edge (Chalice types); services below them return data.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from chalicelib import caller as callers
+from chalicelib.auth.authorizer import jwt_authorizer
+from chalicelib.db import session_scope
+from chalicelib.http import json_object, parse_body, parse_query
+from chalicelib.kit.docs import Spec
+
+
+class NoQuery(BaseModel):
+    """The query of an endpoint that takes no parameters: any name but `_…` is a 400."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    method: str
+    spec: Spec
+    public: bool
+
+
+# (path, method) -> Endpoint, filled as the route modules are imported.
+REGISTRY: dict[tuple[str, str], Endpoint] = {}
+
+
+def public_routes() -> set[tuple[str, str]]:
+    """Routes that need no token (everything else is behind the authorizer)."""
+    return {key for key, entry in REGISTRY.items() if entry.public}
+
+
+class Call:
+    """One request as a view sees it."""
+
+    def __init__(self, request: Any, session: Session | None, *, site: bool, write: bool,
+                 takes_query: bool) -> None:
+        self.request = request
+        self._session = session
+        self._site, self._write = site, write
+        self._token: callers.TokenContext | None = None
+        self._caller: callers.Principal | None = None
+        # An endpoint without query parameters still refuses unknown ones, at the 400 step of
+        # the order of checks (after the rights, with the body): see `_no_query`.
+        self._query_checked = takes_query
+
+    def _no_query(self) -> None:
+        if not self._query_checked:
+            self._query_checked = True
+            parse_query(self.request, NoQuery)
+
+    @property
+    def session(self) -> Session:
+        assert self._session is not None, "this endpoint was declared without a session"
+        return self._session
+
+    @property
+    def token(self) -> callers.TokenContext:
+        """What the authorizer vouched for (the middleware has checked expiry and revocation)."""
+        if self._token is None:
+            self._token = callers.token_context(self.request)
+        return self._token
+
+    @property
+    def caller(self) -> callers.Principal:
+        """The caller with the rights this endpoint requires: 401, then 403 SITE_CONTEXT_REQUIRED,
+        then 403 for a role that may not write. Read from the database once per request."""
+        if self._caller is None:
+            self._caller = callers.load(self.session, self.token, site_required=self._site,
+                                        write=self._write)
+            self._no_query()
+        return self._caller
+
+    def role_on(self, site_id: int | None) -> str | None:
+        """The caller's role on another site than the token's (the path's), None for no active
+        membership (or no such site); 401 for an inactive user."""
+        role = callers.rights(self.session, self.token, site_id=site_id)
+        self._no_query()
+        return role
+
+    def body(self, model: type[M]) -> M:
+        self._no_query()
+        return parse_body(self.request, model)
+
+    def json(self) -> dict[str, Any]:
+        self._no_query()
+        return json_object(self.request)
+
+    def query(self, model: type[M]) -> M:
+        return parse_query(self.request, model)
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name.lower())
+
+    @property
+    def source_ip(self) -> str:
+        """API Gateway's view of the client; X-Forwarded-For is written by the client, never trusted."""
+        return ((self.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
+
+
+def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = False, site: bool = False,
+             write: bool = False, session: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
+
+    public: no token (the authorizer is not asked); site: the token's active site is required;
+    write: a role that may write on it (implies site); session: open a database session."""
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        takes_query = spec.query is not None
+
+        @functools.wraps(view)
+        def handler(**params: str) -> Any:
+            request = bp.current_request
+            if not session:
+                call = Call(request, None, site=site, write=write, takes_query=takes_query)
+                if spec.body is None:
+                    call._no_query()  # nothing else to check first
+                return view(call, **params)
+            with session_scope() as db_session:
+                call = Call(request, db_session, site=site, write=write, takes_query=takes_query)
+                answer = view(call, **params)
+                call._no_query()  # a view that reached none of the checks above
+                return answer
+
+        key = (path, method)
+        if key in REGISTRY:
+            raise RuntimeError(f"{method} {path} is declared twice")
+        REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public)
+        bp.route(path, methods=[method], authorizer=None if public else jwt_authorizer)(handler)
+        return handler
+
+    return decorate

@@ -1,0 +1,59 @@
+"""One pagination rule for every list: `page` and `per_page` as query parameters, and a total that
+is counted only when the page itself does not tell it."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+MAX_PER_PAGE = 100
+MAX_PAGE = 2**31 - 1
+
+
+def whole_number(low: int, high: int) -> Any:
+    """A query parameter holding a whole number in [low, high], written in ASCII digits."""
+    def check(value: Any) -> int:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,10}", value.strip(), re.ASCII):
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return number
+
+    return Annotated[int, PlainValidator(check),
+                     WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+
+
+Page = whole_number(1, MAX_PAGE)
+PerPage = whole_number(1, MAX_PER_PAGE)
+
+
+class Pagination(BaseModel):
+    """`page` (1-based) and `per_page` (1-100, default 25): the query of every paginated list."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    page: Page = Field(1, description="1-based page number")
+    per_page: PerPage = Field(25, description="page size, at most 100")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def page_total(query: Pagination, items: int, count: Callable[[], int]) -> int:
+    """The total of a paginated list: a short, non-empty page is the last one, and an empty first
+    page means there is nothing, so `count` is called only when the page does not tell."""
+    if (items and items < query.per_page) or (not items and query.page == 1):
+        return query.offset + items
+    return count()
+
+
+def meta(query: Pagination, total: int) -> dict[str, Any]:
+    return {"pagination": {
+        "page": query.page, "per_page": query.per_page,
+        "total_pages": math.ceil(total / query.per_page) if total else 0,
+        "total_records": total,
+    }}
