@@ -79,7 +79,10 @@ class Settings:
     api_rate_per_minute: int = 600
     # Beyond API.md's list: kept below the Lambda timeout, which is below API Gateway's 29 s.
     db_statement_timeout_ms: int = 5000
-    db_connect_timeout_s: int = 5
+    # Connecting (TCP, TLS, authentication) has its own short deadline; once connected, a read
+    # waits the statement timeout plus a margin, so PostgreSQL's own timeout normally ends it.
+    db_connect_timeout_s: float = 1.5
+    db_read_margin_s: int = 5
     # TLS to PostgreSQL: "disable", "require" (encrypted, certificate not checked) or "verify-full"
     # (the default for DB_SECRET_ARN, i.e. deployed: RDS and RDS Proxy refuse plain connections).
     db_tls: str = "disable"
@@ -146,19 +149,21 @@ class Settings:
                 self._cache[arn] = fetch_secret(arn)
             return self._cache[arn]
 
-    def signing_key(self) -> str:
-        """The current JWT key (from JWT_SECRET, or fetched once from JWT_SECRET_ARN)."""
+    def signing_key(self, *, refresh: bool = False) -> str:
+        """The current JWT key (from JWT_SECRET, or fetched once from JWT_SECRET_ARN; again with
+        `refresh`, when a token names a key this container has not loaded)."""
         if self.jwt_secret:
             return _check_key("JWT_SECRET", self.jwt_secret)
         if not self.jwt_secret_arn:
             raise ConfigError("JWT_SECRET or JWT_SECRET_ARN must be set")
-        return _check_key("the secret at JWT_SECRET_ARN", _plain_secret(self._secret(self.jwt_secret_arn)))
+        raw = self._secret(self.jwt_secret_arn, refresh=refresh)
+        return _check_key("the secret at JWT_SECRET_ARN", _plain_secret(raw))
 
-    def previous_signing_key(self) -> str | None:
+    def previous_signing_key(self, *, refresh: bool = False) -> str | None:
         if self.jwt_previous_secret:
             return self.jwt_previous_secret
         if self.jwt_previous_secret_arn:
-            raw = self._secret(self.jwt_previous_secret_arn)
+            raw = self._secret(self.jwt_previous_secret_arn, refresh=refresh)
             return _check_key("the secret at JWT_PREVIOUS_SECRET_ARN", _plain_secret(raw))
         return None
 
@@ -194,6 +199,10 @@ class Settings:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+    @property
+    def db_read_timeout_s(self) -> float:
+        return self.db_statement_timeout_ms / 1000 + self.db_read_margin_s
 
     @property
     def uses_db_secret(self) -> bool:

@@ -1,8 +1,11 @@
 """The database engine (one per Lambda container) and the per-request session.
 
-A Lambda container serves one request at a time, so the pool is tiny; `pool_pre_ping` replaces
-connections PostgreSQL closed while the container slept. Every failure to reach the database, and
-every statement that runs past `statement_timeout`, becomes a 503 with nothing written.
+A Lambda container serves one request at a time, so the pool is tiny. Statements go through
+`chalicelib.driver` (prepared once per connection, one round trip each; connections PostgreSQL
+closed while the container slept are replaced without a ping). A read session runs in autocommit
+(no BEGIN, no COMMIT); a write session is one transaction. Every failure to reach the database,
+every statement that runs past `statement_timeout`, and a pool with no free connection in time
+become a 503 with nothing written.
 """
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from chalicelib import driver
 from chalicelib.config import get_settings
 from chalicelib.errors import ServiceUnavailable
 
@@ -27,7 +32,7 @@ _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None
 _lock = threading.Lock()
 
-CONNECT_TIMEOUT_S = 1.5
+POOL_TIMEOUT_S = 2
 TIMESTAMPTZ_OID = 1184
 
 # SQLSTATEs that mean "the database could not do it right now", not "your request is wrong".
@@ -74,7 +79,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def _connect_args(settings: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_S, "application_name": "interactions-api"}
+    args: dict[str, Any] = {"timeout": settings.db_connect_timeout_s, "application_name": "interactions-api"}
     ssl_context = settings.db_ssl_context()
     if ssl_context is not None:
         args["ssl_context"] = ssl_context
@@ -91,6 +96,12 @@ def read_timestamptz(text: str) -> Any:
         from pg8000.converters import timestamptz_in
 
         return timestamptz_in(text)
+
+
+def session_settings(statement_ms: int) -> str:
+    """The settings every connection of the API starts with (the benchmark's floor uses them too)."""
+    return (f"SET statement_timeout = {int(statement_ms)}; SET TIME ZONE 'UTC'; "
+            "SET plan_cache_mode = force_custom_plan")
 
 
 def tune_driver_connection(dbapi_connection: Any) -> None:
@@ -133,28 +144,16 @@ def _build_engine() -> Engine:
         settings.resolved_database_url(),
         pool_size=1,
         max_overflow=2,
-        pool_pre_ping=True,
         pool_recycle=1800,
-        pool_timeout=2,
+        pool_timeout=POOL_TIMEOUT_S,
         # Connecting (TCP, TLS, authentication) gets a short deadline of its own, so an
-        # unreachable database is a 503 within CONNECT_TIMEOUT_S rather than a hung request.
+        # unreachable database is a 503 within db_connect_timeout_s rather than a hung request.
         connect_args=_connect_args(settings),
     )
-    # pg8000 lets the socket error of a connection the server reset escape unwrapped from the
-    # pre-ping, and SQLAlchemy only recognises DB-API errors there: without this the first
-    # request after a failover or a terminated backend is a 503 instead of a reconnect.
-    ping = engine.dialect.do_ping
-
-    def _ping(dbapi_connection: Any) -> bool:
-        try:
-            return ping(dbapi_connection)
-        except OSError:
-            return False
-
-    engine.dialect.do_ping = _ping  # type: ignore[method-assign]
+    driver.install(engine)
     # Once connected, reads wait just above the statement timeout, so that a statement
     # PostgreSQL cancels is reported by PostgreSQL, not by the socket.
-    read_timeout = settings.db_connect_timeout_s + statement_ms // 1000
+    read_timeout = settings.db_read_timeout_s
 
     @event.listens_for(engine, "connect")
     def _session_defaults(dbapi_connection: Any, _record: Any) -> None:
@@ -162,11 +161,9 @@ def _build_engine() -> Engine:
         if sock is not None:
             sock.settimeout(read_timeout)
         tune_driver_connection(dbapi_connection)
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET statement_timeout = {int(statement_ms)}")
-        cursor.execute("SET TIME ZONE 'UTC'")
-        cursor.close()
-        dbapi_connection.commit()
+        # One simple query, outside any transaction (so nothing to commit). Prepared statements
+        # are planned for their values every time (no generic plan that ignores a search term).
+        dbapi_connection.execute_simple(session_settings(statement_ms))
 
     if settings.uses_db_secret:
         @event.listens_for(engine, "do_connect")
@@ -198,6 +195,7 @@ def get_engine() -> Engine:
             if _engine is None:
                 _engine = _build_engine()
                 _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+                event.listen(_sessionmaker, "after_begin", _apply_autocommit)
     return _engine
 
 
@@ -210,22 +208,40 @@ def reset_engine() -> None:
     _sessionmaker = None
 
 
+def _apply_autocommit(session: Session, _transaction: Any, connection: Any) -> None:
+    """A read session's connection runs each statement on its own: no BEGIN, no COMMIT."""
+    if session.info.get("autocommit"):
+        connection.connection.dbapi_connection.autocommit = True
+
+
+def begin_transaction(session: Session) -> None:
+    """Make the rest of a read session one transaction (e.g. a lock that must last until the end):
+    the next statement starts it, in the same round trip."""
+    if session.info.get("autocommit"):
+        session.info["autocommit"] = False
+        if session.in_transaction():
+            session.connection().connection.dbapi_connection.autocommit = False
+
+
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """One session and one transaction for one request: committed if the block succeeds,
-    rolled back otherwise. Database outages surface as ServiceUnavailable."""
+def session_scope(*, transaction: bool = True) -> Iterator[Session]:
+    """One session for one request. With `transaction` (writes) it is one transaction, committed
+    if the block succeeds and rolled back otherwise; without (reads) every statement stands alone.
+    Database outages surface as ServiceUnavailable."""
     get_engine()
     assert _sessionmaker is not None
     session = _sessionmaker()
+    session.info["autocommit"] = not transaction
     try:
         yield session
         session.commit()
     except BaseException as exc:
         _rollback_quietly(session)
         # pg8000 lets some socket errors through unwrapped (e.g. a timeout during the SSL
-        # negotiation at connect time): those are outages too.
+        # negotiation at connect time): those are outages too; so is a pool with no free
+        # connection within POOL_TIMEOUT_S.
         if (isinstance(exc, DBAPIError) and is_unavailable(exc)) or isinstance(
-                exc, (ConnectionError, TimeoutError)):
+                exc, (ConnectionError, TimeoutError, PoolTimeout)):
             raise ServiceUnavailable("The database is unavailable; try again shortly") from exc
         raise
     finally:

@@ -38,6 +38,7 @@ class Endpoint:
     method: str
     spec: Spec
     public: bool
+    ends_session: bool = False
 
 
 # (path, method) -> Endpoint, filled as the route modules are imported.
@@ -118,11 +119,16 @@ class Call:
 
 
 def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = False, site: bool = False,
-             write: bool = False, session: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+             write: bool = False, session: bool = True, transaction: bool | None = None,
+             ends_session: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
 
     public: no token (the authorizer is not asked); site: the token's active site is required;
-    write: a role that may write on it (implies site); session: open a database session."""
+    write: a role that may write on it (implies site); session: open a database session;
+    transaction: one transaction for the request (default: for every method but GET; a GET's
+    statements each stand alone, without BEGIN and COMMIT round trips); ends_session: the request's
+    token check also ends its session (logout), in the same Redis round trip."""
+    atomic = method != "GET" if transaction is None else transaction
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         takes_query = spec.query is not None
 
@@ -134,7 +140,7 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
                 if spec.body is None:
                     call._no_query()  # nothing else to check first
                 return view(call, **params)
-            with session_scope() as db_session:
+            with session_scope(transaction=atomic) as db_session:
                 call = Call(request, db_session, site=site, write=write, takes_query=takes_query)
                 answer = view(call, **params)
                 call._no_query()  # a view that reached none of the checks above
@@ -143,7 +149,7 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
         key = (path, method)
         if key in REGISTRY:
             raise RuntimeError(f"{method} {path} is declared twice")
-        REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public)
+        REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public, ends_session=ends_session)
         bp.route(path, methods=[method], authorizer=None if public else jwt_authorizer)(handler)
         return handler
 

@@ -90,8 +90,9 @@ class _TooMany(ApiError):
     status = 429
 
     def __init__(self, message: str | None = None, *, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
-        self.retry_after = max(1, int(retry_after))
+        # The whole seconds until the window or the lock ends, never more: 0 in its last second.
+        self.retry_after = max(0, int(retry_after))
+        super().__init__(message, headers={"Retry-After": str(self.retry_after)})
 
 
 class RateLimited(_TooMany):

@@ -1,5 +1,5 @@
-"""The one HTTP middleware: authentication outcome, rate limit, body limits, the error envelope,
-CORS headers, `X-Request-Id` and one JSON log line per request.
+"""The one HTTP middleware: the per-request token checks and rate limit (`auth.guard`), body limits,
+the error envelope, CORS headers, `X-Request-Id` and one JSON log line per request.
 
 Chalice answers some errors itself (bad JSON, 405, 415, uncaught exceptions) with `{"Code",
 "Message"}` bodies before middleware sees them; they are rewritten here, so no client ever sees
@@ -18,15 +18,14 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib.auth import guard
 from chalicelib.config import get_settings
-from chalicelib.endpoint import public_routes
+from chalicelib.endpoint import REGISTRY
 from chalicelib.errors import (
     ApiError,
-    AuthenticationFailed,
     InternalError,
     PayloadTooLarge,
     RateLimited,
-    ServiceUnavailable,
     UnsupportedMediaType,
     for_status,
 )
@@ -82,19 +81,6 @@ def request_id_for(headers: Any) -> str:
 
 def error_response(error: ApiError) -> Response:
     return Response(body=error.body(), status_code=error.status, headers=dict(error.headers))
-
-
-def _check_authentication(auth: dict[str, Any]) -> str:
-    """The user id when the authorizer said `ok`; otherwise raise the matching error.
-    Never read a missing flag as success: deployed, every value is a string."""
-    outcome = auth.get("auth")
-    if outcome == "ok" and auth.get("user_id"):
-        return str(auth["user_id"])
-    if outcome == "unavailable":
-        raise ServiceUnavailable("The session store is unavailable; try again shortly")
-    if outcome == "error":
-        raise InternalError()
-    raise AuthenticationFailed("Invalid or expired token")
 
 
 def _check_body(request: Any) -> None:
@@ -157,12 +143,10 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
     auth = context.get("authorizer") or {}
     user_id = auth.get("user_id") if auth.get("auth") == "ok" else None
     try:
-        protected = method in routes.get(route, {}) and (route, method) not in public_routes()
-        if protected:
-            user_id = _check_authentication(auth)
-            from chalicelib.auth.limits import check_api_rate
-
-            check_api_rate(user_id)
+        declared = REGISTRY.get((route, method))
+        if declared is not None and not declared.public:
+            # Expiry, key, revocation and rate limit: whatever API Gateway may have cached.
+            user_id = guard.check(auth, end_session=declared.ends_session)
         _check_body(request)
         _ignore_media_type_without_body(request)
         response = get_response(request)

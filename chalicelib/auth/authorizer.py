@@ -1,10 +1,18 @@
-"""The API Gateway authorizer: its own Lambda, so it imports only chalice, PyJWT and redis.
+"""The API Gateway authorizer: its own Lambda, so it imports only chalice and PyJWT.
 
-It never denies and never raises: a denial could only produce API Gateway's canned body (no
-envelope, no CORS headers), and an exception drops the connection under `chalice local`. Instead it
-always allows and records the outcome in the context, as strings (API Gateway stringifies every
-value): `auth` is `ok`, `invalid`, `unavailable` or `error`. The API's middleware answers 401/503
-unless `auth == "ok"`. Results are never cached (`ttl_seconds=0`) so a logout takes effect at once.
+Its answer depends on the token alone — signature and claims, no network I/O once the signing keys
+are loaded — so API Gateway may cache it per `Authorization` header (AUTHORIZER_CACHE_SECONDS,
+set per stage when packaging): most requests then cost one Lambda invocation, not two. It always
+allows every route (a cached answer is reused for all of them) and puts its verdict in the context,
+every value a string (`""` for none), as API Gateway hands it on: `auth` is `ok` or `invalid`, with
+the user, session and site ids, the key's `kid` and the token's expiry. The API Lambda then answers
+401 unless `auth == "ok"`, and checks on every request what a cached verdict cannot know: expiry,
+a retired key, revocation, the user's active flag and the site role.
+
+It never denies (a denial could only be API Gateway's canned body) and never raises — except when
+the signing key itself cannot be loaded (Secrets Manager unreachable on a cold start): API Gateway
+never caches a failure and answers it with the AUTHORIZER_FAILURE Gateway Response (the 503
+envelope), whereas an "unavailable" verdict would be cached for the token.
 """
 from __future__ import annotations
 
@@ -12,15 +20,13 @@ import logging
 
 from chalice import AuthResponse, Blueprint
 
-from chalicelib.auth import sessions, tokens
-from chalicelib.config import ConfigError
-from chalicelib.errors import ServiceUnavailable
+from chalicelib.auth import tokens
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint(__name__)
 
-OK, INVALID, UNAVAILABLE, ERROR = "ok", "invalid", "unavailable", "error"
+OK, INVALID = "ok", "invalid"
 
 
 def _bearer_token(header: str | None) -> str | None:
@@ -34,29 +40,26 @@ def _bearer_token(header: str | None) -> str | None:
 
 
 def evaluate(authorization: str | None) -> dict[str, str]:
-    """The authorizer's verdict on an Authorization header, as a context of strings."""
+    """The verdict on an Authorization header, as a context of strings."""
     token = _bearer_token(authorization)
     if token is None:
         return {"auth": INVALID, "reason": "not a bearer token"}
     try:
         claims = tokens.verify(token)
-        if sessions.is_revoked(claims):
-            return {"auth": INVALID, "reason": "revoked"}
     except tokens.InvalidToken as exc:
         return {"auth": INVALID, "reason": str(exc)[:200]}
-    except ServiceUnavailable:
-        return {"auth": UNAVAILABLE}
-    except ConfigError:
-        log.exception("authorizer configuration error")
-        return {"auth": ERROR}
-    except Exception:  # never raise out of an authorizer
-        log.exception("authorizer failed")
-        return {"auth": ERROR}
+    except tokens.KeysUnavailable:
+        log.exception("authorizer: the signing keys cannot be loaded")
+        raise  # not cached by API Gateway: the AUTHORIZER_FAILURE Gateway Response (503)
+    except Exception:  # a token no check anticipated: refused, never a crash
+        log.exception("authorizer: unexpected error verifying a token")
+        return {"auth": INVALID, "reason": "unverifiable"}
     return {
         "auth": OK,
         "user_id": str(claims.user_id),
         "session_id": claims.session_id,
         "site_id": "" if claims.site_id is None else str(claims.site_id),
+        "kid": claims.key_id,
         "expires_at": str(claims.expires_at),
         "issued_at": str(claims.issued_at),
         "auth_time_ms": str(claims.auth_time_ms),
@@ -64,7 +67,7 @@ def evaluate(authorization: str | None) -> dict[str, str]:
     }
 
 
-@bp.authorizer(ttl_seconds=0)
+@bp.authorizer(ttl_seconds=0)  # the packaged template sets the stage's AUTHORIZER_CACHE_SECONDS
 def jwt_authorizer(auth_request):
     context = evaluate(auth_request.token)
     principal = context.get("user_id", "anonymous")

@@ -2,34 +2,48 @@
 
 Lockout reserves an attempt *before* the password is checked, so twenty concurrent wrong passwords
 for one user let at most LOGIN_MAX_FAILURES of them be evaluated. Rate limits are fixed one-minute
-windows per client IP (login) and per user (everything authenticated).
+windows (aligned to the minute) per client IP (login) and per user (everything authenticated; that
+count rides in the request's one Redis round trip, `auth.guard`). `Retry-After` is the whole
+seconds until the window or the lock ends, never more (so 0 in its last second).
 """
 from __future__ import annotations
 
 import time
 
-from chalicelib.cache import get_redis, redis_errors
+from chalicelib.cache import get_redis, redis_errors, script
 from chalicelib.config import get_settings
 from chalicelib.errors import AccountLocked, RateLimited
 
-# KEYS[1] failure counter; ARGV[1] max failures; ARGV[2] lockout seconds.
-# Returns 0 when the attempt may go ahead (and counts it), else the seconds left on the lock.
-# A counter without a ttl (it cannot happen through this module) gets one rather than locking
-# the account for ever; the last second of a lock reports 1, never 0 (which would mean "go").
-_RESERVE_ATTEMPT = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[1]) then
-  local ttl = redis.call('TTL', KEYS[1])
-  if ttl == -1 then
-    redis.call('EXPIRE', KEYS[1], ARGV[2])
-    ttl = tonumber(ARGV[2])
+WINDOW_SECONDS = 60
+
+# KEYS[1] window counter; ARGV[1] the window's end (unix seconds). Returns the count.
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+return n
+"""
+
+# KEYS[1] the client's login window counter, KEYS[2] the username's failure counter;
+# ARGV[1] window end, ARGV[2] login rate per minute, ARGV[3] max failures, ARGV[4] lockout seconds.
+# Returns {window count, locked (0/1), milliseconds left on the lock}. Over the rate limit nothing
+# is reserved; a lock reports its time left (a counter somehow without a ttl gets one rather than
+# locking the account for ever); otherwise the attempt is counted as a failure until it succeeds.
+_LOGIN = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then return {n, 0, 0} end
+local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+if failures >= tonumber(ARGV[3]) then
+  local left = redis.call('PTTL', KEYS[2])
+  if left < 0 then
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+    left = tonumber(ARGV[4]) * 1000
   end
-  if ttl < 1 then ttl = 1 end
-  return ttl
+  return {n, 1, left}
 end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 0
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return {n, 0, 0}
 """
 
 # KEYS[1] failure counter. Gives back one reserved attempt (never below zero).
@@ -39,30 +53,59 @@ if n > 0 then redis.call('DECR', KEYS[1]) end
 return n
 """
 
-# KEYS[1] window counter; ARGV[1] window seconds. Returns {count, ttl}.
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('TTL', KEYS[1])
-if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
-"""
-
-WINDOW_SECONDS = 60
+_hit = script(_HIT)
+_login = script(_LOGIN)
+_release = script(_RELEASE_ATTEMPT)
 
 
-def _failures_key(username: str) -> str:
+def window(now: float | None = None) -> tuple[int, int]:
+    """(this window's number, its end in unix seconds)."""
+    now = time.time() if now is None else now
+    number = int(now // WINDOW_SECONDS)
+    return number, (number + 1) * WINDOW_SECONDS
+
+
+def seconds_until(end: float, now: float | None = None) -> int:
+    """Whole seconds until `end`, never more than the real wait."""
+    now = time.time() if now is None else now
+    return max(0, int(end - now))
+
+
+def failures_key(username: str) -> str:
     return f"login:failures:{username.strip().lower()}"
 
 
-def reserve_login_attempt(username: str) -> None:
-    """Count this attempt as a failure until it succeeds; refuse it while the account is locked."""
-    settings = get_settings()
+def login_window_key(source_ip: str, number: int) -> str:
+    return f"ratelimit:login:{source_ip}:{number}"
+
+
+def api_window_key(user_id: int | str, number: int) -> str:
+    return f"ratelimit:api:{user_id}:{number}"
+
+
+def check_login_rate(source_ip: str) -> None:
+    """A login attempt whose body could not be read: it counts towards the client's limit only."""
+    number, end = window()
     with redis_errors():
-        locked_for = get_redis().eval(_RESERVE_ATTEMPT, 1, _failures_key(username),
-                                      settings.login_max_failures, settings.login_lockout_seconds)
-    if int(locked_for) > 0:
-        raise AccountLocked(retry_after=int(locked_for))
+        count = _hit(keys=[login_window_key(source_ip, number)], args=[end])
+    if int(count) > get_settings().login_rate_per_minute:
+        raise RateLimited(retry_after=seconds_until(end))
+
+
+def reserve_login_attempt(source_ip: str, username: str) -> None:
+    """One round trip: the client's rate limit, then the username's lockout; the attempt counts as
+    a failure until it succeeds (`clear_login_failures`)."""
+    settings = get_settings()
+    number, end = window()
+    with redis_errors():
+        count, locked, left_ms = _login(
+            keys=[login_window_key(source_ip, number), failures_key(username)],
+            args=[end, settings.login_rate_per_minute, settings.login_max_failures,
+                  settings.login_lockout_seconds])
+    if int(count) > settings.login_rate_per_minute:
+        raise RateLimited(retry_after=seconds_until(end))
+    if int(locked):
+        raise AccountLocked(retry_after=int(left_ms) // 1000)
 
 
 def release_login_attempt(username: str) -> None:
@@ -70,7 +113,7 @@ def release_login_attempt(username: str) -> None:
     the caller is already failing with the original error."""
     try:
         with redis_errors():
-            get_redis().eval(_RELEASE_ATTEMPT, 1, _failures_key(username))
+            _release(keys=[failures_key(username)])
     except Exception:
         pass
 
@@ -78,20 +121,4 @@ def release_login_attempt(username: str) -> None:
 def clear_login_failures(username: str) -> None:
     """A successful login (or `cli unlock`) resets the count."""
     with redis_errors():
-        get_redis().delete(_failures_key(username))
-
-
-def _hit(key: str, limit: int) -> None:
-    window = int(time.time()) // WINDOW_SECONDS
-    with redis_errors():
-        count, ttl = get_redis().eval(_HIT, 1, f"{key}:{window}", WINDOW_SECONDS)
-    if int(count) > limit:
-        raise RateLimited(retry_after=max(1, int(ttl)))
-
-
-def check_login_rate(source_ip: str) -> None:
-    _hit(f"ratelimit:login:{source_ip}", get_settings().login_rate_per_minute)
-
-
-def check_api_rate(user_id: str) -> None:
-    _hit(f"ratelimit:api:{user_id}", get_settings().api_rate_per_minute)
+        get_redis().delete(failures_key(username))

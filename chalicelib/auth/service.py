@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chalicelib import caller as callers
-from chalicelib.auth import limits, passwords, sessions, tokens
-from chalicelib.caller import Principal, TokenContext
+from chalicelib.auth import limits, passwords, tokens
+from chalicelib.caller import Principal
 from chalicelib.errors import AuthenticationFailed, Forbidden
 from chalicelib.kit.timestamps import epoch_isoformat, isoformat
 from chalicelib.models import User
@@ -23,10 +23,10 @@ def find_user(session: Session, username: str) -> User | None:
     ).first()
 
 
-def login(session: Session, *, username: str, password: str) -> dict[str, Any]:
-    """Checks the lockout (reserving the attempt), then the password.
+def login(session: Session, *, source_ip: str, username: str, password: str) -> dict[str, Any]:
+    """Checks the client's rate limit and the lockout (reserving the attempt), then the password.
     Unknown, wrong and inactive all get the same answer after the same amount of work."""
-    limits.reserve_login_attempt(username)
+    limits.reserve_login_attempt(source_ip, username)
     # The session begins before the stored hash is read: a password change committed after this
     # point (and its revocation) then ends this session too, even if it was opened with the old one.
     started_ms = tokens.now_ms()
@@ -84,11 +84,3 @@ def select_site(session: Session, principal: Principal, *, site_id: int) -> dict
                                  session_id=principal.session_id, expires_at=principal.expires_at,
                                  auth_time_ms=principal.auth_time_ms)
     return {"token": token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": site}
-
-
-def logout(ctx: TokenContext) -> None:
-    sessions.revoke_session(tokens.Claims(
-        user_id=ctx.user_id, session_id=ctx.session_id, site_id=ctx.site_id,
-        expires_at=ctx.expires_at, issued_at=ctx.issued_at, token_id="",
-        auth_time_ms=ctx.auth_time_ms))
-

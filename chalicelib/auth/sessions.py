@@ -3,14 +3,14 @@
 Two kinds of entry: a revoked session (`logout`), and a per-user "not before" time, in milliseconds,
 that ends every session the user began until then (`set-password`). Sessions are compared by
 when they began (the token's `auth_time`), so a site-switched token cannot outlive its session's
-revocation, and a login a moment after a password change is not caught by it. The authorizer reads
-both entries in one round trip.
+revocation, and a login a moment after a password change is not caught by it. Every authenticated
+request reads both entries, with its rate limit, in one round trip (`auth.guard`).
 """
 from __future__ import annotations
 
 import time
 
-from chalicelib.auth.tokens import Claims, now_ms
+from chalicelib.auth.tokens import now_ms
 from chalicelib.cache import get_redis, redis_errors
 from chalicelib.config import get_settings
 
@@ -25,29 +25,25 @@ return wanted
 """
 
 
-def _session_key(session_id: str) -> str:
+def session_key(session_id: str) -> str:
     return f"revoked:session:{session_id}"
 
 
-def _user_key(user_id: int) -> str:
+def user_key(user_id: int) -> str:
     return f"revoked:user-before:{user_id}"
 
 
-def is_revoked(claims: Claims) -> bool:
-    with redis_errors():
-        session_flag, not_before = get_redis().mget(
-            _session_key(claims.session_id), _user_key(claims.user_id))
-    if session_flag is not None:
-        return True
-    return not_before is not None and claims.auth_time_ms <= int(not_before)
+def session_ttl(expires_at: int) -> int:
+    """A revoked session's entry lives one second past the session's expiry, when its tokens die
+    anyway."""
+    return max(1, expires_at - int(time.time()) + 1)
 
 
-def revoke_session(claims: Claims) -> None:
-    """Logout: every token of this session, site-switched ones included, dies now. The entry
-    lives one second past the session's expiry, when its tokens die anyway."""
-    ttl = max(1, claims.expires_at - int(time.time()) + 1)
+def revoke_session(session_id: str, expires_at: int) -> None:
+    """Every token of this session, site-switched ones included, dies now. (Logout does this in
+    the request's one round trip, `auth.guard`.)"""
     with redis_errors():
-        get_redis().set(_session_key(claims.session_id), "1", ex=ttl)
+        get_redis().set(session_key(session_id), "1", ex=session_ttl(expires_at))
 
 
 def revoke_all_sessions(user_id: int) -> None:
@@ -55,4 +51,4 @@ def revoke_all_sessions(user_id: int) -> None:
     can have begun before it (JWT_TTL_SECONDS, so the command must see the API's value)."""
     ttl = get_settings().jwt_ttl_seconds + 60
     with redis_errors():
-        get_redis().eval(_RAISE_NOT_BEFORE, 1, _user_key(user_id), now_ms(), ttl)
+        get_redis().eval(_RAISE_NOT_BEFORE, 1, user_key(user_id), now_ms(), ttl)

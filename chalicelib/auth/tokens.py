@@ -29,6 +29,10 @@ class InvalidToken(Exception):
     """The token is not one of ours, or no longer valid. The reason is for logs only."""
 
 
+class KeysUnavailable(Exception):
+    """The signing keys could not be loaded (configuration, or Secrets Manager unreachable)."""
+
+
 @dataclass(frozen=True)
 class Claims:
     user_id: int
@@ -38,6 +42,7 @@ class Claims:
     issued_at: int
     token_id: str
     auth_time_ms: int  # when the session began (the login), in milliseconds since the epoch
+    key_id: str = ""  # the kid of the key that signed it
 
 
 def now_ms() -> int:
@@ -66,6 +71,7 @@ def issue(*, user_id: int, site_id: int | None, session_id: str | None = None,
         issued_at=now,
         token_id=uuid.uuid4().hex,
         auth_time_ms=auth_time_ms,
+        key_id=key_id(key),
     )
     payload = {
         "sub": str(user_id), "sid": claims.session_id, "site": site_id,
@@ -77,15 +83,43 @@ def issue(*, user_id: int, site_id: int | None, session_id: str | None = None,
     return token, claims
 
 
-def _keys() -> dict[str, str]:
+def _keys(*, refresh: bool = False) -> dict[str, str]:
+    """{kid: key} for the current key and, during a rotation, the previous one; KeysUnavailable when
+    they cannot be loaded."""
     settings = get_settings()
     keys = {}
-    previous = settings.previous_signing_key()
+    try:
+        previous = settings.previous_signing_key(refresh=refresh)
+        current = settings.signing_key(refresh=refresh)
+    except Exception as exc:
+        raise KeysUnavailable(str(exc)) from exc
     if previous:
         keys[key_id(previous)] = previous
-    current = settings.signing_key()
     keys[key_id(current)] = current
     return keys
+
+
+# A kid this container does not know may name a key rotated in after the container loaded its keys:
+# the keys are loaded again, at most once per REFRESH_INTERVAL_S (a forged kid must not turn every
+# request into a Secrets Manager call).
+REFRESH_INTERVAL_S = 60.0
+_last_refresh = 0.0
+
+
+def _keys_knowing(kid: object) -> dict[str, str]:
+    global _last_refresh
+    keys = _keys()
+    if isinstance(kid, str) and kid not in keys and time.monotonic() - _last_refresh >= REFRESH_INTERVAL_S:
+        _last_refresh = time.monotonic()
+        keys = _keys(refresh=True)
+    return keys
+
+
+def known_kid(kid: str) -> bool:
+    """Whether `kid` names the current or the previous key (loading them again at most once a
+    minute for a kid not seen before): the API's check of a verdict API Gateway may have cached
+    before a key was retired."""
+    return kid in _keys_knowing(kid)
 
 
 # Tokens this container has verified, with their claims. A client sends the same token with every
@@ -100,7 +134,7 @@ _verified: dict[tuple[str, ...], Claims] = {}
 def verify(token: str) -> Claims:
     """Check signature, algorithm, expiry, issuer and audience; raise InvalidToken otherwise."""
     settings = get_settings()
-    keys = _keys()
+    keys = _keys_knowing(_unverified_kid(token))
     cache_key = (token, settings.jwt_issuer, settings.jwt_audience, *keys)
     cached = _verified.get(cache_key)
     if cached is not None:
@@ -113,6 +147,13 @@ def verify(token: str) -> Claims:
         _verified.clear()
     _verified[cache_key] = claims
     return claims
+
+
+def _unverified_kid(token: str) -> object:
+    try:
+        return jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
 
 
 def _verify(token: str, keys: dict[str, str], settings: Settings) -> Claims:
@@ -131,10 +172,10 @@ def _verify(token: str, keys: dict[str, str], settings: Settings) -> Claims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
-    return _claims(payload)
+    return _claims(payload, header["kid"])
 
 
-def _claims(payload: dict) -> Claims:
+def _claims(payload: dict, kid: str) -> Claims:
     """Our own claims, checked as strictly as the registered ones: a token that passed the
     signature check but carries values we never issue is refused, not coerced."""
     sub, site, sid, jti = payload["sub"], payload.get("site"), payload["sid"], payload["jti"]
@@ -152,4 +193,4 @@ def _claims(payload: dict) -> Claims:
         raise InvalidToken("bad claim: auth_time")
     return Claims(user_id=int(sub), session_id=sid, site_id=site,
                   expires_at=int(payload["exp"]), issued_at=int(payload["iat"]), token_id=jti,
-                  auth_time_ms=round(auth_time * 1000))
+                  auth_time_ms=round(auth_time * 1000), key_id=kid)

@@ -16,6 +16,8 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AccountLocked, AuthenticationFailed, ServiceUnavailable
 from tests.factories import PASSWORD, make_user, post_json
 
+IP = "203.0.113.10"
+
 
 def _login(client, username="jdoe", password=PASSWORD):
     return post_json(client, "/api/auth/login", {"username": username, "password": password})
@@ -115,7 +117,7 @@ def test_the_lock_expires_by_itself(client, reconfigure, redis_client):
     reconfigure(LOGIN_LOCKOUT_SECONDS="2")
     make_user()
     for _ in range(5):  # five failures without the argon2 time, so the lock is fresh when checked
-        limits.reserve_login_attempt("jdoe")
+        limits.reserve_login_attempt(IP, "jdoe")
     _assert_locked(_login(client), max_seconds=2)
 
     deadline = time.time() + 5
@@ -157,7 +159,7 @@ def test_twenty_concurrent_wrong_passwords_get_at_most_five_checked(monkeypatch)
         start.wait()
         try:
             with Session(engine) as session:
-                service.login(session, username="JDoe" if i % 2 else "jdoe", password=f"wrong {i}")
+                service.login(session, source_ip=IP, username="JDoe" if i % 2 else "jdoe", password=f"wrong {i}")
             outcomes.append("ok")
         except AccountLocked:
             outcomes.append("locked")
@@ -201,11 +203,11 @@ def test_a_database_failure_does_not_count_as_a_failed_login(client, monkeypatch
 
 def test_reserve_counts_then_refuses_with_the_time_left(redis_client):
     for _ in range(5):
-        limits.reserve_login_attempt("jdoe")
+        limits.reserve_login_attempt(IP, "jdoe")
     assert redis_client.get("login:failures:jdoe") == "5"
 
     with pytest.raises(AccountLocked) as locked:
-        limits.reserve_login_attempt("JDOE")
+        limits.reserve_login_attempt(IP, "JDOE")
 
     assert 899 <= locked.value.retry_after <= 900
     assert redis_client.get("login:failures:jdoe") == "5"  # a refused attempt is not counted
@@ -213,12 +215,12 @@ def test_reserve_counts_then_refuses_with_the_time_left(redis_client):
 
 def test_refused_attempts_do_not_extend_the_lock(redis_client):
     for _ in range(5):
-        limits.reserve_login_attempt("jdoe")
+        limits.reserve_login_attempt(IP, "jdoe")
     redis_client.expire("login:failures:jdoe", 100)
 
     for _ in range(3):
         with pytest.raises(AccountLocked):
-            limits.reserve_login_attempt("jdoe")
+            limits.reserve_login_attempt(IP, "jdoe")
 
     assert 98 <= redis_client.ttl("login:failures:jdoe") <= 100
 
@@ -227,23 +229,25 @@ def test_a_counter_without_expiry_gets_one_instead_of_locking_for_ever(redis_cli
     redis_client.set("login:failures:jdoe", "5")
 
     with pytest.raises(AccountLocked) as locked:
-        limits.reserve_login_attempt("jdoe")
+        limits.reserve_login_attempt(IP, "jdoe")
 
     assert locked.value.retry_after == 900
     assert 899 <= redis_client.ttl("login:failures:jdoe") <= 900
 
 
-def test_the_last_second_of_a_lock_reports_one_second(redis_client):
-    redis_client.set("login:failures:jdoe", "5", px=400)  # TTL rounds this to 0
+@pytest.mark.parametrize("left_ms,expected", [(400, 0), (1300, 1), (1900, 1), (11_500, 11)])
+def test_retry_after_is_the_whole_seconds_left_on_the_lock_never_more(redis_client, left_ms, expected):
+    redis_client.set("login:failures:jdoe", "5", px=left_ms)
 
     with pytest.raises(AccountLocked) as locked:
-        limits.reserve_login_attempt("jdoe")
+        limits.reserve_login_attempt(IP, "jdoe")
 
-    assert locked.value.retry_after == 1
+    assert locked.value.retry_after == expected
+    assert locked.value.headers["Retry-After"] == str(expected)
 
 
 def test_release_gives_back_one_attempt_and_never_goes_below_zero(redis_client):
-    limits.reserve_login_attempt("jdoe")
+    limits.reserve_login_attempt(IP, "jdoe")
     limits.release_login_attempt("jdoe")
     limits.release_login_attempt("jdoe")
 
@@ -252,9 +256,9 @@ def test_release_gives_back_one_attempt_and_never_goes_below_zero(redis_client):
 
 def test_clear_resets_the_count(redis_client):
     for _ in range(5):
-        limits.reserve_login_attempt("jdoe")
+        limits.reserve_login_attempt(IP, "jdoe")
 
     limits.clear_login_failures(" JDoe ")
 
-    limits.reserve_login_attempt("jdoe")
+    limits.reserve_login_attempt(IP, "jdoe")
     assert redis_client.get("login:failures:jdoe") == "1"

@@ -7,11 +7,14 @@ reports 127.0.0.1. The clock is frozen inside one window so a minute boundary ca
 """
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
 
-from chalicelib.auth import limits
+from chalicelib.auth import guard, limits, tokens
+from chalicelib.config import get_settings
+from chalicelib.errors import RateLimited
 from tests.factories import PASSWORD, auth, login, make_site, make_user
 from tests.support import call_app, json_request
 
@@ -140,14 +143,47 @@ def test_the_api_rate_limit_applies_before_the_body_is_looked_at(client, reconfi
     assert response.status_code == 429
 
 
+def _verdict(user_id=7):
+    """What the authorizer hands the API for a valid token (as guard.check reads it)."""
+    key = get_settings().signing_key()
+    return {"auth": "ok", "user_id": str(user_id), "session_id": "a" * 32, "site_id": "",
+            "kid": tokens.key_id(key), "expires_at": str(int(time.time()) + 3600),
+            "issued_at": str(int(time.time())), "auth_time_ms": str(int(time.time() * 1000))}
+
+
 def test_the_default_api_rate_is_600_a_minute(redis_client):
     for _ in range(600):
-        limits.check_api_rate("7")
+        guard.check(_verdict())
 
-    from chalicelib.errors import RateLimited
     with pytest.raises(RateLimited) as refused:
-        limits.check_api_rate("7")
-    assert refused.value.retry_after <= 60
+        guard.check(_verdict())
+    assert refused.value.retry_after == 30  # the frozen clock is at second :30
+
+
+@pytest.mark.parametrize("second,expected", [(0.0, 60), (45.0, 15), (48.5, 11), (59.0, 1), (59.6, 0)])
+def test_retry_after_is_the_whole_seconds_until_the_window_ends_never_more(monkeypatch, reconfigure,
+                                                                          second, expected):
+    reconfigure(API_RATE_PER_MINUTE="3")
+    start = (int(time.time()) // 60) * 60
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: start + second))
+    for _ in range(3):
+        guard.check(_verdict())
+
+    with pytest.raises(RateLimited) as refused:
+        guard.check(_verdict())
+
+    assert refused.value.retry_after == expected
+    assert refused.value.retry_after <= 60 - second
+    assert refused.value.headers["Retry-After"] == str(refused.value.retry_after)
+
+
+def test_the_window_counter_expires_when_its_window_ends(redis_client, monkeypatch):
+    start = (int(time.time()) // 60) * 60
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: start + 45))
+    guard.check(_verdict())
+
+    key = limits.api_window_key(7, start // 60)
+    assert abs(redis_client.pttl(key) / 1000 - (start + 60 - time.time())) < 1.5
 
 
 def test_a_new_window_starts_afresh(monkeypatch, redis_client):

@@ -1,5 +1,5 @@
 """The authorizer Lambda's cold start stays light: its handler module loads neither the database
-layer (SQLAlchemy, pg8000), nor validation (pydantic), nor password hashing (argon2), nor the AWS SDK
+layer (SQLAlchemy, pg8000), nor validation (pydantic), nor password hashing (argon2), nor Redis (its verdict depends on the token alone), nor the AWS SDK
 (boto3) when no secret ARN is configured. Checked in a fresh interpreter, with a real token.
 (The API Lambda, which imports app.py, loads all of them at init on purpose.)"""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from tests.factories import login, make_site, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = ["sqlalchemy", "pg8000", "pydantic", "argon2", "boto3", "botocore"]
+FORBIDDEN = ["sqlalchemy", "pg8000", "pydantic", "argon2", "boto3", "botocore", "redis"]
 
 _CHILD = """
 import json, os, sys

@@ -47,10 +47,10 @@ def test_the_socket_timeout_rule_matches_the_engine(session):
     settings = config.get_settings()
     with db.get_engine().connect() as connection:
         sock = connection.connection.dbapi_connection._usock
-        assert sock.gettimeout() == settings.db_connect_timeout_s + settings.db_statement_timeout_ms // 1000
+        assert sock.gettimeout() == settings.db_read_timeout_s
     for stage in STAGES:
         stage_settings = stages.function(stage, "api_handler").settings()
-        socket_s = stage_settings.db_connect_timeout_s + stage_settings.db_statement_timeout_ms // 1000
+        socket_s = stage_settings.db_read_timeout_s
         assert socket_s < stages.function(stage, "api_handler").timeout_s
 
 

@@ -1,0 +1,267 @@
+"""pg8000 under SQLAlchemy, tuned for round trips: deployed, every exchange with RDS Proxy costs about
+a millisecond, far more than the CPU of a request.
+
+pg8000 runs an unnamed statement in three round trips (Parse, then Describe, then Bind/Execute, each
+followed by a Sync it waits on), opens a transaction with a round trip of its own and commits in
+three. Here instead, for the pinned pg8000 1.31 (its protocol methods are used directly):
+
+- every parameterised statement is prepared once per connection (an LRU of `MAX_PREPARED` texts)
+  and then costs one round trip; its first run sends Parse/Describe and Bind/Execute together, so
+  it costs one round trip too. Sessions run with `plan_cache_mode = force_custom_plan` (db.py), so a
+  prepared statement is still planned for its values (a rare search term keeps its trigram plan);
+- `BEGIN` travels with the first statement of a transaction, and COMMIT/ROLLBACK are one simple
+  query each — nothing at all when no transaction is open (reads run in autocommit);
+- no ping before use: a connection PostgreSQL or a proxy closed while idle has something to read
+  (an error, or end of file), which a zero-timeout `select()` sees for free; a connection idle for
+  longer than `IDLE_PING_SECONDS` (silently dropped by a NAT or firewall, say) gets a real ping with
+  a short timeout. Either way a dead connection is replaced before the request uses it.
+"""
+from __future__ import annotations
+
+import select
+import time
+from collections import OrderedDict
+from itertools import count
+from typing import Any
+
+from pg8000 import legacy
+from pg8000.converters import make_params
+from pg8000.core import CLOSE, NULL_BYTE, STATEMENT, SYNC_MSG, Context, _flush, _write
+from pg8000.dbapi import IntegrityError, ProgrammingError
+from pg8000.exceptions import DatabaseError, InterfaceError
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+
+MAX_PREPARED = 256
+IDLE_PING_SECONDS = 60.0
+PING_TIMEOUT_S = 2.0
+_BEGIN = "begin transaction"
+# Errors after which a cached statement must be prepared again: its plan's result type changed
+# (a migration altered a table it reads), or the server no longer knows it.
+_STALE_STATEMENT = {"0A000", "26000"}
+
+
+class _Prepared:
+    __slots__ = ("name", "columns", "input_funcs")
+
+    def __init__(self, name: bytes, columns: Any, input_funcs: Any) -> None:
+        self.name, self.columns, self.input_funcs = name, columns, input_funcs
+
+
+class _Statements:
+    """The statements prepared on one connection, oldest first, and those to close."""
+
+    def __init__(self) -> None:
+        self.cache: OrderedDict[str, _Prepared] = OrderedDict()
+        self.to_close: list[bytes] = []
+        self.names = count()
+
+    def new_name(self) -> bytes:
+        return f"ia{next(self.names)}".encode("ascii") + NULL_BYTE
+
+    def remember(self, sql: str, prepared: _Prepared) -> None:
+        self.cache[sql] = prepared
+        while len(self.cache) > MAX_PREPARED:
+            _sql, old = self.cache.popitem(last=False)
+            self.to_close.append(old.name)
+
+
+def _statements(conn: Any) -> _Statements:
+    statements = getattr(conn, "_ia_statements", None)
+    if statements is None:
+        statements = conn._ia_statements = _Statements()
+    return statements
+
+
+def prepared_count(conn: Any) -> int:
+    """How many statements are prepared on this (pg8000) connection."""
+    return len(_statements(conn).cache)
+
+
+def _needs_begin(conn: Any) -> bool:
+    return not conn.autocommit and not conn._in_transaction
+
+
+def _drain(conn: Any, context: Context, first: Exception | None) -> Exception | None:
+    """Read one batch's answer up to ReadyForQuery; remember its error rather than raising it, so
+    that the answers of the batches sent with it are read too (the protocol stays in step)."""
+    try:
+        conn.handle_messages(context)
+    except (DatabaseError, InterfaceError) as exc:
+        if isinstance(exc, InterfaceError) and "network error" in str(exc):
+            raise  # the connection is gone: nothing more will come
+        return first or exc
+    return first
+
+
+def _dbapi_error(exc: Exception) -> Exception:
+    """The DB-API class pg8000's cursor would raise for a server error."""
+    msg = exc.args[0] if exc.args else None
+    if isinstance(exc, DatabaseError) and type(exc) is DatabaseError:
+        code = msg.get("C") if isinstance(msg, dict) else None
+        if code == "28000":
+            return InterfaceError(msg)
+        if code == "23505":
+            return IntegrityError(msg)
+        return ProgrammingError(msg)
+    return exc
+
+
+def _sql_state(exc: Exception) -> str | None:
+    msg = exc.args[0] if exc.args else None
+    return msg.get("C") if isinstance(msg, dict) else None
+
+
+def _finish(cursor: Any, context: Context) -> None:
+    cursor._context = context
+    cursor._row_iter = iter([] if context.rows is None else context.rows)
+    cursor._input_oids = ()
+    cursor.input_types = []
+
+
+def _execute_simple(cursor: Any, statement: str) -> None:
+    conn = cursor._c
+    begin = _needs_begin(conn)
+    if begin:
+        conn.send_QUERY(_BEGIN)
+    conn.send_QUERY(statement)
+    _flush(conn._sock)
+    error = _drain(conn, Context(_BEGIN), None) if begin else None
+    context = Context(statement)
+    error = _drain(conn, context, error)
+    if error is not None:
+        raise _dbapi_error(error)
+    _finish(cursor, context)
+
+
+def _execute_prepared(cursor: Any, statement: str, parameters: Any) -> None:
+    conn = cursor._c
+    sql, values = legacy.convert_paramstyle(cursor.paramstyle, statement, parameters)
+    statements = _statements(conn)
+    prepared = statements.cache.get(sql)
+    if prepared is not None:
+        statements.cache.move_to_end(sql)
+    begin = _needs_begin(conn)
+    # One batch: [BEGIN] [Close old statements] [Parse + Describe + Sync] Bind + Execute + Sync.
+    if begin:
+        conn.send_QUERY(_BEGIN)
+    for name in statements.to_close:
+        conn._send_message(CLOSE, STATEMENT + name)
+    statements.to_close.clear()
+    name = prepared.name if prepared is not None else statements.new_name()
+    if prepared is None:
+        conn.send_PARSE(name, sql, ())
+        conn.send_DESCRIBE_STATEMENT(name)
+        _write(conn._sock, SYNC_MSG)
+    conn.send_BIND(name, make_params(conn.py_types, values))
+    conn.send_EXECUTE()
+    _write(conn._sock, SYNC_MSG)
+    _flush(conn._sock)
+
+    error = _drain(conn, Context(_BEGIN), None) if begin else None
+    if prepared is None:
+        described = Context(sql)
+        parse_error = _drain(conn, described, None)
+        if parse_error is None:
+            prepared = _Prepared(name, described.columns, described.input_funcs)
+            statements.remember(sql, prepared)
+        error = error or parse_error
+    context = Context(sql, columns=prepared.columns if prepared else None,
+                      input_funcs=prepared.input_funcs if prepared else None)
+    error = _drain(conn, context, error)
+    if error is not None:
+        if _sql_state(error) in _STALE_STATEMENT and statements.cache.pop(sql, None) is not None:
+            statements.to_close.append(name)
+        raise _dbapi_error(error)
+    _finish(cursor, context)
+
+
+def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+    """SQLAlchemy's `Dialect.do_execute` for pg8000: one round trip per statement."""
+    try:
+        if parameters:
+            _execute_prepared(cursor, statement, parameters)
+        else:
+            _execute_simple(cursor, statement)
+    except AttributeError:
+        if cursor._c is None or cursor._c._sock is None:
+            raise InterfaceError("connection is closed") from None
+        raise
+
+
+def do_execute_no_params(cursor: Any, statement: str, context: Any = None) -> None:
+    do_execute(cursor, statement, (), context)
+
+
+def do_commit(dbapi_connection: Any) -> None:
+    """COMMIT in one round trip, and none when no transaction is open (autocommit reads)."""
+    if dbapi_connection._in_transaction:
+        dbapi_connection.execute_simple("commit")
+
+
+def do_rollback(dbapi_connection: Any) -> None:
+    if dbapi_connection._sock is not None and dbapi_connection._in_transaction:
+        dbapi_connection.execute_simple("rollback")
+
+
+def _has_pending_input(dbapi_connection: Any) -> bool:
+    sock = dbapi_connection._usock
+    pending = getattr(sock, "pending", None)  # an SSL socket may hold decrypted bytes already
+    if pending is not None and pending():
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def _ping(dbapi_connection: Any) -> bool:
+    sock = dbapi_connection._usock
+    timeout = sock.gettimeout()
+    sock.settimeout(PING_TIMEOUT_S)
+    try:
+        dbapi_connection.execute_simple(";")
+        return True
+    except Exception:
+        return False
+    finally:
+        try:
+            sock.settimeout(timeout)
+        except OSError:
+            pass
+
+
+def alive(dbapi_connection: Any, idle_seconds: float) -> bool:
+    """Whether a pooled connection can be used: nothing unexpected to read (a connection the server
+    or a proxy closed has an error or end of file waiting), and a ping answered after long idling."""
+    if dbapi_connection._sock is None:
+        return False
+    try:
+        if _has_pending_input(dbapi_connection):
+            return False
+    except (OSError, ValueError):
+        return False
+    if idle_seconds >= IDLE_PING_SECONDS:
+        return _ping(dbapi_connection)
+    return True
+
+
+def install(engine: Engine) -> None:
+    """Route the engine's statements through this module and check connections at checkout."""
+    dialect = engine.dialect
+    dialect.do_execute = do_execute  # type: ignore[method-assign]  # instance-level driver hooks
+    dialect.do_execute_no_params = do_execute_no_params  # type: ignore[method-assign]
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("checked_in", time.monotonic())
+        if not alive(dbapi_connection, idle):
+            # The pool throws this connection away and opens another (SQLAlchemy's documented
+            # "pessimistic" disconnect handling, without a round trip when the connection is fine).
+            raise DisconnectionError("the pooled connection was closed while idle")
+        dbapi_connection.autocommit = False  # a read session switches it on (db.session_scope)
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
