@@ -128,6 +128,7 @@ def finish_sam(path: Path, stage: str) -> None:
         properties["FunctionName"] = {"Ref": f"{target}.Alias"}
     if sorted(_function_of(p["FunctionName"]) for p in permissions.values()) != sorted(SAM_FUNCTIONS.values()):
         raise PackagingError(f"{path}: expected one invoke permission per function, found {sorted(permissions)}")
+    template["Outputs"].setdefault("JwtAuthorizerName", {"Value": {"Ref": "JwtAuthorizer"}})
     for logical_id in SAM_FUNCTIONS.values():
         template["Outputs"][f"{logical_id}AliasArn"] = {"Value": {"Ref": f"{logical_id}.Alias"}}
     if stages.snapstart(stage):

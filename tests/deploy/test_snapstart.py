@@ -82,6 +82,8 @@ def test_api_gateway_invokes_only_the_aliases(stage, cloudformation, app_module)
     for permission in permissions.values():
         assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
     assert template["Outputs"]["APIHandlerAliasArn"]["Value"] == {"Ref": api_alias}
+    assert template["Outputs"]["JwtAuthorizerAliasArn"]["Value"] == {"Ref": authorizer_alias}
+    assert template["Outputs"]["JwtAuthorizerName"]["Value"] == {"Ref": "JwtAuthorizer"}  # for update-alias
 
 
 def test_a_configuration_change_alone_publishes_a_new_version(sam):
