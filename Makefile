@@ -28,13 +28,15 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Deployment (README "Deployment"): build/<stage>/cloudformation (SAM + Gateway Responses) and
-# build/<stage>/terraform. PACKAGE_ARGS="--wheelhouse .devdata/wheelhouse" packages offline.
+# build/<stage>/terraform, for Lambda's python3.12 on x86_64 whatever $(PYTHON) is (deploy/runtime.py).
+# PACKAGE_ARGS="--wheelhouse .devdata/wheelhouse" packages offline.
 STAGE ?= dev
 WHEELHOUSE ?= .devdata/wheelhouse
 package: $(STAMP)
 	$(BIN)/python -m deploy.package $(STAGE) $(PACKAGE_ARGS)
 
-# Linux wheels for the Lambda runtime (pip download --platform manylinux2014_x86_64 ...), for offline packaging.
+# The Lambda runtime's wheels (pip download --python-version 3.12 --abi cp312 --platform manylinux_2_17..2_34_x86_64
+# ...), for offline packaging.
 wheelhouse: $(STAMP)
 	$(BIN)/python -m deploy.wheelhouse $(WHEELHOUSE)
 

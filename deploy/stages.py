@@ -1,6 +1,11 @@
 """The deployed stages as .chalice/config.json describes them, and the rules that keep them sound:
 secrets only by ARN, each Lambda able to read exactly the secrets it is given, timeouts nested
-inside API Gateway's, and a reserved concurrency the database's connection budget can carry.
+inside API Gateway's, a reserved concurrency the database's connection budget can carry, and the
+packaging settings (SnapStart, the authorizer's result cache) within what AWS allows.
+
+The packaging settings live here, not in .chalice/config.json: Chalice neither knows nor checks
+them (it silently ignores a key it does not know, so a `"snapstart": false` there would do
+nothing), and they are not environment variables (the Lambdas never read them).
 
     python -m deploy.stages [STAGE ...] [--for-deploy]
 
@@ -16,6 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from deploy import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_DIR = ROOT / ".chalice"
@@ -35,6 +42,18 @@ ASSUMED_REQUEST_SECONDS = 0.2
 # express it, so deploy/package.py adds the log groups to both outputs.
 LOG_RETENTION_DAYS = {"dev": 14, "prod": 90}
 MIN_API_MEMORY_MB = 512  # argon2id hashes with 64 MiB; Lambda CPU grows with memory
+
+# Lambda SnapStart on both functions (deploy/package.py): each deploy publishes a version, takes a
+# snapshot of it after init, and moves the alias ALIAS to it; API Gateway calls only the alias.
+# False keeps the versions and the alias, without snapshots. SnapStart rules out provisioned
+# concurrency, EFS and more than 512 MB of ephemeral storage (snapstart_conflicts()).
+SNAPSTART = {"dev": True, "prod": True}
+ALIAS = "live"
+SNAPSTART_MAX_EPHEMERAL_MB = 512
+# API Gateway's authorizer result cache, seconds per Authorization header (packaging only: it
+# becomes authorizerResultTtlInSeconds in both outputs; 0 = every request calls the authorizer).
+AUTHORIZER_CACHE_SECONDS = {"dev": 300, "prod": 300}
+AUTHORIZER_CACHE_MAX_SECONDS = 3600  # API Gateway's upper limit
 
 # Never in config.json: Chalice copies a stage's variables over the environment (API.md).
 FORBIDDEN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_PREVIOUS_SECRET")
@@ -110,6 +129,52 @@ def function(stage: str, name: str) -> Function:
     )
 
 
+def snapstart(stage: str) -> bool:
+    return SNAPSTART[stage]
+
+
+def authorizer_cache_seconds(stage: str) -> int:
+    return AUTHORIZER_CACHE_SECONDS[stage]
+
+
+def snapstart_conflicts(where: str, properties: dict[str, Any]) -> list[str]:
+    """What in a packaged function's properties (CloudFormation names) SnapStart does not allow."""
+    found = []
+    if properties.get("ProvisionedConcurrencyConfig"):
+        found.append(f"{where}: SnapStart cannot be combined with provisioned concurrency")
+    if properties.get("FileSystemConfigs"):
+        found.append(f"{where}: SnapStart cannot be combined with an EFS file system")
+    size = (properties.get("EphemeralStorage") or {}).get("Size", SNAPSTART_MAX_EPHEMERAL_MB)
+    if not isinstance(size, int) or size > SNAPSTART_MAX_EPHEMERAL_MB:
+        found.append(f"{where}: SnapStart allows at most {SNAPSTART_MAX_EPHEMERAL_MB} MB of ephemeral "
+                     f"storage, not {size}")
+    return found
+
+
+def _packaging_problems(stage: str) -> list[str]:
+    found = []
+    if stage not in SNAPSTART:
+        found.append(f"{stage}: no SNAPSTART in deploy/stages.py")
+    elif not isinstance(SNAPSTART[stage], bool):
+        found.append(f"{stage}: SNAPSTART must be True or False, not {SNAPSTART[stage]!r}")
+    seconds = AUTHORIZER_CACHE_SECONDS.get(stage)
+    if seconds is None:
+        found.append(f"{stage}: no AUTHORIZER_CACHE_SECONDS in deploy/stages.py")
+    elif isinstance(seconds, bool) or not isinstance(seconds, int) \
+            or not 0 <= seconds <= AUTHORIZER_CACHE_MAX_SECONDS:
+        found.append(f"{stage}: AUTHORIZER_CACHE_SECONDS must be a whole number of seconds from 0 to "
+                     f"{AUTHORIZER_CACHE_MAX_SECONDS}, not {seconds!r}")
+    from chalice.config import Config
+
+    for name in FUNCTIONS:
+        architecture = Config(chalice_stage=stage, function_name=name,
+                              config_from_disk=load_config()).lambda_architecture
+        if architecture != runtime.ARCHITECTURE:
+            found.append(f"{stage}/{name}: lambda_architecture {architecture} — the bundle's wheels are "
+                         f"built for {runtime.ARCHITECTURE} (deploy/runtime.py)")
+    return found
+
+
 def throttle(stage: str) -> dict[str, int]:
     """API Gateway's stage-wide throttle: a burst no larger than the Lambdas that can run at once."""
     concurrency = function(stage, "api_handler").reserved_concurrency or 0
@@ -129,7 +194,7 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
     """Every rule the stage breaks (empty when it is sound)."""
     from chalicelib.config import ConfigError
 
-    found: list[str] = []
+    found: list[str] = _packaging_problems(stage)
     api, authorizer = function(stage, "api_handler"), function(stage, "jwt_authorizer")
     for fn in (api, authorizer):
         where = f"{stage}/{fn.name}"
@@ -212,7 +277,9 @@ def describe(stage: str) -> str:
             f"database connections (+{OPS_CONNECTIONS} operations, budget {CONNECTION_BUDGET.get(stage)}); "
             f"statement_timeout {settings.db_statement_timeout_ms} ms; jwt_authorizer {authorizer.memory_mb} MB, "
             f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "
-            f"CORS origin {settings.cors_allow_origin}")
+            f"CORS origin {settings.cors_allow_origin}; {runtime.RUNTIME} {runtime.ARCHITECTURE}, "
+            f"SnapStart {'on' if snapstart(stage) else 'off'} (alias {ALIAS}); "
+            f"authorizer cache {authorizer_cache_seconds(stage)} s")
 
 
 def main(argv: list[str] | None = None) -> int:

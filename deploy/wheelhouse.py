@@ -1,8 +1,10 @@
-"""Download the Lambda runtime's Linux wheels for requirements.txt into a directory, so that
+"""Download the Lambda runtime's wheels for requirements.txt into a directory, so that
 `make package PACKAGE_ARGS="--wheelhouse DIR"` works without an index (`make wheelhouse`).
 
-The API runs on Lambda's python3.11 runtime (Amazon Linux 2, glibc 2.26): wheels tagged
-manylinux2014 (glibc 2.17) or manylinux_2_26 fit, newer ones would not load there.
+The wheels are those deploy/dependencies.py installs: for deploy/runtime.py's runtime (python3.12
+on Amazon Linux 2023, glibc 2.34, x86_64), so cp312 or abi3 wheels tagged manylinux2014 up to
+manylinux_2_34, or pure-Python ones; newer glibc tags would not load there. Only the pins of
+requirements.txt (`--no-deps`: it pins every dependency), whatever Python runs this.
 """
 from __future__ import annotations
 
@@ -11,19 +13,25 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy import runtime  # noqa: E402
+
 DEFAULT = ROOT / ".devdata" / "wheelhouse"
-PIP_ARGS = ["download", "--only-binary=:all:", "--platform", "manylinux2014_x86_64",
-            "--platform", "manylinux_2_26_x86_64", "--implementation", "cp", "--python-version", "3.11"]
+
+
+def pip_command(target: Path) -> list[str]:
+    return [sys.executable, "-m", "pip", "download", *runtime.pip_arguments(), "--quiet",
+            "--disable-pip-version-check", "-r", str(ROOT / "requirements.txt"), "-d", str(target)]
 
 
 def build(target: Path = DEFAULT, *, timeout: float = 600) -> Path:
     target.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", *PIP_ARGS, "--quiet", "--disable-pip-version-check",
-                    "-r", str(ROOT / "requirements.txt"), "-d", str(target)],
-                   check=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    subprocess.run(pip_command(target), check=True, stdin=subprocess.DEVNULL, timeout=timeout)
     return target
 
 
 if __name__ == "__main__":
     built = build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT)
-    print(f"{len(list(built.glob('*.whl')))} wheels in {built}")
+    print(f"{len(list(built.glob('*.whl')))} wheels for {runtime.RUNTIME} ({runtime.ABI}, manylinux "
+          f"{runtime.ARCHITECTURE}) in {built}")

@@ -1,6 +1,7 @@
 """deploy/package.py's own guards, and packaging offline from a wheelhouse."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import package, stages, wheelhouse
+from deploy import package, runtime, stages, wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,8 @@ def _bundle(tmp_path: Path, pins: dict[str, str], *, app: bool = True) -> Path:
             bundle.writestr("app.py", "")
             bundle.writestr("chalicelib/auth/authorizer.py", "")
         for name, version in pins.items():
-            bundle.writestr(f"{name}-{version}.dist-info/METADATA", "")
+            bundle.writestr(f"{name}-{version}.dist-info/METADATA", f"Name: {name}\nVersion: {version}\n")
+            bundle.writestr(f"{name}-{version}.dist-info/WHEEL", "Root-Is-Purelib: true\nTag: py3-none-any\n")
     return path
 
 
@@ -91,8 +93,10 @@ def test_the_merge_template_adds_responses_throttle_and_log_groups():
 def test_packaging_works_offline_from_a_wheelhouse(tmp_path):
     """A fresh copy of the project (no Chalice cache) packaged with PIP_NO_INDEX=1 from the wheelhouse."""
     house = wheelhouse.DEFAULT
-    if len(list(house.glob("*.whl"))) < len(package.runtime_pins()):
-        wheelhouse.build(house)  # cached under .devdata/ for later runs
+    wheelhouse.build(house)  # kept under .devdata/; pip downloads only what it does not hold yet
+    wheels = {w.name.split("-")[0].lower(): w.name for w in house.glob("*.whl")
+              if any(runtime.tag_fits(t) for t in _tags(w.name))}
+    assert set(package.runtime_pins()) <= set(wheels), wheels
     project = tmp_path / "project"
     for name in ("deploy", "chalicelib", ".chalice"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
@@ -103,3 +107,11 @@ def test_packaging_works_offline_from_a_wheelhouse(tmp_path):
                             timeout=900, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
     package.check_bundle(project / "build" / "dev" / "cloudformation" / "deployment.zip")
+    assert json.loads((project / "build" / "dev" / "cloudformation" / "sam.json").read_text())[
+        "Resources"]["APIHandler"]["Properties"]["Runtime"] == runtime.RUNTIME
+
+
+def _tags(wheel_name: str) -> list[str]:
+    """The tags a wheel's file name stands for (compressed tag sets expanded)."""
+    interpreters, abis, platforms = wheel_name[: -len(".whl")].split("-")[-3:]
+    return [f"{i}-{a}-{p}" for i in interpreters.split(".") for a in abis.split(".") for p in platforms.split(".")]

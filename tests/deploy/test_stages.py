@@ -133,3 +133,54 @@ def test_the_command_line_check_passes_and_names_the_figures(capsys):
     out = capsys.readouterr().out
     assert "reserved concurrency 20 -> at most 60 database connections" in out
     assert stages.main(["prod", "--for-deploy"]) == 1
+
+
+@pytest.mark.parametrize("seconds, ok", [(0, True), (300, True), (3600, True), (-1, False), (3601, False),
+                                         (300.0, False), ("300", False), (True, False), (None, False)])
+def test_the_authorizer_cache_must_be_0_to_3600_whole_seconds(monkeypatch, seconds, ok):
+    monkeypatch.setitem(stages.AUTHORIZER_CACHE_SECONDS, "dev", seconds)
+    if seconds is None:
+        monkeypatch.delitem(stages.AUTHORIZER_CACHE_SECONDS, "dev")
+    found = [p for p in stages.problems("dev") if "AUTHORIZER_CACHE_SECONDS" in p]
+    assert (found == []) is ok, found
+
+
+def test_both_stages_cache_authorizer_results_for_300_seconds():
+    assert {stage: stages.AUTHORIZER_CACHE_SECONDS[stage] for stage in STAGES} == {"dev": 300, "prod": 300}
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_snapstart_is_true_or_false_for_every_stage(monkeypatch, value):
+    monkeypatch.setitem(stages.SNAPSTART, "prod", value)
+    if value is None:
+        monkeypatch.delitem(stages.SNAPSTART, "prod")
+    assert any("SNAPSTART" in problem for problem in stages.problems("prod"))
+
+
+def test_a_stage_on_another_architecture_than_the_bundles_wheels_is_refused(edited_config):
+    edited_config["stages"]["prod"]["lambda_architecture"] = "arm64"  # Chalice: per stage, not per function
+    found = stages.problems("prod")
+    assert any("prod/jwt_authorizer: lambda_architecture arm64" in problem for problem in found)
+    assert any("prod/api_handler: lambda_architecture arm64" in problem for problem in found)
+
+
+@pytest.mark.parametrize("properties, ok", [
+    ({}, True),
+    ({"EphemeralStorage": {"Size": 512}}, True),
+    ({"EphemeralStorage": {"Size": 513}}, False),
+    ({"ProvisionedConcurrencyConfig": {"ProvisionedConcurrentExecutions": 2}}, False),
+    ({"FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:eu-west-1:1:access-point/fsap-1",
+                             "LocalMountPath": "/mnt/x"}]}, False),
+])
+def test_what_snapstart_cannot_be_combined_with(properties, ok):
+    assert (stages.snapstart_conflicts("dev/api_handler", properties) == []) is ok
+
+
+def test_the_packaging_settings_are_not_chalice_configuration_or_lambda_variables():
+    """Chalice ignores keys it does not know, so these must not be looked for in config.json; and
+    the Lambdas never see them."""
+    text = json.dumps(stages.load_config()).lower()
+    assert "snapstart" not in text and "authorizer_cache" not in text
+    for stage in STAGES:
+        for name in stages.FUNCTIONS:
+            assert "AUTHORIZER_CACHE_SECONDS" not in stages.function(stage, name).environment

@@ -97,3 +97,15 @@ def test_the_smoke_credentials_are_environment_secrets():
         (smoke,) = steps_running(job, r"scripts/smoke\.py")
         assert job["steps"][smoke]["env"] == {"SMOKE_USERNAME": "${{ secrets.SMOKE_USERNAME }}",
                                               "SMOKE_PASSWORD": "${{ secrets.SMOKE_PASSWORD }}"}
+
+
+def test_ci_tests_with_the_project_python_and_installs_the_lambda_runtime_beside_it():
+    """make test runs on PYTHON_VERSION (the last one set up); the Lambda runtime's Python is
+    installed too, so the bundle is imported under it (tests/deploy/test_runtime.py)."""
+    from deploy import runtime
+
+    ci = load("ci.yml")
+    assert ci["env"]["LAMBDA_PYTHON_VERSION"] == runtime.PYTHON_VERSION
+    (setup,) = [s for s in ci["jobs"]["test"]["steps"] if s.get("uses", "").startswith("actions/setup-python")]
+    assert setup["with"]["python-version"].strip().splitlines() == ["${{ env.LAMBDA_PYTHON_VERSION }}", "${{ env.PYTHON_VERSION }}"]
+    assert ci["env"]["PYTHON_VERSION"] == load("deploy.yml")["env"]["PYTHON_VERSION"]
