@@ -7,11 +7,13 @@ memberships with `memberships()`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import Select, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
@@ -38,6 +40,10 @@ class Principal:
     expires_at: int
     issued_at: int
     auth_time_ms: int
+    username: str = ""
+    email: str = ""
+    last_login: datetime | None = None
+    site: dict[str, Any] | None = None  # the token's site as its member sees it (a site summary)
 
     @property
     def can_write(self) -> bool:
@@ -85,50 +91,113 @@ def site_summary(row: Any) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "description": row.description, "role": row.role}
 
 
-def sites_of(session: Session, *, user_id: int) -> list[dict[str, Any]]:
-    """The user's active sites, by name, each with the user's role."""
-    rows = session.execute(memberships().where(SiteMembership.user_id == user_id).order_by(Site.name, Site.id))
-    return [site_summary(row) for row in rows]
-
-
-def membership(session: Session, *, user_id: int, site_id: int) -> dict[str, Any] | None:
-    """The site summary when the user is an active member of that active site, else None."""
-    row = session.execute(memberships().where(SiteMembership.user_id == user_id, Site.id == site_id)).first()
-    return site_summary(row) if row else None
-
-
-# Built once per container, with bound parameters: building this select (and its cache key) on
-# every request cost more CPU than PostgreSQL needs to answer it.
+# The caller as the first statement of every request sees it: one row for the token's user (none
+# if the account is gone), with the user's role on one site (`site_id`: the token's, or the path's)
+# and that site's details when it is an active membership. Built once per container, with bound
+# parameters: building a select (and its cache key) on every request cost more CPU than PostgreSQL
+# needs to answer it.
 _ACTIVE = memberships().subquery("active_membership")
-RIGHTS = (
-    select(User.is_active, _ACTIVE.c.role)
+CALLER = (
+    select(User.is_active.label("caller_active"), User.username.label("caller_username"),
+           User.email.label("caller_email"), User.last_login.label("caller_last_login"),
+           _ACTIVE.c.role.label("caller_role"), _ACTIVE.c.id.label("site_id_"),
+           _ACTIVE.c.name.label("site_name"), _ACTIVE.c.description.label("site_description"),
+           _ACTIVE.c.created_at.label("site_created_at"))
     .outerjoin(_ACTIVE, and_(_ACTIVE.c.user_id == User.id, _ACTIVE.c.id == bindparam("site_id")))
-    .where(User.id == bindparam("user_id"))
+    .where(User.id == bindparam("caller_id"))
+    .subquery("caller")
 )
+MEMBER = CALLER.c.caller_role.is_not(None)  # the caller may read the site
+ADMIN = CALLER.c.caller_role == "admin"
+
+
+def fold(stmt: Select[Any] | None = None, *, when: Any = MEMBER,
+         order_by: Callable[[Any], list[Any]] | None = None, extra: tuple[Any, ...] = ()) -> Select[Any]:
+    """`stmt` in the same round trip as the caller's rights: the caller's row joined to `stmt`'s
+    rows (a LATERAL subquery that runs only `when` the caller may see them, by default when the
+    caller is a member of the site). Without `stmt`, the caller's row alone. `order_by(columns)`
+    orders the outer rows by the subquery's columns (its own ORDER BY does not carry over);
+    `extra` adds columns (scalar subqueries: a site's counters)."""
+    if stmt is None:
+        return select(*CALLER.c, *extra)
+    item = stmt.where(when).lateral("item")
+    folded = select(*CALLER.c, *extra, *item.c).select_from(CALLER.outerjoin(item, true()))
+    return folded.order_by(*order_by(item.c)) if order_by else folded
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller's row: who, and what they are on the site asked about."""
+    row: Any
+
+    @property
+    def role(self) -> str | None:
+        return self.row.caller_role
+
+    def site(self) -> dict[str, Any] | None:
+        """The site asked about, as its member sees it, or None when not an active member."""
+        if self.row.caller_role is None:
+            return None
+        return {"id": self.row.site_id_, "name": self.row.site_name,
+                "description": self.row.site_description, "role": self.row.caller_role}
+
+
+class Folded(list[Any]):
+    """The rows of a folded statement; `head` is the first row of the result, which carries the
+    caller's columns and any `extra` columns even when the statement found nothing."""
+    head: Any = None
+
+
+def run(session: Session, token: TokenContext, stmt: Select[Any], params: dict[str, Any] | None = None,
+        *, site_id: int | None, key: str = "id") -> tuple[Caller, Folded]:
+    """Execute a `fold()`: (the caller, the rows of the folded statement — those whose `key`
+    column is not null). 401 for an unknown or inactive user."""
+    rows = session.execute(stmt, {**(params or {}), "caller_id": token.user_id,
+                                  "site_id": site_id if site_id is not None else -1}).all()
+    if not rows or not rows[0].caller_active:
+        raise AuthenticationFailed("Invalid or expired token")
+    folded = Folded(row for row in rows if getattr(row, key, None) is not None) \
+        if key in rows[0]._fields else Folded()
+    folded.head = rows[0]
+    return Caller(rows[0]), folded
+
+
+RIGHTS = fold()
+
+# The caller's active sites, by name, with the rights: what login, `GET /api/auth/sites` and
+# `GET /api/sites` list.
+MY_SITES = fold(memberships().where(SiteMembership.user_id == bindparam("caller_id")), when=true(),
+                order_by=lambda columns: [columns.name, columns.id])
 
 
 def rights(session: Session, token: TokenContext, *, site_id: int | None) -> str | None:
     """The caller's role on `site_id` (None when not an active member of that active site);
     401 for an unknown or inactive user."""
-    row = session.execute(RIGHTS, {"user_id": token.user_id,
-                                   "site_id": site_id if site_id is not None else -1}).first()
-    if row is None or not row.is_active:
-        raise AuthenticationFailed("Invalid or expired token")
-    return row.role
+    return run(session, token, RIGHTS, site_id=site_id)[0].role
+
+
+def principal(token: TokenContext, caller: Caller, *, site_required: bool = False,
+              write: bool = False) -> Principal:
+    """The caller at the token's site, held to what the endpoint requires: 403
+    SITE_CONTEXT_REQUIRED, then 403 for a role that may not write."""
+    role = caller.role
+    found = Principal(
+        user_id=token.user_id, session_id=token.session_id,
+        site_id=token.site_id if role is not None else None, role=role,
+        expires_at=token.expires_at, issued_at=token.issued_at, auth_time_ms=token.auth_time_ms,
+        username=caller.row.caller_username, email=caller.row.caller_email,
+        last_login=caller.row.caller_last_login, site=caller.site(),
+    )
+    if (site_required or write) and found.site_id is None:
+        raise SiteContextRequired()
+    if write and not found.can_write:
+        raise Forbidden("Your role on this site does not allow changes")
+    return found
 
 
 def load(session: Session, token: TokenContext, *, site_required: bool = False,
          write: bool = False) -> Principal:
     """The caller, checked against the database: 401 for an unknown or inactive user, then
-    403 SITE_CONTEXT_REQUIRED, then 403 for a role that may not write."""
-    role = rights(session, token, site_id=token.site_id)
-    principal = Principal(
-        user_id=token.user_id, session_id=token.session_id,
-        site_id=token.site_id if role is not None else None, role=role,
-        expires_at=token.expires_at, issued_at=token.issued_at, auth_time_ms=token.auth_time_ms,
-    )
-    if (site_required or write) and principal.site_id is None:
-        raise SiteContextRequired()
-    if write and not principal.can_write:
-        raise Forbidden("Your role on this site does not allow changes")
-    return principal
+    403 SITE_CONTEXT_REQUIRED, then 403 for a role that may not write. One round trip."""
+    caller, _ = run(session, token, RIGHTS, site_id=token.site_id)
+    return principal(token, caller, site_required=site_required, write=write)

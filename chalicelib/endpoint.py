@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from chalicelib import caller as callers
 from chalicelib.auth.authorizer import jwt_authorizer
 from chalicelib.db import session_scope
+from chalicelib.errors import ValidationFailed
 from chalicelib.http import json_object, parse_body, parse_query
 from chalicelib.kit.docs import Spec
 
@@ -84,19 +85,53 @@ class Call:
     @property
     def caller(self) -> callers.Principal:
         """The caller with the rights this endpoint requires: 401, then 403 SITE_CONTEXT_REQUIRED,
-        then 403 for a role that may not write. Read from the database once per request."""
+        then 403 for a role that may not write. Read from the database once per request (one
+        round trip), unless `fold` already read it with the request's first statement."""
         if self._caller is None:
-            self._caller = callers.load(self.session, self.token, site_required=self._site,
-                                        write=self._write)
-            self._no_query()
+            self._settle(callers.run(self.session, self.token, callers.RIGHTS, site_id=self.token.site_id)[0])
+        assert self._caller is not None
         return self._caller
+
+    def _settle(self, caller: callers.Caller) -> None:
+        self._caller = callers.principal(self.token, caller, site_required=self._site, write=self._write)
+        self._no_query()
+
+    def fold(self, stmt: Any, params: dict[str, Any] | None = None, *, key: str = "id") -> callers.Folded:
+        """Run a statement built with `caller.fold()` at the token's site: the caller's rights and
+        the statement's rows in one round trip. The rights are checked first, exactly as `caller`
+        does; then the rows (those whose `key` column is not null) are returned."""
+        caller, rows = callers.run(self.session, self.token, stmt, params, site_id=self.token.site_id, key=key)
+        self._settle(caller)
+        return rows
+
+    def fold_query(self, model: type[M],
+                   build: Callable[[M], tuple[Any, dict[str, Any]]]) -> tuple[M, callers.Folded]:
+        """The query string parsed with `model`, and `build(query)`'s (statement, params) run with
+        `fold`. An invalid query is a 400 after the rights are checked on their own (401 and 403
+        come first)."""
+        try:
+            query = parse_query(self.request, model)
+        except ValidationFailed:
+            self.caller  # noqa: B018 - its 401/403 answer first
+            raise
+        self._query_checked = True
+        stmt, params = build(query)
+        return query, self.fold(stmt, params)
+
+    def fold_at(self, site_id: int | None, stmt: Any = None, params: dict[str, Any] | None = None, *,
+                key: str = "id") -> tuple[callers.Caller, callers.Folded]:
+        """Like `fold`, at another site than the token's (the path's): the caller's row there (role
+        None when not an active member, or no such site) and the rows; 401 for an inactive user.
+        The endpoint's view applies the site's own rules."""
+        found = callers.run(self.session, self.token, stmt if stmt is not None else callers.RIGHTS, params,
+                            site_id=site_id, key=key)
+        self._no_query()
+        return found
 
     def role_on(self, site_id: int | None) -> str | None:
         """The caller's role on another site than the token's (the path's), None for no active
         membership (or no such site); 401 for an inactive user."""
-        role = callers.rights(self.session, self.token, site_id=site_id)
-        self._no_query()
-        return role
+        return self.fold_at(site_id)[0].role
 
     def body(self, model: type[M]) -> M:
         self._no_query()

@@ -16,7 +16,7 @@ bp = Blueprint(__name__)
 
 def _check_database() -> bool:
     try:
-        with session_scope() as session:
+        with session_scope(transaction=False) as session:
             session.execute(text("SELECT 1"))
         return True
     except Exception:

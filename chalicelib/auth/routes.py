@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib import caller as callers
 from chalicelib.auth import limits, schemas, service
 from chalicelib.auth.schemas import LoginData, SiteToken, UserMe
 from chalicelib.caller import SiteSummary
@@ -10,11 +11,12 @@ from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import ok
 from chalicelib.kit.docs import MESSAGE, Envelope, ListOf, Nullable, Spec, data
+from chalicelib.kit.ids import INT32_MAX
 
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "POST", "/api/auth/login", public=True, spec=Spec(
+@endpoint(bp, "POST", "/api/auth/login", public=True, transaction=False, spec=Spec(
     "Log in", "auth", Envelope(LoginData), "A token; scoped to the site when the user has exactly one",
     errors=(401, 429, 503), body=schemas.LoginRequest))
 def login(call: Call):
@@ -31,23 +33,28 @@ def login(call: Call):
     "The caller and the token's site", "auth",
     data(user=UserMe, current_site=Nullable(SiteSummary)), "The caller"))
 def me(call: Call):
-    return ok(service.me(call.session, call.caller))
+    return ok(service.me(call.caller))
 
 
 @endpoint(bp, "GET", "/api/auth/sites", spec=Spec(
     "The caller's active sites, by name", "auth", data(sites=ListOf(SiteSummary)),
     "Sites with the caller's role"))
 def my_sites(call: Call):
-    return ok({"sites": service.sites_of(call.session, user_id=call.caller.user_id)})
+    return ok({"sites": [callers.site_summary(row) for row in call.fold(callers.MY_SITES)]})
 
 
-@endpoint(bp, "POST", "/api/auth/site", spec=Spec(
+@endpoint(bp, "POST", "/api/auth/site", transaction=False, spec=Spec(
     "Choose the active site: a new token for the same session", "auth", Envelope(SiteToken),
     "A token scoped to the site, expiring with the session", errors=(403,), body=schemas.SiteSelect))
 def select_site(call: Call):
-    caller = call.caller
-    body = call.body(schemas.SiteSelect)
-    return ok(service.select_site(call.session, caller, site_id=body.site_id))
+    try:
+        body = call.body(schemas.SiteSelect)
+    except ValidationFailed:
+        call.caller  # noqa: B018 - a 401 comes before the 400
+        raise
+    # The caller's row at the site asked for: 401 for an inactive user, no site for a non-member.
+    caller, _ = call.fold_at(body.site_id if 1 <= body.site_id <= INT32_MAX else None)
+    return ok(service.select_site(call.token, site=caller.site()))
 
 
 @endpoint(bp, "POST", "/api/auth/logout", session=False, ends_session=True, spec=Spec(

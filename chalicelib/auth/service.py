@@ -1,18 +1,17 @@
 """Login, site selection, logout and the caller's own details."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from chalicelib import caller as callers
 from chalicelib.auth import limits, passwords, tokens
-from chalicelib.caller import Principal
+from chalicelib.caller import Principal, TokenContext
 from chalicelib.errors import AuthenticationFailed, Forbidden
 from chalicelib.kit.timestamps import epoch_isoformat, isoformat
-from chalicelib.models import User
+from chalicelib.models import Site, SiteMembership, User
 
 BAD_CREDENTIALS = "Invalid username or password"
 
@@ -40,10 +39,14 @@ def login(session: Session, *, source_ip: str, username: str, password: str) -> 
     if user is None or not valid or not user.is_active:
         raise AuthenticationFailed(BAD_CREDENTIALS)
     limits.clear_login_failures(username)
+    values: dict[str, Any] = {"last_login": func.now()}
     if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(password)
-    user.last_login = datetime.now(UTC)
-    member_of = callers.sites_of(session, user_id=user.id)
+        values["password_hash"] = passwords.hash_password(password)
+    # One statement: the login recorded (and the hash renewed) while the user's sites are read.
+    touched = update(User).where(User.id == user.id).values(**values).returning(User.id).cte("touched")
+    member_of = [callers.site_summary(row) for row in session.execute(
+        callers.memberships().where(SiteMembership.user_id == user.id).order_by(Site.name, Site.id)
+        .add_cte(touched))]
     current = member_of[0] if len(member_of) == 1 else None
     token, claims = tokens.issue(user_id=user.id, site_id=current["id"] if current else None,
                                  auth_time_ms=started_ms)
@@ -56,31 +59,20 @@ def login(session: Session, *, source_ip: str, username: str, password: str) -> 
     }
 
 
-def me(session: Session, principal: Principal) -> dict[str, Any]:
-    user = session.get(User, principal.user_id)
-    assert user is not None  # the principal was loaded in this transaction
-    current = None
-    if principal.site_id is not None:
-        current = callers.membership(session, user_id=principal.user_id, site_id=principal.site_id)
+def me(principal: Principal) -> dict[str, Any]:
+    """The caller and the token's site, as the caller's row (read with the rights) has them."""
     return {
-        "user": {"id": user.id, "username": user.username, "email": user.email,
-                 "last_login": isoformat(user.last_login)},
-        "current_site": current,
+        "user": {"id": principal.user_id, "username": principal.username, "email": principal.email,
+                 "last_login": isoformat(principal.last_login)},
+        "current_site": principal.site,
     }
 
 
-def sites_of(session: Session, *, user_id: int) -> list[dict[str, Any]]:
-    return callers.sites_of(session, user_id=user_id)
-
-
-def select_site(session: Session, principal: Principal, *, site_id: int) -> dict[str, Any]:
-    """A new token for the same session, scoped to the site, expiring with the session."""
-    site = None
-    if 1 <= site_id <= tokens.MAX_DB_ID:
-        site = callers.membership(session, user_id=principal.user_id, site_id=site_id)
+def select_site(token: TokenContext, *, site: dict[str, Any] | None) -> dict[str, Any]:
+    """A new token for the same session, scoped to `site` (the caller's membership of the site
+    asked for, None when there is none), expiring with the session."""
     if site is None:
         raise Forbidden("You are not a member of that site")
-    token, claims = tokens.issue(user_id=principal.user_id, site_id=site_id,
-                                 session_id=principal.session_id, expires_at=principal.expires_at,
-                                 auth_time_ms=principal.auth_time_ms)
-    return {"token": token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": site}
+    new_token, claims = tokens.issue(user_id=token.user_id, site_id=site["id"], session_id=token.session_id,
+                                     expires_at=token.expires_at, auth_time_ms=token.auth_time_ms)
+    return {"token": new_token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": site}

@@ -19,14 +19,27 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from chalicelib.caller import Principal
+from chalicelib.caller import Principal, TokenContext, fold
 from chalicelib.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from chalicelib.http import Answer
-from chalicelib.models import IdempotencyKey
+from chalicelib.models import IdempotencyKey, Interaction
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -70,42 +83,78 @@ def _cutoff() -> Any:
     return func.now() - text(f"interval '{TTL_HOURS} hours'")
 
 
-def run(session: Session, *, principal: Principal, key: str | None, body: Any,
-        respond: Callable[[], Answer]) -> Answer:
-    """Answer a create, remembering the answer under `key` (no key: just create).
+# The request's first statement when a key is sent: the caller's rights and the key's lock, taken
+# before any later statement looks for a stored answer (READ COMMITTED: each statement sees what
+# committed before it began, so the look must come after the lock, in a later statement).
+LOCKED_RIGHTS = fold(extra=(func.pg_try_advisory_xact_lock(
+    bindparam("lock_id", type_=BigInteger)).label("key_locked"),))
 
-    Call it after every other check (401 ... 400) has passed: 409 and 422 come last."""
+
+def lock_params(token: TokenContext, key: str) -> dict[str, Any]:
+    return {"lock_id": _lock_id(token.site_id or 0, token.user_id, key)}
+
+
+def run(session: Session, *, principal: Principal, key: str | None, locked: bool, body: Any,
+        values: dict[str, Any], answer: Callable[[Any], Answer]) -> Answer:
+    """Create the interaction `values` and answer it with `answer(row)`, remembering the answer
+    under `key` (no key: just create). `locked`: whether the request's first statement took the
+    key's lock (`LOCKED_RIGHTS`).
+
+    Call it after every other check (401 ... 400) has passed: 409 and 422 come last. With a key it
+    costs two statements: the stored answer looked for and the create made only without one (one
+    statement), then the key stored with the answer."""
+    table = Interaction.__table__
     if key is None:
-        return respond()
-    assert principal.site_id is not None
-    site_id, user_id = principal.site_id, principal.user_id
-    if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(site_id, user_id, key)))):
+        return answer(session.execute(insert(table).values(**values).returning(*table.c)).one())
+    if not locked:
         raise Conflict(f"A request with this {HEADER} is still in progress; retry shortly",
                        headers={"Retry-After": "1"})
-    scope = (IdempotencyKey.site_id == site_id, IdempotencyKey.user_id == user_id,
-             IdempotencyKey.key == key)
-    stored = session.execute(
-        select(IdempotencyKey.request_hash, IdempotencyKey.status, IdempotencyKey.response)
-        .where(*scope, IdempotencyKey.created_at > _cutoff())
-    ).first()
+    assert principal.site_id is not None
+    site_id, user_id = principal.site_id, principal.user_id
+    scope = (IdempotencyKey.site_id == site_id, IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    stored = (select(IdempotencyKey.request_hash, IdempotencyKey.status, IdempotencyKey.response)
+              .where(*scope, IdempotencyKey.created_at > _cutoff()).cte("stored"))
+    source = select(*[literal(value, table.c[name].type).label(name) for name, value in values.items()]) \
+        .where(~exists(select(stored.c.status)))
+    created = insert(table).from_select(list(values), source).returning(*table.c).cte("created")
+    one = select(literal(1).label("one")).subquery("one")
+    row = session.execute(
+        select(stored.c.request_hash, stored.c.status.label("stored_status"), stored.c.response, *created.c)
+        .select_from(one.outerjoin(stored, true()).outerjoin(created, true()))
+    ).one()
     digest = request_hash(body)
-    if stored is not None:
-        if stored.request_hash != digest:
+    if row.request_hash is not None:
+        if row.request_hash != digest:
             raise IdempotencyKeyReused()
-        return _replay(stored.status, stored.response)
+        return _replay(row.stored_status, row.response)
 
-    answer = respond()
-    if answer.status >= 400:  # only successes are remembered
-        return answer
-    _forget_expired(session, scope)
-    session.execute(insert(IdempotencyKey).values(
-        site_id=site_id, user_id=user_id, key=key, request_hash=digest,
-        status=answer.status,
-        response={"body": _as_sent(answer.body),
-                  "headers": {name: answer.headers[name] for name in REPLAYED_HEADERS
-                              if name in answer.headers}},
-    ))
-    return answer
+    done = answer(row)
+    session.execute(_remember(site_id, user_id, key, digest, done))
+    return done
+
+
+def _remember(site_id: int, user_id: int, key: str, digest: str, done: Answer) -> Any:
+    """One statement: store the key with its answer (replacing this key's expired row, if any) and
+    delete a batch of other expired keys, skipping rows another transaction is deleting."""
+    mine = and_(IdempotencyKey.site_id == site_id, IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    batch = (
+        select(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at <= _cutoff(), ~mine)
+        .limit(CLEANUP_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    cleanup = delete(IdempotencyKey).where(
+        tuple_(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key).in_(batch)).cte("cleanup")
+    response = {"body": _as_sent(done.body),
+                "headers": {name: done.headers[name] for name in REPLAYED_HEADERS if name in done.headers}}
+    stmt = pg_insert(IdempotencyKey).values(site_id=site_id, user_id=user_id, key=key, request_hash=digest,
+                                            status=done.status, response=response)
+    return stmt.on_conflict_do_update(
+        index_elements=[IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key],
+        set_={"request_hash": stmt.excluded.request_hash, "status": stmt.excluded.status,
+              "response": stmt.excluded.response, "created_at": func.now()},
+        where=IdempotencyKey.created_at <= _cutoff(),
+    ).add_cte(cleanup)
 
 
 def _as_sent(body: Any) -> str:
@@ -118,20 +167,3 @@ def _replay(status: int, stored: dict[str, Any]) -> Answer:
     headers = dict(stored.get("headers") or {})
     headers["Idempotent-Replayed"] = "true"
     return Answer(status, stored["body"], headers)
-
-
-def _forget_expired(session: Session, scope: tuple[Any, ...]) -> None:
-    """Drop this key's expired row (so it can be used again) and a batch of other expired rows.
-    Rows another transaction is deleting are skipped, never waited for."""
-    session.execute(delete(IdempotencyKey).where(*scope, IdempotencyKey.created_at <= _cutoff()))
-    batch = (
-        select(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key)
-        .where(IdempotencyKey.created_at <= _cutoff())
-        .limit(CLEANUP_BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    session.execute(
-        delete(IdempotencyKey)
-        .where(tuple_(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key).in_(batch))
-        .execution_options(synchronize_session=False)
-    )

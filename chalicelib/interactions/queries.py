@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, asc, bindparam, desc, func, literal_column, or_, select
 
+from chalicelib.caller import fold
 from chalicelib.models import Interaction, SiteInteractionCount
 
 # The text the `search` parameter looks in, as one expression with a trigram GIN index. The
@@ -92,23 +93,25 @@ def apply_filters(stmt: Select[Any], query: Any) -> Select[Any]:
     return stmt.where(and_(*conditions)) if conditions else stmt
 
 
-def sort_key(sort_by: str) -> Any:
-    column = getattr(Interaction, sort_by)
+def sort_key(sort_by: str, columns: Any = Interaction) -> Any:
+    column = getattr(columns, sort_by)
     if sort_by in TEXT_SORTS:
         # Case-insensitive, and by code point whatever the database's default collation.
         return func.lower(column).collate("C")
     return column  # `type` is a fixed list whose names are capitalised alike
 
 
-def apply_sort(stmt: Select[Any], sort_by: str, direction: str) -> Select[Any]:
-    """Sorted with nulls last in both directions and ties broken by id in the same direction, so
-    pages never overlap or skip."""
-    key = sort_key(sort_by)
+def order(sort_by: str, direction: str, columns: Any = Interaction) -> list[Any]:
+    """Nulls last in both directions and ties broken by id in the same direction, so pages never
+    overlap or skip. `columns`: the table's, or those of a subquery selecting its columns."""
+    key = sort_key(sort_by, columns)
     if direction == "asc":
-        ordered = asc(key).nulls_last() if sort_by in NULLABLE_SORTS else asc(key)
-        return stmt.order_by(ordered, Interaction.id.asc())
-    ordered = desc(key).nulls_last() if sort_by in NULLABLE_SORTS else desc(key)
-    return stmt.order_by(ordered, Interaction.id.desc())
+        return [asc(key).nulls_last() if sort_by in NULLABLE_SORTS else asc(key), columns.id.asc()]
+    return [desc(key).nulls_last() if sort_by in NULLABLE_SORTS else desc(key), columns.id.desc()]
+
+
+def apply_sort(stmt: Select[Any], sort_by: str, direction: str) -> Select[Any]:
+    return stmt.order_by(*order(sort_by, direction))
 
 
 # A site's total, kept exact by triggers (migration 0004): what an unfiltered list and the site's
@@ -119,6 +122,31 @@ SITE_TOTAL = select(SiteInteractionCount.interactions).where(
 
 SITE_CHANGES = select(SiteInteractionCount.changes).where(
     SiteInteractionCount.site_id == bindparam("site_id"))
+
+
+SITE_TOTAL_COLUMN = SITE_TOTAL.scalar_subquery().label("site_total")
+SITE_CHANGES_COLUMN = SITE_CHANGES.scalar_subquery().label("site_changes")
+
+# The first statement of a read, with the caller's rights folded in (chalicelib.caller.fold).
+FOLDED_BY_ID = fold(ROW_BY_ID)
+
+
+@functools.cache
+def folded_unfiltered_page(sort_by: str, direction: str) -> Select[Any]:
+    """One page in one order with the site's total: the rights, the page and the total at once."""
+    return fold(unfiltered_page(sort_by, direction), extra=(SITE_TOTAL_COLUMN,),
+                order_by=lambda columns: order(sort_by, direction, columns))
+
+
+def folded_page(query: Any) -> Select[Any]:
+    """The page a list query asks for, folded with the caller's rights; a filtered page carries the
+    site's change number (a total counted at that number may be reused)."""
+    stmt = apply_filters(SITE_ROWS, query)
+    if stmt is SITE_ROWS:
+        return folded_unfiltered_page(query.sort_by, query.sort_direction)
+    page = apply_sort(stmt, query.sort_by, query.sort_direction).offset(OFFSET).limit(LIMIT)
+    return fold(page, extra=(SITE_CHANGES_COLUMN,),
+                order_by=lambda columns: order(query.sort_by, query.sort_direction, columns))
 
 
 def count(stmt: Select[Any]) -> Select[tuple[int]]:

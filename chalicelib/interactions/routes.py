@@ -1,11 +1,14 @@
 """The interaction endpoints of the token's active site."""
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Blueprint
 
 from chalicelib.endpoint import Call, endpoint
+from chalicelib.errors import NotFound
 from chalicelib.http import Answer, envelope, ok, paginated, respond
-from chalicelib.interactions import idempotency, schemas, service
+from chalicelib.interactions import idempotency, queries, schemas, service
 from chalicelib.interactions.schemas import (
     InteractionCreate,
     InteractionQuery,
@@ -13,7 +16,7 @@ from chalicelib.interactions.schemas import (
     InteractionUpdate,
 )
 from chalicelib.kit.docs import MESSAGE, Header, ListOf, Spec, data, page
-from chalicelib.kit.ids import path_id
+from chalicelib.kit.ids import parse_id
 from chalicelib.models import INTERACTION_TYPES
 
 bp = Blueprint(__name__)
@@ -37,18 +40,24 @@ def _location(request, interaction_id: int) -> str:
     return f"{prefix}{BASE}/{interaction_id}"
 
 
-def _id(raw: str) -> int:
-    return path_id(raw, message=service.NOT_FOUND)
+def _read(call: Call, raw_id: str) -> Any:
+    """The interaction of the path (or None), read with the caller's rights in one round trip;
+    an id no row can have is a 404, after the rights."""
+    interaction_id = parse_id(raw_id)
+    if interaction_id is None:
+        call.caller  # noqa: B018 - 401/403 come first
+        raise NotFound(service.NOT_FOUND)
+    rows = call.fold(queries.FOLDED_BY_ID, {"interaction_id": interaction_id})
+    return rows[0] if rows else None
 
 
 @endpoint(bp, "GET", BASE, site=True, spec=Spec(
     "Find interactions of the active site", TAG, page("interactions", InteractionRead),
     "One page, with meta.pagination", errors=(403,), query=InteractionQuery))
 def list_interactions(call: Call):
-    caller = call.caller
-    query = call.query(InteractionQuery)
-    rows, total = service.list_(call.session, site_id=caller.site_id, query=query)
-    return paginated({"interactions": [service.serialize(row) for row in rows]}, query=query, total=total)
+    query, rows = call.fold_query(InteractionQuery, service.list_params)
+    items, total = service.page(call.session, site_id=call.caller.site_id, query=query, rows=rows)
+    return paginated({"interactions": [service.serialize(row) for row in items]}, query=query, total=total)
 
 
 @endpoint(bp, "POST", BASE, write=True, spec=Spec(
@@ -56,18 +65,22 @@ def list_interactions(call: Call):
     "Created", status=201, errors=(403, 409, 422), body=InteractionCreate, headers=(IDEMPOTENCY_KEY,),
     response_headers=("ETag", "Location")))
 def create_interaction(call: Call):
+    raw_key = call.header(idempotency.HEADER)
+    # With a key, the rights and the key's lock are one statement (the request's first).
+    locked = bool(call.fold(idempotency.LOCKED_RIGHTS, idempotency.lock_params(call.token, raw_key.strip()),
+                            key="key_locked").head.key_locked) if raw_key is not None else False
     caller = call.caller
     body = call.json()
     new = schemas.parse_create(body)
     key = idempotency.key_from(call.request.headers)
 
-    def created() -> Answer:
-        row = service.create(call.session, principal=caller, data=new)
+    def created(row: Any) -> Answer:
         return Answer(201, envelope({"interaction": service.serialize(row)}),
                       {"ETag": service.etag(row), "Location": _location(call.request, row.id)})
 
     # The key is stored in this transaction, with the create it answers (409/422 come last).
-    return respond(idempotency.run(call.session, principal=caller, key=key, body=body, respond=created))
+    return respond(idempotency.run(call.session, principal=caller, key=key, locked=locked, body=body,
+                                   values=service.new_values(principal=caller, data=new), answer=created))
 
 
 @endpoint(bp, "GET", BASE + "/types", spec=Spec(
@@ -82,27 +95,25 @@ def interaction_types(call: Call):
     "One interaction", TAG, data(interaction=InteractionRead), "The interaction", errors=(403, 404),
     response_headers=("ETag",)))
 def get_interaction(call: Call, interaction_id: str):
-    caller = call.caller
-    row = service.get(call.session, site_id=caller.site_id, interaction_id=_id(interaction_id))
+    row = service.found(_read(call, interaction_id))
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
 
-@endpoint(bp, "PUT", ITEM, write=True, spec=Spec(
+@endpoint(bp, "PUT", ITEM, write=True, transaction=False, spec=Spec(
     "Partial update (editor, admin): only the fields sent change; null clears", TAG,
     data(interaction=InteractionRead), "The interaction as it is now", errors=(403, 404, 409, 412),
     body=InteractionUpdate, headers=(IF_MATCH,), response_headers=("ETag",)))
 def update_interaction(call: Call, interaction_id: str):
-    caller = call.caller
+    current = _read(call, interaction_id)
     changes = schemas.parse_update(call.json())
-    row = service.update(call.session, principal=caller, data=changes, interaction_id=_id(interaction_id),
+    row = service.update(call.session, principal=call.caller, data=changes, current=current,
                          if_match=call.header("If-Match"))
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
 
-@endpoint(bp, "DELETE", ITEM, write=True, spec=Spec(
+@endpoint(bp, "DELETE", ITEM, write=True, transaction=False, spec=Spec(
     "Delete (editor, admin)", TAG, MESSAGE, "Deleted", errors=(403, 404, 412), headers=(IF_MATCH,)))
 def delete_interaction(call: Call, interaction_id: str):
-    caller = call.caller
-    service.delete(call.session, principal=caller, interaction_id=_id(interaction_id),
-                   if_match=call.header("If-Match"))
+    current = _read(call, interaction_id)
+    service.delete(call.session, principal=call.caller, current=current, if_match=call.header("If-Match"))
     return ok({"message": "Interaction deleted"})

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from chalicelib.caller import Principal
+from chalicelib.caller import Folded, Principal
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.interactions import queries
 from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery, InteractionUpdate
@@ -31,15 +31,8 @@ MAX_VERSION = 2**31 - 1
 UPDATE_ATTEMPTS = 3
 
 
-_TIMESTAMPS = ("start_datetime", "end_datetime", "created_at", "updated_at")
-
-
 def serialize(row: Interaction | Row[Any]) -> dict[str, Any]:
-    if isinstance(row, Row):  # a list page: the columns in the representation's order
-        data = dict(zip(row._fields, row, strict=True))
-        for name in _TIMESTAMPS:
-            data[name] = isoformat(data[name])
-        return data
+    """The representation of an interaction, from its ORM object or any row with its columns."""
     return {
         "id": row.id, "site_id": row.site_id, "title": row.title, "type": row.type, "lead": row.lead,
         "start_datetime": isoformat(row.start_datetime), "timezone": row.timezone,
@@ -95,82 +88,74 @@ def _check(precondition: Precondition | None, row: Interaction) -> None:
 
 # --- reads -----------------------------------------------------------------------------------------
 
-def _load(session: Session, *, site_id: int, interaction_id: int) -> Interaction:
-    row = session.scalars(
-        queries.by_id(site_id, interaction_id).execution_options(populate_existing=True)
-    ).first()
+def _reread(session: Session, *, site_id: int, interaction_id: int) -> Any:
+    return session.execute(queries.ROW_BY_ID, {"site_id": site_id, "interaction_id": interaction_id}).first()
+
+
+def found(row: Any) -> Any:
+    """The row a read by id found; 404 for None."""
     if row is None:
         raise NotFound(NOT_FOUND)
     return row
 
 
-def get(session: Session, *, site_id: int, interaction_id: int) -> Row[Any]:
-    row = session.execute(queries.ROW_BY_ID, {"site_id": site_id, "interaction_id": interaction_id}).first()
-    if row is None:
-        raise NotFound(NOT_FOUND)
-    return row
+def list_params(query: InteractionQuery) -> tuple[Any, dict[str, Any]]:
+    """The first statement of a list request (its page, folded with the caller's rights) and its
+    parameters; `page` reads its result."""
+    return queries.folded_page(query), {"offset": query.offset, "limit": query.per_page}
 
 
-def list_(session: Session, *, site_id: int, query: InteractionQuery) -> tuple[list[Row[Any]], int]:
-    """One page and the total. The total is counted only when the page does not already tell it
-    (a short, non-empty page is the last one)."""
-    stmt = queries.apply_filters(queries.SITE_ROWS, query)
-    unfiltered = stmt is queries.SITE_ROWS
-    if unfiltered:  # a statement built once per order
-        page = queries.unfiltered_page(query.sort_by, query.sort_direction)
-    else:
-        page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).offset(
-            queries.OFFSET).limit(queries.LIMIT)
-    items = session.execute(page, {"site_id": site_id, "offset": query.offset, "limit": query.per_page}).all()
+def page(session: Session, *, site_id: int, query: InteractionQuery, rows: Folded) -> tuple[list[Any], int]:
+    """The page and the total. The total is counted only when the page does not already tell it
+    (a short, non-empty page is the last one); an unfiltered total is the site's trigger-kept
+    count, read with the page; a filtered one is counted, or remembered (below)."""
+    head = rows.head
 
     def count() -> int:
-        if unfiltered:  # the site's total, kept by triggers
-            return session.scalar(queries.SITE_TOTAL, {"site_id": site_id}) or 0
-        return _filtered_total(session, site_id=site_id, query=query, stmt=stmt)
+        if "site_total" in head._fields:
+            return head.site_total or 0
+        return _filtered_total(session, site_id=site_id, query=query, changes=head.site_changes)
 
-    return items, page_total(query, len(items), count)
+    return rows, page_total(query, len(rows), count)
 
 
 # Filtered totals this container has counted: (site, filters) -> (site's change number, total).
 # Counting a broad search reads tens of thousands of rows; paging through its results asks for the
 # same total again. A remembered total is used only while the site's change number (bumped by every
-# statement that writes its interactions, migration 0005) is the one it was counted at.
+# statement that writes its interactions, migration 0005; read with the page) is the one it was
+# counted at.
 _COUNTED_MAX = 512
 _counted: dict[tuple[Any, ...], tuple[int, int]] = {}
 _NOT_FILTERS = {"page", "per_page", "sort_by", "sort_direction"}
 
 
-def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, stmt: Any) -> int:
+def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, changes: int | None) -> int:
     # The database's URL is part of the key: change numbers are only unique within one database.
     key = (session.get_bind().url, site_id, *sorted(query.model_dump(exclude=_NOT_FILTERS).items()))
     remembered = _counted.get(key)
-    if remembered is not None:
-        changes = session.scalar(queries.SITE_CHANGES, {"site_id": site_id})
-        if changes == remembered[0]:
-            return remembered[1]
-    total, changes = session.execute(queries.count_and_changes(stmt, site_id), {"site_id": site_id}).one()
-    if changes is not None:
+    if remembered is not None and changes is not None and changes == remembered[0]:
+        return remembered[1]
+    stmt = queries.apply_filters(queries.SITE_ROWS, query)
+    total, counted_at = session.execute(queries.count_and_changes(stmt, site_id), {"site_id": site_id}).one()
+    if counted_at is not None:
         if len(_counted) >= _COUNTED_MAX:
             _counted.clear()
-        _counted[key] = (changes, total)
+        _counted[key] = (counted_at, total)
     return total or 0
 
 
 # --- writes ----------------------------------------------------------------------------------------
 
-def create(session: Session, *, principal: Principal, data: InteractionCreate) -> Interaction:
-    """Insert one interaction into the caller's active site (version 1)."""
+def new_values(*, principal: Principal, data: InteractionCreate) -> dict[str, Any]:
+    """The columns of a new interaction in the caller's active site (version 1)."""
     assert principal.site_id is not None  # principal.load(write=True) guarantees it
     start, end, details = resolve_times(start=data.start_datetime, end=data.end_datetime,
                                         zone_name=data.timezone)
     if details:
         raise ValidationFailed("The request body is not valid", details=details)
     values = data.model_dump(exclude={"start_datetime", "end_datetime"})
-    stmt = insert(Interaction).values(
-        **values, start_datetime=start, end_datetime=end, site_id=principal.site_id,
-        created_by=principal.user_id, version=1,
-    ).returning(Interaction)
-    return session.scalars(stmt).one()
+    return {**values, "start_datetime": start, "end_datetime": end, "site_id": principal.site_id,
+            "created_by": principal.user_id, "version": 1}
 
 
 def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
@@ -188,15 +173,21 @@ def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in merged.items() if getattr(row, name) != value}
 
 
-def update(session: Session, *, principal: Principal, interaction_id: int, data: InteractionUpdate,
-           if_match: str | None = None) -> Interaction:
-    """Apply the fields sent. 404, then 412, then the rules across the merged record; a body that
-    changes nothing returns the record as it is (same version)."""
+def update(session: Session, *, principal: Principal, current: Any, data: InteractionUpdate,
+           if_match: str | None = None) -> Any:
+    """Apply the fields sent to `current` (the row read with the caller's rights, or None). 404,
+    then 412, then the rules across the merged record; a body that changes nothing returns the
+    record as it is (same version)."""
     assert principal.site_id is not None
     precondition = parse_if_match(if_match)
     sent = data.sent()
-    for _ in range(UPDATE_ATTEMPTS):
-        row = _load(session, site_id=principal.site_id, interaction_id=interaction_id)
+    row = current
+    for attempt in range(UPDATE_ATTEMPTS):
+        if attempt:  # another writer got in between: read the record again
+            row = _reread(session, site_id=principal.site_id, interaction_id=row.id)
+        if row is None:
+            raise NotFound(NOT_FOUND)
+        interaction_id = row.id
         _check(precondition, row)
         changes = _changes(row, sent)
         if not changes:
@@ -219,22 +210,23 @@ def update(session: Session, *, principal: Principal, interaction_id: int, data:
     raise Conflict("The interaction is being changed by others; try again")
 
 
-def delete(session: Session, *, principal: Principal, interaction_id: int,
-           if_match: str | None = None) -> None:
-    """Delete in one statement; with a version in If-Match only that version is deleted."""
+def delete(session: Session, *, principal: Principal, current: Any, if_match: str | None = None) -> None:
+    """Delete `current` (the row read with the caller's rights, or None: 404) if it is still the
+    version that was read (and the one If-Match names): one statement, no lost race."""
     assert principal.site_id is not None
     precondition = parse_if_match(if_match)
-    deleted = None
-    if precondition is None or not precondition.malformed:
-        stmt = sql_delete(Interaction).where(queries.in_site(principal.site_id),
-                                             Interaction.id == interaction_id)
-        if precondition is not None and precondition.versions is not None:
-            stmt = stmt.where(Interaction.version.in_(precondition.versions))
-        deleted = session.execute(
-            stmt.returning(Interaction.id).execution_options(synchronize_session=False)).first()
-    if deleted is None:
-        exists = session.scalar(
-            queries.by_id(principal.site_id, interaction_id).with_only_columns(Interaction.version))
-        if exists is None:
+    row = current
+    for attempt in range(UPDATE_ATTEMPTS):
+        if attempt:  # changed or deleted meanwhile: read it again
+            row = _reread(session, site_id=principal.site_id, interaction_id=row.id)
+        if row is None:
             raise NotFound(NOT_FOUND)
-        raise PreconditionFailed(f'If-Match does not match the current version "{exists}"')
+        _check(precondition, row)
+        deleted = session.execute(
+            sql_delete(Interaction)
+            .where(queries.in_site(principal.site_id), Interaction.id == row.id,
+                   Interaction.version == row.version)
+            .returning(Interaction.id).execution_options(synchronize_session=False)).first()
+        if deleted is not None:
+            return
+    raise Conflict("The interaction is being changed by others; try again")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib import caller as callers
 from chalicelib.endpoint import Call, endpoint
-from chalicelib.errors import Forbidden, NotFound
+from chalicelib.errors import Forbidden, NotFound, ValidationFailed
 from chalicelib.http import ok, paginated
 from chalicelib.kit.docs import ListOf, Spec, data, page
-from chalicelib.kit.ids import INT32_MAX, parse_id, path_id
+from chalicelib.kit.ids import INT32_MAX, parse_id
 from chalicelib.sites import service
 from chalicelib.sites.schemas import SiteDetail, SiteSummary, SiteUser, SiteUsersQuery
 
@@ -16,23 +17,19 @@ bp = Blueprint(__name__)
 SITE_NOT_FOUND = "Site not found"
 
 
-def _site_id(raw: str) -> int:
-    return path_id(raw, maximum=INT32_MAX, message=SITE_NOT_FOUND)
-
-
 @endpoint(bp, "GET", "/api/sites", spec=Spec(
     "The caller's active sites, by name", "sites", data(sites=ListOf(SiteSummary)),
     "Sites with the caller's role"))
 def list_sites(call: Call):
-    return ok({"sites": service.list_for_user(call.session, user_id=call.caller.user_id)})
+    return ok({"sites": service.summaries(call.fold(callers.MY_SITES))})
 
 
 @endpoint(bp, "GET", "/api/sites/{site_id}", spec=Spec(
     "One site the caller belongs to, with counts", "sites", data(site=SiteDetail), "The site",
     errors=(404,)))
 def get_site(call: Call, site_id: str):
-    caller = call.caller
-    site = service.detail(call.session, user_id=caller.user_id, site_id=_site_id(site_id))
+    caller, _ = call.fold_at(parse_id(site_id, maximum=INT32_MAX), service.DETAIL)
+    site = service.detail(caller)
     if site is None:
         raise NotFound(SITE_NOT_FOUND)
     return ok({"site": site})
@@ -43,13 +40,20 @@ def get_site(call: Call, site_id: str):
     "One page, with meta.pagination", errors=(403, 404), query=SiteUsersQuery))
 def list_site_users(call: Call, site_id: str):
     site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (404 after the 401 check)
-    role = call.role_on(site)
     # The order of checks: 403 (a member without the role), 400 (parameters), 404 (no member).
+    try:
+        query = call.query(SiteUsersQuery)
+    except ValidationFailed:
+        _admin_of(call.role_on(site))
+        raise
+    caller, rows = call.fold_at(site, service.MEMBERS_PAGE, service.members_params(query))
+    _admin_of(caller.role)
+    if caller.role is None or site is None:
+        raise NotFound(SITE_NOT_FOUND)
+    users, total = service.members(call.session, site_id=site, query=query, rows=rows)
+    return paginated({"users": users}, query=query, total=total)
+
+
+def _admin_of(role: str | None) -> None:
     if role is not None and role != "admin":
         raise Forbidden("Only the site's admins may list its users")
-    query = call.query(SiteUsersQuery)
-    if role is None:
-        raise NotFound(SITE_NOT_FOUND)
-    assert site is not None  # a role means the site exists
-    users, total = service.list_users(call.session, site_id=site, query=query)
-    return paginated({"users": users}, query=query, total=total)

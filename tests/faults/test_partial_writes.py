@@ -30,22 +30,25 @@ def _count(model) -> int:
 
 
 class FailAfter:
-    """Run `action` right after the first statement starting with `prefix` on the app's engine."""
+    """Run `action` right after (or, `before`, right before) the first statement on the app's engine that writes what `prefix`
+    says (at its start, or in a data-modifying WITH: a keyed create is one)."""
 
-    def __init__(self, prefix: str, action) -> None:
+    def __init__(self, prefix: str, action, *, before: bool = False) -> None:
         self.prefix, self.action, self.fired = prefix, action, False
+        self.event = "before_cursor_execute" if before else "after_cursor_execute"
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany):
-        if not self.fired and statement.lstrip().upper().startswith(self.prefix):
+    def __call__(self, conn, cursor, statement, parameters, context, executemany=False):
+        text = statement.lstrip().upper()
+        if not self.fired and (text.startswith(self.prefix) or (text.startswith("WITH") and self.prefix in text)):
             self.fired = True
             self.action(conn)
 
     def __enter__(self):
-        event.listen(db.get_engine(), "after_cursor_execute", self)
+        event.listen(db.get_engine(), self.event, self)
         return self
 
     def __exit__(self, *exc):
-        event.remove(db.get_engine(), "after_cursor_execute", self)
+        event.remove(db.get_engine(), self.event, self)
 
 
 def _terminate_own_backend(conn) -> None:
@@ -86,10 +89,15 @@ def test_the_connection_killed_after_the_insert_leaves_no_row(client, world):
     assert send(client, "POST", PATH, world.token("editor"), VALID).status_code == 201
 
 
-def test_the_connection_killed_after_the_update_leaves_the_record_unchanged(client, world):
+# An update or a delete is one statement (the write and its checks together), run on its own: it
+# has happened entirely or not at all. A connection lost before it reaches the database is a 503
+# with nothing changed; one lost right after it answered does not undo it, and the client is told.
+
+
+def test_the_connection_killed_before_the_update_leaves_the_record_unchanged(client, world):
     row = create(client, world.token("editor"))
 
-    with FailAfter("UPDATE INTERACTIONS", _terminate_own_backend) as hook:
+    with FailAfter("UPDATE INTERACTIONS", _terminate_own_backend, before=True) as hook:
         response = send(client, "PUT", f"{PATH}/{row['id']}", world.token("editor"), {"title": "Changed"})
     assert hook.fired
     assert response.status_code == 503
@@ -97,10 +105,20 @@ def test_the_connection_killed_after_the_update_leaves_the_record_unchanged(clie
     assert stored(row["id"]) == row
 
 
-def test_the_connection_killed_after_the_delete_keeps_the_record(client, world):
+def test_the_connection_killed_right_after_the_update_keeps_the_acknowledged_change(client, world):
     row = create(client, world.token("editor"))
 
-    with FailAfter("DELETE FROM INTERACTIONS", _terminate_own_backend) as hook:
+    with FailAfter("UPDATE INTERACTIONS", _terminate_own_backend) as hook:
+        response = send(client, "PUT", f"{PATH}/{row['id']}", world.token("editor"), {"title": "Changed"})
+    assert hook.fired
+    assert response.status_code == 200
+    assert stored(row["id"]) == response.json_body["data"]["interaction"]
+
+
+def test_the_connection_killed_before_the_delete_keeps_the_record(client, world):
+    row = create(client, world.token("editor"))
+
+    with FailAfter("DELETE FROM INTERACTIONS", _terminate_own_backend, before=True) as hook:
         response = send(client, "DELETE", f"{PATH}/{row['id']}", world.token("editor"))
     assert hook.fired
     assert response.status_code == 503
