@@ -2,6 +2,8 @@
 database is a quick 503 (never a 500 or a hang) and the app recovers by itself when it returns."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import create_engine, select, text
 
@@ -111,3 +113,26 @@ def test_a_login_refused_for_an_outage_writes_nothing(client, pg_proxy, user, se
     pg_proxy.open()
 
     assert session.scalar(select(User.last_login).where(User.username == "jdoe")) is None
+
+
+def test_no_free_connection_within_the_pool_timeout_is_503(client, user):
+    """The pool (1 + 2 overflow, for one request at a time) is exhausted by connections held
+    elsewhere: the request waits POOL_TIMEOUT_S, then answers 503 — never SQLAlchemy's TimeoutError
+    as a 500 — and once a connection is free again the next request succeeds."""
+    token = login(client)["token"]
+    engine = db.get_engine()
+    held = [engine.connect() for _ in range(3)]
+    for conn in held:
+        conn.execute(text("SELECT 1"))
+    try:
+        started = time.perf_counter()
+        response = post_json(client, "/api/auth/site", {"site_id": 1}, token)
+        elapsed = time.perf_counter() - started
+    finally:
+        for conn in held:
+            conn.close()
+
+    assert response.status_code == 503
+    assert response.json_body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert db.POOL_TIMEOUT_S - 0.2 <= elapsed <= db.POOL_TIMEOUT_S + 2
+    assert client.http.get("/api/auth/me", headers=auth(token)).status_code == 200
