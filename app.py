@@ -1,7 +1,7 @@
 """The Chalice app: wiring only. Code lives in chalicelib/."""
 from chalice import Chalice
 
-from chalicelib import meta, middleware
+from chalicelib import lifecycle, meta, middleware
 from chalicelib.auth import authorizer as auth_authorizer
 from chalicelib.auth import routes as auth_routes
 from chalicelib.config import require_valid_settings
@@ -19,3 +19,6 @@ app.register_blueprint(auth_routes.bp)
 app.register_blueprint(meta.bp)
 app.register_blueprint(interaction_routes.bp)
 app.register_blueprint(site_routes.bp)
+
+# One-time work at init (more of it for a SnapStart snapshot) and the snapshot/restore hooks.
+lifecycle.init(app)

@@ -42,6 +42,12 @@ def get_redis() -> redis.Redis:
     return _client
 
 
+def close_connections() -> None:
+    """Close the pooled Redis connections, keeping the client (a snapshot must hold no socket)."""
+    if _client is not None:
+        _client.connection_pool.disconnect()
+
+
 def reset_redis() -> None:
     global _client
     if _client is not None:

@@ -140,8 +140,10 @@ def _build_engine() -> Engine:
     settings = get_settings()
     statement_ms = settings.db_statement_timeout_ms
     remember_converted_statements()
+    # With DB_SECRET_ARN the engine is built without the secret (init must not need Secrets
+    # Manager); every connect takes host, database and credentials from the cached secret.
     engine = create_engine(
-        settings.resolved_database_url(),
+        "postgresql+pg8000://" if settings.uses_db_secret else settings.resolved_database_url(),
         pool_size=1,
         max_overflow=2,
         pool_recycle=1800,
@@ -168,12 +170,11 @@ def _build_engine() -> Engine:
     if settings.uses_db_secret:
         @event.listens_for(engine, "do_connect")
         def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict) -> Any:
-            from sqlalchemy.engine import make_url
 
             # SQLAlchemy hands each connect a fresh copy of the engine's parameters: take the
             # credentials from the cached secret (no fetch), so a refresh holds for later connects.
-            cached = make_url(settings.resolved_database_url())
-            cparams.update(user=cached.username, password=cached.password)
+            # The secret is fetched on the first connect, not when the engine is built at init.
+            cparams.update(_secret_parameters(dialect, settings.resolved_database_url()))
             try:
                 return dialect.dbapi.connect(*cargs, **cparams)
             except dialect.dbapi.Error as exc:
@@ -181,11 +182,17 @@ def _build_engine() -> Engine:
                     raise
                 # The secret was rotated: fetch it again and retry once with the new password.
                 log.warning("database refused the cached credentials; fetching the secret again")
-                fresh = make_url(settings.resolved_database_url(refresh=True))
-                cparams.update(user=fresh.username, password=fresh.password)
+                cparams.update(_secret_parameters(dialect, settings.resolved_database_url(refresh=True)))
                 return dialect.dbapi.connect(*cargs, **cparams)
 
     return engine
+
+
+def _secret_parameters(dialect: Any, url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    _args, params = dialect.create_connect_args(make_url(url))
+    return params
 
 
 def get_engine() -> Engine:
@@ -197,6 +204,12 @@ def get_engine() -> Engine:
                 _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
                 event.listen(_sessionmaker, "after_begin", _apply_autocommit)
     return _engine
+
+
+def close_connections() -> None:
+    """Close every pooled connection, keeping the engine (a snapshot must hold no socket)."""
+    if _engine is not None:
+        _engine.dispose(close=True)
 
 
 def reset_engine() -> None:

@@ -17,6 +17,7 @@ envelope), whereas an "unavailable" verdict would be cached for the token.
 from __future__ import annotations
 
 import logging
+import os
 
 from chalice import AuthResponse, Blueprint
 
@@ -72,3 +73,16 @@ def jwt_authorizer(auth_request):
     context = evaluate(auth_request.token)
     principal = context.get("user_id", "anonymous")
     return AuthResponse(routes=["*"], principal_id=principal, context=context)
+
+
+def _prime_for_snapshot() -> None:
+    """A SnapStart init (nobody waits for it) loads the signing keys, so a restored copy's first
+    token needs no Secrets Manager call; if they cannot be loaded now, the first request retries."""
+    try:
+        tokens.load_keys()
+    except tokens.KeysUnavailable:
+        log.warning("authorizer: the signing keys could not be loaded at init", exc_info=True)
+
+
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    _prime_for_snapshot()

@@ -131,6 +131,19 @@ _VERIFIED_MAX = 1024
 _verified: dict[tuple[str, ...], Claims] = {}
 
 
+def load_keys() -> None:
+    """Load the signing keys now (KeysUnavailable when they cannot be)."""
+    _keys()
+
+
+def forget_verified() -> None:
+    """Drop the verified-token cache and allow the keys to be loaded again at once (after a
+    SnapStart restore: every restored copy would otherwise share the snapshot's)."""
+    global _last_refresh
+    _verified.clear()
+    _last_refresh = 0.0
+
+
 def verify(token: str) -> Claims:
     """Check signature, algorithm, expiry, issuer and audience; raise InvalidToken otherwise."""
     settings = get_settings()
