@@ -104,9 +104,11 @@ def prime(app: Any) -> dict[str, Any]:
     started = time.perf_counter()
     done: dict[str, Any] = {}
     from chalicelib import openapi
+    from chalicelib.auth import passwords
     from chalicelib.interactions import schemas
 
     openapi.document()
+    passwords.verify_password(None, "priming")  # loads argon2 and makes the unknown-user hash
     schemas.parse_create(dict(_SAMPLE_INTERACTION))
     schemas.parse_update({"title": "Priming", "end_datetime": None})
     done["validators"] = True

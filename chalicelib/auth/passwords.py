@@ -1,33 +1,46 @@
-"""Password hashing with argon2id (argon2-cffi's defaults: RFC 9106 low-memory profile)."""
+"""Password hashing with argon2id (argon2-cffi's defaults: RFC 9106 low-memory profile).
+
+argon2 is loaded on first use, not at init: only logins and password changes need it, and an
+ordinary cold start's init is the first user's wait (a SnapStart init loads it: lifecycle.prime).
+"""
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-_hasher = PasswordHasher()
+_hasher: Any = None
 _dummy_hash: str | None = None
 
 
+def hasher() -> Any:
+    global _hasher
+    if _hasher is None:
+        from argon2 import PasswordHasher
+
+        _hasher = PasswordHasher()
+    return _hasher
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when the password matches. With no hash (unknown user) a dummy hash is checked
     anyway, so that unknown and known usernames take the same time."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     global _dummy_hash
     if password_hash is None:
         if _dummy_hash is None:
-            _dummy_hash = _hasher.hash(secrets.token_urlsafe(32))
+            _dummy_hash = hash_password(secrets.token_urlsafe(32))
         password_hash = _dummy_hash
         password = password + "\x00never-matches"
     try:
-        return _hasher.verify(password_hash, password)
+        return hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return hasher().check_needs_rehash(password_hash)
