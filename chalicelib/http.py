@@ -7,13 +7,13 @@ are cache-busters and ignored), and a known one given twice is a 400.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from chalice import Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.kit.answers import Answer
 from chalicelib.kit.pagination import Pagination, meta
 
 T = TypeVar("T", bound=BaseModel)
@@ -31,15 +31,6 @@ def envelope(data: dict[str, Any], *, meta: dict[str, Any] | None = None) -> dic
 def ok(data: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None,
        meta: dict[str, Any] | None = None) -> Response:
     return Response(body=envelope(data, meta=meta), status_code=status, headers=headers or {})
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A response as data, for code below the routes that decides or remembers one (idempotent
-    replays): `body` is the envelope, or the exact JSON text of an answer given before."""
-    status: int
-    body: dict[str, Any] | str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def respond(answer: Answer) -> Response:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from chalicelib.caller import Principal, TokenContext, fold
 from chalicelib.errors import Conflict, IdempotencyKeyReused, ValidationFailed
-from chalicelib.http import Answer
+from chalicelib.kit.answers import Answer
 from chalicelib.models import IdempotencyKey, Interaction
 
 HEADER = "Idempotency-Key"

@@ -7,7 +7,7 @@ from chalice import Blueprint
 
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import NotFound
-from chalicelib.http import Answer, envelope, ok, paginated, respond
+from chalicelib.http import envelope, ok, paginated, respond
 from chalicelib.interactions import idempotency, queries, schemas, service
 from chalicelib.interactions.schemas import (
     InteractionCreate,
@@ -15,6 +15,7 @@ from chalicelib.interactions.schemas import (
     InteractionRead,
     InteractionUpdate,
 )
+from chalicelib.kit.answers import Answer
 from chalicelib.kit.docs import MESSAGE, Header, ListOf, Spec, data, page
 from chalicelib.kit.ids import parse_id
 from chalicelib.models import INTERACTION_TYPES
