@@ -201,7 +201,7 @@ def get_engine() -> Engine:
         with _lock:
             if _engine is None:
                 _engine = _build_engine()
-                _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+                _sessionmaker = sessionmaker(_engine, class_=RequestSession, expire_on_commit=False)
                 event.listen(_sessionmaker, "after_begin", _apply_autocommit)
     return _engine
 
@@ -219,6 +219,38 @@ def reset_engine() -> None:
         _engine.dispose()
     _engine = None
     _sessionmaker = None
+
+
+DISCONNECTED_STATES = {"57P01", "57P02", "57P03"}  # the server ended the connection
+
+
+def _disconnected(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = sqlstate(exc)
+    return state is not None and (state in DISCONNECTED_STATES or state.startswith("08"))
+
+
+class RequestSession(Session):
+    """A session whose first statement is tried again, once, on a fresh connection when the pooled
+    one turns out to be dead as it is used (closed by the server or a proxy a moment before: the
+    free check at checkout saw nothing yet). Nothing can have happened on the dead connection —
+    it was the request's first statement, and a write's transaction only begins with it — so the
+    request goes on as if the connection had been fresh. Any later failure is the caller's."""
+
+    def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:
+        first = not self.info.get("executed")
+        self.info["executed"] = True
+        if not first:
+            return super()._execute_internal(*args, **kwargs)
+        try:
+            return super()._execute_internal(*args, **kwargs)
+        except DBAPIError as exc:
+            if not _disconnected(exc):
+                raise
+            log.warning("the pooled database connection was dead; trying the first statement again")
+            _rollback_quietly(self)
+            return super()._execute_internal(*args, **kwargs)
 
 
 def _apply_autocommit(session: Session, _transaction: Any, connection: Any) -> None:

@@ -188,6 +188,10 @@ def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None
         if cursor._c is None or cursor._c._sock is None:
             raise InterfaceError("connection is closed") from None
         raise
+    except OSError as exc:
+        # pg8000 lets a reset on the first read of an answer through unwrapped: as a DB-API error
+        # SQLAlchemy sees the disconnect (and discards the connection).
+        raise InterfaceError("network error") from exc
 
 
 def do_execute_no_params(cursor: Any, statement: str, context: Any = None) -> None:
@@ -197,12 +201,18 @@ def do_execute_no_params(cursor: Any, statement: str, context: Any = None) -> No
 def do_commit(dbapi_connection: Any) -> None:
     """COMMIT in one round trip, and none when no transaction is open (autocommit reads)."""
     if dbapi_connection._in_transaction:
-        dbapi_connection.execute_simple("commit")
+        try:
+            dbapi_connection.execute_simple("commit")
+        except OSError as exc:
+            raise InterfaceError("network error") from exc
 
 
 def do_rollback(dbapi_connection: Any) -> None:
     if dbapi_connection._sock is not None and dbapi_connection._in_transaction:
-        dbapi_connection.execute_simple("rollback")
+        try:
+            dbapi_connection.execute_simple("rollback")
+        except OSError as exc:
+            raise InterfaceError("network error") from exc
 
 
 def _has_pending_input(dbapi_connection: Any) -> bool:

@@ -59,8 +59,10 @@ def test_health_recovers_once_the_database_is_back(client, reconfigure):
 
 
 def test_connections_the_server_closed_are_replaced_not_answered_503(client):
-    """After a failover or an idle timeout the pooled connection is dead; the pre-ping must notice
-    and reconnect (pg8000 sometimes reports this as a raw socket error)."""
+    """After a failover or an idle timeout the pooled connection is dead. Checked out at once after
+    the kill, it may still look alive (the backend dies asynchronously): the request's first
+    statement then fails on it and is tried once more on a fresh connection (pg8000 sometimes
+    reports this as a raw socket error)."""
     admin = create_engine(environment.configure()["TEST_ADMIN_DATABASE_URL"], isolation_level="AUTOCOMMIT")
     try:
         for _ in range(10):  # the reset races the ping: try it both ways
