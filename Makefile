@@ -14,8 +14,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+# RUN_ARGS="--scratch": throwaway database, Redis and demo users (see devtools/run.py).
 run: $(STAMP)
-	$(BIN)/python -m devtools.run
+	$(BIN)/python -m devtools.run $(RUN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

