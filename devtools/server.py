@@ -40,6 +40,7 @@ from devtools.edge import Edge, GatewayAnswer, local_cache_seconds
 ROOT = Path(__file__).resolve().parent.parent
 # Past this a refused body is not read to its end: the connection is closed instead.
 _DRAIN_LIMIT = 64 * 1024 * 1024
+log = logging.getLogger("devtools.server")
 
 
 class EdgeRequestHandler(ChaliceRequestHandler):
@@ -88,7 +89,16 @@ class EdgeRequestHandler(ChaliceRequestHandler):
         event = gateway._generate_lambda_event(self.command, self.path, headers, body)
         context = event["requestContext"]
         context.update(admission.request_context(source_ip=context["identity"]["sourceIp"]))
-        response = gateway._app_object(event, lambda_context)
+        try:
+            response = gateway._app_object(event, lambda_context)
+        except Exception:
+            # Deployed, a Lambda that fails instead of answering is API Gateway's 502 (its
+            # DEFAULT_5XX response); chalice.local would drop the connection.
+            log.exception("the API handler raised (API Gateway answers 502)")
+            answer = GatewayAnswer("DEFAULT_5XX", "the handler raised", status=502)
+            answer.request_id = admission.request_id
+            self._send_answer(answer, drain=0)
+            return
         out = response["headers"].copy()
         out.update(response["multiValueHeaders"])
         out["x-amzn-RequestId"] = admission.request_id
