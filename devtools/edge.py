@@ -83,26 +83,18 @@ def cache_seconds_from_environment(environ: Mapping[str, str] | None = None) -> 
     return int(value)
 
 
-def declared_ttls(app: Any) -> set[int | None]:
-    """The `ttl_seconds` the app's token authorizers declare (None: not declared)."""
-    ttls: set[int | None] = set()
-    for methods in app.routes.values():
-        for entry in methods.values():
-            if isinstance(entry.authorizer, ChaliceAuthorizer) and entry.authorizer.config is not None:
-                ttls.add(entry.authorizer.config.ttl_seconds)
-    return ttls
-
-
-def local_cache_seconds(app: Any, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """(seconds, why) for the local run: AUTHORIZER_CACHE_SECONDS when set; otherwise 300, API
-    Gateway's default, unless the authorizer declares `ttl_seconds=0` — an authorizer that asks
-    never to be cached (because it answers from state that changes, such as revocation) is packaged
-    that way, and caching it here would show what no deployment does."""
+def local_cache_seconds(environ: Mapping[str, str] | None = None, *, stage: str = "dev") -> tuple[int, str]:
+    """(seconds, why) for the local run: AUTHORIZER_CACHE_SECONDS when set, else what packaging
+    gives the stage (deploy/stages.py; 300, API Gateway's default, for a stage it does not know).
+    The `ttl_seconds` on the authorizer's decorator is not it: the packaged template overrides it."""
     explicit = cache_seconds_from_environment(environ)
     if explicit is not None:
         return explicit, f"{CACHE_VARIABLE}={explicit}"
-    if 0 in declared_ttls(app):
-        return 0, "the authorizer declares ttl_seconds=0"
+    from deploy import stages
+
+    if stage in stages.AUTHORIZER_CACHE_SECONDS:
+        seconds = stages.authorizer_cache_seconds(stage)
+        return seconds, f"the {stage} stage's packaged value, deploy/stages.py"
     return DEFAULT_CACHE_SECONDS, f"{CACHE_VARIABLE} unset: API Gateway's default"
 
 

@@ -153,7 +153,7 @@ def create_server(host: str, port: int, *, stage: str = "dev",
     CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
     app_obj.__class__ = CustomLocalChalice
     if cache_seconds is None:
-        cache_seconds, why = local_cache_seconds(app_obj)
+        cache_seconds, why = local_cache_seconds(stage=stage)
     else:
         why = "given"
     edge = Edge(app_obj, cache_seconds=cache_seconds)

@@ -45,12 +45,12 @@ class Verdicts:
         return AuthResponse(routes=["*"], principal_id="u1", context=context)
 
 
-def tiny_app(verdicts: Verdicts, ttl_seconds: int | None = None) -> Chalice:
+def tiny_app(verdicts: Verdicts) -> Chalice:
     app = Chalice(app_name="edge-test")
     app.api.cors = CORSConfig(allow_origin=ORIGIN, allow_headers=["Authorization", "Content-Type"],
                               expose_headers=["X-Request-Id"], max_age=600)
 
-    @app.authorizer(ttl_seconds=ttl_seconds)
+    @app.authorizer()
     def staged(auth_request):
         return verdicts.answer(auth_request)
 
@@ -136,8 +136,8 @@ def stage(request):
     verdicts = Verdicts()
     clock = Clock()
 
-    def build(cache_seconds: int = 0, *, ttl_seconds: int | None = None):
-        app = tiny_app(verdicts, ttl_seconds)
+    def build(cache_seconds: int = 0):
+        app = tiny_app(verdicts)
         front = (InProcess if request.param == "in-process" else OverHttp)(
             app, Edge(app, cache_seconds=cache_seconds, clock=clock))
         fronts.append(front)
@@ -289,20 +289,17 @@ def test_the_http_front_answers_methods_chalice_local_does_not_know():
 
 # --- how long the local run caches -----------------------------------------------------------------
 
-def test_local_cache_seconds_follow_the_environment_else_api_gateways_default():
-    app = tiny_app(Verdicts())
-    assert local_cache_seconds(app, {})[0] == 300
-    assert local_cache_seconds(app, {"AUTHORIZER_CACHE_SECONDS": "0"})[0] == 0
-    assert local_cache_seconds(app, {"AUTHORIZER_CACHE_SECONDS": " 60 "})[0] == 60
+def test_local_cache_seconds_follow_the_environment_else_the_stages_packaged_value():
+    from deploy import stages
+
+    assert local_cache_seconds({}) == (stages.authorizer_cache_seconds("dev"),
+                                       "the dev stage's packaged value, deploy/stages.py")
+    assert local_cache_seconds({}, stage="elsewhere")[0] == 300  # API Gateway's default
+    assert local_cache_seconds({"AUTHORIZER_CACHE_SECONDS": "0"})[0] == 0
+    assert local_cache_seconds({"AUTHORIZER_CACHE_SECONDS": " 60 "})[0] == 60
     for wrong in ("-1", "3601", "5m", "1.5"):
         with pytest.raises(ValueError, match="AUTHORIZER_CACHE_SECONDS"):
-            local_cache_seconds(app, {"AUTHORIZER_CACHE_SECONDS": wrong})
-
-
-def test_an_authorizer_that_declares_ttl_0_is_not_cached_unless_the_environment_says_so():
-    app = tiny_app(Verdicts(), ttl_seconds=0)
-    assert local_cache_seconds(app, {}) == (0, "the authorizer declares ttl_seconds=0")
-    assert local_cache_seconds(app, {"AUTHORIZER_CACHE_SECONDS": "300"})[0] == 300
+            local_cache_seconds({"AUTHORIZER_CACHE_SECONDS": wrong})
 
 
 def test_context_values_are_stringified_as_api_gateway_does():

@@ -73,6 +73,25 @@ def test_a_cached_answer_leaves_the_role_check_to_the_api(world):
     assert gateway.authorizer_invocations == 1
 
 
+def test_with_the_cache_on_a_logged_out_token_is_still_refused(world):
+    """The authorizer only verifies the token; revocation is the API's check on every request, so
+    a cached "ok" for a token cannot outlive its logout."""
+    from tests.factories import PASSWORD, make_site, make_user
+
+    site = make_site("Elsewhere")
+    make_user("cachey", sites={site: "editor"})
+    gateway = Gateway(cache_seconds=300)
+    login = gateway.request("POST", "/api/auth/login", body={"username": "cachey", "password": PASSWORD})
+    assert login.status == 200, login.raw
+    token = login.body["data"]["token"]
+    assert gateway.request("GET", "/api/auth/me", token).status == 200
+    assert gateway.request("POST", "/api/auth/logout", token).status == 200
+    refused = gateway.request("GET", "/api/auth/me", token)
+    assert refused.status == 401
+    assert refused.body["error"]["code"] == "AUTHENTICATION_ERROR"
+    assert gateway.authorizer_invocations == 1  # me, logout, me: one invocation
+
+
 def test_an_unquoted_if_match_gets_a_412_that_says_entity_tags_are_quoted(world):
     gateway = Gateway()
     created = gateway.request("POST", PATH, world.token("editor"), VALID)
