@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench package wheelhouse clean-devdata
+.PHONY: run test browser-test lint bench package wheelhouse clean-devdata
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,11 +14,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+# RUN_ARGS="--scratch": throwaway database, Redis and demo users (see devtools/run.py).
 run: $(STAMP)
-	$(BIN)/python -m devtools.run
+	$(BIN)/python -m devtools.run $(RUN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A real browser on another origin against the local run (tests/browser): Debian's Chromium,
+# installed by `devtools.browser install` when missing (apt-get, as root), driven by Playwright.
+browser-test: $(STAMP)
+	$(BIN)/python -m devtools.browser install
+	BROWSER_TEST=1 $(BIN)/python -m pytest --confcutdir=tests/browser tests/browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,6 +8,10 @@ the body changes. Gateway response templates are plain substitution (no VTL), an
 only static values or request parameters, so the request id goes in the body as
 `error.request_id` ($context.requestId) and is also API Gateway's own `x-amzn-RequestId` header,
 which the CORS headers expose.
+
+`render` turns one of them into the response a client receives (status, headers, body), the same
+text API Gateway would send: the local run command (devtools/edge.py) answers with it, so a local
+answer and a deployed one come from this one table.
 """
 from __future__ import annotations
 
@@ -92,3 +96,20 @@ def gateway_responses(origin: str) -> dict[str, Any]:
             entry["statusCode"] = status
         out[response_type] = entry
     return out
+
+
+def render(response_type: str, *, origin: str, request_id: str,
+           status: int | None = None) -> tuple[int, dict[str, str], str]:
+    """The gateway response `response_type` as API Gateway sends it for one request: its status
+    (`status` only for the DEFAULT_* types, which keep the gateway's own), its static headers with
+    the quotes of the mapping syntax removed plus `x-amzn-RequestId`, and its body with
+    `$context.requestId` substituted."""
+    entry = gateway_responses(origin)[response_type]
+    code = entry.get("statusCode")
+    if code is None and status is None:
+        raise ValueError(f"{response_type} keeps the gateway's status: pass it")
+    prefix = "gatewayresponse.header."
+    headers = {name[len(prefix):]: value[1:-1] for name, value in entry["responseParameters"].items()}
+    headers[GATEWAY_REQUEST_ID_HEADER] = request_id
+    body = entry["responseTemplates"]["application/json"].replace("$context.requestId", request_id)
+    return int(code) if code is not None else int(status), headers, body

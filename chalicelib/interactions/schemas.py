@@ -25,7 +25,7 @@ from pydantic import (
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import error_details
-from chalicelib.interactions.times import check_zone, parse_bound, parse_datetime, resolve_times
+from chalicelib.interactions.times import check_zone, parse_bound, parse_datetime, resolve_times, zone_names
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.text import optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
@@ -44,14 +44,22 @@ InteractionType = Annotated[Literal[INTERACTION_TYPES], Field(description="one o
 
 _DATETIME_SCHEMA = {
     "type": "string",
+    # What times.parse_datetime reads, narrowed to the field ranges datetime() takes (anything
+    # outside them is refused too); surrounding whitespace is also accepted (it is trimmed). A value
+    # the pattern allows can still be refused: a day past the month's end, a local time in a
+    # daylight-saving gap, an end before the start (rules across fields JSON Schema cannot state).
+    "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]"
+               r"(:[0-5][0-9](\.[0-9]{1,6})?)?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-9]{2})?$",
     "description": "ISO 8601 date and time. With an offset (or Z) it is taken as is; without one it "
                    "is local time in `timezone` (a time in a daylight-saving gap is rejected, one "
-                   "that occurs twice means its first occurrence).",
+                   "that occurs twice means its first occurrence). An end must not be before its "
+                   "start.",
     "examples": ["2024-05-01T14:00:00-04:00", "2024-05-01T14:00"],
 }
 DateTimeInput = Annotated[datetime, PlainValidator(parse_datetime), WithJsonSchema(_DATETIME_SCHEMA)]
 TimeZoneName = Annotated[str, PlainValidator(check_zone), WithJsonSchema({
     "type": "string", "description": "IANA time zone name, as shipped in the tzdata package",
+    "enum": sorted(zone_names()),  # exactly the names accepted, case included
     "examples": ["America/New_York", "Europe/Paris", "UTC"]})]
 
 

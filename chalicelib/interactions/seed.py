@@ -155,7 +155,9 @@ def bulk_create(session: Any, *, site_ids: list[int], writers: dict[int, Sequenc
         connection.exec_driver_sql(f'DROP INDEX "{name}"')
     driver = connection.connection.driver_connection
     with no_read_timeout(driver):
-        with tqdm(total=count, unit="rows", unit_scale=True, desc="interactions", disable=not progress) as bar:
+        # smoothing=0: the bar's rate is the average since the start, the one rate of a seed.
+        with tqdm(total=count, unit="rows", unit_scale=True, desc="interactions", smoothing=0,
+                  disable=not progress) as bar:
             driver.cursor().execute(COPY_SQL, stream=copy_chunks(maker, sequence, writers, progress=bar))
         for _name, definition in tqdm(rebuild, unit="index", desc="indexes",
                                       disable=not progress or not rebuild):

@@ -81,9 +81,16 @@ def parse_if_match(header: str | None) -> Precondition | None:
     return Precondition(versions=frozenset(versions))
 
 
+def _mismatch(precondition: Precondition | None, version: int) -> PreconditionFailed:
+    if precondition is not None and precondition.malformed:
+        return PreconditionFailed(f'If-Match is not a list of entity tags: entity tags are quoted, '
+                                  f'as in If-Match: "{version}" (the current version)')
+    return PreconditionFailed(f'If-Match does not match the current version "{version}"')
+
+
 def _check(precondition: Precondition | None, row: Interaction) -> None:
     if precondition is not None and not precondition.matches(row.version):
-        raise PreconditionFailed(f'If-Match does not match the current version "{row.version}"')
+        raise _mismatch(precondition, row.version)
 
 
 # --- reads -----------------------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""The local run command (`make run`, devtools/run.py) as a client meets it: API Gateway's answers
+with the packaged Gateway Responses, scratch data that never touches .devdata, and a clean stop on
+SIGINT or SIGTERM — to the command, to its process group, or to `make` alone."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from deploy.gateway_responses import gateway_responses
+from devtools.edge import MAX_PAYLOAD_BYTES
+from devtools.local_run import LocalRun
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "https://frontend.example.org"
+pytestmark = pytest.mark.slow
+
+
+def scratch_env() -> dict[str, str]:
+    """The scratch run goes to the tests' PostgreSQL server (its own database) and starts its own
+    throwaway Redis: the tests' Redis is emptied before every test."""
+    return {"DATABASE_URL": os.environ["TEST_ADMIN_DATABASE_URL"], "REDIS_URL": "", "CORS_ALLOW_ORIGIN": ORIGIN}
+
+
+def databases() -> set[str]:
+    engine = create_engine(os.environ["TEST_ADMIN_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(text("SELECT datname FROM pg_database")).scalars())
+    finally:
+        engine.dispose()
+
+
+def send(base_url: str, method: str, path: str, headers: dict[str, str] | None = None,
+         body: bytes | None = None) -> tuple[int, dict[str, str], object]:
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def is_gateway_response(reply: tuple[int, dict[str, str], object], response_type: str) -> bool:
+    status, headers, body = reply
+    packaged = gateway_responses(ORIGIN)[response_type]
+    template = packaged["responseTemplates"]["application/json"]
+    return (status == int(packaged["statusCode"]) and headers.get("access-control-allow-origin") == ORIGIN
+            and body == json.loads(template.replace("$context.requestId", headers["x-amzn-requestid"])))
+
+
+@pytest.fixture(scope="module")
+def local_run():
+    devdata_login = ROOT / ".devdata" / "demo-login.txt"
+    before = devdata_login.stat().st_mtime_ns if devdata_login.exists() else None
+    run = LocalRun(extra_env=scratch_env(), interactions=20)
+    run.start()
+    yield run
+    status = run.stop()
+    assert status == 0, run.tail()
+    assert "Stopped cleanly (SIGINT)" in run.output
+    # Scratch means scratch: the development login was neither written nor replaced.
+    after = devdata_login.stat().st_mtime_ns if devdata_login.exists() else None
+    assert after == before
+
+
+def test_gateway_refusals_are_the_packaged_gateway_responses(local_run):
+    base = local_run.base_url
+    assert is_gateway_response(send(base, "GET", "/api/auth/me"), "UNAUTHORIZED")
+    assert is_gateway_response(send(base, "GET", "/api/nowhere"), "MISSING_AUTHENTICATION_TOKEN")
+    assert is_gateway_response(send(base, "GET", "/api/nowhere", {"Authorization": "Bearer x"}),
+                               "MISSING_AUTHENTICATION_TOKEN")
+    assert is_gateway_response(send(base, "PATCH", "/api/interactions", {"Authorization": "Bearer x"}),
+                               "MISSING_AUTHENTICATION_TOKEN")
+    assert is_gateway_response(send(base, "TRACE", "/api/health"), "MISSING_AUTHENTICATION_TOKEN")
+    assert is_gateway_response(send(base, "POST", "/api/interactions", {"Content-Type": "application/json"},
+                                    b"x" * (MAX_PAYLOAD_BYTES + 1)), "REQUEST_TOO_LARGE")
+
+
+def test_a_bad_token_is_the_apps_own_401_with_cors_and_a_request_id(local_run):
+    status, headers, body = send(local_run.base_url, "GET", "/api/auth/me",
+                                 {"Authorization": "Bearer not-a-token", "X-Request-Id": "abc-1"})
+    assert status == 401
+    assert body["error"]["code"] == "AUTHENTICATION_ERROR"
+    assert headers["access-control-allow-origin"] == ORIGIN
+    assert headers["x-request-id"] == "abc-1"
+    assert headers["x-amzn-requestid"]
+
+
+def test_the_scratch_demo_login_works_and_logout_ends_the_session(local_run):
+    base = local_run.base_url
+    status, _, body = send(base, "POST", "/api/auth/login", {"Content-Type": "application/json"},
+                           json.dumps({"username": "editor", "password": local_run.password}).encode())
+    assert status == 200, body
+    token = body["data"]["token"]
+    me = send(base, "GET", "/api/auth/me", {"Authorization": f"Bearer {token}"})
+    assert me[0] == 200 and me[2]["data"]["user"]["username"] == "editor"
+    assert send(base, "POST", "/api/auth/logout", {"Authorization": f"Bearer {token}"})[0] == 200
+    assert send(base, "GET", "/api/auth/me", {"Authorization": f"Bearer {token}"})[0] == 401
+
+
+def test_sigterm_stops_the_scratch_run_cleanly_and_removes_its_database():
+    run = LocalRun(extra_env=scratch_env(), interactions=0)
+    run.start()
+    database = f"run_{run.process.pid}"
+    assert database in databases()
+    assert run.stop(first=signal.SIGTERM) == 0, run.tail()
+    assert "Stopped cleanly (SIGTERM)" in run.output
+    assert database not in databases()
+
+
+@pytest.mark.parametrize("target", ["make alone", "process group"])
+def test_make_run_stops_cleanly_on_sigint_to_make_or_its_process_group(target):
+    command = ["make", "--no-print-directory", "run", "RUN_ARGS=--scratch --interactions 0"]
+    run = LocalRun(extra_env=scratch_env(), command=command)
+    run.start()
+    make = run.process
+    if target == "make alone":
+        os.kill(make.pid, signal.SIGINT)  # GNU make does not pass it on: the run command sees make wait
+    else:
+        os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    make.wait(60)
+    run.stop()
+    expected = "make was interrupted" if target == "make alone" else "SIGINT"
+    assert f"Stopped cleanly ({expected})" in run.output, run.output[-2000:]
+    assert "Error" not in run.output.split("Stopped cleanly")[1]  # no "make: *** [run] Error ..."
+    assert not run.killed
