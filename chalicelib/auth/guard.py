@@ -14,7 +14,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationFailed, RateLimited
 
 # KEYS[1] the revoked-session flag, KEYS[2] the user's not-before (ms), KEYS[3] the user's window
-# counter; ARGV[1] the window's end (unix s), ARGV[2] 1 to end the session (logout), ARGV[3] its ttl,
+# counter; ARGV[1] milliseconds to keep the counter (to its window's end), ARGV[2] 1 to end the session (logout), ARGV[3] its ttl,
 # ARGV[4] the rate limit. Returns {revoked (0/1), not-before or "", window count}. A revoked request
 # is not counted; a logout over the limit ends nothing.
 _GUARD = """
@@ -22,7 +22,7 @@ local revoked = redis.call('EXISTS', KEYS[1])
 local not_before = redis.call('GET', KEYS[2]) or ''
 if revoked == 1 then return {1, not_before, 0} end
 local n = redis.call('INCR', KEYS[3])
-if n == 1 then redis.call('EXPIREAT', KEYS[3], ARGV[1]) end
+if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
 if ARGV[2] == '1' and n <= tonumber(ARGV[4]) then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
 return {0, not_before, n}
 """
@@ -51,7 +51,7 @@ def check(auth: dict[str, Any], *, end_session: bool = False) -> str:
         revoked, not_before, count = _guard(
             keys=[sessions.session_key(session_id), sessions.user_key(user_id),
                   limits.api_window_key(user_id, number)],
-            args=[end, "1" if end_session else "0", sessions.session_ttl(expires_at),
+            args=[limits.counter_ttl_ms(end), "1" if end_session else "0", sessions.session_ttl(expires_at),
                   get_settings().api_rate_per_minute])
     if int(revoked) or (not_before and auth_time_ms <= int(not_before)):
         raise AuthenticationFailed(INVALID)

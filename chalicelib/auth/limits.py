@@ -16,21 +16,21 @@ from chalicelib.errors import AccountLocked, RateLimited
 
 WINDOW_SECONDS = 60
 
-# KEYS[1] window counter; ARGV[1] the window's end (unix seconds). Returns the count.
+# KEYS[1] window counter; ARGV[1] milliseconds until it may go (the window's end). Returns the count.
 _HIT = """
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
 # KEYS[1] the client's login window counter, KEYS[2] the username's failure counter;
-# ARGV[1] window end, ARGV[2] login rate per minute, ARGV[3] max failures, ARGV[4] lockout seconds.
+# ARGV[1] milliseconds until the window's counter may go, ARGV[2] login rate per minute, ARGV[3] max failures, ARGV[4] lockout seconds.
 # Returns {window count, locked (0/1), milliseconds left on the lock}. Over the rate limit nothing
 # is reserved; a lock reports its time left (a counter somehow without a ttl gets one rather than
 # locking the account for ever); otherwise the attempt is counted as a failure until it succeeds.
 _LOGIN = """
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then return {n, 0, 0} end
 local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
 if failures >= tonumber(ARGV[3]) then
@@ -65,6 +65,13 @@ def window(now: float | None = None) -> tuple[int, int]:
     return number, (number + 1) * WINDOW_SECONDS
 
 
+def counter_ttl_ms(end: float, now: float | None = None) -> int:
+    """How long a window's counter is kept: until the window ends, plus a second. Relative, so
+    Redis's clock need not agree with ours (the counter's name carries the window anyway)."""
+    now = time.time() if now is None else now
+    return max(1, int((end - now) * 1000)) + 1000
+
+
 def seconds_until(end: float, now: float | None = None) -> int:
     """Whole seconds until `end`, never more than the real wait."""
     now = time.time() if now is None else now
@@ -87,7 +94,7 @@ def check_login_rate(source_ip: str) -> None:
     """A login attempt whose body could not be read: it counts towards the client's limit only."""
     number, end = window()
     with redis_errors():
-        count = _hit(keys=[login_window_key(source_ip, number)], args=[end])
+        count = _hit(keys=[login_window_key(source_ip, number)], args=[counter_ttl_ms(end)])
     if int(count) > get_settings().login_rate_per_minute:
         raise RateLimited(retry_after=seconds_until(end))
 
@@ -100,7 +107,7 @@ def reserve_login_attempt(source_ip: str, username: str) -> None:
     with redis_errors():
         count, locked, left_ms = _login(
             keys=[login_window_key(source_ip, number), failures_key(username)],
-            args=[end, settings.login_rate_per_minute, settings.login_max_failures,
+            args=[counter_ttl_ms(end), settings.login_rate_per_minute, settings.login_max_failures,
                   settings.login_lockout_seconds])
     if int(count) > settings.login_rate_per_minute:
         raise RateLimited(retry_after=seconds_until(end))
