@@ -20,42 +20,51 @@ from typing import Any
 
 from chalice import CORSConfig
 
-RETRY_NOW = "Try again shortly"
-UNKNOWN_OUTCOME = ("The request timed out; its outcome is unknown. Retry it with the same Idempotency-Key")
+from chalicelib import errors
 
-# response type -> (status, error code, message); status None keeps the gateway's own status.
-RESPONSES: dict[str, tuple[str | None, str, str]] = {
+RETRY_NOW = "Try again shortly"
+UNKNOWN_OUTCOME = errors.GatewayTimeout.default_message
+
+E = errors
+# response type -> (the error it is, message, whether the gateway's own status is kept). The codes
+# and statuses are the ones chalicelib/errors.py defines for the application.
+_SOURCE: dict[str, tuple[type[errors.ApiError], str, bool]] = {
     # No Authorization header on a protected route (a bad token reaches our middleware: 401 there).
-    "UNAUTHORIZED": ("401", "AUTHENTICATION_ERROR", "Missing bearer token"),
+    "UNAUTHORIZED": (E.AuthenticationFailed, "Missing bearer token", False),
     # Our authorizer never denies; kept so a deny could never leak the gateway's canned body.
-    "ACCESS_DENIED": ("403", "AUTHORIZATION_ERROR", "Access denied"),
+    "ACCESS_DENIED": (E.Forbidden, "Access denied", False),
     # API Gateway's answer to an unknown path, and to a known path with an unknown method.
-    "MISSING_AUTHENTICATION_TOKEN": ("404", "RESOURCE_NOT_FOUND", "No such resource"),
-    "RESOURCE_NOT_FOUND": ("404", "RESOURCE_NOT_FOUND", "No such resource"),
+    "MISSING_AUTHENTICATION_TOKEN": (E.NotFound, "No such resource", False),
+    "RESOURCE_NOT_FOUND": (E.NotFound, "No such resource", False),
     # Over API Gateway's 10 MB; bodies over 256 KiB reach the middleware, which answers 413 too.
-    "REQUEST_TOO_LARGE": ("413", "PAYLOAD_TOO_LARGE", "The request body is too large"),
-    "UNSUPPORTED_MEDIA_TYPE": ("415", "UNSUPPORTED_MEDIA_TYPE", "Send JSON with Content-Type: application/json"),
-    "BAD_REQUEST_BODY": ("400", "VALIDATION_ERROR", "The request body is not valid"),
-    "BAD_REQUEST_PARAMETERS": ("400", "VALIDATION_ERROR", "The request parameters are not valid"),
-    "INVALID_API_KEY": ("403", "AUTHORIZATION_ERROR", "Access denied"),
-    "INVALID_SIGNATURE": ("403", "AUTHORIZATION_ERROR", "Access denied"),
-    "EXPIRED_TOKEN": ("403", "AUTHORIZATION_ERROR", "Access denied"),
-    "WAF_FILTERED": ("403", "AUTHORIZATION_ERROR", "Access denied"),
-    "THROTTLED": ("429", "RATE_LIMITED", "Too many requests; " + RETRY_NOW.lower()),
-    "QUOTA_EXCEEDED": ("429", "RATE_LIMITED", "Too many requests; " + RETRY_NOW.lower()),
+    "REQUEST_TOO_LARGE": (E.PayloadTooLarge, "The request body is too large", False),
+    "UNSUPPORTED_MEDIA_TYPE": (E.UnsupportedMediaType, "Send JSON with Content-Type: application/json", False),
+    "BAD_REQUEST_BODY": (E.ValidationFailed, "The request body is not valid", False),
+    "BAD_REQUEST_PARAMETERS": (E.ValidationFailed, "The request parameters are not valid", False),
+    "INVALID_API_KEY": (E.Forbidden, "Access denied", False),
+    "INVALID_SIGNATURE": (E.Forbidden, "Access denied", False),
+    "EXPIRED_TOKEN": (E.Forbidden, "Access denied", False),
+    "WAF_FILTERED": (E.Forbidden, "Access denied", False),
+    "THROTTLED": (E.RateLimited, "Too many requests; " + RETRY_NOW.lower(), False),
+    "QUOTA_EXCEEDED": (E.RateLimited, "Too many requests; " + RETRY_NOW.lower(), False),
     # The authorizer Lambda failed or could not be invoked: nothing of ours ran, nothing changed.
-    "AUTHORIZER_FAILURE": ("503", "SERVICE_UNAVAILABLE", "Authentication is unavailable; " + RETRY_NOW.lower()),
-    "AUTHORIZER_CONFIGURATION_ERROR": ("503", "SERVICE_UNAVAILABLE",
-                                       "Authentication is unavailable; " + RETRY_NOW.lower()),
+    "AUTHORIZER_FAILURE": (E.ServiceUnavailable, "Authentication is unavailable; " + RETRY_NOW.lower(), False),
+    "AUTHORIZER_CONFIGURATION_ERROR": (E.ServiceUnavailable,
+                                       "Authentication is unavailable; " + RETRY_NOW.lower(), False),
     # The API Lambda did not answer within 29 s, or its invocation failed mid-way.
-    "INTEGRATION_TIMEOUT": ("504", "TIMEOUT", UNKNOWN_OUTCOME),
-    "INTEGRATION_FAILURE": ("504", "TIMEOUT", UNKNOWN_OUTCOME),
-    "API_CONFIGURATION_ERROR": ("500", "INTERNAL_ERROR", "Internal error"),
+    "INTEGRATION_TIMEOUT": (E.GatewayTimeout, UNKNOWN_OUTCOME, False),
+    "INTEGRATION_FAILURE": (E.GatewayTimeout, UNKNOWN_OUTCOME, False),
+    "API_CONFIGURATION_ERROR": (E.InternalError, "Internal error", False),
     # Fallbacks for anything not listed (a crashed or timed-out Lambda is a 502 here). Their status
     # stays the gateway's: setting one would override every unlisted type's status.
-    "DEFAULT_4XX": (None, "VALIDATION_ERROR", "The request was refused"),
-    "DEFAULT_5XX": (None, "INTERNAL_ERROR", "Internal error; if it was a create, retry it with the same "
-                                            "Idempotency-Key"),
+    "DEFAULT_4XX": (E.ValidationFailed, "The request was refused", True),
+    "DEFAULT_5XX": (E.InternalError, "Internal error; if it was a create, retry it with the same "
+                                     "Idempotency-Key", True),
+}
+# response type -> (status, error code, message); status None keeps the gateway's own status.
+RESPONSES: dict[str, tuple[str | None, str, str]] = {
+    name: (None if keep else str(error.status), error.code, message)
+    for name, (error, message, keep) in _SOURCE.items()
 }
 RETRY_AFTER = {"THROTTLED": "1", "QUOTA_EXCEEDED": "60", "AUTHORIZER_FAILURE": "1",
                "AUTHORIZER_CONFIGURATION_ERROR": "1"}
