@@ -38,7 +38,7 @@ def _session():
 
 
 def _user(session, username: str) -> User:
-    from chalicelib.auth.usernames import same_name
+    from chalicelib.kit.usernames import same_name
 
     user = session.scalars(select(User).where(same_name(User.username, username))).first()
     if user is None:
@@ -95,7 +95,7 @@ def cmd_create_site(args: argparse.Namespace) -> None:
 
 def cmd_create_user(args: argparse.Namespace) -> None:
     from chalicelib.auth.passwords import hash_password
-    from chalicelib.auth.usernames import check_new, same_name
+    from chalicelib.kit.usernames import check_new, same_name
 
     username, email = args.username.strip(), args.email.strip()
     try:
@@ -172,7 +172,7 @@ def cmd_set_password(args: argparse.Namespace) -> None:
 
 def cmd_unlock(args: argparse.Namespace) -> None:
     from chalicelib.auth.limits import clear_login_failures
-    from chalicelib.auth.usernames import fold
+    from chalicelib.kit.usernames import fold
 
     clear_login_failures(fold(args.username))
     print(f"{args.username.strip()} may log in again")

@@ -6,7 +6,7 @@ import secrets
 from sqlalchemy import select
 
 from chalicelib.auth.passwords import hash_password
-from chalicelib.auth.usernames import same_name
+from chalicelib.kit.usernames import same_name
 from chalicelib.models import Site, SiteMembership, User
 
 SITE_NAMES = ["Marketing", "Sales", "Support", "Engineering", "Operations", "Finance",

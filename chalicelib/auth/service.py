@@ -7,9 +7,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from chalicelib import caller as callers
-from chalicelib.auth import limits, passwords, tokens, usernames
+from chalicelib.auth import limits, passwords, tokens
 from chalicelib.caller import Principal, TokenContext
 from chalicelib.errors import AuthenticationFailed, Forbidden
+from chalicelib.kit import usernames
 from chalicelib.kit.timestamps import epoch_isoformat, isoformat
 from chalicelib.models import Site, SiteMembership, User
 

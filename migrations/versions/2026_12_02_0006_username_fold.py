@@ -1,6 +1,6 @@
 """Usernames are unique by one fold that Python, PostgreSQL and Redis keys share: ASCII letters
 lowercased, everything else as it is — `lower(username COLLATE "C")`, which lowercases A-Z and
-nothing else under every database locale (chalicelib/auth/usernames.py).
+nothing else under every database locale (chalicelib/kit/usernames.py).
 
 The index it replaces, `lower(username)`, folded case by the database's locale: 'İlker' and
 'ilker' were one name to PostgreSQL under C.UTF-8 but two to Python, so lookups and the unique

@@ -7,8 +7,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import Text, literal_column, select, text
 
-from chalicelib.auth import usernames
 from chalicelib.db import session_scope
+from chalicelib.kit import usernames
 from chalicelib.models import User
 from tests.factories import PASSWORD, make_site, make_user, post_json
 from tests.test_cli import assert_one_line_failure, run

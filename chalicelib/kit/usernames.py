@@ -13,7 +13,8 @@ same thing in Python, in PostgreSQL under every locale, and in a Redis key. An a
 before the rule with other characters folds the same way: it still logs in by its exact name
 (and by any change of case of its ASCII letters), and never stands for a different name.
 
-Other domains (adding a member to a site) use `NewUsername`, `fold` and `folded` from here.
+It lives in the kit so that every domain can use it: login and the command line, and adding a
+member to a site (`NewUsername` for the new account's name, `same_name` to find an existing one).
 """
 from __future__ import annotations
 
