@@ -10,12 +10,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from bench.events import Call
 
+# The costliest terms the search rule accepts (three ASCII letters or digits in a row): each
+# scenario's plan check requires a trigram index and no sequential scan. On seed-demo's text every
+# trigram of "with of" and "ith wit" occurs in nearly every row while the terms match none, so the
+# index hands back the whole site to re-check; "wit" matches every row (the count reads them all);
+# the shortest term absent from the data; punctuation around one short word, up to the 255-character
+# limit; non-ASCII letters beside ASCII ones (word characters under a UTF-8 LC_CTYPE, separators
+# under C); the substring filters' equivalents.
+WORST_TERMS = [
+    ("search", "with of"), ("search", "ith wit"), ("search", "wit"), ("search", "q7z"),
+    ("search", "%%%wit%%%"), ("search", "%" * 126 + "with" + "%" * 125), ("search", "._-q7z-_."),
+    ("search", "Müller of"), ("search", "éq7zé"), ("search", "東京 wit"),
+    ("title", "ate - "), ("lead", "ana"), ("location", "oom r"),
+]
 SORTS = ["start_datetime", "end_datetime", "title", "type", "lead", "location", "created_at", "updated_at"]
 RARE_WORD = "Zanzibar"
 RARE_ROWS = 5
@@ -171,6 +185,12 @@ def build(fx: Fixture, *, routes: dict[str, Any], login_body: dict[str, str], to
         Scenario(f"search rare ({fx.rare_term})", listing(f"?search={fx.rare_term}"), "finder",
                  checks_plan=True),
     ]
+    for name, term in WORST_TERMS:
+        shown = term if len(term) <= 24 else f"{term[:8]}...{term[-8:]} ({len(term)} chars)"
+        # Named "search ..." so that the plan check requires a trigram index for the filters too.
+        # Each costs up to a pass over the site's rows: fewer timed requests than the others.
+        scenarios.append(Scenario(f"search worst {name}={shown}", listing(f"?{name}={quote(term, safe='')}"),
+                                  "finder", iterations=10, checks_plan=True))
     for sort in SORTS:
         for direction in ("asc", "desc"):
             scenarios.append(Scenario(f"sort {sort} {direction}",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from chalicelib.config import ConfigError
@@ -38,7 +38,9 @@ def _session():
 
 
 def _user(session, username: str) -> User:
-    user = session.scalars(select(User).where(func.lower(User.username) == username.strip().lower())).first()
+    from chalicelib.kit.usernames import same_name
+
+    user = session.scalars(select(User).where(same_name(User.username, username))).first()
     if user is None:
         raise CommandError(f"no user named {username!r}")
     return user
@@ -93,15 +95,18 @@ def cmd_create_site(args: argparse.Namespace) -> None:
 
 def cmd_create_user(args: argparse.Namespace) -> None:
     from chalicelib.auth.passwords import hash_password
+    from chalicelib.kit.usernames import check_new, same_name
 
     username, email = args.username.strip(), args.email.strip()
-    if not 1 <= len(username) <= 64 or any(c.isspace() for c in username):
-        raise CommandError("a username must have 1 to 64 characters and no spaces")
+    try:
+        check_new(username)
+    except ValueError as exc:
+        raise CommandError(f"the username {exc}") from None
     if not EMAIL.match(email) or len(email) > 254:
         raise CommandError(f"not an e-mail address: {email!r}")
     password = _read_password(args)
     with _session() as session:
-        if session.scalars(select(User.id).where(func.lower(User.username) == username.lower())).first():
+        if session.scalars(select(User.id).where(same_name(User.username, username))).first():
             raise CommandError(f"a user named {username!r} already exists")
         user = User(username=username, email=email, password_hash=hash_password(password))
         session.add(user)
@@ -167,8 +172,9 @@ def cmd_set_password(args: argparse.Namespace) -> None:
 
 def cmd_unlock(args: argparse.Namespace) -> None:
     from chalicelib.auth.limits import clear_login_failures
+    from chalicelib.kit.usernames import fold
 
-    clear_login_failures(args.username)
+    clear_login_failures(fold(args.username))
     print(f"{args.username.strip()} may log in again")
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from chalicelib.auth.passwords import hash_password
+from chalicelib.kit.usernames import same_name
 from chalicelib.models import Site, SiteMembership, User
 
 SITE_NAMES = ["Marketing", "Sales", "Support", "Engineering", "Operations", "Finance",
@@ -44,7 +45,7 @@ def seed_accounts(session, *, sites: int, password: str) -> tuple[list[int], lis
     password_hash = hash_password(password)
     user_ids = []
     for username, role, everywhere in DEMO_USERS:
-        user = session.scalars(select(User).where(func.lower(User.username) == username)).first()
+        user = session.scalars(select(User).where(same_name(User.username, username))).first()
         if user is None:
             user = User(username=username, email=f"{username}@example.com", password_hash=password_hash)
             session.add(user)

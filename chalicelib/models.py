@@ -46,8 +46,9 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        # Usernames and e-mail addresses are case-insensitive: one index on lower() each.
-        Index("uq_users_username_lower", func.lower(text("username")), unique=True),
+        # Usernames and e-mail addresses are case-insensitive: one unique index each. A username
+        # folds ASCII letters only, the same in every locale (kit/usernames.py, migration 0006).
+        Index("uq_users_username_folded", func.lower(text('username COLLATE "C"')), unique=True),
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
         CheckConstraint("length(btrim(username)) between 1 and 64", name="username_length"),
     )

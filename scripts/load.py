@@ -2,6 +2,13 @@
 searches and retried creates (Idempotency-Key), then a check that nothing was lost or misplaced.
 
     .venv/bin/python -m scripts.load [--clients 8] [--duration 60] [--seed 1]
+    .venv/bin/python -m scripts.load --worst-searches [--clients 6] [--listers 2] [--duration 60]
+        [--baseline 20] [--database bench_interactions | --rows 200000]
+
+`--worst-searches` is the other mode (see `search_main`): clients repeating the most expensive
+search terms the term rule accepts, on a large site, while other users list that site; it checks
+that nothing answers 5xx and that the plain lists stay within 3x their median measured alone,
+first, in the same run.
 
 Each client is a process of its own driving the real handlers in-process the way API Gateway does
 (devtools/gateway.py: the token authorizer first, its context stringified), so every client stands
@@ -263,13 +270,253 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))] if ordered else 0.0
 
 
+# --- the worst accepted searches ---------------------------------------------------------------------
+
+# Accepted terms (three ASCII letters or digits in a row) that cost the most on seed-demo's data:
+# every trigram of each occurs in nearly every row ("<subject> with <lead> of <company>: ..."), so
+# the trigram index hands back the whole site and every row is re-checked, while the term itself
+# matches few rows or none; then the shortest common term (every row matches, so the count reads
+# them all) and punctuation-heavy ones, up to the 255-character limit. Each request gives its
+# letters a random case, which defeats the remembered totals (keyed by the term as sent) and costs
+# the same to the index.
+WORST_TERMS = [
+    ("search", "with of"), ("search", "of with"), ("search", "ith wit"), ("search", "the of"),
+    ("search", "wit"), ("search", "%%%wit%%%"), ("search", "%" * 126 + "with" + "%" * 125),
+    ("search", "Müller of"), ("search", "with . of"), ("title", "ate - "), ("lead", "ana"),
+    ("location", "oom r"),
+]
+PLAIN_LISTS = ["", "?sort_by=title&sort_direction=asc", "?page=7", "?sort_by=updated_at", "?per_page=100"]
+SEARCH_PASSWORD = "load-search password"
+
+
+def _existing_services(database: str) -> tuple[dict[str, str], Any]:
+    """(environment for the app, redis handle) for an existing database on the server of
+    DATABASE_URL, or on the embedded one."""
+    from devtools import embedded
+
+    if os.environ.get("DATABASE_URL"):
+        from sqlalchemy.engine import make_url
+
+        from chalicelib.config import normalise_database_url
+
+        url = make_url(normalise_database_url(os.environ["DATABASE_URL"])).set(database=database)
+        url = url.render_as_string(hide_password=False)
+    else:
+        url = embedded.postgres_url(embedded.postgres_server(), database)
+    redis_handle, redis_url = None, os.environ.get("REDIS_URL")
+    if not redis_url:
+        redis_handle = embedded.redis_server(f"load-redis-{os.getpid()}", throwaway=True)
+        redis_url = embedded.redis_url(redis_handle)
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
+           "JWT_ISSUER": "interactions-load", "JWT_AUDIENCE": "interactions-api-load",
+           "API_RATE_PER_MINUTE": "100000000", "LOGIN_RATE_PER_MINUTE": "100000"}
+    return env, redis_handle
+
+
+def _search_users(env: dict[str, str], count: int, prefix: str) -> tuple[int, int]:
+    """`count` viewers of the biggest site, named `<prefix><n>`. Returns (site id, its rows)."""
+    os.environ.update(env)
+    from sqlalchemy import select
+
+    from chalicelib.auth.passwords import hash_password
+    from chalicelib.db import reset_engine, session_scope
+    from chalicelib.models import SiteInteractionCount, SiteMembership, User
+
+    with session_scope() as session:
+        biggest = session.execute(
+            select(SiteInteractionCount.site_id, SiteInteractionCount.interactions)
+            .order_by(SiteInteractionCount.interactions.desc()).limit(1)).first()
+        if biggest is None or not biggest.interactions:
+            raise SystemExit("the database has no interactions: seed it first (seed-demo)")
+        password_hash = hash_password(SEARCH_PASSWORD)
+        for n in range(count):
+            user = User(username=f"{prefix}{n}", email=f"{prefix}{n}@example.com", password_hash=password_hash)
+            session.add(user)
+            session.flush()
+            session.add(SiteMembership(user_id=user.id, site_id=biggest.site_id, role="viewer"))
+    reset_engine()
+    return biggest.site_id, biggest.interactions
+
+
+def _remove_search_users(env: dict[str, str], prefix: str) -> None:
+    os.environ.update(env)
+    from sqlalchemy import delete
+
+    from chalicelib.db import reset_engine, session_scope
+    from chalicelib.models import User
+
+    with session_scope() as session:  # memberships go with them (ON DELETE CASCADE)
+        session.execute(delete(User).where(User.username.startswith(prefix)))
+    reset_engine()
+
+
+def _random_case(rng: random.Random, term: str) -> str:
+    return "".join(c.upper() if c.isascii() and rng.random() < 0.5 else c for c in term)
+
+
+def search_client(role: str, n: int, env: dict[str, str], username: str, site_id: int, baseline: float,
+                  duration: float, seed: int, after_login: Any, after_baseline: Any, results: Any) -> None:
+    """One user: an `attacker` repeats the worst terms once the listers' baseline is over; a
+    `lister` lists alone for `baseline` seconds, then as long again as the attackers run."""
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import logging
+    from urllib.parse import quote
+
+    logging.getLogger("interactions.access").disabled = True
+    from devtools.gateway import Gateway
+
+    gateway = Gateway()
+    rng = random.Random(seed * 1000 + n)
+    report: dict[str, Any] = {"role": role, "alone": [], "loaded": [], "statuses": Counter(), "problems": [],
+                              "by_term": {}}
+    login = gateway.request("POST", "/api/auth/login", None, {"username": username, "password": SEARCH_PASSWORD})
+    token = login.body["data"]["token"] if login.status == 200 else None
+    if token is None:
+        report["problems"].append(f"login of {username}: {login.status} {login.raw[:200]}")
+    after_login.wait()
+
+    def run(until: float, pick: Any, into: list[float]) -> None:
+        while time.perf_counter() < until:
+            label, target = pick()
+            started = time.perf_counter()
+            result = gateway.request("GET", target, token)
+            elapsed = time.perf_counter() - started
+            into.append(elapsed)
+            report["statuses"][result.status] += 1
+            report["by_term"].setdefault(label, []).append(elapsed)
+            if result.status != 200:
+                report["problems"].append(f"{role} {target[:80]} -> {result.status} {result.raw[:200]}")
+            elif any(row["site_id"] != site_id for row in result.body["data"]["interactions"]):
+                report["problems"].append(f"{role} {target[:80]} answered another site's record")
+
+    def plain() -> tuple[str, str]:
+        query = rng.choice(PLAIN_LISTS)
+        return query or "default", PATH + query
+
+    def worst() -> tuple[str, str]:
+        name, term = rng.choice(WORST_TERMS)
+        return f"{name}={term[:20]}", f"{PATH}?{name}={quote(_random_case(rng, term), safe='')}"
+
+    if token is not None and role == "lister":
+        run(time.perf_counter() + baseline, plain, report["alone"])
+    after_baseline.wait()
+    if token is not None:
+        run(time.perf_counter() + duration, plain if role == "lister" else worst, report["loaded"])
+    results.put(report)
+
+
+def search_main(args: argparse.Namespace) -> int:
+    """The --worst-searches mode. Exit status 0 only when no request failed (no 5xx, every term
+    accepted, no other site's record) and the listers' loaded median is within --max-ratio of
+    their median alone."""
+    prefix = f"load-search-{os.getpid()}-"
+    scratch = None if args.database else f"load_{os.getpid()}"
+    if scratch:
+        env, admin, redis_handle = _services(scratch)
+    else:
+        env, redis_handle = _existing_services(args.database)
+    total = args.clients + args.listers
+    try:
+        if scratch:
+            os.environ.update(env)
+            from chalicelib import cli
+
+            if cli.main(["migrate"]) != 0 or cli.main(
+                    ["seed-demo", "--sites", "5", "--interactions", str(args.rows), "--password", PASSWORD]) != 0:
+                raise SystemExit("could not seed the scratch database")
+            from chalicelib.db import reset_engine
+
+            reset_engine()
+        site_id, site_rows = _search_users(env, total, prefix)
+        print(f"worst searches: {args.clients} clients repeating {len(WORST_TERMS)} terms and {args.listers} "
+              f"listing, on a site of {site_rows:,} rows ({args.database or scratch}); "
+              f"{args.baseline:.0f} s of lists alone, then {args.duration:.0f} s together ...", flush=True)
+        context = multiprocessing.get_context("spawn")
+        after_login, after_baseline, results = context.Barrier(total), context.Barrier(total), context.Queue()
+        roles = ["lister"] * args.listers + ["attacker"] * args.clients
+        processes = [context.Process(target=search_client, args=(
+            role, n, env, f"{prefix}{n}", site_id, args.baseline, args.duration, args.seed,
+            after_login, after_baseline, results)) for n, role in enumerate(roles)]
+        for process in processes:
+            process.start()
+        reports = [results.get(timeout=args.baseline + args.duration + 600) for _ in processes]
+        for process in processes:
+            process.join()
+        return _search_verdict(args, reports)
+    finally:
+        from chalicelib.db import reset_engine
+
+        reset_engine()
+        if scratch:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            engine.dispose()
+        else:
+            _remove_search_users(env, prefix)
+        if redis_handle is not None:
+            redis_handle.shutdown()
+
+
+def _ms(values: list[float], fraction: float | None = None) -> float:
+    if not values:
+        return 0.0
+    return (statistics.median(values) if fraction is None else _percentile(values, fraction)) * 1000
+
+
+def _search_verdict(args: argparse.Namespace, reports: list[dict[str, Any]]) -> int:
+    listers = [r for r in reports if r["role"] == "lister"]
+    attackers = [r for r in reports if r["role"] == "attacker"]
+    alone = [x for r in listers for x in r["alone"]]
+    loaded = [x for r in listers for x in r["loaded"]]
+    attacks = [x for r in attackers for x in r["loaded"]]
+    statuses = sum((r["statuses"] for r in reports), Counter())
+    problems = [p for r in reports for p in r["problems"]]
+    server_errors = sum(count for status, count in statuses.items() if status >= 500)
+    ratio = _ms(loaded) / _ms(alone) if alone and loaded else float("inf")
+    print(f"plain lists alone:  {len(alone)} requests, median {_ms(alone):.1f} ms, p95 {_ms(alone, 0.95):.1f} ms")
+    print(f"plain lists loaded: {len(loaded)} requests, median {_ms(loaded):.1f} ms, p95 {_ms(loaded, 0.95):.1f} ms,"
+          f" max {_ms(loaded, 1.0):.1f} ms; median ratio {ratio:.2f} (allowed {args.max_ratio:.1f})")
+    print(f"worst searches:     {len(attacks)} requests ({len(attacks) / args.duration:.1f}/s), median "
+          f"{_ms(attacks):.0f} ms, p95 {_ms(attacks, 0.95):.0f} ms, max {_ms(attacks, 1.0):.0f} ms")
+    by_term: dict[str, list[float]] = {}
+    for r in attackers:
+        for label, values in r["by_term"].items():
+            by_term.setdefault(label, []).extend(values)
+    for label, values in sorted(by_term.items()):
+        print(f"  {label:<28} {len(values):>5} requests, median {_ms(values):6.0f} ms, max {_ms(values, 1.0):6.0f} ms")
+    print("statuses: " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
+    print(f"errors: {server_errors} 5xx, {len(problems)} unexpected answers")
+    for problem in problems[:20]:
+        print("  -", problem)
+    ok = not server_errors and not problems and ratio <= args.max_ratio
+    print("verdict: " + ("pass" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load per client")
     parser.add_argument("--seed", type=int, default=1)
+    worst = parser.add_argument_group("--worst-searches mode")
+    worst.add_argument("--worst-searches", action="store_true",
+                       help="clients repeat the worst accepted search terms while --listers list")
+    worst.add_argument("--listers", type=int, default=2, help="users doing plain lists")
+    worst.add_argument("--baseline", type=float, default=20, help="seconds the listers run alone first")
+    worst.add_argument("--database", help="an existing seeded database on the server (seed-demo); "
+                                          "left as it was, but for the run's own users")
+    worst.add_argument("--rows", type=int, default=200_000,
+                       help="without --database: interactions seeded into the scratch database")
+    worst.add_argument("--max-ratio", type=float, default=3.0,
+                       help="loaded over unloaded median of the plain lists that still passes")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.worst_searches:
+        return search_main(args)
 
     database = f"load_{os.getpid()}"
     env, admin, redis_handle = _services(database)

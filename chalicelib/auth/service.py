@@ -10,6 +10,7 @@ from chalicelib import caller as callers
 from chalicelib.auth import limits, passwords, tokens
 from chalicelib.caller import Principal, TokenContext
 from chalicelib.errors import AuthenticationFailed, Forbidden
+from chalicelib.kit import usernames
 from chalicelib.kit.timestamps import epoch_isoformat, isoformat
 from chalicelib.models import Site, SiteMembership, User
 
@@ -17,14 +18,14 @@ BAD_CREDENTIALS = "Invalid username or password"
 
 
 def find_user(session: Session, username: str) -> User | None:
-    return session.scalars(
-        select(User).where(func.lower(User.username) == username.strip().lower())
-    ).first()
+    return session.scalars(select(User).where(usernames.same_name(User.username, username))).first()
 
 
 def login(session: Session, *, source_ip: str, username: str, password: str) -> dict[str, Any]:
     """Checks the client's rate limit and the lockout (reserving the attempt), then the password.
     Unknown, wrong and inactive all get the same answer after the same amount of work."""
+    # Locked out by the name the lookup folds to, so that every spelling of one account counts.
+    username = usernames.fold(username)
     limits.reserve_login_attempt(source_ip, username)
     # The session begins before the stored hash is read: a password change committed after this
     # point (and its revocation) then ends this session too, even if it was opened with the old one.

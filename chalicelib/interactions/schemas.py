@@ -7,6 +7,7 @@ which the create path runs on the body and the update path on the merged record.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -191,21 +192,42 @@ def _bound(*, end_of_day: bool) -> Any:
         "examples": ["2024-05-01", "2024-05-01T00:00:00-04:00"]})]
 
 
+# A substring term is answered by a trigram index only through trigrams of its words, and pg_trgm's
+# word characters are whatever the database's LC_CTYPE calls alphanumeric: under a UTF-8 locale most
+# letters and digits of every script, under LC_CTYPE=C (or POSIX) the ASCII ones only, every other
+# byte being a separator. A term without three of them in a row yields no trigram, and the index
+# cannot narrow anything: the site, or the whole table, is read. Three ASCII letters or digits in a
+# row is what every database can answer; other characters may surround them (see the README).
+INDEXABLE_RUN = re.compile(r"[A-Za-z0-9]{3}")
+INDEXABLE_RULE = ("must contain at least three letters or digits in a row (A-Z, a-z, 0-9), "
+                  "or be empty for no filter")
+
+
+def indexable(value: str) -> str:
+    """An empty term means no filter; any other must give the trigram index something to look up."""
+    if value and INDEXABLE_RUN.search(value) is None:
+        raise ValueError(INDEXABLE_RULE)
+    return value
+
+
 FilterText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_FILTER_LENGTH),
-                       AfterValidator(storable)]
+                       AfterValidator(storable), AfterValidator(indexable)]
+_TERM = ("; empty for no filter, else it must contain three letters or digits in a row "
+         "(A-Z, a-z, 0-9), at most 255 characters after trimming")
 StartBound = _bound(end_of_day=False)
 EndBound = _bound(end_of_day=True)
 
 
 class InteractionQuery(Pagination):
     """GET /api/interactions. Substring filters are case-insensitive, trimmed, and match `%`, `_`
-    and `\\` literally; an empty one matches everything."""
+    and `\\` literally; an empty one matches everything, any other must contain three ASCII letters
+    or digits in a row (what the trigram indexes can answer on every database)."""
 
     search: FilterText | None = Field(None, description="substring of title, type, lead, location, "
-                                                        "description or notes")
-    title: FilterText | None = Field(None, description="substring of the title")
-    lead: FilterText | None = Field(None, description="substring of the lead")
-    location: FilterText | None = Field(None, description="substring of the location")
+                                                        "description or notes" + _TERM)
+    title: FilterText | None = Field(None, description="substring of the title" + _TERM)
+    lead: FilterText | None = Field(None, description="substring of the lead" + _TERM)
+    location: FilterText | None = Field(None, description="substring of the location" + _TERM)
     type: Literal[INTERACTION_TYPES] | None = Field(None, description="exact type")
     start_date: StartBound | None = Field(None, description="interactions starting at or after this")
     end_date: EndBound | None = Field(None, description="interactions starting at or before this")

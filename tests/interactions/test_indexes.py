@@ -4,20 +4,31 @@ With sequential scans priced out (`enable_seqscan = off`) a plan still shows `Se
 interactions` when no index can answer the query, so these checks hold for a small test table as
 for a big one. (At 1,000,000 rows with 200,000 in one site the planner picks the same indexes by
 itself; see the README's Finder section.)
+
+A trigram index can also be *used* for a term it cannot answer: a pattern without a trigram makes
+it return every row of the site (a full index scan). So for the terms the search rule accepts, the
+checks run the count with EXPLAIN ANALYZE and require the trigram index to narrow the site's rows;
+the same checks run on a second database whose LC_CTYPE classifies characters differently (C
+against a UTF-8 locale), because pg_trgm takes its word characters from the database's LC_CTYPE.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from chalicelib.db import session_scope
 from chalicelib.interactions import queries, seed
-from chalicelib.interactions.schemas import SORT_FIELDS
+from chalicelib.interactions.schemas import SORT_FIELDS, InteractionQuery
 from tests.factories import make_site, make_user
 
 MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/2026_11_26_0002_finder_indexes.py"
@@ -57,15 +68,21 @@ def _query(**values):
     return SimpleNamespace(**{**base, **values})
 
 
-def _plans(site: int, query) -> tuple[str, str]:
+def _sql(statement) -> str:
+    return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def _statements(site: int, query):
     stmt = queries.apply_filters(queries.scoped(site), query)
-    page = queries.apply_sort(stmt, query.sort_by, query.sort_direction).limit(25)
+    return queries.apply_sort(stmt, query.sort_by, query.sort_direction).limit(25), queries.count(stmt)
+
+
+def _plans(site: int, query) -> tuple[str, str]:
     plans = []
     with session_scope() as session:
         session.execute(text("SET LOCAL enable_seqscan = off"))
-        for statement in (page, queries.count(stmt)):
-            sql = str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-            plans.append("\n".join(row[0] for row in session.execute(text("EXPLAIN " + sql))))
+        for statement in _statements(site, query):
+            plans.append("\n".join(row[0] for row in session.execute(text("EXPLAIN " + _sql(statement)))))
     return plans[0], plans[1]
 
 
@@ -134,3 +151,175 @@ def test_each_sort_reads_its_index_in_order_without_sorting(site_id, sort_by, di
 def test_the_count_reads_only_an_index(site_id):
     _page, count = _plans(site_id, _query())
     assert "Index Only Scan" in count
+
+
+# --- the search rule's terms: each one narrowed by its trigram index, in every locale --------------
+
+# Accepted terms (three ASCII letters or digits in a row) that are hardest for the index: the
+# shortest, those made mostly of punctuation and LIKE's own characters, and those whose other
+# characters are letters in one locale and separators in another. None occurs in the seeded rows.
+SHORTEST = ["q7z", "QZX", "x9y", "7q7"]
+PUNCTUATION_HEAVY = ["%%%q7z%%%", "\\_%q7z%_\\", "...q7z...", "'q7z'--", "(q7z)", "-_-q7z-_-",
+                     "%" * 126 + "q7z" + "%" * 126, "q7z" + " ." * 126]
+NON_ASCII = ["éq7zé", "Zürich q7z", "Łódź-q7z", "東京q7z", "Σοφία q7z", "q7z\u0301", "ｑ７ｚq7z",
+             "\U0001D518q7z", "١٢٣q7z", "q7z²", "İq7zı"]
+ACCEPTED = SHORTEST + PUNCTUATION_HEAVY + NON_ASCII
+# Refused terms: a trigram index used for them reads every row of the site.
+REFUSED = ["%", "ab", "a.b", "éé", "東京都", "Σοφία"]
+FIELD_INDEX = {"search": "ix_interactions_site_search_trgm", "title": "ix_interactions_site_title_trgm",
+               "lead": "ix_interactions_site_lead_trgm", "location": "ix_interactions_site_location_trgm"}
+
+
+def _nodes(plan: dict) -> list[dict]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
+
+
+def _analysed(connection, site: int, query) -> tuple[str, list[dict]]:
+    """(the page's plan, the count's plan nodes run with EXPLAIN ANALYZE), sequential scans priced out."""
+    page, count = _statements(site, query)
+    connection.execute(text("SET LOCAL enable_seqscan = off"))
+    page_plan = "\n".join(row[0] for row in connection.execute(text("EXPLAIN " + _sql(page))))
+    document = connection.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + _sql(count))).scalar_one()
+    document = json.loads(document) if isinstance(document, str) else document
+    return page_plan, _nodes(document[0]["Plan"])
+
+
+def _check_narrowed(connection, site: int, site_rows: int, name: str, term: str) -> None:
+    page, nodes = _analysed(connection, site, _query(**{name: term}))
+    assert "Seq Scan on interactions" not in page, (name, term, page)
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], (name, term)
+    scans = [n for n in nodes if n.get("Index Name") == FIELD_INDEX[name]]
+    assert scans, (name, term, "the count does not use the trigram index")
+    # Unanswerable, the index would hand back all of the site's rows; a term absent from the data
+    # gets none (a few at most when all its trigrams happen to occur in one row).
+    assert scans[0]["Actual Rows"] < site_rows // 20, (name, term, scans[0]["Actual Rows"], site_rows)
+
+
+def _site_rows(connection, site: int) -> int:
+    return connection.execute(text("SELECT count(*) FROM interactions WHERE site_id = :s"), {"s": site}).scalar_one()
+
+
+@pytest.mark.parametrize("term", ACCEPTED)
+@pytest.mark.parametrize("name", sorted(FIELD_INDEX))
+def test_every_kind_of_accepted_term_is_narrowed_by_its_trigram_index(site_id, name, term):
+    assert getattr(InteractionQuery.model_validate({name: term}), name) == term.strip()
+    with session_scope() as session:
+        _check_narrowed(session.connection(), site_id, _site_rows(session.connection(), site_id), name, term)
+
+
+def _check_refused(connection, site: int, site_rows: int, term: str) -> None:
+    _page, nodes = _analysed(connection, site, _query(search=term))
+    scans = [n["Actual Rows"] for n in nodes if n.get("Index Name") == FIELD_INDEX["search"]]
+    narrowed = bool(scans) and scans[0] < site_rows // 20
+    # Under a UTF-8 LC_CTYPE the index could answer three non-ASCII letters ("東京都"); under
+    # LC_CTYPE=C it cannot, and the rule is the same on every database.
+    assert narrowed == (_word_chars_are_unicode(connection) and re.search(r"[^\W_]{3}", term) is not None), \
+        (term, scans, site_rows)
+
+
+@pytest.mark.parametrize("term", REFUSED)
+def test_a_refused_term_is_one_the_trigram_index_cannot_narrow(site_id, term):
+    """Why the rule exists (and that the check above can fail): the index would read the whole site."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        InteractionQuery.model_validate({"search": term})
+    with session_scope() as session:
+        _check_refused(session.connection(), site_id, _site_rows(session.connection(), site_id), term)
+
+
+def _word_chars_are_unicode(connection) -> bool:
+    """Whether pg_trgm counts non-ASCII letters as word characters here (a UTF-8 LC_CTYPE)."""
+    return connection.execute(text("SELECT cardinality(show_trgm('é'))")).scalar_one() > 0
+
+
+# --- the same checks on a database with another LC_CTYPE -------------------------------------------
+
+UTF8_LOCALES = ["C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8"]
+
+
+@pytest.fixture(scope="module")
+def other_ctype(site_id):
+    """A database on the same server whose LC_CTYPE classifies characters the other way (C if the
+    test database's is a UTF-8 locale, else a UTF-8 locale), built by the migrations and seeded."""
+    from alembic import command
+    from alembic.config import Config
+
+    from chalicelib.db import get_engine
+    from tests.environment import TEST_DATABASE
+
+    with get_engine().connect() as conn:
+        here_unicode = _word_chars_are_unicode(conn)
+    admin = create_engine(os.environ["TEST_ADMIN_DATABASE_URL"], isolation_level="AUTOCOMMIT")
+    name = f"{TEST_DATABASE}_ctype"
+    created = None
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        for ctype in (["C"] if here_unicode else UTF8_LOCALES):
+            try:
+                conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+                                  f"LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"))
+            except Exception:  # the server has no such locale: try the next
+                continue
+            created = ctype
+            break
+    if created is None:
+        admin.dispose()
+        pytest.skip("the server offers no UTF-8 locale besides the test database's C")
+    url = make_url(os.environ["DATABASE_URL"]).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        config = Config(str(MIGRATION.parents[2] / "alembic.ini"))
+        config.set_main_option("script_location", str(MIGRATION.parents[2] / "migrations"))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        config.attributes["configure_logger"] = False
+        command.upgrade(config, "head")
+        with Session(engine) as session:
+            sites = [session.execute(text("INSERT INTO sites (name) VALUES (:n) RETURNING id"),
+                                     {"n": f"Site {i}"}).scalar_one() for i in range(3)]
+            writer = session.execute(text(
+                "INSERT INTO users (username, email, password_hash) VALUES ('writer', 'w@example.com', 'x')"
+                " RETURNING id")).scalar_one()
+            seed.bulk_create(session, site_ids=sites, writers={s: [writer] for s in sites}, count=ROWS,
+                             progress=False)
+            session.commit()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) interactions"))
+        with engine.connect() as conn:
+            assert _word_chars_are_unicode(conn) != here_unicode
+        yield SimpleNamespace(engine=engine, site=sites[0], ctype=created)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_INDEX))
+def test_accepted_terms_are_narrowed_under_the_other_lc_ctype_too(other_ctype, name):
+    with other_ctype.engine.connect() as conn:
+        rows = _site_rows(conn, other_ctype.site)
+        for term in ACCEPTED:
+            _check_narrowed(conn, other_ctype.site, rows, name, term)
+            conn.rollback()
+
+
+def test_refused_terms_are_not_narrowed_under_the_other_lc_ctype_either(other_ctype):
+    with other_ctype.engine.connect() as conn:
+        rows = _site_rows(conn, other_ctype.site)
+        for term in REFUSED:
+            _check_refused(conn, other_ctype.site, rows, term)
+            conn.rollback()
+
+
+def test_under_lc_ctype_c_non_ascii_letters_are_separators_and_ascii_ones_words(other_ctype, site_id):
+    """What the rule is built on: show_trgm under each LC_CTYPE (ASCII words alike everywhere)."""
+    with session_scope() as session:
+        here = session.execute(text("SELECT show_trgm('Łódź q7z')")).scalar_one()
+    with other_ctype.engine.connect() as conn:
+        there = conn.execute(text("SELECT show_trgm('Łódź q7z')")).scalar_one()
+    ascii_ = {"  q", " q7", "q7z", "7z "}
+    assert ascii_ <= set(here) and ascii_ <= set(there)
+    c_locale, unicode_locale = (there, here) if other_ctype.ctype == "C" else (here, there)
+    assert set(c_locale) == ascii_ | {"  d", " d "}   # only the ASCII 'd' of "Łódź" is a word
+    assert len(unicode_locale) > len(c_locale)

@@ -23,7 +23,11 @@ ENDS = [INSTANTS[-1], INSTANTS[-1] + timedelta(hours=1)]  # never before any sta
 TEXT_FIELDS = ("title", "type", "lead", "location", "description", "notes")
 NULLABLE = {"end_datetime", "location", "updated_at"}
 
-words = st.text(ALPHABET, min_size=1, max_size=4)
+words = st.text(ALPHABET, min_size=1, max_size=6)
+# A filter term is empty (no filter) or holds three ASCII letters in a row (the search rule), with
+# the alphabet's spaces and LIKE wildcards around them.
+terms = st.just("") | st.builds(lambda before, run, after: before + run + after, st.text(ALPHABET, max_size=2),
+                                st.text("aAbB", min_size=3, max_size=3), st.text(ALPHABET, max_size=2))
 rows_strategy = st.lists(st.fixed_dictionaries({
     "title": words, "lead": words, "type": st.sampled_from(INTERACTION_TYPES),
     "location": st.none() | words, "description": st.none() | words, "notes": st.none() | words,
@@ -41,7 +45,7 @@ def queries(draw):
     query: dict[str, str] = {}
     for name in ("search", "title", "lead", "location"):
         if draw(st.booleans()) and draw(st.booleans()):
-            query[name] = draw(st.text(ALPHABET, max_size=3))
+            query[name] = draw(terms)
     if draw(st.booleans()) and draw(st.booleans()):
         query["type"] = draw(st.sampled_from(INTERACTION_TYPES))
     bounds = sorted(draw(st.lists(st.sampled_from(INSTANTS), max_size=2)))
