@@ -52,6 +52,7 @@ def configure() -> dict[str, str]:
         REDIS_URL=redis_url,
         JWT_SECRET=os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48),
         API_RATE_PER_MINUTE=UNLIMITED,
+        SEARCH_RATE_PER_MINUTE=UNLIMITED,
         LOGIN_RATE_PER_MINUTE=UNLIMITED,
     )
     os.environ.update(_configured)

@@ -77,6 +77,9 @@ class Settings:
     login_lockout_seconds: int = 900
     login_rate_per_minute: int = 20
     api_rate_per_minute: int = 600
+    # Substring searches (search, title, lead, location) a user may make a minute: a common term
+    # reads tens of thousands of rows, and a few users repeating one would saturate the database.
+    search_rate_per_minute: int = 30
     # Beyond API.md's list: kept below the Lambda timeout, which is below API Gateway's 29 s.
     db_statement_timeout_ms: int = 5000
     # Connecting (TCP, TLS, authentication) has its own short deadline; once connected, a read
@@ -115,6 +118,7 @@ class Settings:
             login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
             login_rate_per_minute=_int(env, "LOGIN_RATE_PER_MINUTE", cls.login_rate_per_minute),
             api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", cls.api_rate_per_minute),
+            search_rate_per_minute=_int(env, "SEARCH_RATE_PER_MINUTE", cls.search_rate_per_minute),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms,
                                          minimum=100),
             db_tls_ca_file=opt("DB_TLS_CA_FILE"),

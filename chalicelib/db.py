@@ -243,6 +243,9 @@ class RequestSession(Session):
         self.info["executed"] = True
         if not first:
             return super()._execute_internal(*args, **kwargs)
+        # The checkout first: a connection that cannot be opened (refused, unreachable) is not
+        # the case retried here, and answers as it is.
+        self.connection()
         try:
             return super()._execute_internal(*args, **kwargs)
         except DBAPIError as exc:

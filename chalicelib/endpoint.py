@@ -40,6 +40,12 @@ class Endpoint:
     spec: Spec
     public: bool
     ends_session: bool = False
+    # Query parameters that make a request a substring search (SEARCH_RATE_PER_MINUTE).
+    search_params: tuple[str, ...] = ()
+
+    def is_search(self, request: Any) -> bool:
+        params = request.query_params or {}
+        return any((params.get(name) or "").strip() for name in self.search_params)
 
 
 # (path, method) -> Endpoint, filled as the route modules are imported.
@@ -155,14 +161,16 @@ class Call:
 
 def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = False, site: bool = False,
              write: bool = False, session: bool = True, transaction: bool | None = None,
-             ends_session: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+             ends_session: bool = False, search_params: tuple[str, ...] = ()
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
 
     public: no token (the authorizer is not asked); site: the token's active site is required;
     write: a role that may write on it (implies site); session: open a database session;
     transaction: one transaction for the request (default: for every method but GET; a GET's
     statements each stand alone, without BEGIN and COMMIT round trips); ends_session: the request's
-    token check also ends its session (logout), in the same Redis round trip."""
+    token check also ends its session (logout), in the same Redis round trip; search_params: the
+    query parameters that make a request a substring search, limited per user per minute."""
     atomic = method != "GET" if transaction is None else transaction
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         takes_query = spec.query is not None
@@ -184,7 +192,8 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
         key = (path, method)
         if key in REGISTRY:
             raise RuntimeError(f"{method} {path} is declared twice")
-        REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public, ends_session=ends_session)
+        REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public, ends_session=ends_session,
+                                 search_params=search_params)
         bp.route(path, methods=[method], authorizer=None if public else jwt_authorizer)(handler)
         return handler
 

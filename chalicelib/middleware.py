@@ -146,7 +146,7 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
         declared = REGISTRY.get((route, method))
         if declared is not None and not declared.public:
             # Expiry, key, revocation and rate limit: whatever API Gateway may have cached.
-            user_id = guard.check(auth, end_session=declared.ends_session)
+            user_id = guard.check(auth, end_session=declared.ends_session, search=declared.is_search(request))
         _check_body(request)
         _ignore_media_type_without_body(request)
         response = get_response(request)

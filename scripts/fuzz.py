@@ -46,7 +46,7 @@ def _services(database: str) -> tuple[dict[str, str], str, object]:
     env = {
         "DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
         # Past the limits, so the fuzzer exercises the endpoints rather than 429s.
-        "API_RATE_PER_MINUTE": "1000000", "LOGIN_RATE_PER_MINUTE": "1000000",
+        "API_RATE_PER_MINUTE": "1000000", "LOGIN_RATE_PER_MINUTE": "1000000", "SEARCH_RATE_PER_MINUTE": "1000000",
         "LOGIN_MAX_FAILURES": "1000000",
     }
     return env, admin, redis_handle

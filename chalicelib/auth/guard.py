@@ -1,7 +1,9 @@
 """What every authenticated request checks in the API Lambda, whatever API Gateway cached: the
 token's expiry and key (from the authorizer's context), then — in one Redis round trip — that its
-session was not revoked and the user's rate limit. Logout ends the session in that same round trip.
-Redis unreachable: 503, never accepted unchecked.
+session was not revoked, the user's rate limit and, for a substring search, the user's search limit
+(a search whose terms are common reads tens of thousands of rows: a few users repeating one must not
+saturate the database). Logout ends the session in that same round trip. Redis unreachable: 503,
+never accepted unchecked.
 """
 from __future__ import annotations
 
@@ -14,26 +16,35 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationFailed, RateLimited
 
 # KEYS[1] the revoked-session flag, KEYS[2] the user's not-before (ms), KEYS[3] the user's window
-# counter; ARGV[1] milliseconds to keep the counter (to its window's end), ARGV[2] 1 to end the session (logout), ARGV[3] its ttl,
-# ARGV[4] the rate limit. Returns {revoked (0/1), not-before or "", window count}. A revoked request
-# is not counted; a logout over the limit ends nothing.
+# counter, KEYS[4] the user's search counter; ARGV[1] milliseconds to keep the counters (to their
+# window's end), ARGV[2] 1 to end the session (logout), ARGV[3] its ttl, ARGV[4] the rate limit,
+# ARGV[5] 1 for a search. Returns {revoked (0/1), not-before or "", window count, search count}. A
+# revoked request is not counted; a logout over the limit ends nothing; a search over the rate
+# limit is not counted as a search.
 _GUARD = """
 local revoked = redis.call('EXISTS', KEYS[1])
 local not_before = redis.call('GET', KEYS[2]) or ''
-if revoked == 1 then return {1, not_before, 0} end
+if revoked == 1 then return {1, not_before, 0, 0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
-if ARGV[2] == '1' and n <= tonumber(ARGV[4]) then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
-return {0, not_before, n}
+local within = n <= tonumber(ARGV[4])
+if ARGV[2] == '1' and within then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
+local searches = 0
+if ARGV[5] == '1' and within then
+  searches = redis.call('INCR', KEYS[4])
+  if searches == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[1]) end
+end
+return {0, not_before, n, searches}
 """
 _guard = script(_GUARD)
 
 INVALID = "Invalid or expired token"
 
 
-def check(auth: dict[str, Any], *, end_session: bool = False) -> str:
+def check(auth: dict[str, Any], *, end_session: bool = False, search: bool = False) -> str:
     """The user id of a request the authorizer vouched for, once it passes every per-request check;
-    401 or 429 otherwise. Never read a missing flag as success: deployed, every value is a string."""
+    401 or 429 otherwise. Never read a missing flag as success: deployed, every value is a string.
+    `search`: the request is a substring search (it counts towards SEARCH_RATE_PER_MINUTE too)."""
     if auth.get("auth") != "ok" or not auth.get("user_id"):
         raise AuthenticationFailed(INVALID)
     try:
@@ -46,15 +57,18 @@ def check(auth: dict[str, Any], *, end_session: bool = False) -> str:
         raise AuthenticationFailed(INVALID)
     if not tokens.known_kid(kid):  # or a key retired since it was cached
         raise AuthenticationFailed(INVALID)
+    settings = get_settings()
     number, end = limits.window()
     with redis_errors():
-        revoked, not_before, count = _guard(
+        revoked, not_before, count, searches = _guard(
             keys=[sessions.session_key(session_id), sessions.user_key(user_id),
-                  limits.api_window_key(user_id, number)],
+                  limits.api_window_key(user_id, number), limits.search_window_key(user_id, number)],
             args=[limits.counter_ttl_ms(end), "1" if end_session else "0", sessions.session_ttl(expires_at),
-                  get_settings().api_rate_per_minute])
+                  settings.api_rate_per_minute, "1" if search else "0"])
     if int(revoked) or (not_before and auth_time_ms <= int(not_before)):
         raise AuthenticationFailed(INVALID)
-    if int(count) > get_settings().api_rate_per_minute:
+    if int(count) > settings.api_rate_per_minute:
         raise RateLimited(retry_after=limits.seconds_until(end))
+    if int(searches) > settings.search_rate_per_minute:
+        raise RateLimited("Too many searches; retry later", retry_after=limits.seconds_until(end))
     return str(user_id)

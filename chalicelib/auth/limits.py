@@ -13,6 +13,7 @@ import time
 from chalicelib.cache import get_redis, redis_errors, script
 from chalicelib.config import get_settings
 from chalicelib.errors import AccountLocked, RateLimited
+from chalicelib.kit import usernames
 
 WINDOW_SECONDS = 60
 
@@ -79,7 +80,8 @@ def seconds_until(end: float, now: float | None = None) -> int:
 
 
 def failures_key(username: str) -> str:
-    return f"login:failures:{username.strip().lower()}"
+    """The lockout counter of every spelling of one account (the fold of chalicelib.kit.usernames)."""
+    return f"login:failures:{usernames.fold(username)}"
 
 
 def login_window_key(source_ip: str, number: int) -> str:
@@ -88,6 +90,10 @@ def login_window_key(source_ip: str, number: int) -> str:
 
 def api_window_key(user_id: int | str, number: int) -> str:
     return f"ratelimit:api:{user_id}:{number}"
+
+
+def search_window_key(user_id: int | str, number: int) -> str:
+    return f"ratelimit:search:{user_id}:{number}"
 
 
 def check_login_rate(source_ip: str) -> None:

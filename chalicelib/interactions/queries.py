@@ -22,6 +22,7 @@ SEARCH_DOCUMENT_SQL = (
 )
 SEARCHED_COLUMNS = ("title", "type", "lead", "location", "description", "notes")
 TEXT_SORTS = {"title", "lead", "location"}
+SUBSTRING_FILTERS = ("search", "title", "lead", "location")
 NULLABLE_SORTS = {"end_datetime", "location", "updated_at"}
 
 

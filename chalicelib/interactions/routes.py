@@ -52,9 +52,10 @@ def _read(call: Call, raw_id: str) -> Any:
     return rows[0] if rows else None
 
 
-@endpoint(bp, "GET", BASE, site=True, spec=Spec(
+@endpoint(bp, "GET", BASE, site=True, search_params=queries.SUBSTRING_FILTERS, spec=Spec(
     "Find interactions of the active site", TAG, page("interactions", InteractionRead),
-    "One page, with meta.pagination", errors=(403,), query=InteractionQuery))
+    "One page, with meta.pagination (a substring search counts towards SEARCH_RATE_PER_MINUTE)",
+    errors=(403,), query=InteractionQuery))
 def list_interactions(call: Call):
     query, rows = call.fold_query(InteractionQuery, service.list_params)
     items, total = service.page(call.session, site_id=call.caller.site_id, query=query, rows=rows)

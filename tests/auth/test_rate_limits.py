@@ -199,3 +199,34 @@ def test_a_new_window_starts_afresh(monkeypatch, redis_client):
     now[0] += 1  # the next minute
 
     limits.check_login_rate("198.51.100.1")
+
+
+def test_substring_searches_have_a_limit_of_their_own(client, reconfigure):
+    """A search with common terms reads tens of thousands of rows: more than SEARCH_RATE_PER_MINUTE
+    of them a minute by one user is a 429, while the user's other requests go on."""
+    reconfigure(SEARCH_RATE_PER_MINUTE="3")
+    site = make_site()
+    make_user("jdoe", sites={site: "editor"})
+    token = login(client, "jdoe")["token"]
+
+    for term in ("search=abc", "title=abc", "lead=abc"):
+        assert client.http.get(f"/api/interactions?{term}", headers=auth(token)).status_code == 200
+    refused = client.http.get("/api/interactions?location=abc", headers=auth(token))
+
+    assert refused.status_code == 429
+    assert refused.json_body["error"]["code"] == "RATE_LIMITED"
+    assert refused.headers["Retry-After"] == "30"  # the frozen clock is at second :30
+    assert client.http.get("/api/interactions", headers=auth(token)).status_code == 200
+    assert client.http.get("/api/interactions?search=+", headers=auth(token)).status_code == 200  # empty: no search
+
+
+def test_the_search_limit_is_per_user(client, reconfigure):
+    reconfigure(SEARCH_RATE_PER_MINUTE="1")
+    site = make_site()
+    make_user("jdoe", sites={site: "editor"})
+    make_user("alice", sites={site: "editor"})
+    jdoe, alice = login(client, "jdoe")["token"], login(client, "alice")["token"]
+
+    assert client.http.get("/api/interactions?search=abc", headers=auth(jdoe)).status_code == 200
+    assert client.http.get("/api/interactions?search=abc", headers=auth(jdoe)).status_code == 429
+    assert client.http.get("/api/interactions?search=abc", headers=auth(alice)).status_code == 200
