@@ -387,7 +387,11 @@ def search_client(role: str, n: int, env: dict[str, str], username: str, site_id
             report["statuses"][result.status] += 1
             report["by_term"].setdefault(label, []).append(elapsed)
             if result.status == 429 and role == "attacker" and "Retry-After" in result.headers:
-                continue  # the search limit (SEARCH_RATE_PER_MINUTE) doing its job; no rows to check
+                # The search limit (SEARCH_RATE_PER_MINUTE) doing its job. The client waits as told
+                # (one that does not only spins against a 429 answered from Redis, which API
+                # Gateway's stage throttle bounds).
+                time.sleep(max(0.0, min(float(result.headers["Retry-After"]), until - time.perf_counter())))
+                continue
             if result.status != 200:
                 report["problems"].append(f"{role} {target[:80]} -> {result.status} {result.raw[:200]}")
             elif any(row["site_id"] != site_id for row in result.body["data"]["interactions"]):
