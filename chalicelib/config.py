@@ -151,7 +151,7 @@ class Settings:
         with self._lock:
             if refresh or arn not in self._cache:
                 self._cache[arn] = fetch_secret(arn)
-            return self._cache[arn]
+            return str(self._cache[arn])
 
     def signing_key(self, *, refresh: bool = False) -> str:
         """The current JWT key (from JWT_SECRET, or fetched once from JWT_SECRET_ARN; again with
@@ -222,22 +222,23 @@ def _plain_secret(raw: str) -> str:
         except ValueError:
             return text
         for name in ("key", "secret", "jwt_secret", "value"):
-            if isinstance(data.get(name), str):
-                return data[name]
+            value = data.get(name) if isinstance(data, dict) else None
+            if isinstance(value, str):
+                return value
     return text
 
 
-_secrets_client = None
+_secrets_client: Any = None
 
 
 def fetch_secret(arn: str) -> str:
     """Read one secret string from Secrets Manager (boto3 is imported here, not at start-up)."""
     global _secrets_client
     if _secrets_client is None:
-        import boto3  # noqa: PLC0415 - deliberately lazy: ~100 ms of cold start
+        import boto3  # type: ignore[import-untyped]  # boto3 ships no type information; lazy: ~100 ms of cold start
 
         _secrets_client = boto3.client("secretsmanager")
-    return _secrets_client.get_secret_value(SecretId=arn)["SecretString"]
+    return str(_secrets_client.get_secret_value(SecretId=arn)["SecretString"])
 
 
 _settings: Settings | None = None

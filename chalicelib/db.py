@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -124,7 +124,7 @@ def remember_converted_statements() -> None:
 
     def convert_paramstyle(style: str, query: str, args: Any) -> tuple[str, Any]:
         if style != "format":
-            return original(style, query, args)
+            return cast(tuple[str, Any], original(style, query, args))
         statement = converted.get(query)
         if statement is None:
             statement, args = original(style, query, args)
@@ -169,7 +169,7 @@ def _build_engine() -> Engine:
 
     if settings.uses_db_secret:
         @event.listens_for(engine, "do_connect")
-        def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict) -> Any:
+        def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
 
             # SQLAlchemy hands each connect a fresh copy of the engine's parameters: take the
             # credentials from the cached secret (no fetch), so a refresh holds for later connects.
@@ -192,7 +192,7 @@ def _secret_parameters(dialect: Any, url: str) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     _args, params = dialect.create_connect_args(make_url(url))
-    return params
+    return dict(params)
 
 
 def get_engine() -> Engine:
@@ -268,7 +268,9 @@ def begin_transaction(session: Session) -> None:
     if session.info.get("autocommit"):
         session.info["autocommit"] = False
         if session.in_transaction():
-            session.connection().connection.dbapi_connection.autocommit = False
+            dbapi_connection = session.connection().connection.dbapi_connection
+            assert dbapi_connection is not None  # the session holds its connection
+            dbapi_connection.autocommit = False
 
 
 @contextmanager

@@ -22,11 +22,11 @@ import select
 import time
 from collections import OrderedDict
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 from pg8000 import legacy
 from pg8000.converters import make_params
-from pg8000.core import CLOSE, NULL_BYTE, STATEMENT, SYNC_MSG, Context, _flush, _write
+from pg8000.core import CLOSE, STATEMENT, SYNC_MSG, Context, _flush, _write
 from pg8000.dbapi import IntegrityError, ProgrammingError
 from pg8000.exceptions import DatabaseError, InterfaceError
 from sqlalchemy import event
@@ -58,7 +58,7 @@ class _Statements:
         self.names = count()
 
     def new_name(self) -> bytes:
-        return f"ia{next(self.names)}".encode("ascii") + NULL_BYTE
+        return f"ia{next(self.names)}\0".encode("ascii")
 
     def remember(self, sql: str, prepared: _Prepared) -> None:
         self.cache[sql] = prepared
@@ -100,11 +100,8 @@ def _dbapi_error(exc: Exception) -> Exception:
     msg = exc.args[0] if exc.args else None
     if isinstance(exc, DatabaseError) and type(exc) is DatabaseError:
         code = msg.get("C") if isinstance(msg, dict) else None
-        if code == "28000":
-            return InterfaceError(msg)
-        if code == "23505":
-            return IntegrityError(msg)
-        return ProgrammingError(msg)
+        error_class = InterfaceError if code == "28000" else IntegrityError if code == "23505" else ProgrammingError
+        return cast(Exception, error_class(msg))
     return exc
 
 

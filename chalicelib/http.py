@@ -7,6 +7,7 @@ are cache-busters and ignored), and a known one given twice is a 400.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from chalice import Response
@@ -30,11 +31,15 @@ def envelope(data: dict[str, Any], *, meta: dict[str, Any] | None = None) -> dic
 
 def ok(data: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None,
        meta: dict[str, Any] | None = None) -> Response:
-    return Response(body=envelope(data, meta=meta), status_code=status, headers=headers or {})
+    return Response(body=envelope(data, meta=meta), status_code=status, headers=_headers(headers))
+
+
+def _headers(headers: Mapping[str, str] | None) -> dict[str, str | list[str]]:
+    return dict(headers or {})
 
 
 def respond(answer: Answer) -> Response:
-    return Response(body=answer.body, status_code=answer.status, headers=dict(answer.headers))
+    return Response(body=answer.body, status_code=answer.status, headers=_headers(answer.headers))
 
 
 def paginated(data: dict[str, Any], *, query: Pagination, total: int) -> Response:

@@ -142,7 +142,7 @@ def _serve_priming_requests(app: Any) -> int:
             "/api/sites/{site_id}/users" if path == "/api/sites/1/users" else path
         params = {"interaction_id": "1"} if "{interaction_id}" in resource else \
             {"site_id": "1"} if "{site_id}" in resource else None
-        multi = {}
+        multi: dict[str, list[str]] = {}
         for pair in filter(None, query.split("&")):
             name, _, value = pair.partition("=")
             multi.setdefault(name, []).append(value)

@@ -33,7 +33,7 @@ def _check_cache() -> bool:
 @endpoint(bp, "GET", "/api/health", public=True, session=False, spec=Spec(
     "Health of the database and Redis", "service", data(database={"const": "ok"}, cache={"const": "ok"}),
     "Both reachable", errors=(503,)))
-def health(call: Call):
+def health(call: Call) -> Response:
     checks = {"database": _check_database(), "cache": _check_cache()}
     failing = [name for name, healthy in checks.items() if not healthy]
     if failing:
@@ -46,7 +46,7 @@ def health(call: Call):
 @endpoint(bp, "GET", "/api/openapi.json", public=True, session=False, spec=Spec(
     "This document", "service", Raw({"type": "object"}), "The OpenAPI 3.1 document (not wrapped in the envelope)",
     operation_id="openapi"))
-def openapi_document(call: Call):
+def openapi_document(call: Call) -> Response:
     from chalicelib.openapi import document  # the document reads every route module's declarations
 
     # The document itself, not wrapped in the envelope: OpenAPI tools read it as it is.

@@ -74,7 +74,7 @@ def cors_headers() -> dict[str, str]:
 
 def request_id_for(headers: Any) -> str:
     supplied = headers.get("x-request-id")
-    if supplied and _REQUEST_ID.match(supplied):
+    if isinstance(supplied, str) and _REQUEST_ID.match(supplied):
         return supplied
     return uuid.uuid4().hex
 

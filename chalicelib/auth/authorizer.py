@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from chalice import AuthResponse, Blueprint
 
@@ -69,7 +70,7 @@ def evaluate(authorization: str | None) -> dict[str, str]:
 
 
 @bp.authorizer(ttl_seconds=0)  # the packaged template sets the stage's AUTHORIZER_CACHE_SECONDS
-def jwt_authorizer(auth_request):
+def jwt_authorizer(auth_request: Any) -> AuthResponse:
     context = evaluate(auth_request.token)
     principal = context.get("user_id", "anonymous")
     return AuthResponse(routes=["*"], principal_id=principal, context=context)

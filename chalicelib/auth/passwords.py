@@ -22,7 +22,7 @@ def hasher() -> Any:
 
 
 def hash_password(password: str) -> str:
-    return hasher().hash(password)
+    return str(hasher().hash(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -37,10 +37,10 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         password_hash = _dummy_hash
         password = password + "\x00never-matches"
     try:
-        return hasher().verify(password_hash, password)
+        return bool(hasher().verify(password_hash, password))
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return hasher().check_needs_rehash(password_hash)
+    return bool(hasher().check_needs_rehash(password_hash))

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -174,8 +175,9 @@ def _verify(token: str, keys: dict[str, str], settings: Settings) -> Claims:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"malformed token: {exc}") from None
-    key = keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
-    if key is None:
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if key is None or not isinstance(kid, str):
         raise InvalidToken("unknown or missing kid")
     try:
         payload = jwt.decode(
@@ -185,10 +187,10 @@ def _verify(token: str, keys: dict[str, str], settings: Settings) -> Claims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
-    return _claims(payload, header["kid"])
+    return _claims(payload, kid)
 
 
-def _claims(payload: dict, kid: str) -> Claims:
+def _claims(payload: dict[str, Any], kid: str) -> Claims:
     """Our own claims, checked as strictly as the registered ones: a token that passed the
     signature check but carries values we never issue is refused, not coerced."""
     sub, site, sid, jti = payload["sub"], payload.get("site"), payload["sid"], payload["jti"]

@@ -13,8 +13,8 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 2**31 - 1
 
 
-def whole_number(low: int, high: int) -> Any:
-    """A query parameter holding a whole number in [low, high], written in ASCII digits."""
+def between(low: int, high: int) -> Callable[[Any], int]:
+    """A query parameter's check: a whole number in [low, high], written in ASCII digits."""
     def check(value: Any) -> int:
         if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,10}", value.strip(), re.ASCII):
             raise ValueError(f"must be a whole number from {low} to {high}")
@@ -23,12 +23,13 @@ def whole_number(low: int, high: int) -> Any:
             raise ValueError(f"must be a whole number from {low} to {high}")
         return number
 
-    return Annotated[int, PlainValidator(check),
-                     WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+    return check
 
 
-Page = whole_number(1, MAX_PAGE)
-PerPage = whole_number(1, MAX_PER_PAGE)
+Page = Annotated[int, PlainValidator(between(1, MAX_PAGE)),
+                 WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PAGE})]
+PerPage = Annotated[int, PlainValidator(between(1, MAX_PER_PAGE)),
+                    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE})]
 
 
 class Pagination(BaseModel):
