@@ -1,12 +1,20 @@
-"""Cold starts, measured in fresh processes, and `python -X importtime` totals.
+"""Cold starts, measured in fresh processes, side by side with the seed stack, and where the time goes.
 
-- API path: a new interpreter imports `app` and serves its first authenticated list request (the
-  authorizer context is given, as API Gateway gives it to the API Lambda).
+- API path, no snapshot: a new interpreter imports `app` and serves its first authenticated list
+  request (the authorizer context is given, as API Gateway gives it to the API Lambda). Beside it,
+  the seed stack's own cold-start child (import app, create_app(), first list request).
+- API path, restored: a process does its init as a SnapStart init does
+  (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`: chalicelib/lifecycle.py primes), runs
+  `lifecycle.before_snapshot()`, then `lifecycle.after_restore()` and the first request; that
+  request against the warm median of the same request in the same process.
 - Authorizer path: a new interpreter imports `chalicelib.auth.authorizer` and verifies one token.
 
-Both report their own clock (from before the first import of ours to the answer), the wall time
-of the whole process as the parent saw it (interpreter start-up included), the peak RSS, and which
-heavy libraries ended up imported. Runs alternate between the two paths; medians are reported.
+Our children emulate the Lambda bundle: modules of the development environment that the bundle
+does not have (`cryptography`, which PyJWT would pick up, and everything else outside
+requirements.txt, chalice and the runtime's boto3) cannot be imported (`bundle_lacks()`).
+Each child reports its own clock (from before the first import of ours to the answer), the wall
+time of the whole process as the parent saw it (interpreter start-up included), the peak RSS, and
+which heavy libraries ended up imported. Runs rotate through the paths; medians are reported.
 """
 from __future__ import annotations
 
@@ -24,15 +32,25 @@ from bench import environment
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ["sqlalchemy", "pydantic", "argon2", "boto3", "botocore", "pg8000", "cryptography", "redis", "jwt"]
 
+# Emulates the Lambda bundle: a finder in front of every other refuses the modules it lacks.
 _PRELUDE = """
 import json, os, resource, sys, time
+class _BundleLacks:
+    names = frozenset(json.loads(os.environ.get("BENCH_BLOCKED", "[]")))
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] in cls.names:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda bundle)", name=name)
+        return None
+sys.meta_path.insert(0, _BundleLacks)
+extra = {}
 started = time.perf_counter()
 """
 
 # ru_maxrss survives execve on Linux (a child would report its parent's peak), so the child reads
 # its own high-water mark from /proc, falling back to ru_maxrss elsewhere.
 _EPILOGUE = """
-done = time.perf_counter()
+done = globals().get("done") or time.perf_counter()
 heavy = [m for m in json.loads(os.environ["BENCH_HEAVY"]) if m in sys.modules]
 try:
     with open("/proc/self/status") as status_file:
@@ -40,7 +58,7 @@ try:
 except OSError:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print("BENCH-RESULT " + json.dumps({"seconds": done - started, "first_import_seconds": imported - started,
-      "status": status, "heavy_modules": heavy, "peak_rss_mb": peak_kb / 1024}))
+      "status": status, "heavy_modules": heavy, "peak_rss_mb": peak_kb / 1024, **extra}))
 """
 
 API_CHILD = _PRELUDE + """
@@ -48,6 +66,30 @@ import app
 imported = time.perf_counter()
 event = json.loads(os.environ["BENCH_EVENT"])
 status = app.app(event, None)["statusCode"]
+""" + _EPILOGUE
+
+# A SnapStart init (priming included), the snapshot hook, the restore hook, the first request, and
+# then the same request warm.
+RESTORED_CHILD = _PRELUDE + """
+import app
+from chalicelib import lifecycle
+imported = time.perf_counter()
+lifecycle.before_snapshot()
+restoring = time.perf_counter()
+lifecycle.after_restore()
+hooked = time.perf_counter()
+event = json.loads(os.environ["BENCH_EVENT"])
+status = app.app(event, None)["statusCode"]
+done = time.perf_counter()
+warm = []
+for _ in range(int(os.environ.get("BENCH_WARM_REQUESTS", "30"))):
+    t = time.perf_counter()
+    assert app.app(event, None)["statusCode"] == status
+    warm.append(time.perf_counter() - t)
+warm.sort()
+extra = {"init_seconds": imported - started, "after_restore_seconds": hooked - restoring,
+         "first_request_seconds": done - hooked, "warm_median_seconds": warm[len(warm) // 2]}
+started = restoring
 """ + _EPILOGUE
 
 AUTHORIZER_CHILD = _PRELUDE + """
@@ -68,6 +110,26 @@ for event in json.loads(os.environ["BENCH_EVENTS"]):
 """ + _EPILOGUE
 
 
+def bundle_lacks() -> list[str]:
+    """Top-level modules installed here that the Lambda bundle does not have: everything outside
+    requirements.txt's distributions, chalice (whose runtime Chalice packages) and the boto3 the
+    runtime provides. `cryptography` (through moto) is the one that matters: PyJWT imports it when
+    it can."""
+    from importlib.metadata import packages_distributions
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    allowed = {"chalice", "boto3", "botocore", "s3transfer", "jmespath", "urllib3"}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        name = re.split(r"[=<>!~\[; ]", line.strip(), maxsplit=1)[0]
+        if name and not name.startswith("#"):
+            allowed.add(canonical(name))
+    return sorted(top for top, dists in packages_distributions().items()
+                  if top not in sys.stdlib_module_names and not top.startswith("__")
+                  and not any(canonical(d) in allowed for d in dists))
+
+
 def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -80,15 +142,16 @@ def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def ms(key: str) -> float:
-        return round(statistics.median(r[key] for r in runs) * 1000, 1)
+def _median_ms(runs: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs) * 1000, 1)
 
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "runs": len(runs),
-        "median_ms": ms("seconds"),
-        "median_import_ms": ms("first_import_seconds"),
-        "median_process_wall_ms": ms("process_wall_seconds"),
+        "median_ms": _median_ms(runs, "seconds"),
+        "median_import_ms": _median_ms(runs, "first_import_seconds"),
+        "median_process_wall_ms": _median_ms(runs, "process_wall_seconds"),
         "min_ms": round(min(r["seconds"] for r in runs) * 1000, 1),
         "max_ms": round(max(r["seconds"] for r in runs) * 1000, 1),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
@@ -97,22 +160,57 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(*, list_event: dict[str, Any], token_event: dict[str, Any], runs: int = 7) -> dict[str, Any]:
+def _restored_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    first, warm = _median_ms(runs, "first_request_seconds"), _median_ms(runs, "warm_median_seconds")
+    return {
+        "runs": len(runs),
+        "median_init_ms": _median_ms(runs, "init_seconds"),
+        "median_after_restore_hook_ms": _median_ms(runs, "after_restore_seconds"),
+        "median_first_request_ms": first,
+        "median_warm_request_ms": warm,
+        "first_over_warm": round(statistics.median(r["first_request_seconds"] / r["warm_median_seconds"]
+                                                   for r in runs), 2),
+        "median_process_wall_ms": _median_ms(runs, "process_wall_seconds"),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+        "status": runs[-1]["status"],
+    }
+
+
+def measure(*, list_event: dict[str, Any], token_event: dict[str, Any], runs: int = 7,
+            services: dict[str, str] | None = None, flask_ref: Any = None) -> dict[str, Any]:
+    """The cold paths, `runs` fresh processes each, rotating (so that none always runs first on a
+    quiet machine). `services` overrides DATABASE_URL / REDIS_URL (the modeled network);
+    `flask_ref` is a callable running one seed-stack cold child and returning its figures."""
+    blocked = bundle_lacks()
     env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENT=json.dumps(list_event),
-                                     BENCH_TOKEN_EVENT=json.dumps(token_event))
-    api, authorizer = [], []
-    for _ in range(runs):
-        api.append(_run_child(API_CHILD, env))
-        authorizer.append(_run_child(AUTHORIZER_CHILD, env))
-    if any(r["status"] != 200 for r in api) or any(r["status"] != "ok" for r in authorizer):
-        raise RuntimeError(f"cold-start requests failed: {api[-1]} {authorizer[-1]}")
-    result = {"api": _summary(api), "authorizer": _summary(authorizer)}
+                                     BENCH_TOKEN_EVENT=json.dumps(token_event), BENCH_BLOCKED=json.dumps(blocked),
+                                     **(services or {}))
+    env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
+    restored_env = {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+    paths: list[tuple[str, Any]] = [("api", lambda: _run_child(API_CHILD, env)),
+                                    ("authorizer", lambda: _run_child(AUTHORIZER_CHILD, env)),
+                                    ("restored", lambda: _run_child(RESTORED_CHILD, restored_env))]
+    if flask_ref is not None:
+        paths.insert(1, ("flask_ref", flask_ref))
+    done: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in paths}
+    for run in range(runs):
+        for name, child in paths[run % len(paths):] + paths[:run % len(paths)]:
+            done[name].append(child())
+    api, authorizer, restored = done["api"], done["authorizer"], done["restored"]
+    if (any(r["status"] != 200 for r in api + restored) or any(r["status"] != "ok" for r in authorizer)):
+        raise RuntimeError(f"cold-start requests failed: {api[-1]} {authorizer[-1]} {restored[-1]}")
+    result: dict[str, Any] = {"api": _summary(api), "authorizer": _summary(authorizer),
+                              "restored": _restored_summary(restored), "bundle_lacks": blocked}
     result["authorizer_share_of_api"] = round(result["authorizer"]["median_ms"] / result["api"]["median_ms"], 3)
+    if flask_ref is not None:
+        result["flask_ref"] = _summary(done["flask_ref"])
+        result["api_over_flask_ref"] = round(result["api"]["median_ms"] / result["flask_ref"]["median_ms"], 3)
     return result
 
 
 def handler_peak_rss(events: list[dict[str, Any]]) -> dict[str, Any]:
-    env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENTS=json.dumps(events))
+    env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENTS=json.dumps(events),
+                                     BENCH_BLOCKED=json.dumps(bundle_lacks()))
     data = _run_child(HANDLER_MIX_CHILD, env)
     return {"peak_rss_mb": round(data["peak_rss_mb"], 1), "requests": 3 * len(events)}
 
@@ -120,24 +218,69 @@ def handler_peak_rss(events: list[dict[str, Any]]) -> dict[str, Any]:
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 
 
+def parse_importtime(stderr: str) -> list[tuple[str, int, int, int]]:
+    """`-X importtime` lines as (module, self us, cumulative us, depth); depth 1 is top level."""
+    rows = []
+    for line in stderr.splitlines():
+        match = _IMPORTTIME.match(line)
+        if match:
+            rows.append((match.group(4), int(match.group(1)), int(match.group(2)), (len(match.group(3)) + 1) // 2))
+    return rows
+
+
+def by_package(rows: list[tuple[str, int, int, int]]) -> dict[str, float]:
+    """Self import time summed by top-level package (ms), biggest first: where an import's time goes,
+    whoever imported it."""
+    totals: dict[str, int] = {}
+    for module, self_us, _cumulative, _depth in rows:
+        top = module.partition(".")[0]
+        totals[top] = totals.get(top, 0) + self_us
+    return {name: round(us / 1000, 1) for name, us in sorted(totals.items(), key=lambda item: -item[1])}
+
+
 def importtime(module: str, runs: int = 5) -> dict[str, Any]:
     """`python -X importtime -c "import <module>"`: the module's cumulative time (median of runs)
     and the biggest top-level contributors of the last run."""
-    env = environment.subprocess_env()
+    env = environment.subprocess_env(BENCH_BLOCKED=json.dumps(bundle_lacks()))
     own, everything, last = [], [], []
     for _ in range(runs):
         result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
                                 cwd=ROOT, env=env, capture_output=True, text=True)
-        rows = [m for m in (_IMPORTTIME.match(ln) for ln in result.stderr.splitlines()) if m]
+        rows = parse_importtime(result.stderr)
         if result.returncode != 0 or not rows:
             raise RuntimeError(f"importtime of {module} failed: {result.stderr[-2000:]}")
-        top = [m for m in rows if len(m.group(3)) == 1]
-        own.append(next(int(m.group(2)) for m in top if m.group(4) == module))
-        everything.append(sum(int(m.group(2)) for m in top))
+        top = [r for r in rows if r[3] == 1]
+        own.append(next(r[2] for r in top if r[0] == module))
+        everything.append(sum(r[2] for r in top))
         last = rows
-    nested = sorted(((m.group(4), int(m.group(2))) for m in last if len(m.group(3)) in (3, 5)),
-                    key=lambda item: -item[1])
+    nested = sorted(((r[0], r[2]) for r in last if r[3] in (2, 3)), key=lambda item: -item[1])
     return {"module": module, "runs": runs,
             "median_ms": round(statistics.median(own) / 1000, 1),
             "median_with_interpreter_startup_imports_ms": round(statistics.median(everything) / 1000, 1),
             "biggest": [{"module": name, "cumulative_ms": round(us / 1000, 1)} for name, us in nested[:12]]}
+
+
+def cold_path_imports(*, list_event: dict[str, Any], services: dict[str, str] | None = None,
+                      flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """Every import of a cold API path (the whole child: init and first request, under the bundle's
+    limits), and of the seed stack's cold child, by package: one run each under -X importtime."""
+    env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENT=json.dumps(list_event),
+                                     BENCH_BLOCKED=json.dumps(bundle_lacks()), **(services or {}))
+    env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
+    ours = subprocess.run([sys.executable, "-X", "importtime", "-c", API_CHILD], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if ours.returncode != 0:
+        raise RuntimeError(f"importtime of the API cold path failed: {ours.stderr[-2000:]}")
+    rows = parse_importtime(ours.stderr)
+    result: dict[str, Any] = {"ours": {"total_ms": round(sum(r[1] for r in rows) / 1000, 1),
+                                       "by_package_ms": dict(list(by_package(rows).items())[:15])}}
+    if flask_ref is not None:
+        python, anchor, code, seed_env = flask_ref
+        theirs = subprocess.run([str(python), "-X", "importtime", "-c", code, "request"], cwd=anchor,
+                                env=seed_env, capture_output=True, text=True)
+        if theirs.returncode != 0:
+            raise RuntimeError(f"importtime of the seed stack's cold path failed: {theirs.stderr[-2000:]}")
+        rows = parse_importtime(theirs.stderr)
+        result["flask_ref"] = {"total_ms": round(sum(r[1] for r in rows) / 1000, 1),
+                               "by_package_ms": dict(list(by_package(rows).items())[:15])}
+    return result

@@ -76,15 +76,53 @@ class Prepared:
                             if call.token is not None else None)
         self.event = proxy_event(call, None)
 
-    def invoke(self, app: Any, authorizer_fn: Any) -> tuple[dict[str, Any], int]:
-        """What API Gateway does for one request: the authorizer (protected routes), then the API.
-        Returns the API's response and the nanoseconds the authorizer took."""
+    def invoke(self, app: Any, authorizer_fn: Any,
+               cache: AuthorizerCache | None = None) -> tuple[dict[str, Any], int]:
+        """What API Gateway does for one request: the authorizer (protected routes; with a cache,
+        only when it holds no answer for the token), then the API. Returns the API's response and
+        the nanoseconds the authorizer step took."""
         authorizer_ns = 0
         if self.token_event is not None:
             started = time.perf_counter_ns()
-            result = authorizer_fn(self.token_event, None)
-            context = stringified(result["context"])
-            context["principalId"] = str(result["principalId"])
-            self.event["requestContext"]["authorizer"] = context
+
+            def authorize() -> dict[str, str]:
+                result = authorizer_fn(self.token_event, None)
+                context = stringified(result["context"])
+                context["principalId"] = str(result["principalId"])
+                return context
+
+            context = authorize() if cache is None else cache.context(self.token_event["authorizationToken"],
+                                                                     authorize)
+            self.event["requestContext"]["authorizer"] = dict(context)
             authorizer_ns = time.perf_counter_ns() - started
         return app(self.event, None), authorizer_ns
+
+
+class AuthorizerCache:
+    """API Gateway's authorizer result cache (`authorizerResultTtlInSeconds`): one answer per
+    identity source (the Authorization header), reused for `ttl_s`; the authorizer Lambda runs only
+    on a miss. A failure (the authorizer raising) is not cached. A TTL of 0 caches nothing."""
+
+    def __init__(self, ttl_s: float, clock: Any = time.monotonic) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self.invocations = 0
+        self._answers: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def context(self, identity: str, authorize: Any) -> dict[str, str]:
+        now = self.clock()
+        held = self._answers.get(identity)
+        if held is not None and now < held[0]:
+            return held[1]
+        self.invocations += 1
+        context = authorize()
+        if self.ttl_s > 0:
+            self._answers[identity] = (now + self.ttl_s, context)
+        return context
+
+    def expire(self) -> None:
+        """Every cached answer is gone (the TTL passed, or a new token): the next request invokes."""
+        self._answers.clear()
+
+    def clear(self) -> None:
+        self.expire()
+        self.invocations = 0
