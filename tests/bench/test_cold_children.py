@@ -1,0 +1,79 @@
+"""What the benchmark's cold-start children and tables rest on, without timing: the children cannot
+import what the Lambda bundle lacks (PyJWT then verifies HS256 without `cryptography`), the import
+profile is read and summed by package, blocks of requests are shared out evenly, and the README's
+table is read back for the comparison with the last published run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import pytest
+
+from bench import coldstart, report
+from bench.__main__ import _split
+
+CHILD = coldstart._PRELUDE + """
+import jwt
+token = jwt.encode({"sub": "1"}, "k" * 40, algorithm="HS256")
+try:
+    import cryptography
+    blocked = False
+except ModuleNotFoundError:
+    blocked = True
+print(json.dumps({"blocked": blocked, "has_crypto": jwt.algorithms.has_crypto,
+                  "sub": jwt.decode(token, "k" * 40, algorithms=["HS256"])["sub"]}))
+"""
+
+
+def test_the_bundle_lacks_what_requirements_txt_does_not_install():
+    lacks = set(coldstart.bundle_lacks())
+
+    assert not lacks & {"sqlalchemy", "pg8000", "jwt", "redis", "pydantic", "argon2", "chalice", "boto3", "tzdata"}
+    assert {"pytest", "moto"} <= lacks
+    if find_spec("cryptography") is not None:
+        assert "cryptography" in lacks
+
+
+def test_a_child_cannot_import_a_blocked_module_and_pyjwt_still_verifies_hs256():
+    result = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60,
+                            env={"BENCH_BLOCKED": json.dumps(["cryptography"]), "PATH": "/usr/bin:/bin"})
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"blocked": True, "has_crypto": False, "sub": "1"}
+
+
+SAMPLE = """import time: self [us] | cumulative | imported package
+import time:       100 |        100 |   _io
+import time:       300 |        300 |     sqlalchemy.util
+import time:      2000 |       2300 |   sqlalchemy
+import time:       400 |        400 |     redis.client
+import time:       600 |       1000 |   redis
+import time:       200 |       3500 | app
+"""
+
+
+def test_import_profiles_are_summed_by_package():
+    rows = coldstart.parse_importtime(SAMPLE)
+
+    assert ("sqlalchemy", 2000, 2300, 2) in rows and ("app", 200, 3500, 1) in rows
+    assert coldstart.by_package(rows) == {"sqlalchemy": 2.3, "redis": 1.0, "app": 0.2, "_io": 0.1}
+
+
+@pytest.mark.parametrize("total, parts", [(100, 10), (20, 10), (7, 3), (3, 5)])
+def test_requests_are_shared_out_evenly_over_the_blocks(total, parts):
+    shares = _split(total, parts)
+
+    assert sum(shares) == total and len(shares) == parts
+    assert max(shares) - min(shares) <= 1
+
+
+def test_the_readmes_loopback_table_is_read_back(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# X\n\n## Performance\n\ntext\n\n| scenario | handler median ms | p95 |\n|---|---:|---:|\n"
+                      "| login | 170.24 | 180 |\n| get by id | 2.66 | 3 |\n\n| scenario | handler median ms |\n"
+                      "|---|---:|\n| login | 1.0 |\n\n## Design\n\n| scenario | handler median ms |\n| me | 9 |\n")
+
+    assert report.readme_baseline(readme) == {"login": 170.24, "get by id": 2.66}
+    assert report.readme_baseline(tmp_path / "missing.md") == {}
