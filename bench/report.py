@@ -196,3 +196,19 @@ def readme_baseline(path: Path = README) -> dict[str, float]:
             except (IndexError, ValueError):
                 continue  # the separator row
     return found
+
+
+def match_baseline(baseline: dict[str, float], names: list[str]) -> dict[str, float]:
+    """The README's figures by this run's scenario names. Terms read from the data can differ
+    between seeds (the date filters follow the day the data was made): a name missing from the
+    README matches the one README row with the same text before `=`, if there is exactly one."""
+    matched = {}
+    for name in names:
+        if name in baseline:
+            matched[name] = baseline[name]
+            continue
+        stem = name.split("=", 1)[0] + "=" if "=" in name else None
+        candidates = [k for k in baseline if stem and k.startswith(stem) and k not in names]
+        if len(candidates) == 1:
+            matched[name] = baseline[candidates[0]]
+    return matched

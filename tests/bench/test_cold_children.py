@@ -77,3 +77,12 @@ def test_the_readmes_loopback_table_is_read_back(tmp_path):
 
     assert report.readme_baseline(readme) == {"login": 170.24, "get by id": 2.66}
     assert report.readme_baseline(tmp_path / "missing.md") == {}
+
+
+def test_a_scenario_named_after_the_data_matches_its_readme_row_by_kind():
+    baseline = {"filter start_date=2026-12-27": 5.8, "filter title=product": 6.4, "get by id": 2.7}
+
+    matched = report.match_baseline(baseline, ["filter start_date=2027-01-02", "filter title=report", "get by id",
+                                               "filter title=product"])
+
+    assert matched == {"filter start_date=2027-01-02": 5.8, "get by id": 2.7, "filter title=product": 6.4}
