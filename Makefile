@@ -30,7 +30,10 @@ browser-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Handler vs database floor at 1M rows (README "Performance"); not part of `make test`.
+# 1M rows, on loopback (handler vs database floor) and on a modeled network (relays adding
+# 0.5 ms each way to PostgreSQL, 0.25 ms to Redis), beside the seed stack of ../shared/anchors/flask_ref
+# when present, and cold starts (README "Performance"); not part of `make test`.
+# BENCH_ARGS="--network loopback|modeled --pg-delay-ms 1 --only search --skip-cold-start ...".
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

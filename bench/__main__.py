@@ -346,8 +346,16 @@ def main(argv: list[str] | None = None) -> int:
         planned = [s for s in planned if args.only in s.name]
 
     beside = "beside the seed stack" if stack else "alone"
+    phases: dict[str, dict[str, Any]] = {}
+
+    def phase(name: str) -> None:
+        """The load average and clock at the start of each phase (the machine is shared)."""
+        phases[name] = {"load_average": [round(v, 2) for v in os.getloadavg()],
+                        "started": time.strftime("%H:%M:%S", time.gmtime())}
+
     measured: list[dict[str, Any]] = []
     if "loopback" in networks:
+        phase("loopback")
         print(f"\nbench: loopback, {beside}: {len(planned)} scenarios x {args.iterations} requests (handler and "
               f"floor interleaved), site {site_id} with {site_rows:,} of {seed_info['rows']:,} interactions\n",
               flush=True)
@@ -386,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(a round trip measures {cal['pg']['median_ms']} ms), +{args.redis_delay_ms} ms each way to "
                   f"Redis ({cal['redis']['median_ms']} ms); authorizer cache {args.authorizer_ttl:g} s, "
                   f"{args.session_requests}-request sessions\n", flush=True)
+            phase("modeled")
             _point_app_at(**relayed)
             worker = stack.worker(database_url=network.relayed_pg_url(stack.database_url, net.pg_port),
                                   redis_url=relayed["redis_url"]) if stack else None
@@ -414,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cold: dict[str, Any] = {}
         if not args.skip_cold_start:
+            phase("cold start")
             cold = _cold(args, networks, measured or modeled, stack, settings, relayed,
                          net.pg_port if net else None)
         scenarios.remove_bench_rows(own_engine)
@@ -427,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "make bench  (python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]) + ")",
         "machine": {**report.machine(postgres_version, settings["BENCH_SERVER"]),
-                    "load_average_at_start": load_at_start},
+                    "load_average_at_start": load_at_start, "phases": phases},
         "data": {**seed_info, "benchmark_site_id": site_id, "benchmark_site_rows": site_rows,
                  "fixture": vars(fixture), "bench_rows_removed": scenarios.remove_bench_rows(own_engine),
                  "flask_ref": stack.seeded if stack else None},
