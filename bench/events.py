@@ -101,7 +101,9 @@ class Prepared:
 class AuthorizerCache:
     """API Gateway's authorizer result cache (`authorizerResultTtlInSeconds`): one answer per
     identity source (the Authorization header), reused for `ttl_s`; the authorizer Lambda runs only
-    on a miss. A failure (the authorizer raising) is not cached. A TTL of 0 caches nothing."""
+    on a miss. A failure (the authorizer raising) is not cached. A TTL of 0 caches nothing.
+    (devtools/edge.py models the whole edge for local runs; this is the cache alone, so that the
+    timed region holds only the two Lambdas.)"""
 
     def __init__(self, ttl_s: float, clock: Any = time.monotonic) -> None:
         self.ttl_s, self.clock = ttl_s, clock
