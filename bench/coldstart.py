@@ -260,27 +260,42 @@ def importtime(module: str, runs: int = 5) -> dict[str, Any]:
             "biggest": [{"module": name, "cumulative_ms": round(us / 1000, 1)} for name, us in nested[:12]]}
 
 
+def _median_profile(runs: list[list[tuple[str, int, int, int]]]) -> dict[str, Any]:
+    totals = [sum(r[1] for r in rows) for rows in runs]
+    packages: dict[str, list[float]] = {}
+    for rows in runs:
+        for name, ms in by_package(rows).items():
+            packages.setdefault(name, []).append(ms)
+    medians = {name: round(statistics.median(values + [0.0] * (len(runs) - len(values))), 1)
+               for name, values in packages.items()}
+    top = sorted(medians.items(), key=lambda item: -item[1])[:15]
+    return {"runs": len(runs), "total_ms": round(statistics.median(totals) / 1000, 1), "by_package_ms": dict(top)}
+
+
 def cold_path_imports(*, list_event: dict[str, Any], services: dict[str, str] | None = None,
-                      flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None) -> dict[str, Any]:
+                      flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None,
+                      runs: int = 3) -> dict[str, Any]:
     """Every import of a cold API path (the whole child: init and first request, under the bundle's
-    limits), and of the seed stack's cold child, by package: one run each under -X importtime."""
+    limits), and of the seed stack's cold child, by package: self time per package, the median of
+    `runs` runs under -X importtime, the two alternating."""
     env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENT=json.dumps(list_event),
                                      BENCH_BLOCKED=json.dumps(bundle_lacks()), **(services or {}))
     env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
-    ours = subprocess.run([sys.executable, "-X", "importtime", "-c", API_CHILD], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    if ours.returncode != 0:
-        raise RuntimeError(f"importtime of the API cold path failed: {ours.stderr[-2000:]}")
-    rows = parse_importtime(ours.stderr)
-    result: dict[str, Any] = {"ours": {"total_ms": round(sum(r[1] for r in rows) / 1000, 1),
-                                       "by_package_ms": dict(list(by_package(rows).items())[:15])}}
-    if flask_ref is not None:
-        python, anchor, code, seed_env = flask_ref
-        theirs = subprocess.run([str(python), "-X", "importtime", "-c", code, "request"], cwd=anchor,
-                                env=seed_env, capture_output=True, text=True)
-        if theirs.returncode != 0:
-            raise RuntimeError(f"importtime of the seed stack's cold path failed: {theirs.stderr[-2000:]}")
-        rows = parse_importtime(theirs.stderr)
-        result["flask_ref"] = {"total_ms": round(sum(r[1] for r in rows) / 1000, 1),
-                               "by_package_ms": dict(list(by_package(rows).items())[:15])}
+    ours_runs, seed_runs = [], []
+    for _ in range(runs):
+        ours = subprocess.run([sys.executable, "-X", "importtime", "-c", API_CHILD], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if ours.returncode != 0:
+            raise RuntimeError(f"importtime of the API cold path failed: {ours.stderr[-2000:]}")
+        ours_runs.append(parse_importtime(ours.stderr))
+        if flask_ref is not None:
+            python, anchor, code, seed_env = flask_ref
+            theirs = subprocess.run([str(python), "-X", "importtime", "-c", code, "request"], cwd=anchor,
+                                    env=seed_env, capture_output=True, text=True)
+            if theirs.returncode != 0:
+                raise RuntimeError(f"importtime of the seed stack's cold path failed: {theirs.stderr[-2000:]}")
+            seed_runs.append(parse_importtime(theirs.stderr))
+    result: dict[str, Any] = {"ours": _median_profile(ours_runs)}
+    if seed_runs:
+        result["flask_ref"] = _median_profile(seed_runs)
     return result

@@ -86,3 +86,14 @@ def test_a_scenario_named_after_the_data_matches_its_readme_row_by_kind():
                                                "filter title=product"])
 
     assert matched == {"filter start_date=2027-01-02": 5.8, "get by id": 2.7, "filter title=product": 6.4}
+
+
+def test_the_import_profile_of_several_runs_is_the_median_per_package():
+    other = SAMPLE.replace("2000 |       2300 |   sqlalchemy", "4000 |       4300 |   sqlalchemy")
+    runs = [coldstart.parse_importtime(text) for text in (SAMPLE, other, other)]
+
+    profile = coldstart._median_profile(runs)
+
+    assert profile["runs"] == 3
+    assert profile["by_package_ms"]["sqlalchemy"] == 4.3
+    assert profile["total_ms"] == 5.6
