@@ -282,7 +282,7 @@ class SeedStack:
         worker = flask_ref.Worker.start(self.python, self.anchor, self.env(database_url=database_url,
                                                                            redis_url=redis_url))
         if self.info is None:
-            self.info = worker.call("info")
+            self.info = {k: v for k, v in worker.call("info").items() if k != "ok"}
             self.token = worker.call("token")["token"]
         return worker
 
