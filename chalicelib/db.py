@@ -80,9 +80,10 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def _connect_args(settings: Any) -> dict[str, Any]:
     args: dict[str, Any] = {"timeout": settings.db_connect_timeout_s, "application_name": "interactions-api"}
+    # DB_TLS=disable is no TLS at all: pg8000's default (None) would build an SSL context on every
+    # connect (~20 ms loading the CA store) and send an SSLRequest first (one more round trip).
     ssl_context = settings.db_ssl_context()
-    if ssl_context is not None:
-        args["ssl_context"] = ssl_context
+    args["ssl_context"] = ssl_context if ssl_context is not None else False
     return args
 
 
