@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,16 +64,66 @@ def redis_errors() -> Iterator[None]:
         raise ServiceUnavailable("The session store is unavailable; try again shortly") from exc
 
 
-def script(source: str) -> Callable[..., Any]:
+class Script:
     """A Lua script run by its SHA (EVALSHA: one round trip, without sending the source each time)
-    on the current client; after a Redis restart has forgotten it, EVAL runs and caches it again."""
-    sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+    on the current client; after a Redis restart has forgotten it, EVAL runs and caches it again.
 
-    def run(*, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
+    `script(keys=…, args=…)` runs it and returns its answer. `script.start(keys=…, args=…)` only
+    sends it and returns a `Pending` whose `result()` reads the answer later: meanwhile the request
+    can wait on PostgreSQL, so the two round trips overlap instead of adding up."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
         client = get_redis()
         try:
-            return client.evalsha(sha, len(keys), *keys, *args)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return client.eval(source, len(keys), *keys, *args)
+            return client.eval(self.source, len(keys), *keys, *args)
 
-    return run
+    def start(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Pending:
+        return Pending(self, list(keys), list(args))
+
+
+class Pending:
+    """A script sent on a connection of its own from the pool, its answer not read yet. Any
+    failure of the overlapped path (a connection gone stale, a forgotten script) falls back to the
+    ordinary run, with its retry; errors surface from `result()`."""
+
+    def __init__(self, script: Script, keys: list[Any], args: list[Any]) -> None:
+        self.script, self.keys, self.args = script, keys, args
+        self.pool = get_redis().connection_pool
+        self.connection: Any = None
+        self.failure: redis.RedisError | None = None
+        try:
+            self.connection = self.pool.get_connection()
+            self.connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.TimeoutError as exc:  # Redis does not answer: no second wait
+            self.failure = exc
+            self._release()
+        except redis.RedisError:  # a connection gone stale: the ordinary run (and its retry)
+            self._release()
+
+    def _release(self) -> None:
+        if self.connection is not None:
+            self.pool.release(self.connection)
+            self.connection = None
+
+    def result(self) -> Any:
+        if self.failure is not None:
+            raise self.failure
+        if self.connection is None:
+            return self.script(keys=self.keys, args=self.args)
+        try:
+            return self.connection.read_response()
+        except (NoScriptError, redis.ConnectionError):
+            self._release()
+            return self.script(keys=self.keys, args=self.args)
+        finally:
+            self._release()
+
+
+def script(source: str) -> Script:
+    return Script(source)

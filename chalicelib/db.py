@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, cast
 
@@ -232,6 +233,20 @@ def _disconnected(exc: BaseException) -> bool:
     return state is not None and (state in DISCONNECTED_STATES or state.startswith("08"))
 
 
+# Run around a request's first statement (the middleware's Redis verdict, which travels meanwhile):
+# after it, and before it when it writes, so nothing acts on a request its checks refuse.
+first_statement_hook: ContextVar[Callable[[], None] | None] = ContextVar("first_statement_hook", default=None)
+
+
+@contextmanager
+def around_first_statement(hook: Callable[[], None] | None) -> Iterator[None]:
+    token = first_statement_hook.set(hook)
+    try:
+        yield
+    finally:
+        first_statement_hook.reset(token)
+
+
 class RequestSession(Session):
     """A session whose first statement is tried again, once, on a fresh connection when the pooled
     one turns out to be dead as it is used (closed by the server or a proxy a moment before: the
@@ -244,17 +259,24 @@ class RequestSession(Session):
         self.info["executed"] = True
         if not first:
             return super()._execute_internal(*args, **kwargs)
+        hook = first_statement_hook.get()
+        statement = args[0] if args else kwargs.get("statement")
+        if hook is not None and getattr(statement, "is_dml", False):
+            hook()  # a write never runs before the request's checks are settled
         # The checkout first: a connection that cannot be opened (refused, unreachable) is not
         # the case retried here, and answers as it is.
         self.connection()
         try:
-            return super()._execute_internal(*args, **kwargs)
+            result = super()._execute_internal(*args, **kwargs)
         except DBAPIError as exc:
             if not _disconnected(exc):
                 raise
             log.warning("the pooled database connection was dead; trying the first statement again")
             _rollback_quietly(self)
-            return super()._execute_internal(*args, **kwargs)
+            result = super()._execute_internal(*args, **kwargs)
+        if hook is not None:
+            hook()
+        return result
 
 
 def _apply_autocommit(session: Session, _transaction: Any, connection: Any) -> None:

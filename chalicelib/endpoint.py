@@ -40,6 +40,7 @@ class Endpoint:
     spec: Spec
     public: bool
     ends_session: bool = False
+    session: bool = True
     # Query parameters that make a request a substring search (SEARCH_RATE_PER_MINUTE).
     search_params: tuple[str, ...] = ()
 
@@ -193,7 +194,7 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
         if key in REGISTRY:
             raise RuntimeError(f"{method} {path} is declared twice")
         REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public, ends_session=ends_session,
-                                 search_params=search_params)
+                                 search_params=search_params, session=session)
         bp.route(path, methods=[method], authorizer=None if public else jwt_authorizer)(handler)
         return handler
 

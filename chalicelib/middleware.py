@@ -18,6 +18,7 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib import db
 from chalicelib.auth import guard
 from chalicelib.config import get_settings
 from chalicelib.endpoint import REGISTRY
@@ -83,6 +84,17 @@ def error_response(error: ApiError) -> Response:
     return Response(body=error.body(), status_code=error.status, headers=dict(error.headers))
 
 
+def _settled_first(verdict: guard.Verdict | None, error: ApiError) -> ApiError:
+    """A refusal of the request's checks (401, 429) comes before any other error: the verdict is
+    settled before an error is answered, and wins."""
+    if verdict is not None:
+        try:
+            verdict.settle()
+        except ApiError as refused:
+            return refused
+    return error
+
+
 def _check_body(request: Any) -> None:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
@@ -142,16 +154,25 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
     request_id = request_id_for(request.headers)
     auth = context.get("authorizer") or {}
     user_id = auth.get("user_id") if auth.get("auth") == "ok" else None
+    verdict: guard.Verdict | None = None
     try:
         declared = REGISTRY.get((route, method))
         if declared is not None and not declared.public:
-            # Expiry, key, revocation and rate limit: whatever API Gateway may have cached.
-            user_id = guard.check(auth, end_session=declared.ends_session, search=declared.is_search(request))
+            # Expiry, key, revocation and rate limit: whatever API Gateway may have cached. The
+            # Redis part travels while the request's first statement waits on PostgreSQL, and is
+            # settled right after it (or at once, for a request without a database session).
+            verdict = guard.start(auth, end_session=declared.ends_session, search=declared.is_search(request))
+            user_id = str(verdict.user_id)
+            if not declared.session:
+                verdict.settle()
         _check_body(request)
         _ignore_media_type_without_body(request)
-        response = get_response(request)
+        with db.around_first_statement(verdict.settle if verdict is not None else None):
+            response = get_response(request)
+        if verdict is not None:
+            verdict.settle()  # a view that ran no statement
     except ApiError as exc:
-        response = error_response(exc)
+        response = error_response(_settled_first(verdict, exc))
     except Exception:
         error_log.exception("unhandled error in request %s", request_id)
         response = error_response(InternalError())

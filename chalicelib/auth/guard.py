@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from chalicelib.auth import limits, sessions, tokens
-from chalicelib.cache import redis_errors, script
+from chalicelib.cache import Pending, redis_errors, script
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationFailed, RateLimited
 
@@ -41,10 +41,35 @@ _guard = script(_GUARD)
 INVALID = "Invalid or expired token"
 
 
-def check(auth: dict[str, Any], *, end_session: bool = False, search: bool = False) -> str:
-    """The user id of a request the authorizer vouched for, once it passes every per-request check;
-    401 or 429 otherwise. Never read a missing flag as success: deployed, every value is a string.
-    `search`: the request is a substring search (it counts towards SEARCH_RATE_PER_MINUTE too)."""
+class Verdict:
+    """A request's per-request checks, started: the local ones are done, the Redis script is on
+    its way. `settle()` reads its answer (once) and raises 401/429 when it says so; the middleware
+    settles it after the request's first database statement, before anything acts on it."""
+
+    def __init__(self, user_id: int, auth_time_ms: int, end: int, pending: Pending) -> None:
+        self.user_id, self.auth_time_ms, self.end, self.pending = user_id, auth_time_ms, end, pending
+        self.settled = False
+
+    def settle(self) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        with redis_errors():
+            revoked, not_before, count, searches = self.pending.result()
+        settings = get_settings()
+        if int(revoked) or (not_before and self.auth_time_ms <= int(not_before)):
+            raise AuthenticationFailed(INVALID)
+        if int(count) > settings.api_rate_per_minute:
+            raise RateLimited(retry_after=limits.seconds_until(self.end))
+        if int(searches) > settings.search_rate_per_minute:
+            raise RateLimited("Too many searches; retry later", retry_after=limits.seconds_until(self.end))
+
+
+def start(auth: dict[str, Any], *, end_session: bool = False, search: bool = False) -> Verdict:
+    """The checks of a request the authorizer vouched for: 401 now for what the context alone
+    shows (never read a missing flag as success: deployed, every value is a string), then the
+    Redis script sent, its verdict to be settled. `search`: a substring search (it counts towards
+    SEARCH_RATE_PER_MINUTE too); `end_session`: logout."""
     if auth.get("auth") != "ok" or not auth.get("user_id"):
         raise AuthenticationFailed(INVALID)
     try:
@@ -60,15 +85,16 @@ def check(auth: dict[str, Any], *, end_session: bool = False, search: bool = Fal
     settings = get_settings()
     number, end = limits.window()
     with redis_errors():
-        revoked, not_before, count, searches = _guard(
+        pending = _guard.start(
             keys=[sessions.session_key(session_id), sessions.user_key(user_id),
                   limits.api_window_key(user_id, number), limits.search_window_key(user_id, number)],
             args=[limits.counter_ttl_ms(end), "1" if end_session else "0", sessions.session_ttl(expires_at),
                   settings.api_rate_per_minute, "1" if search else "0"])
-    if int(revoked) or (not_before and auth_time_ms <= int(not_before)):
-        raise AuthenticationFailed(INVALID)
-    if int(count) > settings.api_rate_per_minute:
-        raise RateLimited(retry_after=limits.seconds_until(end))
-    if int(searches) > settings.search_rate_per_minute:
-        raise RateLimited("Too many searches; retry later", retry_after=limits.seconds_until(end))
-    return str(user_id)
+    return Verdict(user_id, auth_time_ms, end, pending)
+
+
+def check(auth: dict[str, Any], *, end_session: bool = False, search: bool = False) -> str:
+    """Every check at once: the user id, or 401/429."""
+    verdict = start(auth, end_session=end_session, search=search)
+    verdict.settle()
+    return str(verdict.user_id)
