@@ -162,3 +162,13 @@ def test_a_long_idle_connection_is_pinged_once(relayed, monkeypatch):
     with relay.counting() as counted, engine.connect():
         pass
     assert counted == {"round_trips": 1, "connections": 0}
+
+
+def test_the_apps_connections_plan_every_prepared_statement_for_its_values():
+    """Prepared statements must never fall back to a generic plan: a search term's trigram plan
+    depends on the term (chalicelib/db.py sets plan_cache_mode on every connection)."""
+    from chalicelib.db import session_scope
+
+    with session_scope(transaction=False) as session:
+        assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+        assert session.execute(text("SHOW TimeZone")).scalar() == "UTC"

@@ -9,7 +9,19 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, asc, bindparam, desc, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    and_,
+    asc,
+    bindparam,
+    desc,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 
 from chalicelib.caller import fold
 from chalicelib.models import Interaction, SiteInteractionCount
@@ -65,33 +77,67 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _contains(column: Any, term: str) -> ColumnElement[bool]:
-    return column.ilike(like_pattern(term), escape="\\")
+def _contains(column: Any, pattern: Any) -> ColumnElement[bool]:
+    return column.ilike(pattern, escape="\\")
 
 
 def search_document() -> ColumnElement[str]:
     return literal_column(SEARCH_DOCUMENT_SQL)
 
 
-def apply_filters(stmt: Select[Any], query: Any) -> Select[Any]:
-    """The list's filters (an InteractionQuery); empty substring filters match everything."""
+FILTERS = ("search", "title", "lead", "location", "type", "start_date", "end_date")
+_BOUND_TYPES = {"start_date": DateTime(timezone=True), "end_date": DateTime(timezone=True)}
+
+
+def _active(query: Any) -> tuple[str, ...]:
+    """The filters a list query uses (empty substring filters match everything)."""
+    return tuple(name for name in FILTERS if getattr(query, name))
+
+
+def _conditions(active: tuple[str, ...], value: Any) -> list[ColumnElement[bool]]:
+    """The conditions of the `active` filters; `value(name)` is each filter's value (a literal, or
+    a bound parameter): substring filters get their LIKE pattern."""
     conditions: list[ColumnElement[bool]] = []
-    if query.search:
-        per_field = or_(*(_contains(getattr(Interaction, name), query.search) for name in SEARCHED_COLUMNS))
-        # The document match is what the trigram index answers; the per-field match keeps a term
-        # from matching across the boundary of two fields.
-        conditions += [_contains(search_document(), query.search), per_field]
-    for name in ("title", "lead", "location"):
-        term = getattr(query, name)
-        if term:
-            conditions.append(_contains(getattr(Interaction, name), term))
-    if query.type:
-        conditions.append(Interaction.type == query.type)
-    if query.start_date:
-        conditions.append(Interaction.start_datetime >= query.start_date)
-    if query.end_date:
-        conditions.append(Interaction.start_datetime <= query.end_date)
+    for name in active:
+        if name == "search":
+            pattern = value("search")
+            per_field = or_(*(_contains(getattr(Interaction, field), pattern) for field in SEARCHED_COLUMNS))
+            # The document match is what the trigram index answers; the per-field match keeps a
+            # term from matching across the boundary of two fields.
+            conditions += [_contains(search_document(), pattern), per_field]
+        elif name in SUBSTRING_FILTERS:
+            conditions.append(_contains(getattr(Interaction, name), value(name)))
+        elif name == "type":
+            conditions.append(Interaction.type == value(name))
+        elif name == "start_date":
+            conditions.append(Interaction.start_datetime >= value(name))
+        elif name == "end_date":
+            conditions.append(Interaction.start_datetime <= value(name))
+    return conditions
+
+
+def filter_values(query: Any) -> dict[str, Any]:
+    """The bound values of a list query's filters (`filter_<name>`), patterns made."""
+    return {f"filter_{name}": like_pattern(getattr(query, name)) if name in SUBSTRING_FILTERS
+            else getattr(query, name) for name in _active(query)}
+
+
+def apply_filters(stmt: Select[Any], query: Any) -> Select[Any]:
+    """The list's filters (an InteractionQuery) with their values written in (plan checks)."""
+    def literal_value(name: str) -> Any:
+        raw = getattr(query, name)
+        return like_pattern(raw) if name in SUBSTRING_FILTERS else raw
+
+    conditions = _conditions(_active(query), literal_value)
     return stmt.where(and_(*conditions)) if conditions else stmt
+
+
+@functools.cache
+def filtered_rows(active: tuple[str, ...]) -> Select[Any]:
+    """The site's rows with the `active` filters, their values bound (`filter_<name>`): one
+    statement per combination of filters, built once, its SQL the same whatever the terms."""
+    conditions = _conditions(active, lambda name: bindparam(f"filter_{name}", type_=_BOUND_TYPES.get(name)))
+    return SITE_ROWS.where(and_(*conditions))
 
 
 def sort_key(sort_by: str, columns: Any = Interaction) -> Any:
@@ -141,20 +187,35 @@ def folded_unfiltered_page(sort_by: str, direction: str) -> Select[Any]:
 
 def folded_page(query: Any) -> Select[Any]:
     """The page a list query asks for, folded with the caller's rights; a filtered page carries the
-    site's change number (a total counted at that number may be reused)."""
-    stmt = apply_filters(SITE_ROWS, query)
-    if stmt is SITE_ROWS:
+    site's change number (a total counted at that number may be reused). Its values are bound:
+    `filter_values(query)`."""
+    active = _active(query)
+    if not active:
         return folded_unfiltered_page(query.sort_by, query.sort_direction)
-    page = apply_sort(stmt, query.sort_by, query.sort_direction).offset(OFFSET).limit(LIMIT)
-    return fold(page, extra=(SITE_CHANGES_COLUMN,),
-                order_by=lambda columns: order(query.sort_by, query.sort_direction, columns))
+    return folded_filtered_page(active, query.sort_by, query.sort_direction)
+
+
+@functools.cache
+def folded_filtered_page(active: tuple[str, ...], sort_by: str, direction: str) -> Select[Any]:
+    page = apply_sort(filtered_rows(active), sort_by, direction).offset(OFFSET).limit(LIMIT)
+    return fold(page, extra=(SITE_CHANGES_COLUMN,), order_by=lambda columns: order(sort_by, direction, columns))
+
+
+@functools.cache
+def filtered_count(active: tuple[str, ...]) -> Select[tuple[int, int | None]]:
+    """The filtered count and the site's change number, in one statement (one snapshot)."""
+    return count_and_changes(filtered_rows(active), bindparam("site_id"))
+
+
+def active_filters(query: Any) -> tuple[str, ...]:
+    return _active(query)
 
 
 def count(stmt: Select[Any]) -> Select[tuple[int]]:
     return select(func.count()).select_from(stmt.with_only_columns(Interaction.id).order_by(None).subquery())
 
 
-def count_and_changes(stmt: Select[Any], site_id: int) -> Select[tuple[int, int | None]]:
+def count_and_changes(stmt: Select[Any], site_id: Any) -> Select[tuple[int, int | None]]:
     """The filtered count and the site's change number, in one statement: one snapshot."""
     changes = select(SiteInteractionCount.changes).where(SiteInteractionCount.site_id == site_id)
     return select(count(stmt).scalar_subquery(), changes.scalar_subquery())

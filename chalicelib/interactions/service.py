@@ -109,7 +109,8 @@ def found(row: Any) -> Any:
 def list_params(query: InteractionQuery) -> tuple[Any, dict[str, Any]]:
     """The first statement of a list request (its page, folded with the caller's rights) and its
     parameters; `page` reads its result."""
-    return queries.folded_page(query), {"offset": query.offset, "limit": query.per_page}
+    return queries.folded_page(query), {"offset": query.offset, "limit": query.per_page,
+                                        **queries.filter_values(query)}
 
 
 def page(session: Session, *, site_id: int, query: InteractionQuery, rows: Folded) -> tuple[list[Any], int]:
@@ -142,8 +143,8 @@ def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, 
     remembered = _counted.get(key)
     if remembered is not None and changes is not None and changes == remembered[0]:
         return remembered[1]
-    stmt = queries.apply_filters(queries.SITE_ROWS, query)
-    total, counted_at = session.execute(queries.count_and_changes(stmt, site_id), {"site_id": site_id}).one()
+    total, counted_at = session.execute(queries.filtered_count(queries.active_filters(query)),
+                                        {"site_id": site_id, **queries.filter_values(query)}).one()
     if counted_at is not None:
         if len(_counted) >= _COUNTED_MAX:
             _counted.clear()
