@@ -108,7 +108,7 @@ def _scenarios() -> dict[tuple[str, str], tuple[Callable[..., Callable[[], Any]]
         return lambda: _send(client, "PUT", f"/api/interactions/{w['ids'][1]}", w["editor"],
                              {"title": next(titles)})()
 
-    users = f"/api/sites/{{site}}/users"
+    users = "/api/sites/{site}/users"
 
     def add_pending(client, w, name):
         response = _send(client, "POST", users.format(site=w["site"]), w["admin_token"],

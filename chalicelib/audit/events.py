@@ -142,6 +142,15 @@ def account_sites(source: FromClause, user_id: ColumnElement[int]) -> tuple[From
     return joined, memberships.c.site_id
 
 
+def account_event(user_id: int, *, origin: Origin, action: str, changes: Any = None) -> Any:
+    """The INSERT of an event about the account `user_id`: once per site it belongs to as this
+    statement sees it, or once with no site."""
+    account = select(literal(user_id, Integer).label("id")).subquery("account")
+    sites, site_id = account_sites(account, account.c.id)
+    return record(sites, origin=origin, action=action, target_type="user", target_id=account.c.id,
+                  site_id=site_id, changes=changes)
+
+
 def as_cte(stmt: Any, name: str) -> Any:
     """An event INSERT as a CTE of the change's statement (RETURNING nothing anyone reads)."""
     return stmt.returning(_TABLE.c.id).cte(name)

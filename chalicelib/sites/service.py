@@ -392,3 +392,34 @@ def create_site(session: Session, *, caller_id: int, origin: audit.Origin, name:
     return _site_detail(id=row.id, name=row.name, description=row.description, created_at=row.created_at,
                         user_count=1, interaction_count=0)
 
+
+
+# --- the operator's changes (the command line and the demo data; not held to the last-admin rule) ---
+
+def grant(session: Session, *, user_id: int, site_id: int, role: str, origin: audit.Origin) -> bool:
+    """Create or change a membership and record it; False (nothing recorded) when it already had
+    that role."""
+    membership = session.get(SiteMembership, (user_id, site_id))
+    if membership is not None and membership.role == role:
+        return False
+    if membership is None:
+        session.add(SiteMembership(user_id=user_id, site_id=site_id, role=role))
+        action, before = "membership.added", None
+    else:
+        action, before, membership.role = "membership.role_changed", membership.role, role
+    session.flush()
+    session.execute(audit.record(None, origin=origin, action=action, target_type="user", target_id=user_id,
+                                 site_id=site_id, changes=audit.diff({"role": before}, {"role": role})))
+    return True
+
+
+def replace_setup_token(session: Session, *, user_id: int, origin: audit.Origin) -> str:
+    """A new setup token for the pending account `user_id` (the earlier one stops working), recorded."""
+    token, digest = new_secret()
+    stmt = pg_insert(SetupToken).values(user_id=user_id, token_hash=digest, expires_at=_expiry())
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[SetupToken.user_id],
+        set_={"token_hash": stmt.excluded.token_hash, "expires_at": stmt.excluded.expires_at,
+              "created_at": func.now()}))
+    session.execute(audit.account_event(user_id, origin=origin, action="user.setup_token_issued"))
+    return token
