@@ -4,7 +4,9 @@ a change and its event commit together or not at all, without another round trip
 records its events in its command's transaction.
 
 `record(source, ...)` is that INSERT: one event per row of `source` (the change's CTE; none when
-the change touched nothing), or exactly one event without a source. Values come as bound
+the change touched nothing), or exactly one event without a source; `insert_all(rows(...), ...)`
+writes the events of a change that has several, in one INSERT and in their causal order (the
+data-modifying parts of a WITH run in no order one can rely on). Values come as bound
 parameters or as columns of `source`; `changes` is a dict (see `diff`, `created`, `deleted`) or a
 JSONB expression. An event about an account is recorded once per site the account belongs to
 (`account_sites`), or once with no site.
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, insert, literal, select
+from sqlalchemy import BigInteger, Integer, String, insert, literal, select, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import ColumnElement, FromClause
 
@@ -116,9 +118,21 @@ def _value(name: str, value: Any) -> ColumnElement[Any]:
     return literal(value, _TYPES[name]).label(name)
 
 
-def record(source: FromClause | None, *, origin: Origin, action: str, target_type: str, target_id: Any,
-           site_id: Any, target_version: Any = None, changes: Any = None) -> Any:
-    """The INSERT of one event per row of `source` (or one event without a source)."""
+def record(source: FromClause | None, **event: Any) -> Any:
+    """The INSERT of one event per row of `source` (or one event without a source); `event`: what
+    `rows` takes."""
+    return insert_all(rows(source, **event))
+
+
+def insert_all(*selects: Any) -> Any:
+    """One INSERT of the events of several `rows(...)`, in that order (their ids follow it)."""
+    source = selects[0] if len(selects) == 1 else union_all(*selects)
+    return insert(_TABLE).from_select(list(_COLUMNS), source)
+
+
+def rows(source: FromClause | None, *, origin: Origin, action: str, target_type: str, target_id: Any,
+         site_id: Any, target_version: Any = None, changes: Any = None) -> Any:
+    """The SELECT of one event per row of `source` (or of one event without a source)."""
     assert action in ACTIONS, action
     values = {
         "via": origin.via, "actor_id": origin.actor_id, "actor_username": origin.actor_username,
@@ -127,10 +141,8 @@ def record(source: FromClause | None, *, origin: Origin, action: str, target_typ
         "target_id": target_id, "target_version": target_version,
         "changes": {} if changes is None else changes,
     }
-    rows = select(*(_value(name, values[name]) for name in _COLUMNS))
-    if source is not None:
-        rows = rows.select_from(source)
-    return insert(_TABLE).from_select(list(_COLUMNS), rows)
+    found = select(*(_value(name, values[name]) for name in _COLUMNS))
+    return found.select_from(source) if source is not None else found
 
 
 def account_sites(source: FromClause, user_id: ColumnElement[int]) -> tuple[FromClause, ColumnElement[Any]]:

@@ -202,22 +202,20 @@ def add_member(session: Session, *, site_id: int, caller_id: int, origin: audit.
     issued = (insert(SetupToken).from_select(["user_id", "token_hash", "expires_at"],
                                              select(fresh.c.id, literal(digest, String), _expiry()))
               .returning(SetupToken.user_id, SetupToken.expires_at).cte("issued"))
-    events = (
-        audit.as_cte(audit.record(fresh, origin=origin, action="user.created", target_type="user",
-                                  target_id=fresh.c.id, site_id=site_id,
-                                  changes=audit.created({"username": username, "email": email},
-                                                        audit.ACCOUNT_FIELDS)), "user_created"),
-        audit.as_cte(audit.record(issued, origin=origin, action="user.setup_token_issued", target_type="user",
-                                  target_id=issued.c.user_id, site_id=site_id), "token_issued"),
-        audit.as_cte(audit.record(added, origin=origin, action="membership.added", target_type="user",
-                                  target_id=added.c.user_id, site_id=site_id,
-                                  changes=_role_change(None, added.c.role)), "member_added"),
-    )
+    events = audit.as_cte(audit.insert_all(
+        audit.rows(fresh, origin=origin, action="user.created", target_type="user", target_id=fresh.c.id,
+                   site_id=site_id, changes=audit.created({"username": username, "email": email},
+                                                          audit.ACCOUNT_FIELDS)),
+        audit.rows(issued, origin=origin, action="user.setup_token_issued", target_type="user",
+                   target_id=issued.c.user_id, site_id=site_id),
+        audit.rows(added, origin=origin, action="membership.added", target_type="user",
+                   target_id=added.c.user_id, site_id=site_id, changes=_role_change(None, added.c.role)),
+    ), "events")
     one = _one()
     stmt = (select(admin.label("caller_admin"), *chosen.c, added.c.role, issued.c.expires_at)
             .select_from(one.outerjoin(chosen, true()).outerjoin(added, added.c.user_id == chosen.c.id)
                          .outerjoin(issued, issued.c.user_id == chosen.c.id))
-            .add_cte(*events))
+            .add_cte(events))
     row = session.execute(stmt).first()
     _still_admin(row)
     if row.role is None:
@@ -301,22 +299,19 @@ def remove_member(session: Session, *, site_id: int, caller_id: int, origin: aud
             .where(User.id.in_(select(removed.c.user_id)), _PENDING,
                    ~exists().where(SiteMembership.user_id == User.id, SiteMembership.site_id != site_id))
             .returning(User.id, User.username, User.email).cte("gone"))
-    events = (
-        audit.as_cte(audit.record(removed, origin=origin, action="membership.removed", target_type="user",
-                                  target_id=removed.c.user_id, site_id=site_id,
-                                  changes=_role_change(removed.c.role, None)), "member_removed"),
+    events = audit.as_cte(audit.insert_all(
+        audit.rows(removed, origin=origin, action="membership.removed", target_type="user",
+                   target_id=removed.c.user_id, site_id=site_id, changes=_role_change(removed.c.role, None)),
         # The account's only site is the one it is removed from: its admins see the deletion.
-        audit.as_cte(audit.record(gone, origin=origin, action="user.deleted", target_type="user",
-                                  target_id=gone.c.id, site_id=site_id,
-                                  changes=func.jsonb_build_object(
-                                      "username", func.jsonb_build_object("from", gone.c.username, "to", None),
-                                      "email", func.jsonb_build_object("from", gone.c.email, "to", None))),
-                     "user_deleted"),
-    )
+        audit.rows(gone, origin=origin, action="user.deleted", target_type="user", target_id=gone.c.id,
+                   site_id=site_id, changes=func.jsonb_build_object(
+                       "username", func.jsonb_build_object("from", gone.c.username, "to", None),
+                       "email", func.jsonb_build_object("from", gone.c.email, "to", None))),
+    ), "events")
     one = _one()
     row = session.execute(
         select(admin.label("caller_admin"), target.c.id, removed.c.user_id.label("removed_id"))
-        .select_from(one.outerjoin(target, true()).outerjoin(removed, true())).add_cte(*events)).first()
+        .select_from(one.outerjoin(target, true()).outerjoin(removed, true())).add_cte(events)).first()
     _still_admin(row)
     if row.id is None:
         raise NotFound(MEMBER_NOT_FOUND)
@@ -373,18 +368,16 @@ def create_site(session: Session, *, caller_id: int, origin: audit.Origin, name:
     added = (insert(SiteMembership)
              .from_select(["user_id", "site_id", "role"], select(literal(caller_id), new.c.id, literal("admin")))
              .returning(SiteMembership.user_id, SiteMembership.site_id, SiteMembership.role).cte("added"))
-    events = (
-        audit.as_cte(audit.record(new, origin=origin, action="site.created", target_type="site",
-                                  target_id=new.c.id, site_id=new.c.id,
-                                  changes=audit.created({"name": name, "description": description},
-                                                        audit.SITE_FIELDS)), "site_created"),
-        audit.as_cte(audit.record(added, origin=origin, action="membership.added", target_type="user",
-                                  target_id=added.c.user_id, site_id=added.c.site_id,
-                                  changes=_role_change(None, added.c.role)), "member_added"),
-    )
+    events = audit.as_cte(audit.insert_all(
+        audit.rows(new, origin=origin, action="site.created", target_type="site", target_id=new.c.id,
+                   site_id=new.c.id, changes=audit.created({"name": name, "description": description},
+                                                           audit.SITE_FIELDS)),
+        audit.rows(added, origin=origin, action="membership.added", target_type="user",
+                   target_id=added.c.user_id, site_id=added.c.site_id, changes=_role_change(None, added.c.role)),
+    ), "events")
     one = _one()
     row = session.execute(select(allowed.label("allowed"), *new.c)
-                          .select_from(one.outerjoin(new, true())).add_cte(*events)).first()
+                          .select_from(one.outerjoin(new, true())).add_cte(events)).first()
     if not row.allowed:
         raise Forbidden("Only platform admins may create sites")
     if row.id is None:  # ON CONFLICT DO NOTHING: the name is taken
