@@ -217,3 +217,48 @@ def test_prune_audit_deletes_older_events_and_prints_how_many(capsys, trail):
         counts = dict(session.execute(text("SELECT site_id, events FROM site_audit_counts")).all())
     assert sorted(counts.values()) == [1, 2]  # Marketing: one grant; Sales: a grant and the deactivation
     assert run(capsys, "prune-audit", "--before", "2000-01-01")[1].strip() == "0"
+
+
+# --- demo data -------------------------------------------------------------------------------------
+
+
+def test_seed_demo_records_what_it_writes_and_gives_a_history(capsys, client):
+    from chalicelib.interactions.service import serialize
+    from chalicelib.models import Interaction
+    from tests.factories import login, post_json
+
+    code, out, _ = run(capsys, "seed-demo", "--sites", "2", "--interactions", "20", "--password", PASSWORD)
+
+    assert code == 0
+    found = events()
+    assert {e["via"] for e in found} == {"cli"} and {e["operator"] for e in found} == {getpass.getuser()}
+    created = [e for e in found if e["action"] == "interaction.created"]
+    updated = [e for e in found if e["action"] == "interaction.updated"]
+    assert len(created) == 20 and len(updated) == 6  # three rows of each site changed once more
+    with session_scope() as session:
+        rows = {row.id: serialize(row) for row in session.scalars(select(Interaction))}
+    for event in created:  # what the API would record, had it created them
+        row = rows[event["target"]["id"]]
+        assert event["site_id"] == row["site_id"]
+        changed_since = any(u["target"]["id"] == row["id"] for u in updated)
+        expected = {name: {"from": None, "to": row[name]} for name in (
+            "title", "type", "lead", "start_datetime", "timezone", "end_datetime", "location", "description")
+            if row[name] is not None}
+        assert {k: v for k, v in event["changes"].items() if k != "notes"} == expected
+        if not changed_since:
+            assert event["changes"].get("notes", {"to": None})["to"] == row["notes"]
+    for event in updated:
+        assert event["changes"]["notes"]["to"] == rows[event["target"]["id"]]["notes"] == "Follow-up booked."
+        assert event["target"]["version"] == rows[event["target"]["id"]]["version"]
+    actions = [e["action"] for e in found]
+    assert actions.count("site.created") == 2 and actions.count("user.setup_token_issued") == 2
+    assert actions.count("user.created") == 5  # demo, editor, viewer and two pending members
+
+    # A pending member's printed setup token works; the history of a changed row shows both events.
+    token = out.split("newhire")[1].split("setup token ")[1].split()[0]
+    assert post_json(client, "/api/auth/setup", {"token": token, "password": "newhire's own"}).status_code == 200
+    site_token = login(client, "editor", PASSWORD)["token"]
+    row_id = next(e["target"]["id"] for e in updated if e["site_id"] == rows[e["target"]["id"]]["site_id"]
+                  and e["site_id"] == min(r["site_id"] for r in rows.values()))
+    history = send(client, "GET", f"/api/interactions/{row_id}/history", site_token).json_body["data"]["events"]
+    assert [e["action"] for e in history] == ["interaction.updated", "interaction.created"]
