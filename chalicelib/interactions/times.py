@@ -1,5 +1,6 @@
-"""The time rules of interactions: IANA zones from the pinned `tzdata` package, ISO 8601 datetimes
-in ASCII digits, local times resolved in a record's time zone, and the rules across start and end.
+"""The time rules of interactions: IANA zones from the pinned `tzdata` package, local times resolved
+in a record's time zone, and the rules across start and end (ISO 8601 in ASCII digits is read by
+`kit.timestamps`).
 
 Pure functions over the standard library; the schemas call them, and so does the update path on the
 merged record.
@@ -10,10 +11,6 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from chalicelib.kit.timestamps import parse_bound, parse_datetime
-
-__all__ = ["check_zone", "parse_bound", "parse_datetime", "resolve_times", "to_instant", "zone", "zone_names"]
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,6 @@
 """What the site endpoints accept and return (the OpenAPI document is generated from these)."""
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +17,7 @@ from chalicelib.caller import SiteSummary
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.text import optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
+from chalicelib.kit.usernames import NewUsername
 from chalicelib.models import ROLES
 
 __all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser", "SiteCreate", "SiteUpdate",
@@ -29,16 +29,6 @@ SERVER_OWNED = ("id", "created_at", "role", "user_count", "interaction_count")
 SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
 SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
 
-# New usernames: 3-64 characters of A-Z a-z 0-9 . _ - (nothing is trimmed).
-USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
-
-
-def _new_username(value: str) -> str:
-    if not re.fullmatch(USERNAME_PATTERN, value):
-        raise ValueError("must be 3-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
-    return value
-
-
 def _email(value: str) -> str:
     local, at, domain = value.partition("@")
     # No white space in JSON Schema's sense either (the documented pattern's \s includes U+FEFF).
@@ -47,9 +37,6 @@ def _email(value: str) -> str:
     return value
 
 
-NewUsername = Annotated[str, AfterValidator(_new_username), WithJsonSchema({
-    "type": "string", "pattern": USERNAME_PATTERN, "minLength": 3, "maxLength": 64,
-    "description": "3-64 characters of A-Z a-z 0-9 . _ -, unique case-insensitively"})]
 Email = Annotated[str, Field(max_length=254), AfterValidator(storable), AfterValidator(_email),
                   WithJsonSchema({"type": "string", "maxLength": 254, "pattern": r"^[^@\s]+@[^@\s]+$",
                                   "description": "at most 254 characters, one '@' with text on both "

@@ -42,6 +42,7 @@ from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.kit.pagination import Pagination, page_total
 from chalicelib.kit.secret import new_secret
 from chalicelib.kit.timestamps import isoformat
+from chalicelib.kit.usernames import same_name
 from chalicelib.models import SetupToken, Site, SiteInteractionCount, SiteMembership, User
 
 SITE_NOT_FOUND = "Site not found"
@@ -173,8 +174,7 @@ def add_member(session: Session, *, site_id: int, caller_id: int, origin: audit.
     409. One statement, with the events (user.created, user.setup_token_issued, membership.added)."""
     token, digest = new_secret()
     admin = _is_admin(site_id, caller_id)
-    by_name = select(User.id, _PENDING.label("pending")).where(
-        func.lower(User.username) == func.lower(literal(username, String))).cte("by_name")
+    by_name = select(User.id, _PENDING.label("pending")).where(same_name(User.username, username)).cte("by_name")
     by_email = select(User.id).where(func.lower(User.email) == func.lower(literal(email, String))).cte("by_email")
     existing = (
         select(User.id, User.username, User.email, User.last_login, User.is_active,

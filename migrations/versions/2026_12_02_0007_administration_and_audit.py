@@ -19,7 +19,7 @@ Downgrade deletes pending accounts (the old schema cannot hold an account withou
 drops the trail.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
