@@ -18,7 +18,7 @@ from tests import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 REVISION = "0007"
-BEFORE = "0005"
+BEFORE = "0006"
 
 
 @pytest.fixture
