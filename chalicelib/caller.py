@@ -94,9 +94,9 @@ def site_summary(row: Any) -> dict[str, Any]:
 
 # The caller as the first statement of every request sees it: one row for the token's user (none
 # if the account is gone), with the platform-admin flag, the user's role on one site (`site_id`:
-# the token's, or the path's) and that site's details when it is an active membership. Built once per container, with bound
-# parameters: building a select (and its cache key) on every request cost more CPU than PostgreSQL
-# needs to answer it.
+# the token's, or the path's) and that site's details when it is an active membership. Built once
+# per container, with bound parameters: building a select (and its cache key) on every request cost
+# more CPU than PostgreSQL needs to answer it.
 _ACTIVE = memberships().subquery("active_membership")
 CALLER = (
     select(User.is_active.label("caller_active"), User.username.label("caller_username"),

@@ -92,8 +92,9 @@ class Call:
     @property
     def caller(self) -> callers.Principal:
         """The caller with the rights this endpoint requires: 401, then 403 SITE_CONTEXT_REQUIRED,
-        then 403 for a role that may not write (or for a caller who is not a platform admin). Read from the database once per request (one
-        round trip), unless `fold` already read it with the request's first statement."""
+        then 403 for a role that may not write (or for a caller who is not a platform admin). Read
+        from the database once per request (one round trip), unless `fold` already read it with the
+        request's first statement."""
         if self._caller is None:
             self._settle(callers.run(self.session, self.token, callers.RIGHTS, site_id=self.token.site_id)[0])
         assert self._caller is not None
