@@ -148,15 +148,14 @@ def change_password(session: Session, *, principal: Principal, stored_hash: str 
     if problem:
         raise ValidationFailed("The new password is not allowed",
                                details=[{"field": "new_password", "message": problem}])
-    locked_as = usernames.fold(principal.username)  # the key a login locks the account by
-    limits.reserve_password_attempt(locked_as)
+    limits.reserve_password_attempt(principal.username)  # locked out by the folded name, like logins
     if stored_hash is None or not passwords.verify_password(stored_hash, current):
         raise ValidationFailed("The current password is wrong",
                                details=[{"field": "current_password", "message": "is not the current password"}])
     new_hash = passwords.hash_password(new)
     # Before the change (Redis down: nothing changes) and the failed attempt given back in the same
     # round trip; again after it, for a login that read the old hash meanwhile.
-    sessions.revoke_all_sessions(principal.user_id, delete=(limits.failures_key(locked_as),))
+    sessions.revoke_all_sessions(principal.user_id, delete=(limits.failures_key(principal.username),))
     if session.execute(_password_changed(principal.user_id, stored_hash, new_hash, origin)).first() is None:
         raise ValidationFailed("The current password is wrong",
                                details=[{"field": "current_password", "message": "changed meanwhile"}])
