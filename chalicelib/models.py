@@ -3,6 +3,7 @@ migrations can refer to them."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -210,7 +211,7 @@ class AuditEvent(Base):
     target_type: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[int] = mapped_column(BigInteger)
     target_version: Mapped[int | None] = mapped_column(Integer)
-    changes: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
 class SiteAuditCount(Base):

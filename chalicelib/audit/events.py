@@ -20,9 +20,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, insert, literal, select, union_all
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    CompoundSelect,
+    Insert,
+    Integer,
+    Select,
+    String,
+    insert,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.types import TypeEngine
 
 from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import AUDIT_ACTIONS, AuditEvent, SiteMembership
@@ -35,7 +48,6 @@ INTERACTION_FIELDS = ("title", "type", "lead", "start_datetime", "timezone", "en
 ACCOUNT_FIELDS = ("username", "email")
 SITE_FIELDS = ("name", "description")
 
-_TABLE = AuditEvent.__table__
 _COLUMNS = ("via", "actor_id", "actor_username", "operator", "site_id", "request_id", "gateway_request_id",
             "action", "target_type", "target_id", "target_version", "changes")
 
@@ -103,7 +115,7 @@ def deleted(values: Mapping[str, Any], fields: Iterable[str]) -> dict[str, dict[
 
 # --- the INSERT ------------------------------------------------------------------------------------
 
-_TYPES = {"actor_id": Integer(), "actor_username": String(), "operator": String(), "site_id": Integer(),
+_TYPES: dict[str, TypeEngine[Any]] = {"actor_id": Integer(), "actor_username": String(), "operator": String(), "site_id": Integer(),
           "request_id": String(), "gateway_request_id": String(), "via": String(), "action": String(),
           "target_type": String(), "target_id": BigInteger(), "target_version": Integer(),
           "changes": JSONB()}
@@ -118,20 +130,20 @@ def _value(name: str, value: Any) -> ColumnElement[Any]:
     return literal(value, _TYPES[name]).label(name)
 
 
-def record(source: FromClause | None, **event: Any) -> Any:
+def record(source: FromClause | None, **event: Any) -> Insert:
     """The INSERT of one event per row of `source` (or one event without a source); `event`: what
     `rows` takes."""
     return insert_all(rows(source, **event))
 
 
-def insert_all(*selects: Any) -> Any:
+def insert_all(first: Select[Any], *more: Select[Any]) -> Insert:
     """One INSERT of the events of several `rows(...)`, in that order (their ids follow it)."""
-    source = selects[0] if len(selects) == 1 else union_all(*selects)
-    return insert(_TABLE).from_select(list(_COLUMNS), source)
+    source: Select[Any] | CompoundSelect[Any] = union_all(first, *more) if more else first
+    return insert(AuditEvent).from_select(list(_COLUMNS), source)
 
 
 def rows(source: FromClause | None, *, origin: Origin, action: str, target_type: str, target_id: Any,
-         site_id: Any, target_version: Any = None, changes: Any = None) -> Any:
+         site_id: Any, target_version: Any = None, changes: Any = None) -> Select[Any]:
     """The SELECT of one event per row of `source` (or of one event without a source)."""
     assert action in ACTIONS, action
     values = {
@@ -154,7 +166,7 @@ def account_sites(source: FromClause, user_id: ColumnElement[int]) -> tuple[From
     return joined, memberships.c.site_id
 
 
-def account_event(user_id: int, *, origin: Origin, action: str, changes: Any = None) -> Any:
+def account_event(user_id: int, *, origin: Origin, action: str, changes: Any = None) -> Insert:
     """The INSERT of an event about the account `user_id`: once per site it belongs to as this
     statement sees it, or once with no site."""
     account = select(literal(user_id, Integer).label("id")).subquery("account")
@@ -163,6 +175,6 @@ def account_event(user_id: int, *, origin: Origin, action: str, changes: Any = N
                   site_id=site_id, changes=changes)
 
 
-def as_cte(stmt: Any, name: str) -> Any:
+def as_cte(stmt: Insert, name: str) -> CTE:
     """An event INSERT as a CTE of the change's statement (RETURNING nothing anyone reads)."""
-    return stmt.returning(_TABLE.c.id).cte(name)
+    return stmt.returning(AuditEvent.id).cte(name)

@@ -25,7 +25,9 @@ def interaction_history(call: Call, interaction_id: str):
     query, rows = call.fold_query(HistoryQuery, lambda q: (service.HISTORY, service.history_params(found or 0, q)))
     if found is None or not rows.head.interaction_exists:
         raise NotFound("Interaction not found")
-    events, total = service.history(call.session, site_id=call.caller.site_id, interaction_id=found,
+    site_id = call.caller.site_id
+    assert site_id is not None  # the endpoint requires the token's site
+    events, total = service.history(call.session, site_id=site_id, interaction_id=found,
                                     query=query, rows=rows)
     return paginated({"events": events}, query=query, total=total)
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from chalicelib.audit.events import ACTIONS, FAMILIES
 from chalicelib.kit.ids import INT32_MAX, parse_id
-from chalicelib.kit.pagination import Pagination, whole_number
+from chalicelib.kit.pagination import Pagination, between
 from chalicelib.kit.timestamps import Timestamp, query_bound
 from chalicelib.models import AUDIT_TARGETS, AUDIT_VIAS
 
@@ -37,18 +37,21 @@ ActionFilter = Annotated[tuple[str, ...], PlainValidator(_actions), WithJsonSche
     "description": "an action, or a family followed by '.' for all of its actions"})]
 TargetId = Annotated[int, PlainValidator(_target_id), WithJsonSchema({
     "type": "integer", "minimum": 1, "maximum": 2**63 - 1})]
+Since, Until = query_bound(end_of_day=False), query_bound(end_of_day=True)
+ActorId = Annotated[int, PlainValidator(between(1, INT32_MAX)), WithJsonSchema({
+    "type": "integer", "minimum": 1, "maximum": INT32_MAX})]
 
 
 class AuditQuery(Pagination):
     """GET /api/sites/{id}/audit: the site's events, newest first, filtered."""
 
     action: ActionFilter | None = Field(None, description="an action, or a family followed by '.'")
-    actor_id: whole_number(1, INT32_MAX) | None = Field(None, description="events made by this user "
-                                                                          "through the API")
-    target_type: Literal[AUDIT_TARGETS] | None = Field(None, description="what the events are about")
+    actor_id: ActorId | None = Field(None, description="events made by this user through the API")
+    target_type: Literal[AUDIT_TARGETS] | None = Field(  # type: ignore[valid-type]
+        None, description="what the events are about")
     target_id: TargetId | None = Field(None, description="with target_type: one interaction, account or site")
-    since: query_bound(end_of_day=False) | None = Field(None, description="events at or after this")
-    until: query_bound(end_of_day=True) | None = Field(None, description="events at or before this")
+    since: Since | None = Field(None, description="events at or after this")
+    until: Until | None = Field(None, description="events at or before this")
 
     def problems(self) -> list[dict[str, str]]:
         found = []
@@ -76,7 +79,7 @@ class Actor(_Read):
 
 
 class Target(_Read):
-    type: Literal[AUDIT_TARGETS]
+    type: Literal[AUDIT_TARGETS]  # type: ignore[valid-type]
     id: int
     version: int | None = Field(None, description="interactions only: the version after the change "
                                                   "(the last one for a deletion)")
@@ -90,13 +93,13 @@ class Change(_Read):
 class EventRead(_Read):
     id: int
     occurred_at: Timestamp
-    via: Literal[AUDIT_VIAS]
+    via: Literal[AUDIT_VIAS]  # type: ignore[valid-type]
     actor: Actor | None = Field(description="who, through the API; null for the command line")
     operator: str | None = Field(description="the operating-system account that ran a command")
     site_id: int | None
     request_id: str | None = Field(description="the id in the request's log line (X-Request-Id)")
     gateway_request_id: str | None = Field(description="API Gateway's own id for the request")
-    action: Literal[ACTIONS]
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
     target: Target
     changes: dict[str, Change] = Field(description="only the fields that changed; never a password, "
                                                    "hash or token")

@@ -19,7 +19,8 @@ from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import AuditEvent, Interaction, SiteAuditCount
 
 _EVENTS = AuditEvent.__table__
-OFFSET, LIMIT = bindparam("offset"), bindparam("limit")
+OFFSET: Any = bindparam("offset")
+LIMIT: Any = bindparam("limit")
 _IN_SITE = AuditEvent.site_id == bindparam("site_id")  # the caller's row binds the same site
 
 
