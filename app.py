@@ -2,6 +2,7 @@
 from chalice import Chalice
 
 from chalicelib import lifecycle, meta, middleware
+from chalicelib.audit import routes as audit_routes
 from chalicelib.auth import authorizer as auth_authorizer
 from chalicelib.auth import routes as auth_routes
 from chalicelib.config import require_valid_settings
@@ -19,6 +20,7 @@ app.register_blueprint(auth_routes.bp)
 app.register_blueprint(meta.bp)
 app.register_blueprint(interaction_routes.bp)
 app.register_blueprint(site_routes.bp)
+app.register_blueprint(audit_routes.bp)
 
 # One-time work at init (more of it for a SnapStart snapshot) and the snapshot/restore hooks.
 lifecycle.init(app)

@@ -1,8 +1,10 @@
-"""EXPLAIN the Finder's queries exactly as the handlers sent them, and check the plans.
+"""EXPLAIN the Finder's (and the audit trail's) queries exactly as the handlers sent them, and check
+the plans.
 
-For every list scenario, each captured statement that reads `interactions` is run again under
-`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` with its own parameters. Checks: no sequential scan of
-`interactions`; a `search` (and a substring filter) is answered by a trigram index.
+For every list scenario, each captured statement that reads `interactions` (or the scenario's
+table: `audit_events`) is run again under `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` with its own
+parameters. Checks: no sequential scan of that table; a `search` (and a substring filter) is
+answered by a trigram index.
 """
 from __future__ import annotations
 
@@ -10,8 +12,6 @@ import re
 from typing import Any
 
 from bench.floor import Floor, Statement
-
-_READS_INTERACTIONS = re.compile(r"\bFROM interactions\b", re.IGNORECASE)
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -48,19 +48,21 @@ def explain(floor: Floor, statement: Statement) -> dict[str, Any]:
             "planning_ms": top.get("Planning Time")}
 
 
-def check(floor: Floor, scenario: str, statements: list[Statement], *, wants_trigram: bool) -> dict[str, Any]:
+def check(floor: Floor, scenario: str, statements: list[Statement], *, wants_trigram: bool,
+          table: str = "interactions") -> dict[str, Any]:
     trigram = trigram_indexes(floor)
+    reads = re.compile(rf"\bFROM {table}\b", re.IGNORECASE)
     queries = []
     problems = []
     for statement in statements:
-        if not statement.sql.lstrip().upper().startswith("SELECT") or not _READS_INTERACTIONS.search(statement.sql):
+        if not statement.sql.lstrip().upper().startswith("SELECT") or not reads.search(statement.sql):
             continue
         result = explain(floor, statement)
         nodes = _nodes(result["plan"])
-        seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "interactions"]
+        seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == table]
         indexes = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
         if seq_scans:
-            problems.append(f"sequential scan of interactions in: {statement.sql[:120]}")
+            problems.append(f"sequential scan of {table} in: {statement.sql[:120]}")
         queries.append({
             "sql": statement.sql, "parameters": [str(p) for p in statement.parameters or ()],
             "node_types": sorted({n["Node Type"] for n in nodes}), "indexes": indexes,
@@ -70,4 +72,6 @@ def check(floor: Floor, scenario: str, statements: list[Statement], *, wants_tri
         })
     if wants_trigram and queries and not any(q["uses_trigram_index"] for q in queries):
         problems.append("the substring match does not use a trigram index")
+    if not queries:
+        problems.append(f"no statement of the scenario reads {table}")
     return {"scenario": scenario, "queries": queries, "ok": not problems, "problems": problems}

@@ -40,7 +40,7 @@ BENCH_TITLE = "Benchmark row"  # rows the write scenarios create; removed afterw
 class Scenario:
     name: str
     call: Call | Callable[[], Call]
-    group: str  # "auth", "finder", "write", "meta"
+    group: str  # "auth", "finder", "audit", "write", "meta"
     iterations: int | None = None  # None: the run's default
     # Run (untimed) before every handler and floor execution, to put the database back into the
     # state the captured statements expect (writes).
@@ -48,6 +48,7 @@ class Scenario:
     # Parameter values to swap in the floor's replay (e.g. another row's id).
     substitute: dict[Any, Any] = field(default_factory=dict)
     checks_plan: bool = False  # an EXPLAIN step checks this request's queries
+    plan_table: str = "interactions"  # the table whose reads the EXPLAIN step checks
 
 
 @dataclass
@@ -202,6 +203,19 @@ def build(fx: Fixture, *, routes: dict[str, Any], login_body: dict[str, str], to
         scenarios.append(Scenario("site detail (counts)", Call(
             "GET", f"/api/sites/{fx.site_id}", site_route, path_params={param: str(fx.site_id)}, token=token),
             "finder"))
+    # The audit trail's reads, with a million events in the table (the seed records one per row).
+    audit_route = f"{site_route}/audit" if site_route else None
+    if audit_route in routes:
+        param = audit_route.split("{", 1)[1].split("}", 1)[0]
+        scenarios.append(Scenario("site audit (first page)", Call(
+            "GET", f"/api/sites/{fx.site_id}/audit", audit_route, path_params={param: str(fx.site_id)},
+            token=token), "audit", checks_plan=True, plan_table="audit_events"))
+    history_route = f"{item_route}/history"
+    if history_route in routes:
+        scenarios.append(Scenario("interaction history", Call(
+            "GET", f"/api/interactions/{fx.interaction_id}/history", history_route,
+            path_params={item_param: str(fx.interaction_id)}, token=token), "audit", checks_plan=True,
+            plan_table="audit_events"))
 
     scenarios.append(Scenario("create", Call("POST", "/api/interactions", "/api/interactions",
                                              body=_create_body(), token=token, expect=201), "write"))

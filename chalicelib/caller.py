@@ -44,6 +44,7 @@ class Principal:
     email: str = ""
     last_login: datetime | None = None
     site: dict[str, Any] | None = None  # the token's site as its member sees it (a site summary)
+    platform_admin: bool = False  # may create sites over the API (read on every request)
 
     @property
     def can_write(self) -> bool:
@@ -92,14 +93,15 @@ def site_summary(row: Any) -> dict[str, Any]:
 
 
 # The caller as the first statement of every request sees it: one row for the token's user (none
-# if the account is gone), with the user's role on one site (`site_id`: the token's, or the path's)
-# and that site's details when it is an active membership. Built once per container, with bound
-# parameters: building a select (and its cache key) on every request cost more CPU than PostgreSQL
-# needs to answer it.
+# if the account is gone), with the platform-admin flag, the user's role on one site (`site_id`:
+# the token's, or the path's) and that site's details when it is an active membership. Built once
+# per container, with bound parameters: building a select (and its cache key) on every request cost
+# more CPU than PostgreSQL needs to answer it.
 _ACTIVE = memberships().subquery("active_membership")
 CALLER = (
     select(User.is_active.label("caller_active"), User.username.label("caller_username"),
            User.email.label("caller_email"), User.last_login.label("caller_last_login"),
+           User.platform_admin.label("caller_platform_admin"),
            _ACTIVE.c.role.label("caller_role"), _ACTIVE.c.id.label("site_id_"),
            _ACTIVE.c.name.label("site_name"), _ACTIVE.c.description.label("site_description"),
            _ACTIVE.c.created_at.label("site_created_at"))
@@ -177,9 +179,10 @@ def rights(session: Session, token: TokenContext, *, site_id: int | None) -> str
 
 
 def principal(token: TokenContext, caller: Caller, *, site_required: bool = False,
-              write: bool = False) -> Principal:
+              write: bool = False, platform_admin: bool = False) -> Principal:
     """The caller at the token's site, held to what the endpoint requires: 403
-    SITE_CONTEXT_REQUIRED, then 403 for a role that may not write."""
+    SITE_CONTEXT_REQUIRED, then 403 for a role that may not write, or for a caller who is not a
+    platform admin."""
     role = caller.role
     found = Principal(
         user_id=token.user_id, session_id=token.session_id,
@@ -187,12 +190,22 @@ def principal(token: TokenContext, caller: Caller, *, site_required: bool = Fals
         expires_at=token.expires_at, issued_at=token.issued_at, auth_time_ms=token.auth_time_ms,
         username=caller.row.caller_username, email=caller.row.caller_email,
         last_login=caller.row.caller_last_login, site=caller.site(),
+        platform_admin=bool(caller.row.caller_platform_admin),
     )
     if (site_required or write) and found.site_id is None:
         raise SiteContextRequired()
     if write and not found.can_write:
         raise Forbidden("Your role on this site does not allow changes")
+    if platform_admin and not found.platform_admin:
+        raise Forbidden("Only platform admins may do this")
     return found
+
+
+def admin_only(role: str | None, message: str = "Only the site's admins may do this") -> None:
+    """The 403 step of /api/sites/{id}/...: a member of the site who is not its admin. A non-member
+    (role None) passes here and gets the 404 later, after the 400s."""
+    if role is not None and role != "admin":
+        raise Forbidden(message)
 
 
 def load(session: Session, token: TokenContext, *, site_required: bool = False,

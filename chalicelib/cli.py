@@ -1,28 +1,31 @@
 """The operator's commands: `python -m chalicelib.cli COMMAND ...`.
 
-Each command runs in one transaction: it succeeds whole or writes nothing. Failures print one line
-on stderr and exit non-zero.
+Each command runs in one transaction: it succeeds whole or writes nothing. Every command that
+changes something records its audit events in that transaction (`via: "cli"`, the operating-system
+account that ran it as `operator`); a command that changes nothing records nothing. Failures print
+one line on stderr and exit non-zero.
 """
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from chalicelib.audit import events as audit
 from chalicelib.config import ConfigError
 from chalicelib.errors import ApiError
-from chalicelib.models import ROLES, Site, SiteMembership, User
+from chalicelib.models import ROLES, AuditEvent, SetupToken, Site, SiteMembership, User
 
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 8
 
 
 class CommandError(Exception):
@@ -53,7 +56,17 @@ def _site(session, name: str) -> Site:
     return site
 
 
-def _read_password(args: argparse.Namespace) -> str:
+def _record(session, **event: Any) -> None:
+    """One audit event of this command, in its transaction."""
+    session.execute(audit.record(None, origin=audit.by_cli(), **event))
+
+
+def _record_for_account(session, user_id: int, **event: Any) -> None:
+    """An event about an account: once per site it belongs to, or once without a site."""
+    session.execute(audit.account_event(user_id, origin=audit.by_cli(), **event))
+
+
+def _read_password(args: argparse.Namespace, username: str) -> str:
     if args.password_stdin:
         line = sys.stdin.readline()
         password = line.rstrip("\r\n")
@@ -63,10 +76,11 @@ def _read_password(args: argparse.Namespace) -> str:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat password: ") != password:
             raise CommandError("the passwords do not match")
-    if len(password) < MIN_PASSWORD:
-        raise CommandError(f"the password must have at least {MIN_PASSWORD} characters")
-    if len(password) > 1024:
-        raise CommandError("the password must have at most 1024 characters")
+    from chalicelib.auth.passwords import problem
+
+    refused = problem(password, username=username)
+    if refused:
+        raise CommandError(f"the password {refused}")
     return password
 
 
@@ -90,6 +104,8 @@ def cmd_create_site(args: argparse.Namespace) -> None:
         site = Site(name=name, description=args.description)
         session.add(site)
         session.flush()
+        _record(session, action="site.created", target_type="site", target_id=site.id, site_id=site.id,
+                changes=audit.created({"name": name, "description": args.description}, audit.SITE_FIELDS))
         print(site.id)
 
 
@@ -104,34 +120,43 @@ def cmd_create_user(args: argparse.Namespace) -> None:
         raise CommandError(f"the username {exc}") from None
     if not EMAIL.match(email) or len(email) > 254:
         raise CommandError(f"not an e-mail address: {email!r}")
-    password = _read_password(args)
+    password = _read_password(args, username)
     with _session() as session:
         if session.scalars(select(User.id).where(same_name(User.username, username))).first():
             raise CommandError(f"a user named {username!r} already exists")
         user = User(username=username, email=email, password_hash=hash_password(password))
         session.add(user)
         session.flush()
+        _record_for_account(session, user.id, action="user.created",
+                            changes=audit.created({"username": username, "email": email}, audit.ACCOUNT_FIELDS))
         print(user.id)
 
 
 def cmd_grant(args: argparse.Namespace) -> None:
+    from chalicelib.sites.service import grant
+
     with _session() as session:
         user, site = _user(session, args.username), _site(session, args.site_name)
-        membership = session.get(SiteMembership, (user.id, site.id))
-        if membership is None:
-            session.add(SiteMembership(user_id=user.id, site_id=site.id, role=args.role))
-        else:
-            membership.role = args.role
-    print(f"{user.username} is {args.role} of {site.name}")
+        changed = grant(session, user_id=user.id, site_id=site.id, role=args.role, origin=audit.by_cli())
+    print(f"{user.username} is {args.role} of {site.name}" + ("" if changed else " (unchanged)"))
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     with _session() as session:
         user, site = _user(session, args.username), _site(session, args.site_name)
-        result = session.execute(delete(SiteMembership).where(
-            SiteMembership.user_id == user.id, SiteMembership.site_id == site.id))
-        if result.rowcount == 0:
+        role = session.scalar(delete(SiteMembership).where(
+            SiteMembership.user_id == user.id, SiteMembership.site_id == site.id).returning(SiteMembership.role))
+        if role is None:
             raise CommandError(f"{user.username} is not a member of {site.name}")
+        _record(session, action="membership.removed", target_type="user", target_id=user.id, site_id=site.id,
+                changes=audit.diff({"role": role}, {"role": None}))
+        # As through the API: a pending account left without a site is deleted.
+        others = session.scalar(select(func.count()).select_from(SiteMembership).where(
+            SiteMembership.user_id == user.id))
+        if user.password_hash is None and not others:
+            _record(session, action="user.deleted", target_type="user", target_id=user.id, site_id=site.id,
+                    changes=audit.deleted({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS))
+            session.execute(delete(User).where(User.id == user.id))
     print(f"{user.username} is no longer a member of {site.name}")
 
 
@@ -139,7 +164,11 @@ def _set_user_active(active: bool) -> Callable[[argparse.Namespace], None]:
     def command(args: argparse.Namespace) -> None:
         with _session() as session:
             user = _user(session, args.username)
-            user.is_active = active
+            if user.is_active != active:
+                user.is_active = active
+                session.flush()
+                _record_for_account(session, user.id, action="user.activated" if active else "user.deactivated",
+                                    changes=audit.diff({"is_active": not active}, {"is_active": active}))
         print(f"{user.username} is {'active' if active else 'inactive'}")
     return command
 
@@ -148,19 +177,38 @@ def _set_site_active(active: bool) -> Callable[[argparse.Namespace], None]:
     def command(args: argparse.Namespace) -> None:
         with _session() as session:
             site = _site(session, args.site_name)
-            site.is_active = active
+            if site.is_active != active:
+                site.is_active = active
+                session.flush()
+                _record(session, action="site.activated" if active else "site.deactivated", target_type="site",
+                        target_id=site.id, site_id=site.id,
+                        changes=audit.diff({"is_active": not active}, {"is_active": active}))
         print(f"{site.name} is {'active' if active else 'inactive'}")
     return command
+
+
+def cmd_platform_admin(args: argparse.Namespace) -> None:
+    with _session() as session:
+        user = _user(session, args.username)
+        if user.platform_admin != args.on:
+            before, user.platform_admin = user.platform_admin, args.on
+            session.flush()
+            _record_for_account(session, user.id, action="user.platform_admin_changed",
+                                changes=audit.diff({"platform_admin": before}, {"platform_admin": args.on}))
+    print(f"{user.username} {'may' if args.on else 'may not'} create sites")
 
 
 def cmd_set_password(args: argparse.Namespace) -> None:
     from chalicelib.auth.passwords import hash_password
     from chalicelib.auth.sessions import revoke_all_sessions
 
-    password = _read_password(args)
+    password = _read_password(args, args.username.strip())
     with _session() as session:
         user = _user(session, args.username)
-        user.password_hash = hash_password(password)
+        user.password_hash = hash_password(password)  # a pending account's setup is done with it
+        session.execute(delete(SetupToken).where(SetupToken.user_id == user.id))
+        session.flush()
+        _record_for_account(session, user.id, action="user.password_changed")
         # Inside the transaction: if Redis is down nothing changes; if the commit then fails,
         # the sessions are ended anyway, which errs on the safe side.
         revoke_all_sessions(user.id)
@@ -184,6 +232,46 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
     demo.seed(sites=args.sites, interactions=args.interactions, password=args.password)
 
 
+def _bound(value: str, *, end_of_day: bool = False) -> Any:
+    from chalicelib.kit.timestamps import parse_bound
+
+    try:
+        return parse_bound(value, end_of_day=end_of_day)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
+
+
+def _action(value: str) -> tuple[str, ...]:
+    from chalicelib.audit.schemas import _actions
+
+    try:
+        return _actions(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from chalicelib.audit.service import serialize
+    from chalicelib.db import session_scope
+
+    with session_scope(transaction=False) as session:
+        stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(args.limit)
+        if args.site:
+            stmt = stmt.where(AuditEvent.site_id == _site(session, args.site).id)
+        if args.since:
+            stmt = stmt.where(AuditEvent.occurred_at >= args.since)
+        if args.action:
+            stmt = stmt.where(AuditEvent.action.in_(args.action))
+        for event in session.scalars(stmt):
+            print(json.dumps(serialize(event), ensure_ascii=False))
+
+
+def cmd_prune_audit(args: argparse.Namespace) -> None:
+    with _session() as session:
+        pruned = session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < args.before)).rowcount
+    print(pruned)
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 def _positive(value: str) -> int:
@@ -191,6 +279,12 @@ def _positive(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return number
+
+
+def _at_least_one(value: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", value) or int(value) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of 1 or more")
+    return int(value)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -237,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=_positive, default=3)
     p.add_argument("--interactions", type=_positive, default=300)
     p.add_argument("--password", help="the demo users' password (default: a new random one)")
+    p = add("platform-admin", cmd_platform_admin, "allow or forbid a user to create sites over the API")
+    p.add_argument("username")
+    on_off = p.add_mutually_exclusive_group(required=True)
+    on_off.add_argument("--on", dest="on", action="store_true", help="may create sites")
+    on_off.add_argument("--off", dest="on", action="store_false", help="may not")
+    p = add("audit", cmd_audit, "print audit events as JSON lines, newest first")
+    p.add_argument("--site", help="only this site's events (its name)")
+    p.add_argument("--since", type=_bound, help="only events at or after this ISO date or date and time (UTC)")
+    p.add_argument("--action", type=_action, help="an action, or a family followed by '.' (e.g. interaction.)")
+    p.add_argument("--limit", type=_at_least_one, default=100, help="at most this many (default 100)")
+    p = add("prune-audit", cmd_prune_audit, "delete audit events older than a date; print how many")
+    p.add_argument("--before", type=_bound, required=True,
+                   help="ISO date (00:00 UTC) or date and time: events before it are deleted")
     return parser
 
 

@@ -80,6 +80,7 @@ class Settings:
     # Substring searches (search, title, lead, location) a user may make a minute: a common term
     # reads tens of thousands of rows, and a few users repeating one would saturate the database.
     search_rate_per_minute: int = 30
+    setup_token_ttl_seconds: int = 259200  # a pending account's setup token: 72 h
     # Beyond API.md's list: kept below the Lambda timeout, which is below API Gateway's 29 s.
     db_statement_timeout_ms: int = 5000
     # Connecting (TCP, TLS, authentication) has its own short deadline; once connected, a read
@@ -119,6 +120,7 @@ class Settings:
             login_rate_per_minute=_int(env, "LOGIN_RATE_PER_MINUTE", cls.login_rate_per_minute),
             api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", cls.api_rate_per_minute),
             search_rate_per_minute=_int(env, "SEARCH_RATE_PER_MINUTE", cls.search_rate_per_minute),
+            setup_token_ttl_seconds=_int(env, "SETUP_TOKEN_TTL_SECONDS", cls.setup_token_ttl_seconds),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms,
                                          minimum=100),
             db_tls_ca_file=opt("DB_TLS_CA_FILE"),

@@ -1,13 +1,16 @@
-"""Demo data for local runs and benchmarks: sites, users with each role, and interactions."""
+"""Demo data for local runs and benchmarks: sites, users with each role, pending members waiting for
+their setup, and interactions with their history. The seed is an operator's command: everything it
+writes is recorded as its audit events (`via: "cli"`)."""
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from chalicelib.audit import events as audit
 from chalicelib.auth.passwords import hash_password
 from chalicelib.kit.usernames import same_name
-from chalicelib.models import Site, SiteMembership, User
+from chalicelib.models import Site, User
 
 SITE_NAMES = ["Marketing", "Sales", "Support", "Engineering", "Operations", "Finance",
               "Legal", "Research", "Partnerships", "Training"]
@@ -22,6 +25,8 @@ DEMO_USERS = [
     ("editor", "editor", False),  # one site: logged straight into it
     ("viewer", "viewer", False),
 ]
+# Members the first site's admin added who have not set their password yet: (username, role).
+PENDING_USERS = [("newhire", "viewer"), ("contractor", "editor")]
 
 
 def _site_name(index: int) -> str:
@@ -30,9 +35,18 @@ def _site_name(index: int) -> str:
     return f"Site {index + 1}"
 
 
-def seed_accounts(session, *, sites: int, password: str) -> tuple[list[int], list[int]]:
-    """Create (or reuse) the demo sites and users; set the demo users' password. Returns the
-    site ids and the user ids."""
+def seed_accounts(session, *, sites: int, password: str,
+                  origin: audit.Origin | None = None) -> tuple[list[int], list[int], dict[str, str]]:
+    """Create (or reuse) the demo sites, users and pending members; set the demo users' password and
+    give each pending member a fresh setup token; record every change. Returns the site ids, the
+    user ids and the setup tokens by username."""
+    from chalicelib.sites.service import grant, replace_setup_token
+
+    origin = origin or audit.by_cli()
+
+    def record(**event) -> None:
+        session.execute(audit.record(None, origin=origin, **event))
+
     site_ids = []
     for index in range(max(1, sites)):
         name = _site_name(index)
@@ -41,26 +55,55 @@ def seed_accounts(session, *, sites: int, password: str) -> tuple[list[int], lis
             site = Site(name=name, description=SITE_DESCRIPTIONS.get(name, f"{name} team"))
             session.add(site)
             session.flush()
+            record(action="site.created", target_type="site", target_id=site.id, site_id=site.id,
+                   changes=audit.created({"name": site.name, "description": site.description}, audit.SITE_FIELDS))
         site_ids.append(site.id)
     password_hash = hash_password(password)
     user_ids = []
     for username, role, everywhere in DEMO_USERS:
-        user = session.scalars(select(User).where(same_name(User.username, username))).first()
-        if user is None:
-            user = User(username=username, email=f"{username}@example.com", password_hash=password_hash)
-            session.add(user)
-            session.flush()
-        else:
-            user.password_hash, user.is_active = password_hash, True
+        user = _account(session, record, username, password_hash=password_hash, origin=origin)
         user_ids.append(user.id)
         for site_id in site_ids if everywhere else site_ids[:1]:
-            membership = session.get(SiteMembership, (user.id, site_id))
-            if membership is None:
-                session.add(SiteMembership(user_id=user.id, site_id=site_id, role=role))
-            else:
-                membership.role = role
+            grant(session, user_id=user.id, site_id=site_id, role=role, origin=origin)
+    setup_tokens = {}
+    for username, role in PENDING_USERS:
+        user = session.scalars(select(User).where(same_name(User.username, username))).first()
+        if user is not None and user.password_hash is not None:
+            continue  # its setup is done: an ordinary account now
+        if user is None:
+            user = _account(session, record, username, password_hash=None, origin=origin, site_id=site_ids[0])
+        grant(session, user_id=user.id, site_id=site_ids[0], role=role, origin=origin)
+        setup_tokens[username] = replace_setup_token(session, user_id=user.id, origin=origin)
     session.flush()
-    return site_ids, user_ids
+    return site_ids, user_ids, setup_tokens
+
+
+def _account(session, record, username: str, *, password_hash: str | None, origin: audit.Origin,
+             site_id: int | None = None) -> User:
+    """The demo account `username`, created (pending without a password, created by `site_id`) or
+    given the demo password again and activated; each change recorded."""
+    user = session.scalars(select(User).where(same_name(User.username, username))).first()
+    if user is None:
+        user = User(username=username, email=f"{username}@example.com", password_hash=password_hash,
+                    created_by_site_id=site_id)
+        session.add(user)
+        session.flush()
+        changes = audit.created({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS)
+        if site_id is None:
+            session.execute(audit.account_event(user.id, origin=origin, action="user.created", changes=changes))
+        else:  # as a site admin's add-member creates one: recorded with that site
+            record(action="user.created", target_type="user", target_id=user.id, site_id=site_id, changes=changes)
+        return user
+    if not user.is_active:
+        user.is_active = True
+        session.flush()
+        session.execute(audit.account_event(user.id, origin=origin, action="user.activated",
+                                            changes=audit.diff({"is_active": False}, {"is_active": True})))
+    if password_hash is not None:
+        user.password_hash = password_hash
+        session.flush()
+        session.execute(audit.account_event(user.id, origin=origin, action="user.password_changed"))
+    return user
 
 
 def seed(*, sites: int = 3, interactions: int = 300, password: str | None = None,
@@ -75,33 +118,43 @@ def seed(*, sites: int = 3, interactions: int = 300, password: str | None = None
 
     from chalicelib.db import get_engine, session_scope
     from chalicelib.interactions import seed as interaction_seed
+    from chalicelib.models import Interaction
 
     password = password or secrets.token_urlsafe(12)
     started = time.perf_counter()
+    origin = audit.by_cli()
     with session_scope() as session:
-        site_ids, user_ids = seed_accounts(session, sites=sites, password=password)
+        site_ids, user_ids, setup_tokens = seed_accounts(session, sites=sites, password=password, origin=origin)
         # Rows are written by the users who may write there: demo (admin everywhere), and the
         # editor on the first site.
         writers = {site_id: [user_ids[0]] for site_id in site_ids}
         writers[site_ids[0]] = user_ids[:2]
+        before = session.scalar(select(func.coalesce(func.max(Interaction.id), 0)))
         shares = interaction_seed.bulk_create(session, site_ids=site_ids, writers=writers,
                                               count=interactions, progress=progress)
+        events = interaction_seed.record_history(session, origin=origin, after_id=before, progress=progress)
     if interactions:
         _vacuum_analyze(get_engine())
         seconds = time.perf_counter() - started
         # No second rate here: the progress bar's is the rows' (the COPY); this total also counts
-        # the accounts' password hash, index builds and VACUUM.
-        print(f"Seeded {interactions:,} interactions in {seconds:.1f} s in all; per site: "
+        # the accounts' password hash, the events, index builds and VACUUM.
+        print(f"Seeded {interactions:,} interactions (and {events:,} audit events) in {seconds:.1f} s in all; "
+              "per site: "
               + ", ".join(f"{_site_name(i)} {n:,}" for i, n in enumerate(shares)))
     print(f"Demo users (password for all: {password})")
     for username, role, everywhere in DEMO_USERS:
         where = "every demo site" if everywhere else _site_name(0)
         print(f"  {username:<8} {role:<7} on {where}")
+    if setup_tokens:
+        print(f"Pending members of {_site_name(0)} (POST /api/auth/setup with the token and a password):")
+        for username, role in PENDING_USERS:
+            if username in setup_tokens:
+                print(f"  {username:<10} {role:<7} setup token {setup_tokens[username]}")
     return password
 
 
 def _vacuum_analyze(engine) -> None:
-    """VACUUM (ANALYZE) interactions: fresh statistics for the planner and a visibility map for
+    """VACUUM (ANALYZE) interactions and audit_events: fresh statistics for the planner and a visibility map for
     index-only counts. VACUUM needs autocommit and no statement timeout; the pool's pre-ping may
     have opened a transaction on a reused connection, so end it first, and throw the connection
     away afterwards rather than return it with the API's settings changed."""
@@ -116,5 +169,6 @@ def _vacuum_analyze(engine) -> None:
             cursor = driver.cursor()
             cursor.execute("SET statement_timeout = 0")
             cursor.execute("VACUUM (ANALYZE) interactions")
+            cursor.execute("VACUUM (ANALYZE) audit_events")
     finally:
         raw.invalidate()

@@ -23,7 +23,7 @@ from chalicelib import caller as callers
 from chalicelib.auth.authorizer import jwt_authorizer
 from chalicelib.db import session_scope
 from chalicelib.errors import ValidationFailed
-from chalicelib.http import json_object, parse_body, parse_query
+from chalicelib.http import RequestIds, json_object, parse_body, parse_query, request_ids
 from chalicelib.kit.docs import Spec
 
 
@@ -62,10 +62,10 @@ class Call:
     """One request as a view sees it."""
 
     def __init__(self, request: Any, session: Session | None, *, site: bool, write: bool,
-                 takes_query: bool) -> None:
+                 takes_query: bool, platform_admin: bool = False) -> None:
         self.request = request
         self._session = session
-        self._site, self._write = site, write
+        self._site, self._write, self._platform_admin = site, write, platform_admin
         self._token: callers.TokenContext | None = None
         self._caller: callers.Principal | None = None
         # An endpoint without query parameters still refuses unknown ones, at the 400 step of
@@ -92,15 +92,17 @@ class Call:
     @property
     def caller(self) -> callers.Principal:
         """The caller with the rights this endpoint requires: 401, then 403 SITE_CONTEXT_REQUIRED,
-        then 403 for a role that may not write. Read from the database once per request (one
-        round trip), unless `fold` already read it with the request's first statement."""
+        then 403 for a role that may not write (or for a caller who is not a platform admin). Read
+        from the database once per request (one round trip), unless `fold` already read it with the
+        request's first statement."""
         if self._caller is None:
             self._settle(callers.run(self.session, self.token, callers.RIGHTS, site_id=self.token.site_id)[0])
         assert self._caller is not None
         return self._caller
 
     def _settle(self, caller: callers.Caller) -> None:
-        self._caller = callers.principal(self.token, caller, site_required=self._site, write=self._write)
+        self._caller = callers.principal(self.token, caller, site_required=self._site, write=self._write,
+                                         platform_admin=self._platform_admin)
         self._no_query()
 
     def fold(self, stmt: Any, params: dict[str, Any] | None = None, *, key: str = "id") -> callers.Folded:
@@ -155,19 +157,25 @@ class Call:
         return self.request.headers.get(name.lower())
 
     @property
+    def request_ids(self) -> RequestIds:
+        """The request's id (its log line's) and API Gateway's: what audit events record."""
+        return request_ids(self.request)
+
+    @property
     def source_ip(self) -> str:
         """API Gateway's view of the client; X-Forwarded-For is written by the client, never trusted."""
         return ((self.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
 
 
 def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = False, site: bool = False,
-             write: bool = False, session: bool = True, transaction: bool | None = None,
-             ends_session: bool = False, search_params: tuple[str, ...] = ()
-             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+             write: bool = False, platform_admin: bool = False, session: bool = True,
+             transaction: bool | None = None, ends_session: bool = False,
+             search_params: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
 
     public: no token (the authorizer is not asked); site: the token's active site is required;
-    write: a role that may write on it (implies site); session: open a database session;
+    write: a role that may write on it (implies site); platform_admin: the caller must be a
+    platform admin (no site needed); session: open a database session;
     transaction: one transaction for the request (default: for every method but GET; a GET's
     statements each stand alone, without BEGIN and COMMIT round trips); ends_session: the request's
     token check also ends its session (logout), in the same Redis round trip; search_params: the
@@ -185,7 +193,8 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
                     call._no_query()  # nothing else to check first
                 return view(call, **params)
             with session_scope(transaction=atomic) as db_session:
-                call = Call(request, db_session, site=site, write=write, takes_query=takes_query)
+                call = Call(request, db_session, site=site, write=write, takes_query=takes_query,
+                            platform_admin=platform_admin)
                 answer = view(call, **params)
                 call._no_query()  # a view that reached none of the checks above
                 return answer

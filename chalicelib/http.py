@@ -7,7 +7,9 @@ are cache-busters and ignored), and a known one given twice is a 400.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from chalice import Response
@@ -20,6 +22,36 @@ from chalicelib.kit.pagination import Pagination, meta
 T = TypeVar("T", bound=BaseModel)
 
 MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class RequestIds:
+    """The request's id (its log line's, the client's `X-Request-Id` when sane) and API Gateway's own
+    (`requestContext.requestId`, which a client cannot choose; generated where there is none)."""
+    request_id: str
+    gateway_request_id: str
+
+
+def gateway_request_id(context: dict[str, Any] | None) -> str:
+    supplied = str((context or {}).get("requestId") or "")[:128]
+    return supplied or uuid.uuid4().hex
+
+
+def request_ids(request: Any) -> RequestIds:
+    """The ids the middleware gave the request (`request.ids`); fresh ones if it gave none."""
+    ids = getattr(request, "ids", None)
+    if ids is None:
+        ids = request.ids = RequestIds(uuid.uuid4().hex, gateway_request_id(request.context))
+    return ids
+
+
+def location(request: Any, path: str) -> str:
+    """`path` (an /api/... path) as the client reached the API: behind the stage or base-path prefix
+    deployed (`context.path` is the full request path, `resourcePath` the route)."""
+    context = request.context or {}
+    full, route = (context.get("path") or "").rstrip("/"), (context.get("resourcePath") or "").rstrip("/")
+    prefix = full[: -len(route)] if route and full.endswith(route) else ""
+    return f"{prefix}{path}"
 
 
 def envelope(data: dict[str, Any], *, meta: dict[str, Any] | None = None) -> dict[str, Any]:

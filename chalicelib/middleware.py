@@ -30,7 +30,7 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     for_status,
 )
-from chalicelib.http import MAX_BODY_BYTES
+from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
 EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id"]
@@ -152,6 +152,7 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
     route = context.get("resourcePath") or request.path
     method = request.method
     request_id = request_id_for(request.headers)
+    ids = request.ids = RequestIds(request_id, gateway_request_id(context))  # audit events record both
     auth = context.get("authorizer") or {}
     user_id = auth.get("user_id") if auth.get("auth") == "ok" else None
     verdict: guard.Verdict | None = None
@@ -184,7 +185,8 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
     response.headers["X-Request-Id"] = request_id
     response.headers.setdefault("Content-Type", "application/json")
     access_log.info(json.dumps({
-        "event": "request", "request_id": request_id, "method": method, "route": route,
+        "event": "request", "request_id": request_id, "gateway_request_id": ids.gateway_request_id,
+        "method": method, "route": route,
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,

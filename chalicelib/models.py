@@ -3,6 +3,7 @@ migrations can refer to them."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -10,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -56,14 +58,22 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64))
     email: Mapped[str] = mapped_column(String(254))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # None: a *pending* account, created by a site admin and waiting for its first password
+    # (POST /api/auth/setup with a setup token); it cannot log in.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     last_login: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # May create sites over the API (set with `cli platform-admin`); grants nothing inside a site.
+    platform_admin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The site whose admin created the account over the API: its admins issue its setup tokens.
+    created_by_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
 
 
 class Site(Base):
     __tablename__ = "sites"
+    # Site names are unique case-insensitively (the API's 409).
+    __table_args__ = (Index("uq_sites_name_lower", func.lower(text("name")), unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -143,3 +153,71 @@ class SiteInteractionCount(Base):
     # Renewed (from one sequence) by every statement that writes the site's interactions
     # (migration 0005): a total counted at one change number holds as long as the number does.
     changes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class SetupToken(Base):
+    """A pending account's one-time setup token, stored only as its SHA-256 (one per account: issuing
+    a new one replaces the old; using it deletes it)."""
+    __tablename__ = "setup_tokens"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+AUDIT_VIAS = ("api", "cli")
+AUDIT_TARGETS = ("interaction", "user", "site")
+AUDIT_ACTIONS = (
+    "interaction.created", "interaction.updated", "interaction.deleted",
+    "membership.added", "membership.role_changed", "membership.removed",
+    "user.created", "user.setup_token_issued", "user.setup_completed", "user.password_changed",
+    "user.activated", "user.deactivated", "user.deleted", "user.platform_admin_changed",
+    "site.created", "site.updated", "site.activated", "site.deactivated",
+)
+
+
+class AuditEvent(Base):
+    """One change, written by the statement (or at least the transaction) that made it
+    (chalicelib/audit). Append-only: nothing updates a row; `prune-audit` deletes by age. No
+    foreign keys: an event outlives the interaction, account or site it describes, and names its
+    actor as they were then."""
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint(f"via in ({_sql_list(AUDIT_VIAS)})", name="via"),
+        CheckConstraint(f"target_type in ({_sql_list(AUDIT_TARGETS)})", name="target_type"),
+        CheckConstraint(f"action in ({_sql_list(AUDIT_ACTIONS)})", name="action"),
+        CheckConstraint("(via = 'api' and actor_id is not null and operator is null) or "
+                        "(via = 'cli' and actor_id is null and operator is not null)", name="origin"),
+        # A site's newest page; one target's history; the audit list's actor and action filters.
+        Index("ix_audit_events_site_id_id", "site_id", "id"),
+        Index("ix_audit_events_site_id_target", "site_id", "target_type", "target_id", "id"),
+        Index("ix_audit_events_site_id_actor_id", "site_id", "actor_id", "id"),
+        Index("ix_audit_events_site_id_action", "site_id", "action", "id"),
+        # Pruning by age: a BRIN index fits a table written in time order and costs next to nothing.
+        Index("ix_audit_events_occurred_at", "occurred_at", postgresql_using="brin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    via: Mapped[str] = mapped_column(String(8))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_username: Mapped[str | None] = mapped_column(String(64))
+    operator: Mapped[str | None] = mapped_column(String(255))
+    site_id: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    gateway_request_id: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    target_version: Mapped[int | None] = mapped_column(Integer)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class SiteAuditCount(Base):
+    """How many events a site has: kept exact by statement-level triggers on audit_events
+    (migration 0007), so the unfiltered audit list's total is one primary-key read."""
+    __tablename__ = "site_audit_counts"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

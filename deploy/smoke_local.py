@@ -1,8 +1,8 @@
 """Run the smoke test against the local run command, the way CI does: start `python -m devtools.run
 --scratch` (devtools/local_run.py: a throwaway database, Redis, signing key and demo users, never the
 development data in .devdata; the server is `chalice local`'s with API Gateway's part played as
-deployed) on a free port, wait for /api/health, run scripts/smoke.py as the demo `editor`, then
-stop everything that was started.
+deployed) on a free port, wait for /api/health, run scripts/smoke.py as the demo `demo` (an admin, so
+the members step runs too), then stop everything that was started.
 
     python -m deploy.smoke_local [--startup-timeout 300] [--smoke-timeout 180]
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup-timeout", type=float, default=300.0,
                         help="seconds for services, migrations, demo data and the server (default 300)")
     parser.add_argument("--smoke-timeout", type=float, default=180.0, help="seconds for the smoke test")
-    parser.add_argument("--username", default="editor", help="demo user to log in as (default editor)")
+    parser.add_argument("--username", default="demo", help="demo user to log in as (default demo, an admin)")
     args = parser.parse_args(argv)
 
     # A SIGTERM (e.g. from an outer `timeout`) still runs the clean-up below.

@@ -4,13 +4,13 @@
 
 It starts everything it needs and stops it again: a scratch database `fuzz_<pid>` on the embedded
 PostgreSQL (or on the server of DATABASE_URL), a throwaway Redis (or REDIS_URL), two sites and an
-admin of one, then `python -m devtools.server` (`chalice local`'s server with API Gateway's part
-played as deployed by devtools/edge.py: the same front as `make run`) on a free port. Schemathesis
-runs every operation with a valid token (and its own unauthenticated variants) under the checks
-not_a_server_error, response_schema_conformance, negative_data_rejection, ignored_auth and
-use_after_free. The rate limits are raised for the run so the fuzzer reaches past them. It prints
-the number of generated requests and exits non-zero on any failure or if fewer than
-`--min-requests` were sent.
+admin of one (a platform admin too), then `python -m devtools.server` (`chalice local`'s server
+with API Gateway's part played as deployed by devtools/edge.py: the same front as `make run`) on a
+free port. Schemathesis runs every operation with a valid token (and its own unauthenticated
+variants) under the checks not_a_server_error, response_schema_conformance,
+negative_data_rejection, ignored_auth and use_after_free. The rate limits are raised for the run so
+the fuzzer reaches past them. It prints the number of generated requests and exits non-zero on any
+failure or if fewer than `--min-requests` were sent.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def _services(database: str) -> tuple[dict[str, str], str, object]:
 
 
 def _seed(env: dict[str, str]) -> tuple[str, str]:
-    """Migrate and create the fuzzer's site, editor and a few interactions; (username, password)."""
+    """Migrate and create the fuzzer's sites and its account (an admin of one site, a platform
+    admin); (username, password)."""
     os.environ.update(env)
     from chalicelib import cli
     from chalicelib.auth.passwords import hash_password
@@ -66,7 +67,9 @@ def _seed(env: dict[str, str]) -> tuple[str, str]:
     with session_scope() as session:
         site = Site(name="Fuzz", description="Fuzzing")
         other = Site(name="Elsewhere", description="Another tenant")
-        user = User(username="fuzzer", email="fuzzer@example.com", password_hash=hash_password(password))
+        # A platform admin too, so that creating sites is exercised (and not only refused).
+        user = User(username="fuzzer", email="fuzzer@example.com", password_hash=hash_password(password),
+                    platform_admin=True)
         session.add_all([site, other, user])
         session.flush()
         session.add(SiteMembership(user_id=user.id, site_id=site.id, role="admin"))

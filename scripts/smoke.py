@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """End-to-end smoke test of a running API, local or deployed: health, login, site selection, create,
-read, list with search, update, delete, logout, and the token refused afterwards.
+read, list with search, update, delete, a member added and removed (admins only), logout, and the
+token refused afterwards.
 
     python scripts/smoke.py --base-url https://abc123.execute-api.eu-west-1.amazonaws.com/api \\
         --username smoke            # password from SMOKE_PASSWORD or --password-file
 
 The base URL is what `/api/...` paths are appended to: `http://127.0.0.1:8000` under `chalice
 local`, the stage's invoke URL (the stack's EndpointURL output) or a custom domain deployed. The
-user needs write access (editor or admin) to at least one site; the test leaves nothing behind: the
-interaction it creates is deleted, and its session is ended, even when a step fails.
+user needs write access (editor or admin) to at least one site; as an admin of the chosen site it
+also adds a new (pending) member and removes it again, which deletes the account — as an editor
+that step is skipped, saying so. The test leaves nothing behind (but the audit trail's events): the
+interaction it creates is deleted, the member it adds is removed, and its session is ended, even
+when a step fails.
 
 Standard library only, so it runs on any CI runner without installing the project.
 """
@@ -108,6 +112,9 @@ class Smoke:
         self.log.append(line)
         print(line, flush=True)
 
+    def skip(self, name: str, why: str) -> None:
+        print(f"--  {name}: skipped, {why}", flush=True)
+
 
 def check(condition: bool, message: str) -> None:
     if not condition:
@@ -146,12 +153,34 @@ def choose_site(login: dict[str, Any], wanted: str | None) -> dict[str, Any]:
     return site
 
 
+def members(smoke: Smoke, site: dict[str, Any], token: str, marker: str, added: list[int]) -> None:
+    """Add a new member (a pending account: nobody else's name or address), see it listed, remove it
+    (which deletes the pending account). `added` holds its id until it is removed."""
+    users = f"/api/sites/{site['id']}/users"
+    body = {"username": marker, "email": f"{marker}@example.invalid", "role": "viewer"}
+    created = smoke.expect(smoke.call("POST", users, token=token, body=body), 201, "add member")
+    member = created["user"]
+    added.append(member["id"])
+    check(created["created"] is True and member["pending"] is True and bool(created.get("setup_token")),
+          f"add member: not a new pending account: {created}")
+    listed = smoke.expect(smoke.call("GET", f"{users}?per_page=100", token=token), 200, "members list")
+    check(any(u["id"] == member["id"] and u["pending"] for u in listed["users"]) or
+          len(listed["users"]) == 100, "members list: the new member is missing")
+    removed = smoke.expect(smoke.call("DELETE", f"{users}/{member['id']}", token=token), 200, "remove member")
+    check(removed.get("message") == "Member removed", f"remove member: {removed}")
+    added.remove(member["id"])
+    gone = smoke.expect(smoke.call("DELETE", f"{users}/{member['id']}", token=token), 404, "remove again")
+    check(gone["code"] == "RESOURCE_NOT_FOUND", f"remove again: {gone}")
+
+
 def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
         wait_seconds: float) -> None:
     marker = f"smoke-{uuid.uuid4().hex[:12]}"
     token = site_token = None
     created_id: int | None = None
     etag: str | None = None
+    site: dict[str, Any] = {}
+    added: list[int] = []
     try:
         t = time.perf_counter()
         wait_for_health(smoke, wait_seconds)
@@ -230,6 +259,13 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
         check(gone["code"] == "RESOURCE_NOT_FOUND", f"read after delete: {gone}")
         smoke.step("delete, then 404", t)
 
+        if site["role"] == "admin":
+            t = time.perf_counter()
+            members(smoke, site, site_token, marker, added)
+            smoke.step("member added (pending), listed, removed", t)
+        else:
+            smoke.skip("members", f"the user is {site['role']} of {site['name']}, not admin")
+
         t = time.perf_counter()
         out = smoke.expect(smoke.call("POST", "/api/auth/logout", token=site_token), 200, "logout")
         check(out.get("message") == "Successfully logged out", f"logout: {out}")
@@ -240,14 +276,17 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
             check(refused["code"] == "AUTHENTICATION_ERROR", f"{which} after logout: {refused}")
         smoke.step("logout; both tokens of the session refused (401)", t)
     finally:
-        _clean_up(smoke, created_id, etag, site_token or token)
+        _clean_up(smoke, created_id, etag, site_token or token,
+                  [f"/api/sites/{site.get('id')}/users/{member}" for member in added])
 
 
-def _clean_up(smoke: Smoke, created_id: int | None, etag: str | None, token: str | None) -> None:
-    """After a failure: delete what was created and end the session, quietly."""
-    for method, path, headers in (("DELETE", f"/api/interactions/{created_id}", {"If-Match": "*"}),
-                                  ("POST", "/api/auth/logout", {})):
-        if token is None or (method == "DELETE" and created_id is None):
+def _clean_up(smoke: Smoke, created_id: int | None, etag: str | None, token: str | None,
+              members: list[str] | None = None) -> None:
+    """After a failure: delete what was created, remove the member added and end the session, quietly."""
+    calls = [("DELETE", f"/api/interactions/{created_id}", {"If-Match": "*"})] if created_id is not None else []
+    calls += [("DELETE", member, {}) for member in members or []]
+    for method, path, headers in calls + [("POST", "/api/auth/logout", {})]:
+        if token is None:
             continue
         try:
             smoke.call(method, path, token=token, headers=headers)

@@ -37,6 +37,13 @@ def make_user(username: str = "jdoe", *, password: str = PASSWORD, email: str | 
         return user.id
 
 
+def make_platform_admin(username: str, *, on: bool = True) -> None:
+    from sqlalchemy import update
+
+    with session_scope() as session:
+        session.execute(update(User).where(User.username == username).values(platform_admin=on))
+
+
 def json_headers(token: str | None = None, **extra: str) -> dict[str, str]:
     headers = {"Content-Type": "application/json", **extra}
     if token:

@@ -310,7 +310,8 @@ def test_seed_demo_without_interactions(capsys, client):
 
     assert code == 0
     assert "demo" in out and PASSWORD in out
-    assert counts() == {"User": 3, "Site": 2, "SiteMembership": 4, "Interaction": 0}
+    # demo, editor, viewer and two pending members of the first site
+    assert counts() == {"User": 5, "Site": 2, "SiteMembership": 6, "Interaction": 0}
     assert len(login(client, "demo")["sites"]) == 2
     assert login(client, "editor")["current_site"]["role"] == "editor"
 
@@ -320,7 +321,7 @@ def test_seed_demo_is_repeatable_and_adds_interactions(capsys):
     code, out, _ = run(capsys, "seed-demo", "--sites", "1", "--interactions", "7")
 
     assert code == 0
-    assert counts()["User"] == 3 and counts()["Site"] == 1
+    assert counts()["User"] == 5 and counts()["Site"] == 1
     assert counts()["Interaction"] == 7
 
 

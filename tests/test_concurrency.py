@@ -130,3 +130,79 @@ def test_concurrent_creates_in_two_sites_stay_in_their_sites(client, world, gate
     assert [r.status for r in results] == [201] * 4
     sites = {r.body["data"]["interaction"]["title"]: r.body["data"]["interaction"]["site_id"] for r in results}
     assert sites == {"A1": world.site_a, "A2": world.site_a, "B1": world.site_b, "B2": world.site_b}
+
+
+# --- the last admin of a site ----------------------------------------------------------------------
+
+
+def _two_admins(world):
+    from sqlalchemy import update
+
+    from chalicelib.db import session_scope
+    from chalicelib.models import SiteMembership
+
+    with session_scope() as session:
+        session.execute(update(SiteMembership).where(SiteMembership.user_id == world.users["editor"])
+                        .values(role="admin"))
+
+
+def _demote(gateway, world, by, whom):
+    return lambda: gateway.request("PUT", f"/api/sites/{world.site_a}/users/{world.users[whom]}",
+                                   world.token(by), {"role": "editor"})
+
+
+def _admins(world):
+    from sqlalchemy import func, select
+
+    from chalicelib.db import session_scope
+    from chalicelib.models import SiteMembership
+
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(SiteMembership).where(
+            SiteMembership.site_id == world.site_a, SiteMembership.role == "admin"))
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one(client, world, gateway):
+    """Both requests have read their rights (each sees two admins) and wait for the site's row while
+    another transaction holds it; when it lets go, the first demotes the other, and the second,
+    reading the memberships afresh once it holds the lock, finds its caller no longer an admin."""
+    _two_admins(world)
+    with side_connection() as holder:
+        holder.execute(text("SELECT id FROM sites WHERE id = :id FOR NO KEY UPDATE"), {"id": world.site_a})
+        results: list = [None, None]
+        calls = [_demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin")]
+        threads = [threading.Thread(target=lambda i=i, c=c: results.__setitem__(i, c())) for i, c in enumerate(calls)]
+        for t in threads:
+            t.start()
+        wait_for_lock_waiters(2)
+        holder.rollback()
+        for t in threads:
+            t.join(30)
+
+    assert sorted(r.status for r in results) == [200, 403], [r.body for r in results]
+    loser = next(r for r in results if r.status == 403)
+    assert loser.body["error"]["code"] == "AUTHORIZATION_ERROR"
+    assert _admins(world) == 1
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_racing_demotions_never_leave_a_site_without_an_admin(client, world, gateway, round_):
+    _two_admins(world)
+    results = _together(_demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin"))
+    assert sorted(r.status for r in results) == [200, 403]
+    assert _admins(world) == 1
+
+
+def test_racing_removals_of_each_other_leave_one(client, world, gateway):
+    _two_admins(world)
+    results = _together(
+        lambda: gateway.request("DELETE", f"/api/sites/{world.site_a}/users/{world.users['editor']}",
+                                world.token("admin")),
+        lambda: gateway.request("DELETE", f"/api/sites/{world.site_a}/users/{world.users['admin']}",
+                                world.token("editor")),
+    )
+    # The other is refused: 403 when it held its rights before the first committed, 404 when its
+    # membership was already gone.
+    statuses = sorted(r.status for r in results)
+    assert statuses[0] == 200 and statuses[1] in (403, 404)
+    assert _admins(world) == 1

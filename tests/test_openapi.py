@@ -6,10 +6,11 @@ import pytest
 from openapi_spec_validator import validate
 
 from chalicelib import openapi
-from chalicelib.auth.schemas import LoginRequest, SiteSelect
+from chalicelib.audit.schemas import AuditQuery, HistoryQuery
+from chalicelib.auth.schemas import LoginRequest, PasswordChange, SetupRequest, SiteSelect
 from chalicelib.endpoint import public_routes
 from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery
-from chalicelib.sites.schemas import SiteUsersQuery
+from chalicelib.sites.schemas import MemberAdd, MemberUpdate, SiteCreate, SiteUpdate, SiteUsersQuery
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -43,7 +44,8 @@ def test_every_documented_operation_is_a_route(doc, app_module):
 
 def test_request_bodies_are_the_schemas_the_views_validate_with(doc):
     schemas = doc["components"]["schemas"]
-    for model in (InteractionCreate, LoginRequest, SiteSelect):
+    for model in (InteractionCreate, LoginRequest, SiteSelect, MemberAdd, MemberUpdate, SiteCreate, SiteUpdate,
+                  SetupRequest, PasswordChange):
         assert schemas[model.__name__]["properties"].keys() == model.model_json_schema()["properties"].keys()
         assert schemas[model.__name__].get("additionalProperties") is False
     assert set(schemas["InteractionCreate"]["required"]) == {"title", "type", "lead", "start_datetime",
@@ -60,7 +62,9 @@ def test_a_partial_update_requires_nothing_and_offers_no_null_for_required_field
 
 
 @pytest.mark.parametrize("path,model", [("/api/interactions", InteractionQuery),
-                                        ("/api/sites/{site_id}/users", SiteUsersQuery)])
+                                        ("/api/sites/{site_id}/users", SiteUsersQuery),
+                                        ("/api/sites/{site_id}/audit", AuditQuery),
+                                        ("/api/interactions/{interaction_id}/history", HistoryQuery)])
 def test_query_parameters_come_from_the_query_schema(doc, path, model):
     parameters = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"] if p["in"] == "query"}
     assert parameters.keys() == model.model_fields.keys()
@@ -112,3 +116,18 @@ def test_every_operation_that_takes_a_body_documents_413_and_415(doc):
         for method in ("post", "put", "delete"):
             if method in item:
                 assert {"413", "415"} <= item[method]["responses"].keys(), (method, path)
+
+
+def test_the_administration_routes_are_described(doc):
+    paths = doc["paths"]
+    assert set(paths["/api/sites/{site_id}/users/{user_id}"]) >= {"put", "delete", "parameters"}
+    assert "409" in paths["/api/sites/{site_id}/users"]["post"]["responses"]
+    assert "201" in paths["/api/sites/{site_id}/users/{user_id}/setup-token"]["post"]["responses"]
+    assert paths["/api/auth/setup"]["post"]["security"] == []
+    assert "Location" in paths["/api/sites"]["post"]["responses"]["201"]["headers"]
+    actions = {p["name"]: p for p in paths["/api/sites/{site_id}/audit"]["get"]["parameters"]}["action"]
+    assert "interaction.updated" in actions["schema"]["enum"] and "interaction." in actions["schema"]["enum"]
+    me = doc["components"]["schemas"]["UserMe"]
+    assert "platform_admin" in me["required"]
+    user = doc["components"]["schemas"]["SiteUser"]
+    assert "pending" in user["required"]

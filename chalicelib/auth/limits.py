@@ -1,7 +1,8 @@
 """Login lockout and rate limits, kept in Redis and updated atomically by Lua scripts.
 
 Lockout reserves an attempt *before* the password is checked, so twenty concurrent wrong passwords
-for one user let at most LOGIN_MAX_FAILURES of them be evaluated. Rate limits are fixed one-minute
+for one user let at most LOGIN_MAX_FAILURES of them be evaluated; a password change's wrong current
+password counts too. Rate limits are fixed one-minute
 windows (aligned to the minute) per client IP (login) and per user (everything authenticated; that
 count rides in the request's one Redis round trip, `auth.guard`). `Retry-After` is the whole
 seconds until the window or the lock ends, never more (so 0 in its last second).
@@ -9,6 +10,7 @@ seconds until the window or the lock ends, never more (so 0 in its last second).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from chalicelib.cache import get_redis, redis_errors, script
 from chalicelib.config import get_settings
@@ -24,28 +26,38 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# The lockout, the end of the login and password-change scripts: KEYS[#KEYS] the username's failure
+# counter, ARGV[#ARGV - 1] max failures, ARGV[#ARGV] lockout seconds; `n` is the window count so far.
+# Returns {window count, locked (0/1), milliseconds left on the lock}. A lock reports its time left
+# (a counter somehow without a ttl gets one rather than locking the account for ever); otherwise
+# the attempt is counted as a failure until it succeeds.
+_LOCKOUT = """
+local failures_key, lockout = KEYS[#KEYS], ARGV[#ARGV]
+local failures = tonumber(redis.call('GET', failures_key) or '0')
+if failures >= tonumber(ARGV[#ARGV - 1]) then
+  local left = redis.call('PTTL', failures_key)
+  if left < 0 then
+    redis.call('EXPIRE', failures_key, lockout)
+    left = tonumber(lockout) * 1000
+  end
+  return {n, 1, left}
+end
+redis.call('INCR', failures_key)
+redis.call('EXPIRE', failures_key, lockout)
+return {n, 0, 0}
+"""
+
 # KEYS[1] the client's login window counter, KEYS[2] the username's failure counter;
-# ARGV[1] milliseconds until the window's counter may go, ARGV[2] login rate per minute, ARGV[3] max failures, ARGV[4] lockout seconds.
-# Returns {window count, locked (0/1), milliseconds left on the lock}. Over the rate limit nothing
-# is reserved; a lock reports its time left (a counter somehow without a ttl gets one rather than
-# locking the account for ever); otherwise the attempt is counted as a failure until it succeeds.
+# ARGV[1] milliseconds until the window's counter may go, ARGV[2] login rate per minute, ARGV[3] max
+# failures, ARGV[4] lockout seconds. Over the rate limit nothing is reserved; then the lockout.
 _LOGIN = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then return {n, 0, 0} end
-local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
-if failures >= tonumber(ARGV[3]) then
-  local left = redis.call('PTTL', KEYS[2])
-  if left < 0 then
-    redis.call('EXPIRE', KEYS[2], ARGV[4])
-    left = tonumber(ARGV[4]) * 1000
-  end
-  return {n, 1, left}
-end
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return {n, 0, 0}
-"""
+""" + _LOCKOUT
+
+# A password change's check of the current password: the lockout alone (KEYS[1], ARGV[1..2]).
+_PASSWORD = "local n = 0\n" + _LOCKOUT
 
 # KEYS[1] failure counter. Gives back one reserved attempt (never below zero).
 _RELEASE_ATTEMPT = """
@@ -56,6 +68,7 @@ return n
 
 _hit = script(_HIT)
 _login = script(_LOGIN)
+_password = script(_PASSWORD)
 _release = script(_RELEASE_ATTEMPT)
 
 
@@ -88,6 +101,10 @@ def login_window_key(source_ip: str, number: int) -> str:
     return f"ratelimit:login:{source_ip}:{number}"
 
 
+def setup_window_key(source_ip: str, number: int) -> str:
+    return f"ratelimit:setup:{source_ip}:{number}"
+
+
 def api_window_key(user_id: int | str, number: int) -> str:
     return f"ratelimit:api:{user_id}:{number}"
 
@@ -98,9 +115,18 @@ def search_window_key(user_id: int | str, number: int) -> str:
 
 def check_login_rate(source_ip: str) -> None:
     """A login attempt whose body could not be read: it counts towards the client's limit only."""
+    _check_rate(login_window_key, source_ip)
+
+
+def check_setup_rate(source_ip: str) -> None:
+    """An account setup attempt: limited per client IP like logins (a window of its own)."""
+    _check_rate(setup_window_key, source_ip)
+
+
+def _check_rate(key: Callable[[str, int], str], source_ip: str) -> None:
     number, end = window()
     with redis_errors():
-        count = _hit(keys=[login_window_key(source_ip, number)], args=[counter_ttl_ms(end)])
+        count = _hit(keys=[key(source_ip, number)], args=[counter_ttl_ms(end)])
     if int(count) > get_settings().login_rate_per_minute:
         raise RateLimited(retry_after=seconds_until(end))
 
@@ -117,6 +143,17 @@ def reserve_login_attempt(source_ip: str, username: str) -> None:
                   settings.login_lockout_seconds])
     if int(count) > settings.login_rate_per_minute:
         raise RateLimited(retry_after=seconds_until(end))
+    if int(locked):
+        raise AccountLocked(retry_after=int(left_ms) // 1000)
+
+
+def reserve_password_attempt(username: str) -> None:
+    """A password change's current password is about to be checked: 429 when the username is
+    locked out, else the attempt counts as a failed login until it succeeds (one round trip)."""
+    settings = get_settings()
+    with redis_errors():
+        _count, locked, left_ms = _password(keys=[failures_key(username)],
+                                            args=[settings.login_max_failures, settings.login_lockout_seconds])
     if int(locked):
         raise AccountLocked(retry_after=int(left_ms) // 1000)
 

@@ -1,4 +1,5 @@
-"""Password hashing with argon2id (argon2-cffi's defaults: RFC 9106 low-memory profile).
+"""Password hashing with argon2id (argon2-cffi's defaults: RFC 9106 low-memory profile), and the rule
+for new passwords (setup, change, the CLI).
 
 argon2 is loaded on first use, not at init: only logins and password changes need it, and an
 ordinary cold start's init is the first user's wait (a SnapStart init loads it: lifecycle.prime).
@@ -8,6 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+MIN_LENGTH, MAX_LENGTH = 8, 1024
 _hasher: Any = None
 _dummy_hash: str | None = None
 
@@ -44,3 +46,12 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return bool(hasher().check_needs_rehash(password_hash))
+
+
+def problem(password: str, *, username: str) -> str | None:
+    """Why a new password is refused, or None: 8-1024 characters, not the username in any case."""
+    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+        return f"must have {MIN_LENGTH} to {MAX_LENGTH} characters"
+    if password.casefold() == username.casefold():
+        return "must not be the username"
+    return None

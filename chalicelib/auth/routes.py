@@ -1,11 +1,13 @@
-"""The auth endpoints: login, the caller's details and sites, site switch, logout."""
+"""The auth endpoints: login, a pending account's setup, password changes, the caller's details and
+sites, site switch, logout."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
 from chalicelib import caller as callers
+from chalicelib.audit import events as audit
 from chalicelib.auth import limits, schemas, service
-from chalicelib.auth.schemas import LoginData, SiteToken, UserMe
+from chalicelib.auth.schemas import LoginData, PasswordChanged, SiteToken, UserMe
 from chalicelib.caller import SiteSummary
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import ValidationFailed
@@ -27,6 +29,36 @@ def login(call: Call):
         raise
     return ok(service.login(call.session, source_ip=call.source_ip, username=body.username,
                             password=body.password))
+
+
+@endpoint(bp, "POST", "/api/auth/setup", public=True, transaction=False, spec=Spec(
+    "Set a pending account's first password with its setup token; answers like a login", "auth",
+    Envelope(LoginData), "A token, as a login gives", errors=(429, 503), body=schemas.SetupRequest))
+def setup(call: Call):
+    try:
+        body = call.body(schemas.SetupRequest)
+    except ValidationFailed:
+        limits.check_setup_rate(call.source_ip)  # a malformed attempt counts towards the client's limit
+        raise
+    return ok(service.complete_setup(call.session, source_ip=call.source_ip, token=body.token,
+                                     password=body.password, ids=call.request_ids))
+
+
+@endpoint(bp, "POST", "/api/auth/password", transaction=False, spec=Spec(
+    "Change the caller's password: every session of the user ends, a new one begins on the same site",
+    "auth", Envelope(PasswordChanged), "A token for the new session", errors=(429,),
+    body=schemas.PasswordChange))
+def change_password(call: Call):
+    try:
+        body = call.body(schemas.PasswordChange)
+    except ValidationFailed:
+        call.caller  # noqa: B018 - a 401 comes before the 400
+        raise
+    rows = call.fold(service.WITH_PASSWORD)
+    caller = call.caller
+    return ok(service.change_password(call.session, principal=caller, stored_hash=rows.head.password_hash,
+                                      current=body.current_password, new=body.new_password,
+                                      origin=audit.by_caller(call)))
 
 
 @endpoint(bp, "GET", "/api/auth/me", spec=Spec(

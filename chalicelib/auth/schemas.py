@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from chalicelib.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from chalicelib.caller import SiteSummary
 from chalicelib.kit.timestamps import Timestamp
 
@@ -34,6 +35,27 @@ class SiteSelect(BaseModel):
     site_id: int
 
 
+# A new password: the rest of the rule (not the username) needs the account, and is checked with it.
+_NewPassword = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH,
+                                    description=f"{MIN_LENGTH}-{MAX_LENGTH} characters, not the username "
+                                                "(in any case)")]
+
+
+class SetupRequest(BaseModel):
+    """POST /api/auth/setup: a pending account's first password, with its setup token."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    token: Annotated[str, Field(min_length=1, max_length=256, description="the setup token a site admin handed out")]
+    password: _NewPassword
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
+    new_password: _NewPassword
+
+
 # --- responses (documentation; the services build dicts) ------------------------------------------
 
 
@@ -49,6 +71,7 @@ class UserRef(_Read):
 
 class UserMe(UserRef):
     last_login: Timestamp | None
+    platform_admin: bool = Field(description="may create sites (POST /api/sites)")
 
 
 class LoginData(_Read):
@@ -63,3 +86,9 @@ class SiteToken(_Read):
     token: str = Field(description="a JWT for the same session, scoped to the site")
     expires_at: Timestamp = Field(description="the session's original expiry")
     current_site: SiteSummary
+
+
+class PasswordChanged(_Read):
+    token: str = Field(description="a JWT for a new session, on the same site; every earlier session has ended")
+    expires_at: Timestamp
+    current_site: SiteSummary | None

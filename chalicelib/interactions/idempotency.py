@@ -95,17 +95,19 @@ def lock_params(token: TokenContext, key: str) -> dict[str, Any]:
 
 
 def run(session: Session, *, principal: Principal, key: str | None, locked: bool, body: Any,
-        values: dict[str, Any], answer: Callable[[Any], Answer]) -> Answer:
+        values: dict[str, Any], answer: Callable[[Any], Answer], event: Callable[[Any], Any]) -> Answer:
     """Create the interaction `values` and answer it with `answer(row)`, remembering the answer
     under `key` (no key: just create). `locked`: whether the request's first statement took the
     key's lock (`LOCKED_RIGHTS`).
 
     Call it after every other check (401 ... 400) has passed: 409 and 422 come last. With a key it
     costs two statements: the stored answer looked for and the create made only without one (one
-    statement), then the key stored with the answer."""
+    statement), then the key stored with the answer. `event(created)` is the audit event of the
+    row the CTE `created` inserts, recorded in the create's statement."""
     table = Interaction.__table__
     if key is None:
-        return answer(session.execute(insert(table).values(**values).returning(*table.c)).one())
+        created = insert(table).values(**values).returning(*table.c).cte("created")
+        return answer(session.execute(select(*created.c).add_cte(event(created))).one())
     if not locked:
         raise Conflict(f"A request with this {HEADER} is still in progress; retry shortly",
                        headers={"Retry-After": "1"})
@@ -120,7 +122,7 @@ def run(session: Session, *, principal: Principal, key: str | None, locked: bool
     one = select(literal(1).label("one")).subquery("one")
     row = session.execute(
         select(stored.c.request_hash, stored.c.status.label("stored_status"), stored.c.response, *created.c)
-        .select_from(one.outerjoin(stored, true()).outerjoin(created, true()))
+        .select_from(one.outerjoin(stored, true()).outerjoin(created, true())).add_cte(event(created))
     ).one()
     digest = request_hash(body)
     if row.request_hash is not None:

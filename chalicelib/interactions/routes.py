@@ -5,9 +5,10 @@ from typing import Any
 
 from chalice import Blueprint
 
+from chalicelib.audit import events as audit
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import NotFound
-from chalicelib.http import envelope, ok, paginated, respond
+from chalicelib.http import envelope, location, ok, paginated, respond
 from chalicelib.interactions import idempotency, queries, schemas, service
 from chalicelib.interactions.schemas import (
     InteractionCreate,
@@ -31,14 +32,6 @@ IF_MATCH = Header("If-Match", 'makes the change conditional: `"<version>"` (stro
 IDEMPOTENCY_KEY = Header(idempotency.HEADER, "at most 255 characters; a retry with the same key and body "
                                              "replays the first successful answer (kept 24 h, per site and user)",
                          {"type": "string", "maxLength": 255})
-
-
-def _location(request, interaction_id: int) -> str:
-    """The new record's path as the client reached the API (behind a stage or base-path prefix
-    deployed; `path` is the full request path, `resourcePath` the route)."""
-    path = (request.context or {}).get("path") or BASE
-    prefix = path.rstrip("/")[: -len(BASE)] if path.rstrip("/").endswith(BASE) else ""
-    return f"{prefix}{BASE}/{interaction_id}"
 
 
 def _read(call: Call, raw_id: str) -> Any:
@@ -76,13 +69,18 @@ def create_interaction(call: Call):
     new = schemas.parse_create(body)
     key = idempotency.key_from(call.request.headers)
 
+    values = service.new_values(principal=caller, data=new)
+    origin = audit.by_caller(call)
+
     def created(row: Any) -> Answer:
         return Answer(201, envelope({"interaction": service.serialize(row)}),
-                      {"ETag": service.etag(row), "Location": _location(call.request, row.id)})
+                      {"ETag": service.etag(row), "Location": location(call.request, f"{BASE}/{row.id}")})
 
-    # The key is stored in this transaction, with the create it answers (409/422 come last).
-    return respond(idempotency.run(call.session, principal=caller, key=key, locked=locked, body=body,
-                                   values=service.new_values(principal=caller, data=new), answer=created))
+    # The key is stored in this transaction, with the create it answers (409/422 come last), and
+    # the create's statement records its event.
+    return respond(idempotency.run(
+        call.session, principal=caller, key=key, locked=locked, body=body, values=values, answer=created,
+        event=lambda inserted: service.created_event(inserted, origin=origin, values=values)))
 
 
 @endpoint(bp, "GET", BASE + "/types", spec=Spec(
@@ -108,8 +106,8 @@ def get_interaction(call: Call, interaction_id: str):
 def update_interaction(call: Call, interaction_id: str):
     current = _read(call, interaction_id)
     changes = schemas.parse_update(call.json())
-    row = service.update(call.session, principal=call.caller, data=changes, current=current,
-                         if_match=call.header("If-Match"))
+    row = service.update(call.session, principal=call.caller, origin=audit.by_caller(call), data=changes,
+                         current=current, if_match=call.header("If-Match"))
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
 
@@ -117,5 +115,6 @@ def update_interaction(call: Call, interaction_id: str):
     "Delete (editor, admin)", TAG, MESSAGE, "Deleted", errors=(403, 404, 412), headers=(IF_MATCH,)))
 def delete_interaction(call: Call, interaction_id: str):
     current = _read(call, interaction_id)
-    service.delete(call.session, principal=call.caller, current=current, if_match=call.header("If-Match"))
+    service.delete(call.session, principal=call.caller, origin=audit.by_caller(call), current=current,
+                   if_match=call.header("If-Match"))
     return ok({"message": "Interaction deleted"})

@@ -26,10 +26,10 @@ from pydantic import (
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import error_details
-from chalicelib.interactions.times import check_zone, parse_bound, parse_datetime, resolve_times, zone_names
+from chalicelib.interactions.times import check_zone, resolve_times, zone_names
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.text import optional_text, storable, text
-from chalicelib.kit.timestamps import Timestamp
+from chalicelib.kit.timestamps import Timestamp, parse_datetime, query_bound
 from chalicelib.models import INTERACTION_TYPES
 
 SERVER_OWNED = ("id", "site_id", "created_by", "created_at", "updated_by", "updated_at", "version")
@@ -180,18 +180,6 @@ def parse_update(data: Any) -> InteractionUpdate:
 # --- query parameters ------------------------------------------------------------------------------
 
 
-def _bound(*, end_of_day: bool) -> Any:
-    def check(value: Any) -> datetime:
-        return parse_bound(value, end_of_day=end_of_day)
-
-    which = "through 23:59:59.999999 UTC" if end_of_day else "from 00:00 UTC"
-    return Annotated[datetime, PlainValidator(check), WithJsonSchema({
-        "type": "string",
-        "description": f"ISO 8601 date (the whole day {which}) or date and time (an offset is "
-                       "honoured; without one it is UTC)",
-        "examples": ["2024-05-01", "2024-05-01T00:00:00-04:00"]})]
-
-
 # A substring term is answered by a trigram index only through trigrams of its words, and pg_trgm's
 # word characters are whatever the database's LC_CTYPE calls alphanumeric: under a UTF-8 locale most
 # letters and digits of every script, under LC_CTYPE=C (or POSIX) the ASCII ones only, every other
@@ -214,8 +202,8 @@ FilterText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=
                        AfterValidator(storable), AfterValidator(indexable)]
 _TERM = ("; empty for no filter, else it must contain three letters or digits in a row "
          "(A-Z, a-z, 0-9), at most 255 characters after trimming")
-StartBound = _bound(end_of_day=False)
-EndBound = _bound(end_of_day=True)
+StartBound = query_bound(end_of_day=False)
+EndBound = query_bound(end_of_day=True)
 
 
 class InteractionQuery(Pagination):

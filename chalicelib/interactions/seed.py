@@ -180,8 +180,75 @@ def no_read_timeout(driver_connection: Any) -> Iterator[None]:
             sock.settimeout(previous)
 
 
-def secondary_indexes(connection: Any) -> list[tuple[str, str]]:
-    """(name, CREATE INDEX statement) of every index on interactions that backs no constraint.
+def _iso(column: str) -> str:
+    """SQL: a timestamptz as the API writes it (UTC, Z, a fraction of a second only when there is one)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_part('microseconds', {column})"
+            f"::bigint %% 1000000 = 0 THEN '' ELSE to_char({utc}, '.US') END || 'Z'")
+
+
+def _created_changes() -> str:
+    """SQL: an interaction.created event's `changes` for an interactions row (its non-null fields)."""
+    from chalicelib.audit.events import INTERACTION_FIELDS
+
+    parts = []
+    for name in INTERACTION_FIELDS:
+        value = _iso(name) if name in ("start_datetime", "end_datetime") else name
+        parts.append(f"CASE WHEN {name} IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('{name}', "
+                     f"jsonb_build_object('from', NULL, 'to', {value})) END")
+    return " || ".join(parts)
+
+
+HISTORY_CHANGED_PER_SITE = 3
+_FOLLOW_UP = "Follow-up booked."
+
+
+def record_history(session: Any, *, origin: Any, after_id: int, progress: bool = True) -> int:
+    """The seed's own events (it is a command of the operator): interaction.created for every row
+    with an id above `after_id`, then a few of them (the first `HISTORY_CHANGED_PER_SITE` of each
+    site) changed once more, with their interaction.updated. From REBUILD_THRESHOLD events on, the
+    events' secondary indexes are dropped and built again afterwards, as for the rows. Returns the
+    events written."""
+    from tqdm import tqdm
+
+    connection = session.connection()
+    rows = connection.exec_driver_sql(
+        "SELECT count(*) FROM interactions WHERE id > %s", (after_id,)).scalar_one()
+    if not rows:
+        return 0
+    rebuild = secondary_indexes(connection, "audit_events") if rows >= REBUILD_THRESHOLD else []
+    for name, _definition in rebuild:
+        connection.exec_driver_sql(f'DROP INDEX "{name}"')
+    driver = connection.connection.driver_connection
+    with no_read_timeout(driver):
+        connection.exec_driver_sql(f"""
+            INSERT INTO audit_events (via, operator, site_id, action, target_type, target_id, target_version, changes)
+            SELECT 'cli', %s, site_id, 'interaction.created', 'interaction', id, version,
+                   {_created_changes()}
+            FROM interactions WHERE id > %s ORDER BY id""", (origin.operator, after_id))
+        for _name, definition in tqdm(rebuild, unit="index", desc="event indexes",
+                                      disable=not progress or not rebuild):
+            connection.exec_driver_sql(definition)
+    changed = connection.exec_driver_sql(f"""
+        WITH picked AS (
+            SELECT id, notes FROM (
+                SELECT id, notes, row_number() OVER (PARTITION BY site_id ORDER BY id) AS n
+                FROM interactions WHERE id > %s) AS numbered
+            WHERE n <= {HISTORY_CHANGED_PER_SITE} AND notes IS DISTINCT FROM %s),
+        changed AS (
+            UPDATE interactions AS i SET notes = %s, version = i.version + 1, updated_at = now(),
+                updated_by = NULL
+            FROM picked WHERE i.id = picked.id
+            RETURNING i.id, i.site_id, i.version, i.notes, picked.notes AS old_notes)
+        INSERT INTO audit_events (via, operator, site_id, action, target_type, target_id, target_version, changes)
+        SELECT 'cli', %s, site_id, 'interaction.updated', 'interaction', id, version,
+               jsonb_build_object('notes', jsonb_build_object('from', old_notes, 'to', notes))
+        FROM changed ORDER BY id""", (after_id, _FOLLOW_UP, _FOLLOW_UP, origin.operator)).rowcount
+    return rows + changed
+
+
+def secondary_indexes(connection: Any, table: str = "interactions") -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of every index on `table` that backs no constraint.
 
     A big seed drops them, loads, and creates them again from these exact definitions in the same
     transaction: building an index once is many times faster than maintaining it row by row
@@ -190,7 +257,7 @@ def secondary_indexes(connection: Any) -> list[tuple[str, str]]:
     rows = connection.exec_driver_sql(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid = 'interactions'::regclass "
+        "WHERE i.indrelid = %s::regclass "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
-        "ORDER BY c.relname").all()
+        "ORDER BY c.relname", (table,)).all()
     return [(name, definition) for name, definition in rows]

@@ -2,7 +2,8 @@
 
 Versioning is optimistic: every change runs `UPDATE ... WHERE id AND site_id AND version = :seen
 RETURNING ...`, so a conditional write and its check are one statement and a concurrent change can
-never be overwritten unseen.
+never be overwritten unseen. The same statement records the change's audit event (its `from`
+values are the version it saw).
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from chalicelib.audit import events as audit
 from chalicelib.caller import Folded, Principal
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.interactions import queries
@@ -181,11 +183,31 @@ def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in merged.items() if getattr(row, name) != value}
 
 
-def update(session: Session, *, principal: Principal, current: Any, data: InteractionUpdate,
-           if_match: str | None = None) -> Any:
+_TABLE = Interaction.__table__
+
+
+def _fields(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in audit.INTERACTION_FIELDS}
+
+
+def _event(change: Any, *, origin: audit.Origin, action: str, changes: dict[str, Any]) -> Any:
+    """The audit event of the interaction `change` (a CTE returning the row) wrote, as a CTE."""
+    return audit.as_cte(audit.record(change, origin=origin, action=action, target_type="interaction",
+                                     target_id=change.c.id, site_id=change.c.site_id,
+                                     target_version=change.c.version, changes=changes), "event")
+
+
+def created_event(created: Any, *, origin: audit.Origin, values: dict[str, Any]) -> Any:
+    """The `interaction.created` event of the row the CTE `created` inserted (`values`, its columns)."""
+    return _event(created, origin=origin, action="interaction.created",
+                  changes=audit.created(values, audit.INTERACTION_FIELDS))
+
+
+def update(session: Session, *, principal: Principal, origin: audit.Origin, current: Any,
+           data: InteractionUpdate, if_match: str | None = None) -> Any:
     """Apply the fields sent to `current` (the row read with the caller's rights, or None). 404,
     then 412, then the rules across the merged record; a body that changes nothing returns the
-    record as it is (same version)."""
+    record as it is (same version) and records nothing."""
     assert principal.site_id is not None
     precondition = parse_if_match(if_match)
     sent = data.sent()
@@ -200,16 +222,18 @@ def update(session: Session, *, principal: Principal, current: Any, data: Intera
         changes = _changes(row, sent)
         if not changes:
             return row
-        stmt = (
+        change = (
             sql_update(Interaction)
             .where(queries.in_site(principal.site_id), Interaction.id == interaction_id,
                    Interaction.version == row.version)
             .values(**changes, version=Interaction.version + 1, updated_by=principal.user_id,
                     updated_at=func.now())
-            .returning(Interaction)
-            .execution_options(synchronize_session=False, populate_existing=True)
+            .returning(*_TABLE.c)
+            .cte("updated")
         )
-        updated = session.scalars(stmt).first()
+        event = _event(change, origin=origin, action="interaction.updated",
+                       changes=audit.diff(_fields(row), changes))
+        updated = session.execute(select(*change.c).add_cte(event)).first()
         if updated is not None:
             return updated
         if precondition is not None and precondition.versions is not None:
@@ -218,9 +242,10 @@ def update(session: Session, *, principal: Principal, current: Any, data: Intera
     raise Conflict("The interaction is being changed by others; try again")
 
 
-def delete(session: Session, *, principal: Principal, current: Any, if_match: str | None = None) -> None:
+def delete(session: Session, *, principal: Principal, origin: audit.Origin, current: Any,
+           if_match: str | None = None) -> None:
     """Delete `current` (the row read with the caller's rights, or None: 404) if it is still the
-    version that was read (and the one If-Match names): one statement, no lost race."""
+    version that was read (and the one If-Match names): one statement with its event, no lost race."""
     assert principal.site_id is not None
     precondition = parse_if_match(if_match)
     row = current
@@ -230,11 +255,13 @@ def delete(session: Session, *, principal: Principal, current: Any, if_match: st
         if row is None:
             raise NotFound(NOT_FOUND)
         _check(precondition, row)
-        deleted = session.execute(
-            sql_delete(Interaction)
-            .where(queries.in_site(principal.site_id), Interaction.id == row.id,
-                   Interaction.version == row.version)
-            .returning(Interaction.id).execution_options(synchronize_session=False)).first()
+        change = (sql_delete(Interaction)
+                  .where(queries.in_site(principal.site_id), Interaction.id == row.id,
+                         Interaction.version == row.version)
+                  .returning(*_TABLE.c).cte("deleted"))
+        event = _event(change, origin=origin, action="interaction.deleted",
+                       changes=audit.deleted(_fields(row), audit.INTERACTION_FIELDS))
+        deleted = session.execute(select(change.c.id).add_cte(event)).first()
         if deleted is not None:
             return
     raise Conflict("The interaction is being changed by others; try again")

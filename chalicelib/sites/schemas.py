@@ -1,27 +1,115 @@
 """What the site endpoints accept and return (the OpenAPI document is generated from these)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from chalicelib.caller import SiteSummary
 from chalicelib.kit.pagination import Pagination
+from chalicelib.kit.text import optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
+from chalicelib.kit.usernames import NewUsername
 from chalicelib.models import ROLES
 
-__all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser"]
+__all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser", "SiteCreate", "SiteUpdate",
+           "MemberAdd", "MemberUpdate", "MemberAdded", "SetupTokenIssued"]
 
 Role = Literal[ROLES]
+SERVER_OWNED = ("id", "created_at", "role", "user_count", "interaction_count")
+
+SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
+SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
+
+def _email(value: str) -> str:
+    local, at, domain = value.partition("@")
+    # No white space in JSON Schema's sense either (the documented pattern's \s includes U+FEFF).
+    if not at or not local or not domain or "@" in domain or any(ch.isspace() or ch == "\ufeff" for ch in value):
+        raise ValueError("must be an e-mail address: one '@' with text on both sides, no spaces")
+    return value
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(storable), AfterValidator(_email),
+                  WithJsonSchema({"type": "string", "maxLength": 254, "pattern": r"^[^@\s]+@[^@\s]+$",
+                                  "description": "at most 254 characters, one '@' with text on both "
+                                                 "sides; unique case-insensitively"})]
 
 
 class SiteUsersQuery(Pagination):
     """GET /api/sites/{id}/users: `page` and `per_page`, as for interactions."""
 
 
+# --- bodies ----------------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SiteCreate(_Body):
+    """POST /api/sites (platform admins): the caller becomes the new site's admin."""
+    name: SiteName
+    description: SiteDescription = None
+
+
+def _name_not_null(schema: dict[str, Any], _model: Any) -> None:
+    """Nothing is required, and `name` may not be null: the `default: null` pydantic writes for
+    "not sent" is not a value a client may send."""
+    schema["properties"]["name"].pop("default", None)
+
+
+class SiteUpdate(_Body):
+    """PUT /api/sites/{id} (the site's admins): only the fields sent change; null clears the
+    description. The detail's server-owned fields are ignored when sent back."""
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_name_not_null)
+
+    name: SiteName = None
+    description: SiteDescription = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_server_owned(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in SERVER_OWNED}
+        return data
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_required(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null (a site has a name)")
+        return value
+
+    def sent(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class MemberAdd(_Body):
+    """POST /api/sites/{id}/users: an existing account (username and e-mail both its own), or a new
+    pending one when neither is taken."""
+    username: NewUsername
+    email: Email
+    role: Role  # type: ignore[valid-type]
+
+
+class MemberUpdate(_Body):
+    role: Role  # type: ignore[valid-type]
+
+
+# --- responses (documentation; the services build dicts) -------------------------------------------
+
+
 class SiteDetail(SiteSummary):
     created_at: Timestamp
-    user_count: int = Field(description="members of the site, inactive accounts included")
+    user_count: int = Field(description="members of the site, inactive and pending accounts included")
     interaction_count: int
 
 
@@ -34,3 +122,20 @@ class SiteUser(BaseModel):
     role: Role  # type: ignore[valid-type]
     last_login: Timestamp | None
     is_active: bool
+    pending: bool = Field(description="created by a site admin, waiting for its first password")
+
+
+class MemberAdded(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: SiteUser
+    created: bool = Field(description="true: a new pending account, with its setup token")
+    setup_token: str | None = Field(None, description="only when created: hand it to the person (once)")
+    setup_expires_at: Timestamp | None = Field(None, description="only when created")
+
+
+class SetupTokenIssued(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    setup_token: str = Field(description="hand it to the person; earlier tokens stop working")
+    setup_expires_at: Timestamp

@@ -173,7 +173,7 @@ def test_public_routes_are_exactly_the_routes_without_the_authorizer(app_module)
                    for method, entry in methods.items() if entry.authorizer is None}
 
     assert unprotected == public_routes()
-    assert public_routes() == {("/api/auth/login", "POST"), ("/api/health", "GET"),
+    assert public_routes() == {("/api/auth/login", "POST"), ("/api/auth/setup", "POST"), ("/api/health", "GET"),
                              ("/api/openapi.json", "GET")}
 
 

@@ -25,8 +25,9 @@ def test_me_shows_the_user_and_no_site_before_one_is_chosen(client, two_sites):
     assert response.status_code == 200
     data = response.json_body["data"]
     assert set(data) == {"user", "current_site"}
-    assert set(data["user"]) == {"id", "username", "email", "last_login"}
+    assert set(data["user"]) == {"id", "username", "email", "last_login", "platform_admin"}
     assert data["user"]["id"] == two_sites["user"]
+    assert data["user"]["platform_admin"] is False
     assert data["current_site"] is None
 
 

@@ -270,3 +270,37 @@ def test_a_body_without_a_json_content_type_is_415_and_writes_nothing(client, wo
 
     assert _error(response) == (415, "UNSUPPORTED_MEDIA_TYPE")
     assert fingerprint() == before
+
+
+def _administration_writes(world) -> list[tuple[str, str, str | None]]:
+    site, member = world.site_a, world.users["editor"]
+    return [("POST", "/api/sites", world.token("admin")), ("PUT", f"/api/sites/{site}", world.token("admin")),
+            ("POST", f"/api/sites/{site}/users", world.token("admin")),
+            ("PUT", f"/api/sites/{site}/users/{member}", world.token("admin")),
+            ("POST", f"/api/sites/{site}/users/{member}/setup-token", world.token("admin")),
+            ("DELETE", f"/api/sites/{site}/users/{member}", world.token("admin")),
+            ("POST", "/api/auth/setup", None), ("POST", "/api/auth/password", world.token("editor"))]
+
+
+def test_the_administration_endpoints_refuse_256_kib_plus_one_and_other_media_types(client, world):
+    before = fingerprint()
+    huge = _padded({"name": "x"}, MAX_BODY_BYTES + 1)
+    for method, path, token in _administration_writes(world):
+        assert _error(send(client, method, path, token, huge)) == (413, "PAYLOAD_TOO_LARGE"), path
+        headers = {"Content-Type": "text/plain"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        response = getattr(client.http, method.lower())(path, body='{"name": "x"}', headers=headers)
+        assert _error(response) == (415, "UNSUPPORTED_MEDIA_TYPE"), path
+    assert fingerprint() == before
+
+
+@pytest.mark.parametrize("body", ["[]", "{", '"text"', "null", '{"role": "admin"' + ', "x": 1' * 3 + "}"])
+def test_the_administration_endpoints_refuse_what_is_not_their_object(client, world, body):
+    from tests.factories import make_platform_admin
+
+    make_platform_admin("alice")  # else POST /api/sites is a 403, which comes first
+    before = fingerprint()
+    for method, path, token in _administration_writes(world):
+        if method == "DELETE" or path.endswith("setup-token"):
+            continue  # they take no body
+        assert _error(send(client, method, path, token, body)) == (400, "VALIDATION_ERROR"), (path, body)
+    assert fingerprint() == before

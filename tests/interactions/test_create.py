@@ -177,11 +177,11 @@ def test_a_body_that_is_not_an_object_is_rejected(client, world):
 
 
 def test_location_reflects_a_stage_prefix_in_the_request_path(client, world, app_module):
-    from chalicelib.interactions.routes import _location
+    from chalicelib.http import location
 
     class Request:
         context = {"path": "/api/api/interactions", "resourcePath": "/api/interactions"}
 
-    assert _location(Request(), 7) == "/api/api/interactions/7"
+    assert location(Request(), "/api/interactions/7") == "/api/api/interactions/7"
     Request.context = {"path": "/api/interactions/"}
-    assert _location(Request(), 7) == "/api/interactions/7"
+    assert location(Request(), "/api/interactions/7") == "/api/interactions/7"

@@ -87,7 +87,8 @@ def test_the_version_check_is_part_of_the_update_statement(client, world):
         put(client, world.token("editor"), item["id"], {"title": "x"}, **{"If-Match": '"1"'})
     finally:
         event.remove(get_engine(), "before_cursor_execute", _statements)
-    updates = [s for s in _statements.seen if s.lstrip().upper().startswith("UPDATE INTERACTIONS")]
+    # One statement: the update (in a data-modifying WITH, with its audit event).
+    updates = [s for s in _statements.seen if "UPDATE INTERACTIONS" in s.upper()]
     assert len(updates) == 1
     assert "interactions.version = " in updates[0] and "interactions.site_id = " in updates[0]
     assert "RETURNING" in updates[0]

@@ -77,7 +77,8 @@ def test_users_lists_members_by_username_for_the_sites_admin(client, world):
     assert [u["username"] for u in users] == ["alice", "Bruno", "eddie", "vera"]
     eddie = users[2]
     assert eddie == {"id": world.users["editor"], "username": "eddie", "email": "eddie@example.com",
-                     "role": "editor", "last_login": "2024-05-01T09:30:00Z", "is_active": False}
+                     "role": "editor", "last_login": "2024-05-01T09:30:00Z", "is_active": False,
+                     "pending": False}
     assert response.json_body["meta"] == {"pagination": {"page": 1, "per_page": 25, "total_pages": 1,
                                                          "total_records": 4}}
 

@@ -1,0 +1,105 @@
+"""What the audit endpoints accept and return (the OpenAPI document is generated from these)."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from chalicelib.audit.events import ACTIONS, FAMILIES
+from chalicelib.kit.ids import INT32_MAX, parse_id
+from chalicelib.kit.pagination import Pagination, between
+from chalicelib.kit.timestamps import Timestamp, query_bound
+from chalicelib.models import AUDIT_TARGETS, AUDIT_VIAS
+
+
+def _actions(value: Any) -> tuple[str, ...]:
+    """A known action, or a family followed by "." (every action of it)."""
+    if isinstance(value, str):
+        if value in ACTIONS:
+            return (value,)
+        family = value[:-1] if value.endswith(".") else None
+        if family in FAMILIES:
+            return tuple(action for action in ACTIONS if action.startswith(value))
+    raise ValueError("must be a known action (e.g. interaction.updated) or a family followed by '.' "
+                     f"({', '.join(family + '.' for family in FAMILIES)})")
+
+
+def _target_id(value: Any) -> int:
+    found = parse_id(value.strip()) if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value) else None
+    if found is None:
+        raise ValueError("must be a positive whole number")
+    return found
+
+
+ActionFilter = Annotated[tuple[str, ...], PlainValidator(_actions), WithJsonSchema({
+    "type": "string", "enum": [*ACTIONS, *(family + "." for family in FAMILIES)],
+    "description": "an action, or a family followed by '.' for all of its actions"})]
+TargetId = Annotated[int, PlainValidator(_target_id), WithJsonSchema({
+    "type": "integer", "minimum": 1, "maximum": 2**63 - 1})]
+Since, Until = query_bound(end_of_day=False), query_bound(end_of_day=True)
+ActorId = Annotated[int, PlainValidator(between(1, INT32_MAX)), WithJsonSchema({
+    "type": "integer", "minimum": 1, "maximum": INT32_MAX})]
+
+
+class AuditQuery(Pagination):
+    """GET /api/sites/{id}/audit: the site's events, newest first, filtered."""
+
+    action: ActionFilter | None = Field(None, description="an action, or a family followed by '.'")
+    actor_id: ActorId | None = Field(None, description="events made by this user through the API")
+    target_type: Literal[AUDIT_TARGETS] | None = Field(  # type: ignore[valid-type]
+        None, description="what the events are about")
+    target_id: TargetId | None = Field(None, description="with target_type: one interaction, account or site")
+    since: Since | None = Field(None, description="events at or after this")
+    until: Until | None = Field(None, description="events at or before this")
+
+    def problems(self) -> list[dict[str, str]]:
+        found = []
+        if self.target_id is not None and self.target_type is None:
+            found.append({"field": "target_id", "message": "needs target_type"})
+        if self.since and self.until and self.until < self.since:
+            found.append({"field": "until", "message": "must not be before since"})
+        return found
+
+
+class HistoryQuery(Pagination):
+    """GET /api/interactions/{id}/history: `page` and `per_page`."""
+
+
+# --- responses (documentation; the service builds dicts) -------------------------------------------
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Actor(_Read):
+    id: int
+    username: str | None = Field(description="the username when the change was made")
+
+
+class Target(_Read):
+    type: Literal[AUDIT_TARGETS]  # type: ignore[valid-type]
+    id: int
+    version: int | None = Field(None, description="interactions only: the version after the change "
+                                                  "(the last one for a deletion)")
+
+
+class Change(_Read):
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+class EventRead(_Read):
+    id: int
+    occurred_at: Timestamp
+    via: Literal[AUDIT_VIAS]  # type: ignore[valid-type]
+    actor: Actor | None = Field(description="who, through the API; null for the command line")
+    operator: str | None = Field(description="the operating-system account that ran a command")
+    site_id: int | None
+    request_id: str | None = Field(description="the id in the request's log line (X-Request-Id)")
+    gateway_request_id: str | None = Field(description="API Gateway's own id for the request")
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    target: Target
+    changes: dict[str, Change] = Field(description="only the fields that changed; never a password, "
+                                                   "hash or token")
