@@ -155,6 +155,14 @@ def _build_engine() -> Engine:
         connect_args=_connect_args(settings),
     )
     driver.install(engine)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _settle_before_a_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # A request's checks are settled before anything but a plain SELECT reaches the database
+        # (a write, or a SELECT over a data-modifying WITH), however early it comes.
+        hook = first_statement_hook.get()
+        if hook is not None and not statement.lstrip()[:6].upper() == "SELECT":
+            hook()
     # Once connected, reads wait just above the statement timeout, so that a statement
     # PostgreSQL cancels is reported by PostgreSQL, not by the socket.
     read_timeout = settings.db_read_timeout_s
@@ -260,9 +268,6 @@ class RequestSession(Session):
         if not first:
             return super()._execute_internal(*args, **kwargs)
         hook = first_statement_hook.get()
-        statement = args[0] if args else kwargs.get("statement")
-        if hook is not None and getattr(statement, "is_dml", False):
-            hook()  # a write never runs before the request's checks are settled
         # The checkout first: a connection that cannot be opened (refused, unreachable) is not
         # the case retried here, and answers as it is.
         self.connection()

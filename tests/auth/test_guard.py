@@ -83,6 +83,28 @@ def test_the_verdict_is_settled_before_a_write_when_the_first_statement_writes(w
     assert order == ["sql", "verdict"]
 
 
+def test_a_select_over_a_data_modifying_with_counts_as_a_write(world):
+    from sqlalchemy import insert, select
+
+    from chalicelib.models import Site
+
+    order = []
+    engine = db.get_engine()
+
+    def sql(*_args):
+        order.append("sql")
+
+    event.listen(engine, "before_cursor_execute", sql)
+    try:
+        added = insert(Site).values(name="Hooked").returning(Site.id).cte("added")
+        with db.around_first_statement(lambda: order.append("verdict")):
+            with db.session_scope() as session:
+                session.execute(select(added.c.id))
+    finally:
+        event.remove(engine, "before_cursor_execute", sql)
+    assert order[:2] == ["verdict", "sql"]
+
+
 def test_the_redis_and_database_round_trips_overlap(client, world):
     """Both answers are awaited together: the statement is sent before the Redis answer is read."""
     token = world.token("editor")
