@@ -1,4 +1,5 @@
 """The Chalice app: wiring only. Code lives in chalicelib/."""
+
 from chalice import Chalice
 
 from chalicelib import lifecycle, meta, middleware

@@ -5,6 +5,7 @@ counting round trips, API Gateway's authorizer cache modeled), each beside the s
 (shared/anchors/flask_ref) in the same run; check the query plans, measure cold starts (beside the
 seed stack's) and memory, print the tables and write bench/results/*.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,20 +46,46 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="run only the scenarios whose name contains this text")
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--output", help="file name under bench/results/ (default: bench-<time>.json)")
-    parser.add_argument("--network", choices=("both", *NETWORKS), default="both",
-                        help="loopback only, the modeled network only, or both (default)")
-    parser.add_argument("--pg-delay-ms", type=float, default=0.5,
-                        help="modeled network: delay each way to PostgreSQL (default 0.5)")
-    parser.add_argument("--redis-delay-ms", type=float, default=0.25,
-                        help="modeled network: delay each way to Redis (default 0.25)")
-    parser.add_argument("--authorizer-ttl", type=float, default=None,
-                        help="modeled API Gateway authorizer cache, seconds (default: the stages' value)")
-    parser.add_argument("--session-requests", type=int, default=100,
-                        help="requests per token session for the authorizer cache model (default 100)")
-    parser.add_argument("--flask-ref", help="the seed stack's directory (default: ../shared/anchors/flask_ref)")
+    parser.add_argument(
+        "--network",
+        choices=("both", *NETWORKS),
+        default="both",
+        help="loopback only, the modeled network only, or both (default)",
+    )
+    parser.add_argument(
+        "--pg-delay-ms",
+        type=float,
+        default=0.5,
+        help="modeled network: delay each way to PostgreSQL (default 0.5)",
+    )
+    parser.add_argument(
+        "--redis-delay-ms",
+        type=float,
+        default=0.25,
+        help="modeled network: delay each way to Redis (default 0.25)",
+    )
+    parser.add_argument(
+        "--authorizer-ttl",
+        type=float,
+        default=None,
+        help="modeled API Gateway authorizer cache, seconds (default: the stages' value)",
+    )
+    parser.add_argument(
+        "--session-requests",
+        type=int,
+        default=100,
+        help="requests per token session for the authorizer cache model (default 100)",
+    )
+    parser.add_argument(
+        "--flask-ref", help="the seed stack's directory (default: ../shared/anchors/flask_ref)"
+    )
     parser.add_argument("--skip-flask-ref", action="store_true", help="do not run the seed stack beside ours")
-    parser.add_argument("--block", type=int, default=10,
-                        help="requests per alternating block of ours and the seed stack's (default 10)")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=10,
+        help="requests per alternating block of ours and the seed stack's (default 10)",
+    )
     args = parser.parse_args(argv)
     if args.authorizer_ttl is None:
         args.authorizer_ttl = _default_authorizer_ttl()
@@ -101,12 +128,15 @@ class Runner:
         response, authorizer_ns = prepared.invoke(self.app, self.authorizer, cache)
         expected = prepared.call.expect
         if response["statusCode"] != expected:
-            raise RuntimeError(f"{prepared.call.method} {prepared.call.path}: expected {expected}, "
-                               f"got {response['statusCode']}: {response['body'][:500]}")
+            raise RuntimeError(
+                f"{prepared.call.method} {prepared.call.path}: expected {expected}, "
+                f"got {response['statusCode']}: {response['body'][:500]}"
+            )
         return response, authorizer_ns
 
-    def measure(self, scenario: scenarios.Scenario, iterations: int, *, seed: SeedPair | None = None,
-                block: int = 10) -> dict[str, Any]:
+    def measure(
+        self, scenario: scenarios.Scenario, iterations: int, *, seed: SeedPair | None = None, block: int = 10
+    ) -> dict[str, Any]:
         call = scenario.call() if callable(scenario.call) else scenario.call
         prepared = Prepared(call)
         reset = scenario.reset or (lambda: None)
@@ -135,7 +165,7 @@ class Runner:
         gc.collect()
         for i in range(iterations):
             # Alternate which goes first, so that neither always runs on a cache the other warmed.
-            for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            for which in (0, 1) if i % 2 == 0 else (1, 0):
                 reset()
                 if which == 0:
                     started = time.perf_counter_ns()
@@ -150,8 +180,13 @@ class Runner:
                 seed_ns.extend(seed.worker.run(seed.path, seed_blocks[i // block]))
         handler, floor = report.stats(handler_ns), report.stats(floor_ns)
         result = {
-            "name": scenario.name, "group": scenario.group, "method": call.method, "path": call.path,
-            "status": call.expect, "handler": handler, "authorizer": report.stats(authorizer_ns),
+            "name": scenario.name,
+            "group": scenario.group,
+            "method": call.method,
+            "path": call.path,
+            "status": call.expect,
+            "handler": handler,
+            "authorizer": report.stats(authorizer_ns),
             "floor": floor,
             "ratio": round(handler["median_ms"] / floor["median_ms"], 2),
             "overhead_ms": round(handler["median_ms"] - floor["median_ms"], 3),
@@ -159,16 +194,25 @@ class Runner:
             "statements": len(statements),
             "sql": [s.sql for s in statements],
             "first_request_sql": [s.sql for s in first.statements],
-            "_captured": first.statements, "_prepared": prepared,
+            "_captured": first.statements,
+            "_prepared": prepared,
         }
         if seed:
             result["flask_ref"] = {"path": seed.path, **report.stats(seed_ns)}
             result["over_flask_ref"] = round(handler["median_ms"] / result["flask_ref"]["median_ms"], 3)
         return result
 
-    def measure_network(self, scenario: scenarios.Scenario, iterations: int, *, net: network.Network,
-                        cache: AuthorizerCache, session_requests: int, seed: SeedPair | None = None,
-                        block: int = 10) -> dict[str, Any]:
+    def measure_network(
+        self,
+        scenario: scenarios.Scenario,
+        iterations: int,
+        *,
+        net: network.Network,
+        cache: AuthorizerCache,
+        session_requests: int,
+        seed: SeedPair | None = None,
+        block: int = 10,
+    ) -> dict[str, Any]:
         """The scenario through the relays, with API Gateway's authorizer cache: our requests and the
         seed stack's in alternating blocks, the round trips of each block counted by the relays."""
         call = scenario.call() if callable(scenario.call) else scenario.call
@@ -213,27 +257,42 @@ class Runner:
                     seed_ns.extend(seed.worker.run(seed.path, seed_blocks[b]))
                     seed_used += net.counts() - before
 
-            for step in ((ours, theirs) if b % 2 == 0 else (theirs, ours)):
+            for step in (ours, theirs) if b % 2 == 0 else (theirs, ours):
                 step()
         handler = report.stats(handler_ns)
         result: dict[str, Any] = {
-            "name": scenario.name, "group": scenario.group, "method": call.method, "path": call.path,
-            "status": call.expect, "handler": handler, "first_request_ms": first_ms,
-            "round_trips": {"pg": round(ours_used.pg / iterations, 2), "redis": round(ours_used.redis / iterations, 2),
-                            "new_pg_connections": ours_used.pg_connections,
-                            "new_redis_connections": ours_used.redis_connections},
+            "name": scenario.name,
+            "group": scenario.group,
+            "method": call.method,
+            "path": call.path,
+            "status": call.expect,
+            "handler": handler,
+            "first_request_ms": first_ms,
+            "round_trips": {
+                "pg": round(ours_used.pg / iterations, 2),
+                "redis": round(ours_used.redis / iterations, 2),
+                "new_pg_connections": ours_used.pg_connections,
+                "new_redis_connections": ours_used.redis_connections,
+            },
             "authorizer_invocations_per_request": round(cache.invocations / iterations, 3)
-            if prepared.token_event is not None else 0.0,
-            "authorizer_invocations": cache.invocations, "requests": iterations,
-            "protected": prepared.token_event is not None, "_prepared": prepared,
+            if prepared.token_event is not None
+            else 0.0,
+            "authorizer_invocations": cache.invocations,
+            "requests": iterations,
+            "protected": prepared.token_event is not None,
+            "_prepared": prepared,
         }
         if seed:
             result["flask_ref"] = {
-                "path": seed.path, **report.stats(seed_ns),
-                "round_trips": {"pg": round(seed_used.pg / len(seed_ns), 2),
-                                "redis": round(seed_used.redis / len(seed_ns), 2),
-                                "new_pg_connections": seed_used.pg_connections,
-                                "new_redis_connections": seed_used.redis_connections}}
+                "path": seed.path,
+                **report.stats(seed_ns),
+                "round_trips": {
+                    "pg": round(seed_used.pg / len(seed_ns), 2),
+                    "redis": round(seed_used.redis / len(seed_ns), 2),
+                    "new_pg_connections": seed_used.pg_connections,
+                    "new_redis_connections": seed_used.redis_connections,
+                },
+            }
             result["over_flask_ref"] = round(handler["median_ms"] / result["flask_ref"]["median_ms"], 3)
         return result
 
@@ -244,8 +303,9 @@ def _login(runner: Runner, site_id: int) -> tuple[str, int]:
     data = json.loads(response["body"])["data"]
     token = data["token"]
     if (data.get("current_site") or {}).get("id") != site_id:
-        response, _ = runner.call(Prepared(Call("POST", "/api/auth/site", "/api/auth/site",
-                                                body={"site_id": site_id}, token=token)))
+        response, _ = runner.call(
+            Prepared(Call("POST", "/api/auth/site", "/api/auth/site", body={"site_id": site_id}, token=token))
+        )
         token = json.loads(response["body"])["data"]["token"]
     return token, data["user"]["id"]
 
@@ -275,18 +335,22 @@ class SeedStack:
 
     def env(self, *, database_url: str, redis_url: str) -> dict[str, str]:
         extra = {"TOKEN": self.token} if self.token else {}
-        return flask_ref.environment(database_url=database_url, redis_url=redis_url, jwt_secret=self.secret,
-                                     **extra)
+        return flask_ref.environment(
+            database_url=database_url, redis_url=redis_url, jwt_secret=self.secret, **extra
+        )
 
     def worker(self, *, database_url: str, redis_url: str) -> flask_ref.Worker:
-        worker = flask_ref.Worker.start(self.python, self.anchor, self.env(database_url=database_url,
-                                                                           redis_url=redis_url))
+        worker = flask_ref.Worker.start(
+            self.python, self.anchor, self.env(database_url=database_url, redis_url=redis_url)
+        )
         if self.info is None:
             self.info = {k: v for k, v in worker.call("info").items() if k != "ok"}
             self.token = worker.call("token")["token"]
         return worker
 
-    def pair(self, worker: flask_ref.Worker | None, scenario: scenarios.Scenario, iterations: int) -> SeedPair | None:
+    def pair(
+        self, worker: flask_ref.Worker | None, scenario: scenarios.Scenario, iterations: int
+    ) -> SeedPair | None:
         found = flask_ref.pair_for(scenario.name) if worker else None
         if found is None or worker is None or self.info is None:
             return None
@@ -294,8 +358,9 @@ class SeedStack:
         return SeedPair(worker, path.format(mid_id=self.info["mid_id"]), min(cap or iterations, iterations))
 
 
-def _prepare_seed_stack(args: argparse.Namespace, settings: dict[str, str],
-                        seed_info: dict[str, Any]) -> tuple[SeedStack | None, str | None]:
+def _prepare_seed_stack(
+    args: argparse.Namespace, settings: dict[str, str], seed_info: dict[str, Any]
+) -> tuple[SeedStack | None, str | None]:
     if args.skip_flask_ref:
         return None, "skipped (--skip-flask-ref)"
     anchor = flask_ref.locate(args.flask_ref)
@@ -307,8 +372,15 @@ def _prepare_seed_stack(args: argparse.Namespace, settings: dict[str, str],
     python = flask_ref.ensure_venv()
     url = network.psycopg2_url(settings["DATABASE_URL"], flask_ref.DATABASE)
     big_share = round(seed_info["by_site"][0]["rows"] / seed_info["rows"], 3)
-    seeded = flask_ref.ensure_seeded(python, anchor, admin_url=settings["BENCH_ADMIN_DATABASE_URL"], seed_url=url,
-                                     redis_url=settings["REDIS_URL"], rows=args.rows, big_share=big_share)
+    seeded = flask_ref.ensure_seeded(
+        python,
+        anchor,
+        admin_url=settings["BENCH_ADMIN_DATABASE_URL"],
+        seed_url=url,
+        redis_url=settings["REDIS_URL"],
+        rows=args.rows,
+        big_share=big_share,
+    )
     return SeedStack(python, anchor, url, seeded), None
 
 
@@ -339,9 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     token, user_id = _login(runner, site_id)
     scenarios.remove_bench_rows(own_engine)  # left over by an interrupted run
     fixture = scenarios.prepare_fixture(own_engine, site_id=site_id, site_rows=site_rows)
-    planned = scenarios.build(fixture, routes=app_module.app.routes, token=token, engine=own_engine,
-                              user_id=user_id,
-                              login_body={"username": seed.DEMO_USER, "password": seed.BENCH_PASSWORD})
+    planned = scenarios.build(
+        fixture,
+        routes=app_module.app.routes,
+        token=token,
+        engine=own_engine,
+        user_id=user_id,
+        login_body={"username": seed.DEMO_USER, "password": seed.BENCH_PASSWORD},
+    )
     if args.only:
         planned = [s for s in planned if args.only in s.name]
 
@@ -350,21 +427,31 @@ def main(argv: list[str] | None = None) -> int:
 
     def phase(name: str) -> None:
         """The load average and clock at the start of each phase (the machine is shared)."""
-        phases[name] = {"load_average": [round(v, 2) for v in os.getloadavg()],
-                        "started": time.strftime("%H:%M:%S", time.gmtime())}
+        phases[name] = {
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+            "started": time.strftime("%H:%M:%S", time.gmtime()),
+        }
 
     measured: list[dict[str, Any]] = []
     if "loopback" in networks:
         phase("loopback")
-        print(f"\nbench: loopback, {beside}: {len(planned)} scenarios x {args.iterations} requests (handler and "
-              f"floor interleaved), site {site_id} with {site_rows:,} of {seed_info['rows']:,} interactions\n",
-              flush=True)
-        worker = stack.worker(database_url=stack.database_url, redis_url=settings["REDIS_URL"]) if stack else None
+        print(
+            f"\nbench: loopback, {beside}: {len(planned)} scenarios x {args.iterations} requests (handler and "
+            f"floor interleaved), site {site_id} with {site_rows:,} of {seed_info['rows']:,} interactions\n",
+            flush=True,
+        )
+        worker = (
+            stack.worker(database_url=stack.database_url, redis_url=settings["REDIS_URL"]) if stack else None
+        )
         try:
             for scenario in planned:
                 iterations = scenario.iterations or args.iterations
-                result = runner.measure(scenario, iterations, seed=stack.pair(worker, scenario, iterations)
-                                        if stack else None, block=args.block)
+                result = runner.measure(
+                    scenario,
+                    iterations,
+                    seed=stack.pair(worker, scenario, iterations) if stack else None,
+                    block=args.block,
+                )
                 measured.append(result)
                 print(report.table([result]).splitlines()[-1] + report.beside(result), flush=True)
         finally:
@@ -377,34 +464,58 @@ def main(argv: list[str] | None = None) -> int:
     relayed: dict[str, str] = {}
     network_info: dict[str, Any] = {"modes": list(networks)}
     if "modeled" in networks or not args.skip_cold_start:
-        net = network.Network(pg=network.pg_upstream(settings["DATABASE_URL"]),
-                              redis=network.redis_upstream(settings["REDIS_URL"]),
-                              pg_delay_ms=args.pg_delay_ms, redis_delay_ms=args.redis_delay_ms)
-        relayed = {"database_url": network.relayed_pg_url(settings["DATABASE_URL"], net.pg_port),
-                   "redis_url": network.relayed_redis_url(settings["REDIS_URL"], net.redis_port)}
-        network_info.update(model=net.describe(), authorizer_cache_ttl_s=args.authorizer_ttl,
-                            session_requests=args.session_requests,
-                            calibration=network.calibrate(net, pg_url=settings["DATABASE_URL"],
-                                                          redis_url=settings["REDIS_URL"]))
+        net = network.Network(
+            pg=network.pg_upstream(settings["DATABASE_URL"]),
+            redis=network.redis_upstream(settings["REDIS_URL"]),
+            pg_delay_ms=args.pg_delay_ms,
+            redis_delay_ms=args.redis_delay_ms,
+        )
+        relayed = {
+            "database_url": network.relayed_pg_url(settings["DATABASE_URL"], net.pg_port),
+            "redis_url": network.relayed_redis_url(settings["REDIS_URL"], net.redis_port),
+        }
+        network_info.update(
+            model=net.describe(),
+            authorizer_cache_ttl_s=args.authorizer_ttl,
+            session_requests=args.session_requests,
+            calibration=network.calibrate(
+                net, pg_url=settings["DATABASE_URL"], redis_url=settings["REDIS_URL"]
+            ),
+        )
     try:
         if "modeled" in networks:
             assert net is not None
             cal = network_info["calibration"]
-            print(f"\nbench: modeled network, {beside}: +{args.pg_delay_ms} ms each way to PostgreSQL "
-                  f"(a round trip measures {cal['pg']['median_ms']} ms), +{args.redis_delay_ms} ms each way to "
-                  f"Redis ({cal['redis']['median_ms']} ms); authorizer cache {args.authorizer_ttl:g} s, "
-                  f"{args.session_requests}-request sessions\n", flush=True)
+            print(
+                f"\nbench: modeled network, {beside}: +{args.pg_delay_ms} ms each way to PostgreSQL "
+                f"(a round trip measures {cal['pg']['median_ms']} ms), +{args.redis_delay_ms} ms each way to "
+                f"Redis ({cal['redis']['median_ms']} ms); authorizer cache {args.authorizer_ttl:g} s, "
+                f"{args.session_requests}-request sessions\n",
+                flush=True,
+            )
             phase("modeled")
             _point_app_at(**relayed)
-            worker = stack.worker(database_url=network.relayed_pg_url(stack.database_url, net.pg_port),
-                                  redis_url=relayed["redis_url"]) if stack else None
+            worker = (
+                stack.worker(
+                    database_url=network.relayed_pg_url(stack.database_url, net.pg_port),
+                    redis_url=relayed["redis_url"],
+                )
+                if stack
+                else None
+            )
             cache = AuthorizerCache(args.authorizer_ttl)
             try:
                 for scenario in planned:
                     iterations = scenario.iterations or args.iterations
                     result = runner.measure_network(
-                        scenario, iterations, net=net, cache=cache, session_requests=args.session_requests,
-                        seed=stack.pair(worker, scenario, iterations) if stack else None, block=args.block)
+                        scenario,
+                        iterations,
+                        net=net,
+                        cache=cache,
+                        session_requests=args.session_requests,
+                        seed=stack.pair(worker, scenario, iterations) if stack else None,
+                        block=args.block,
+                    )
                     modeled.append(result)
                     print(report.network_table([result]).splitlines()[-1], flush=True)
             finally:
@@ -418,15 +529,22 @@ def main(argv: list[str] | None = None) -> int:
         plans = []
         for scenario, result in zip(planned, measured, strict=False):
             if scenario.checks_plan:
-                plans.append(explain.check(floor, scenario.name, result["_captured"],
-                                           wants_trigram=scenario.name.startswith("search"),
-                                           table=scenario.plan_table))
+                plans.append(
+                    explain.check(
+                        floor,
+                        scenario.name,
+                        result["_captured"],
+                        wants_trigram=scenario.name.startswith("search"),
+                        table=scenario.plan_table,
+                    )
+                )
 
         cold: dict[str, Any] = {}
         if not args.skip_cold_start:
             phase("cold start")
-            cold = _cold(args, networks, measured or modeled, stack, settings, relayed,
-                         net.pg_port if net else None)
+            cold = _cold(
+                args, networks, measured or modeled, stack, settings, relayed, net.pg_port if net else None
+            )
         scenarios.remove_bench_rows(own_engine)
     finally:
         if net is not None:
@@ -436,15 +554,33 @@ def main(argv: list[str] | None = None) -> int:
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in measured]
     result = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "make bench  (python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]) + ")",
-        "machine": {**report.machine(postgres_version, settings["BENCH_SERVER"]),
-                    "load_average_at_start": load_at_start, "phases": phases},
-        "data": {**seed_info, "benchmark_site_id": site_id, "benchmark_site_rows": site_rows,
-                 "fixture": vars(fixture), "bench_rows_removed": scenarios.remove_bench_rows(own_engine),
-                 "flask_ref": stack.seeded if stack else None},
+        "command": "make bench  (python -m bench "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+        + ")",
+        "machine": {
+            **report.machine(postgres_version, settings["BENCH_SERVER"]),
+            "load_average_at_start": load_at_start,
+            "phases": phases,
+        },
+        "data": {
+            **seed_info,
+            "benchmark_site_id": site_id,
+            "benchmark_site_rows": site_rows,
+            "fixture": vars(fixture),
+            "bench_rows_removed": scenarios.remove_bench_rows(own_engine),
+            "flask_ref": stack.seeded if stack else None,
+        },
         "iterations": args.iterations,
-        "flask_ref": ({"anchor": str(stack.anchor), "environment": str(flask_ref.VENV.relative_to(flask_ref.ROOT)),
-                       "info": stack.info, "block": args.block} if stack else {"note": stack_note}),
+        "flask_ref": (
+            {
+                "anchor": str(stack.anchor),
+                "environment": str(flask_ref.VENV.relative_to(flask_ref.ROOT)),
+                "info": stack.info,
+                "block": args.block,
+            }
+            if stack
+            else {"note": stack_note}
+        ),
         "network": network_info,
         "scenarios": public,
         "modeled": [{k: v for k, v in r.items() if not k.startswith("_")} for r in modeled],
@@ -461,36 +597,62 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(p["ok"] for p in plans) else 1
 
 
-def _cold(args: argparse.Namespace, networks: tuple[str, ...], measured: list[dict[str, Any]],
-          stack: SeedStack | None, settings: dict[str, str], relayed: dict[str, str],
-          pg_port: int | None) -> dict[str, Any]:
+def _cold(
+    args: argparse.Namespace,
+    networks: tuple[str, ...],
+    measured: list[dict[str, Any]],
+    stack: SeedStack | None,
+    settings: dict[str, str],
+    relayed: dict[str, str],
+    pg_port: int | None,
+) -> dict[str, Any]:
     cold: dict[str, Any] = {}
     by_name = {r["name"]: r for r in measured}
     listing = by_name.get("list (default)")
     if listing:
         prepared = listing["_prepared"]
         for name in networks:
-            services = ({} if name == "loopback" else
-                        {"DATABASE_URL": relayed["database_url"], "REDIS_URL": relayed["redis_url"]})
+            services = (
+                {}
+                if name == "loopback"
+                else {"DATABASE_URL": relayed["database_url"], "REDIS_URL": relayed["redis_url"]}
+            )
             seed_child = None
             if stack and stack.token:
-                seed_db = (stack.database_url if name == "loopback" or pg_port is None
-                           else network.relayed_pg_url(stack.database_url, pg_port))
-                seed_env = stack.env(database_url=seed_db, redis_url=services.get("REDIS_URL", settings["REDIS_URL"]))
+                seed_db = (
+                    stack.database_url
+                    if name == "loopback" or pg_port is None
+                    else network.relayed_pg_url(stack.database_url, pg_port)
+                )
+                seed_env = stack.env(
+                    database_url=seed_db, redis_url=services.get("REDIS_URL", settings["REDIS_URL"])
+                )
 
                 def seed_child(seed_env: dict[str, str] = seed_env) -> dict[str, Any]:
-                    return flask_ref.run_coldstart_child(stack.python, stack.anchor, stack.cold_code, seed_env)
+                    return flask_ref.run_coldstart_child(
+                        stack.python, stack.anchor, stack.cold_code, seed_env
+                    )
 
             print(f"bench: cold starts ({name}), {args.cold_runs} fresh processes per path", flush=True)
-            cold[name] = coldstart.measure(list_event=prepared.event, token_event=prepared.token_event,
-                                           runs=args.cold_runs, services=services, flask_ref=seed_child)
-        mix = [r["_prepared"].event for r in measured
-               if r["group"] in ("auth", "finder") and r["status"] == 200]
+            cold[name] = coldstart.measure(
+                list_event=prepared.event,
+                token_event=prepared.token_event,
+                runs=args.cold_runs,
+                services=services,
+                flask_ref=seed_child,
+            )
+        mix = [
+            r["_prepared"].event for r in measured if r["group"] in ("auth", "finder") and r["status"] == 200
+        ]
         cold["handler_process"] = coldstart.handler_peak_rss(mix)
         seed_imports = None
         if stack and stack.token:
-            seed_imports = (stack.python, stack.anchor, stack.cold_code,
-                            stack.env(database_url=stack.database_url, redis_url=settings["REDIS_URL"]))
+            seed_imports = (
+                stack.python,
+                stack.anchor,
+                stack.cold_code,
+                stack.env(database_url=stack.database_url, redis_url=settings["REDIS_URL"]),
+            )
         cold["imports"] = coldstart.cold_path_imports(list_event=prepared.event, flask_ref=seed_imports)
     cold["importtime_app"] = coldstart.importtime("app")
     cold["importtime_authorizer"] = coldstart.importtime("chalicelib.auth.authorizer")
@@ -505,40 +667,67 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
     finder = [s for s in result["scenarios"] if s["group"] == "finder"]
     cold = result["cold_start"]
     worst_overhead = max(scen, key=lambda s: s["overhead_ms"], default=None)
-    worst_p95 = max((s for s in finder if not s["name"].startswith("search worst")),
-                    key=lambda s: s["handler"]["p95_ms"], default=None)
+    worst_p95 = max(
+        (s for s in finder if not s["name"].startswith("search worst")),
+        key=lambda s: s["handler"]["p95_ms"],
+        default=None,
+    )
     audit_page = next((s for s in result["scenarios"] if s["name"] == "site audit (first page)"), None)
     targets: dict[str, Any] = {}
     if result["scenarios"]:
-        targets.update({
-            "overhead_le_1ms_except_login": {
-                "met": all(s["overhead_ms"] <= 1.0 for s in scen),
-                "worst": worst_overhead and {"scenario": worst_overhead["name"],
-                                             "overhead_ms": worst_overhead["overhead_ms"]},
-                "over": [s["name"] for s in scen if s["overhead_ms"] > 1.0]},
-            # The worst terms the search rule accepts are measured for their plans; their cost is
-            # bounded per user by SEARCH_RATE_PER_MINUTE, not by this target.
-            "finder_p95_le_50ms": {
-                "met": all(s["handler"]["p95_ms"] <= 50 for s in finder if not s["name"].startswith("search worst")),
-                "worst": worst_p95 and {"scenario": worst_p95["name"], "p95_ms": worst_p95["handler"]["p95_ms"]},
-                "excluded": [s["name"] for s in finder if s["name"].startswith("search worst")]},
-            "audit_first_page_p95_le_20ms": {
-                "met": audit_page is not None and audit_page["handler"]["p95_ms"] <= 20,
-                "p95_ms": audit_page and audit_page["handler"]["p95_ms"], "events": result["data"].get("events")},
-            "no_seq_scan_and_trigram_search": {"met": all(p["ok"] for p in result["explain"]),
-                                               "problems": [x for p in result["explain"] for x in p["problems"]]},
-        })
+        targets.update(
+            {
+                "overhead_le_1ms_except_login": {
+                    "met": all(s["overhead_ms"] <= 1.0 for s in scen),
+                    "worst": worst_overhead
+                    and {"scenario": worst_overhead["name"], "overhead_ms": worst_overhead["overhead_ms"]},
+                    "over": [s["name"] for s in scen if s["overhead_ms"] > 1.0],
+                },
+                # The worst terms the search rule accepts are measured for their plans; their cost is
+                # bounded per user by SEARCH_RATE_PER_MINUTE, not by this target.
+                "finder_p95_le_50ms": {
+                    "met": all(
+                        s["handler"]["p95_ms"] <= 50
+                        for s in finder
+                        if not s["name"].startswith("search worst")
+                    ),
+                    "worst": worst_p95
+                    and {"scenario": worst_p95["name"], "p95_ms": worst_p95["handler"]["p95_ms"]},
+                    "excluded": [s["name"] for s in finder if s["name"].startswith("search worst")],
+                },
+                "audit_first_page_p95_le_20ms": {
+                    "met": audit_page is not None and audit_page["handler"]["p95_ms"] <= 20,
+                    "p95_ms": audit_page and audit_page["handler"]["p95_ms"],
+                    "events": result["data"].get("events"),
+                },
+                "no_seq_scan_and_trigram_search": {
+                    "met": all(p["ok"] for p in result["explain"]),
+                    "problems": [x for p in result["explain"] for x in p["problems"]],
+                },
+            }
+        )
         baseline = report.match_baseline(result["readme_baseline"], [s["name"] for s in result["scenarios"]])
-        compared = [(s["name"], s["handler"]["median_ms"], baseline[s["name"]]) for s in result["scenarios"]
-                    if s["name"] in baseline]
-        slower = [{"scenario": n, "median_ms": m, "readme_ms": b, "change": round(m / b - 1, 3)}
-                  for n, m, b in compared if m > b]
+        compared = [
+            (s["name"], s["handler"]["median_ms"], baseline[s["name"]])
+            for s in result["scenarios"]
+            if s["name"] in baseline
+        ]
+        slower = [
+            {"scenario": n, "median_ms": m, "readme_ms": b, "change": round(m / b - 1, 3)}
+            for n, m, b in compared
+            if m > b
+        ]
         targets["loopback_not_slower_than_readme_table"] = {
-            "met": bool(compared) and not slower, "compared": len(compared), "slower": slower,
-            "not_in_readme": [s["name"] for s in result["scenarios"] if s["name"] not in baseline]}
+            "met": bool(compared) and not slower,
+            "compared": len(compared),
+            "slower": slower,
+            "not_in_readme": [s["name"] for s in result["scenarios"] if s["name"] not in baseline],
+        }
     modeled = result["modeled"]
-    for wanted, key in (("list (default)", "modeled_list_le_half_of_flask_ref"),
-                        ("get by id", "modeled_get_by_id_le_half_of_flask_ref")):
+    for wanted, key in (
+        ("list (default)", "modeled_list_le_half_of_flask_ref"),
+        ("get by id", "modeled_get_by_id_le_half_of_flask_ref"),
+    ):
         found = next((s for s in modeled if s["name"] == wanted and "over_flask_ref" in s), None)
         if found:
             targets[key] = {"met": found["over_flask_ref"] <= 0.5, "ratio": found["over_flask_ref"]}
@@ -550,7 +739,8 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
         worst = max(protected, key=lambda s: s["authorizer_invocations_per_request"])
         targets["authorizer_invocations_le_0_05_per_request"] = {
             "met": worst["authorizer_invocations_per_request"] <= 0.05,
-            "worst": {"scenario": worst["name"], "per_request": worst["authorizer_invocations_per_request"]}}
+            "worst": {"scenario": worst["name"], "per_request": worst["authorizer_invocations_per_request"]},
+        }
     over_budget = []
     for s in modeled:
         if s["name"] == "login":
@@ -563,28 +753,40 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
     for name, figures in cold.items():
         if not isinstance(figures, dict) or "api" not in figures:
             continue
-        targets[f"cold_{name}_authorizer_le_35pct_of_api"] = {"met": figures["authorizer_share_of_api"] <= 0.35,
-                                                              "share": figures["authorizer_share_of_api"]}
+        targets[f"cold_{name}_authorizer_le_35pct_of_api"] = {
+            "met": figures["authorizer_share_of_api"] <= 0.35,
+            "share": figures["authorizer_share_of_api"],
+        }
         targets[f"cold_{name}_restored_first_request_le_3x_warm"] = {
-            "met": figures["restored"]["first_over_warm"] <= 3, "ratio": figures["restored"]["first_over_warm"]}
+            "met": figures["restored"]["first_over_warm"] <= 3,
+            "ratio": figures["restored"]["first_over_warm"],
+        }
         if "api_over_flask_ref" in figures:
-            targets[f"cold_{name}_api_le_0_9x_flask_ref"] = {"met": figures["api_over_flask_ref"] <= 0.9,
-                                                             "ratio": figures["api_over_flask_ref"]}
+            targets[f"cold_{name}_api_le_0_9x_flask_ref"] = {
+                "met": figures["api_over_flask_ref"] <= 0.9,
+                "ratio": figures["api_over_flask_ref"],
+            }
     if "handler_process" in cold:
-        targets["handler_process_rss_le_150mb"] = {"met": cold["handler_process"]["peak_rss_mb"] <= 150,
-                                                   "peak_rss_mb": cold["handler_process"]["peak_rss_mb"]}
+        targets["handler_process_rss_le_150mb"] = {
+            "met": cold["handler_process"]["peak_rss_mb"] <= 150,
+            "peak_rss_mb": cold["handler_process"]["peak_rss_mb"],
+        }
     return targets
 
 
 def _print_summary(result: dict[str, Any], path: Any) -> None:
     m = result["machine"]
-    print(f"\n{m['cpu']}, {m['cores']} cores, Python {m['python']}, PostgreSQL {m['postgresql']} "
-          f"({m['database_server']}); load average {m['load_average_at_start']} at the start, "
-          f"{m['load_average_at_end']} at the end\n")
+    print(
+        f"\n{m['cpu']}, {m['cores']} cores, Python {m['python']}, PostgreSQL {m['postgresql']} "
+        f"({m['database_server']}); load average {m['load_average_at_start']} at the start, "
+        f"{m['load_average_at_end']} at the end\n"
+    )
     fr = result["flask_ref"]
     if "info" in fr:
-        print(f"seed stack: {fr['anchor']} ({', '.join(f'{k} {v}' for k, v in fr['info']['packages'].items())}); "
-              f"{fr['info']['rows']:,} rows, {fr['info']['site1_rows']:,} in site 1\n")
+        print(
+            f"seed stack: {fr['anchor']} ({', '.join(f'{k} {v}' for k, v in fr['info']['packages'].items())}); "
+            f"{fr['info']['rows']:,} rows, {fr['info']['site1_rows']:,} in site 1\n"
+        )
     else:
         print(f"seed stack: {fr['note']}\n")
     if result["scenarios"]:
@@ -594,36 +796,49 @@ def _print_summary(result: dict[str, Any], path: Any) -> None:
             print("\nloopback, beside the seed stack (same run, alternating blocks)\n" + compared)
     login = next((s for s in result["scenarios"] if s["name"] == "login"), None)
     if login:
-        print(f"\nlogin: {login['handler']['median_ms']:.1f} ms median, of which the SQL floor "
-              f"{login['floor']['median_ms']:.1f} ms; the rest is argon2id verification by design")
+        print(
+            f"\nlogin: {login['handler']['median_ms']:.1f} ms median, of which the SQL floor "
+            f"{login['floor']['median_ms']:.1f} ms; the rest is argon2id verification by design"
+        )
     for plan in result["explain"]:
         status = "ok " if plan["ok"] else "BAD"
         used = sorted({i for q in plan["queries"] for i in q["indexes"]})
-        print(f"EXPLAIN {status} {plan['scenario']}: {', '.join(used) or '-'}"
-              + ("".join(f"\n    {p}" for p in plan["problems"])))
+        print(
+            f"EXPLAIN {status} {plan['scenario']}: {', '.join(used) or '-'}"
+            + ("".join(f"\n    {p}" for p in plan["problems"]))
+        )
     net = result["network"]
     if result["modeled"]:
         cal = net["calibration"]
-        print(f"\nMODELED NETWORK: +{net['model']['pg_delay_ms_each_way']} ms each way to PostgreSQL "
-              f"(measured round trip {cal['pg']['median_ms']} ms), +{net['model']['redis_delay_ms_each_way']} ms "
-              f"each way to Redis ({cal['redis']['median_ms']} ms); authorizer cache "
-              f"{net['authorizer_cache_ttl_s']:g} s, sessions of {net['session_requests']} requests")
+        print(
+            f"\nMODELED NETWORK: +{net['model']['pg_delay_ms_each_way']} ms each way to PostgreSQL "
+            f"(measured round trip {cal['pg']['median_ms']} ms), +{net['model']['redis_delay_ms_each_way']} ms "
+            f"each way to Redis ({cal['redis']['median_ms']} ms); authorizer cache "
+            f"{net['authorizer_cache_ttl_s']:g} s, sessions of {net['session_requests']} requests"
+        )
         print(report.network_table(result["modeled"]))
     cold = result["cold_start"]
     table = report.cold_table(cold)
     if table:
-        print("\nCOLD START (fresh processes, medians; our children cannot import what the Lambda bundle "
-              "lacks: cryptography, and every other module outside requirements.txt, chalice and boto3)\n" + table)
+        print(
+            "\nCOLD START (fresh processes, medians; our children cannot import what the Lambda bundle "
+            "lacks: cryptography, and every other module outside requirements.txt, chalice and boto3)\n"
+            + table
+        )
     if "handler_process" in cold:
-        print(f"handler process peak RSS {cold['handler_process']['peak_rss_mb']} MB "
-              f"({cold['handler_process']['requests']} requests of every read scenario, login included)")
+        print(
+            f"handler process peak RSS {cold['handler_process']['peak_rss_mb']} MB "
+            f"({cold['handler_process']['requests']} requests of every read scenario, login included)"
+        )
     if "imports" in cold:
         for who, figures in cold["imports"].items():
             top = ", ".join(f"{k} {v}" for k, v in list(figures["by_package_ms"].items())[:10])
             print(f"imports of the cold path ({who}): {figures['total_ms']} ms: {top}")
     if "importtime_app" in cold:
-        print(f"python -X importtime -c 'import app': {cold['importtime_app']['median_ms']} ms; "
-              f"authorizer module: {cold['importtime_authorizer']['median_ms']} ms")
+        print(
+            f"python -X importtime -c 'import app': {cold['importtime_app']['median_ms']} ms; "
+            f"authorizer module: {cold['importtime_authorizer']['median_ms']} ms"
+        )
     print(f"benchmark process peak RSS: {result['memory']['benchmark_process_peak_rss_mb']} MB")
     print("\ntargets:")
     for name, t in result["targets"].items():

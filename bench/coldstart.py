@@ -16,6 +16,7 @@ Each child reports its own clock (from before the first import of ours to the an
 time of the whole process as the parent saw it (interpreter start-up included), the peak RSS, and
 which heavy libraries ended up imported. Runs rotate through the paths; medians are reported.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,16 +62,22 @@ print("BENCH-RESULT " + json.dumps({"seconds": done - started, "first_import_sec
       "status": status, "heavy_modules": heavy, "peak_rss_mb": peak_kb / 1024, **extra}))
 """
 
-API_CHILD = _PRELUDE + """
+API_CHILD = (
+    _PRELUDE
+    + """
 import app
 imported = time.perf_counter()
 event = json.loads(os.environ["BENCH_EVENT"])
 status = app.app(event, None)["statusCode"]
-""" + _EPILOGUE
+"""
+    + _EPILOGUE
+)
 
 # A SnapStart init (priming included), the snapshot hook, the restore hook, the first request, and
 # then the same request warm.
-RESTORED_CHILD = _PRELUDE + """
+RESTORED_CHILD = (
+    _PRELUDE
+    + """
 import app
 from chalicelib import lifecycle
 imported = time.perf_counter()
@@ -90,24 +97,34 @@ warm.sort()
 extra = {"init_seconds": imported - started, "after_restore_seconds": hooked - restoring,
          "first_request_seconds": done - hooked, "warm_median_seconds": warm[len(warm) // 2]}
 started = restoring
-""" + _EPILOGUE
+"""
+    + _EPILOGUE
+)
 
-AUTHORIZER_CHILD = _PRELUDE + """
+AUTHORIZER_CHILD = (
+    _PRELUDE
+    + """
 from chalicelib.auth.authorizer import jwt_authorizer
 imported = time.perf_counter()
 result = jwt_authorizer(json.loads(os.environ["BENCH_TOKEN_EVENT"]), None)
 status = result["context"]["auth"]
-""" + _EPILOGUE
+"""
+    + _EPILOGUE
+)
 
 # A handler process that has served a bit of everything, argon2 included: its peak RSS.
-HANDLER_MIX_CHILD = _PRELUDE + """
+HANDLER_MIX_CHILD = (
+    _PRELUDE
+    + """
 import app
 imported = time.perf_counter()
 for event in json.loads(os.environ["BENCH_EVENTS"]):
     for _ in range(3):
         status = app.app(event, None)["statusCode"]
         assert status < 300, status
-""" + _EPILOGUE
+"""
+    + _EPILOGUE
+)
 
 
 def bundle_lacks() -> list[str]:
@@ -125,9 +142,13 @@ def bundle_lacks() -> list[str]:
         name = re.split(r"[=<>!~\[; ]", line.strip(), maxsplit=1)[0]
         if name and not name.startswith("#"):
             allowed.add(canonical(name))
-    return sorted(top for top, dists in packages_distributions().items()
-                  if top not in sys.stdlib_module_names and not top.startswith("__")
-                  and not any(canonical(d) in allowed for d in dists))
+    return sorted(
+        top
+        for top, dists in packages_distributions().items()
+        if top not in sys.stdlib_module_names
+        and not top.startswith("__")
+        and not any(canonical(d) in allowed for d in dists)
+    )
 
 
 def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
@@ -168,40 +189,59 @@ def _restored_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "median_after_restore_hook_ms": _median_ms(runs, "after_restore_seconds"),
         "median_first_request_ms": first,
         "median_warm_request_ms": warm,
-        "first_over_warm": round(statistics.median(r["first_request_seconds"] / r["warm_median_seconds"]
-                                                   for r in runs), 2),
+        "first_over_warm": round(
+            statistics.median(r["first_request_seconds"] / r["warm_median_seconds"] for r in runs), 2
+        ),
         "median_process_wall_ms": _median_ms(runs, "process_wall_seconds"),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
         "status": runs[-1]["status"],
     }
 
 
-def measure(*, list_event: dict[str, Any], token_event: dict[str, Any], runs: int = 7,
-            services: dict[str, str] | None = None, flask_ref: Any = None) -> dict[str, Any]:
+def measure(
+    *,
+    list_event: dict[str, Any],
+    token_event: dict[str, Any],
+    runs: int = 7,
+    services: dict[str, str] | None = None,
+    flask_ref: Any = None,
+) -> dict[str, Any]:
     """The cold paths, `runs` fresh processes each, rotating (so that none always runs first on a
     quiet machine). `services` overrides DATABASE_URL / REDIS_URL (the modeled network);
     `flask_ref` is a callable running one seed-stack cold child and returning its figures."""
     blocked = bundle_lacks()
-    env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENT=json.dumps(list_event),
-                                     BENCH_TOKEN_EVENT=json.dumps(token_event), BENCH_BLOCKED=json.dumps(blocked),
-                                     **(services or {}))
+    env = environment.subprocess_env(
+        BENCH_HEAVY=json.dumps(HEAVY),
+        BENCH_EVENT=json.dumps(list_event),
+        BENCH_TOKEN_EVENT=json.dumps(token_event),
+        BENCH_BLOCKED=json.dumps(blocked),
+        **(services or {}),
+    )
     env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
     restored_env = {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
-    paths: list[tuple[str, Any]] = [("api", lambda: _run_child(API_CHILD, env)),
-                                    ("authorizer", lambda: _run_child(AUTHORIZER_CHILD, env)),
-                                    ("restored", lambda: _run_child(RESTORED_CHILD, restored_env))]
+    paths: list[tuple[str, Any]] = [
+        ("api", lambda: _run_child(API_CHILD, env)),
+        ("authorizer", lambda: _run_child(AUTHORIZER_CHILD, env)),
+        ("restored", lambda: _run_child(RESTORED_CHILD, restored_env)),
+    ]
     if flask_ref is not None:
         paths.insert(1, ("flask_ref", flask_ref))
     done: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in paths}
     for run in range(runs):
-        for name, child in paths[run % len(paths):] + paths[:run % len(paths)]:
+        for name, child in paths[run % len(paths) :] + paths[: run % len(paths)]:
             done[name].append(child())
     api, authorizer, restored = done["api"], done["authorizer"], done["restored"]
-    if (any(r["status"] != 200 for r in api + restored) or any(r["status"] != "ok" for r in authorizer)):
+    if any(r["status"] != 200 for r in api + restored) or any(r["status"] != "ok" for r in authorizer):
         raise RuntimeError(f"cold-start requests failed: {api[-1]} {authorizer[-1]} {restored[-1]}")
-    result: dict[str, Any] = {"api": _summary(api), "authorizer": _summary(authorizer),
-                              "restored": _restored_summary(restored), "bundle_lacks": blocked}
-    result["authorizer_share_of_api"] = round(result["authorizer"]["median_ms"] / result["api"]["median_ms"], 3)
+    result: dict[str, Any] = {
+        "api": _summary(api),
+        "authorizer": _summary(authorizer),
+        "restored": _restored_summary(restored),
+        "bundle_lacks": blocked,
+    }
+    result["authorizer_share_of_api"] = round(
+        result["authorizer"]["median_ms"] / result["api"]["median_ms"], 3
+    )
     if flask_ref is not None:
         result["flask_ref"] = _summary(done["flask_ref"])
         result["api_over_flask_ref"] = round(result["api"]["median_ms"] / result["flask_ref"]["median_ms"], 3)
@@ -209,8 +249,11 @@ def measure(*, list_event: dict[str, Any], token_event: dict[str, Any], runs: in
 
 
 def handler_peak_rss(events: list[dict[str, Any]]) -> dict[str, Any]:
-    env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENTS=json.dumps(events),
-                                     BENCH_BLOCKED=json.dumps(bundle_lacks()))
+    env = environment.subprocess_env(
+        BENCH_HEAVY=json.dumps(HEAVY),
+        BENCH_EVENTS=json.dumps(events),
+        BENCH_BLOCKED=json.dumps(bundle_lacks()),
+    )
     data = _run_child(HANDLER_MIX_CHILD, env)
     return {"peak_rss_mb": round(data["peak_rss_mb"], 1), "requests": 3 * len(events)}
 
@@ -224,7 +267,9 @@ def parse_importtime(stderr: str) -> list[tuple[str, int, int, int]]:
     for line in stderr.splitlines():
         match = _IMPORTTIME.match(line)
         if match:
-            rows.append((match.group(4), int(match.group(1)), int(match.group(2)), (len(match.group(3)) + 1) // 2))
+            rows.append(
+                (match.group(4), int(match.group(1)), int(match.group(2)), (len(match.group(3)) + 1) // 2)
+            )
     return rows
 
 
@@ -244,8 +289,13 @@ def importtime(module: str, runs: int = 5) -> dict[str, Any]:
     env = environment.subprocess_env(BENCH_BLOCKED=json.dumps(bundle_lacks()))
     own, everything, last = [], [], []
     for _ in range(runs):
-        result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                                cwd=ROOT, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         rows = parse_importtime(result.stderr)
         if result.returncode != 0 or not rows:
             raise RuntimeError(f"importtime of {module} failed: {result.stderr[-2000:]}")
@@ -254,10 +304,13 @@ def importtime(module: str, runs: int = 5) -> dict[str, Any]:
         everything.append(sum(r[2] for r in top))
         last = rows
     nested = sorted(((r[0], r[2]) for r in last if r[3] in (2, 3)), key=lambda item: -item[1])
-    return {"module": module, "runs": runs,
-            "median_ms": round(statistics.median(own) / 1000, 1),
-            "median_with_interpreter_startup_imports_ms": round(statistics.median(everything) / 1000, 1),
-            "biggest": [{"module": name, "cumulative_ms": round(us / 1000, 1)} for name, us in nested[:12]]}
+    return {
+        "module": module,
+        "runs": runs,
+        "median_ms": round(statistics.median(own) / 1000, 1),
+        "median_with_interpreter_startup_imports_ms": round(statistics.median(everything) / 1000, 1),
+        "biggest": [{"module": name, "cumulative_ms": round(us / 1000, 1)} for name, us in nested[:12]],
+    }
 
 
 def _median_profile(runs: list[list[tuple[str, int, int, int]]]) -> dict[str, Any]:
@@ -266,34 +319,60 @@ def _median_profile(runs: list[list[tuple[str, int, int, int]]]) -> dict[str, An
     for rows in runs:
         for name, ms in by_package(rows).items():
             packages.setdefault(name, []).append(ms)
-    medians = {name: round(statistics.median(values + [0.0] * (len(runs) - len(values))), 1)
-               for name, values in packages.items()}
+    medians = {
+        name: round(statistics.median(values + [0.0] * (len(runs) - len(values))), 1)
+        for name, values in packages.items()
+    }
     top = sorted(medians.items(), key=lambda item: -item[1])[:15]
-    return {"runs": len(runs), "total_ms": round(statistics.median(totals) / 1000, 1), "by_package_ms": dict(top)}
+    return {
+        "runs": len(runs),
+        "total_ms": round(statistics.median(totals) / 1000, 1),
+        "by_package_ms": dict(top),
+    }
 
 
-def cold_path_imports(*, list_event: dict[str, Any], services: dict[str, str] | None = None,
-                      flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None,
-                      runs: int = 3) -> dict[str, Any]:
+def cold_path_imports(
+    *,
+    list_event: dict[str, Any],
+    services: dict[str, str] | None = None,
+    flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None,
+    runs: int = 3,
+) -> dict[str, Any]:
     """Every import of a cold API path (the whole child: init and first request, under the bundle's
     limits), and of the seed stack's cold child, by package: self time per package, the median of
     `runs` runs under -X importtime, the two alternating."""
-    env = environment.subprocess_env(BENCH_HEAVY=json.dumps(HEAVY), BENCH_EVENT=json.dumps(list_event),
-                                     BENCH_BLOCKED=json.dumps(bundle_lacks()), **(services or {}))
+    env = environment.subprocess_env(
+        BENCH_HEAVY=json.dumps(HEAVY),
+        BENCH_EVENT=json.dumps(list_event),
+        BENCH_BLOCKED=json.dumps(bundle_lacks()),
+        **(services or {}),
+    )
     env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
     ours_runs, seed_runs = [], []
     for _ in range(runs):
-        ours = subprocess.run([sys.executable, "-X", "importtime", "-c", API_CHILD], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
+        ours = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", API_CHILD],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if ours.returncode != 0:
             raise RuntimeError(f"importtime of the API cold path failed: {ours.stderr[-2000:]}")
         ours_runs.append(parse_importtime(ours.stderr))
         if flask_ref is not None:
             python, anchor, code, seed_env = flask_ref
-            theirs = subprocess.run([str(python), "-X", "importtime", "-c", code, "request"], cwd=anchor,
-                                    env=seed_env, capture_output=True, text=True)
+            theirs = subprocess.run(
+                [str(python), "-X", "importtime", "-c", code, "request"],
+                cwd=anchor,
+                env=seed_env,
+                capture_output=True,
+                text=True,
+            )
             if theirs.returncode != 0:
-                raise RuntimeError(f"importtime of the seed stack's cold path failed: {theirs.stderr[-2000:]}")
+                raise RuntimeError(
+                    f"importtime of the seed stack's cold path failed: {theirs.stderr[-2000:]}"
+                )
             seed_runs.append(parse_importtime(theirs.stderr))
     result: dict[str, Any] = {"ours": _median_profile(ours_runs)}
     if seed_runs:

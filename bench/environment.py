@@ -4,6 +4,7 @@ The database is a dedicated one (`bench_interactions`, or BENCH_DATABASE) on the
 DATABASE_URL, or on the embedded server when DATABASE_URL is unset; it is seeded once and reused.
 Redis is REDIS_URL, or a throwaway embedded one.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,11 @@ def _server_urls() -> tuple[str, str, str]:
         bench = url.set(database=BENCH_DATABASE).render_as_string(hide_password=False)
         return admin, bench, f"{url.host or 'unix socket'}:{url.port or 5432} (DATABASE_URL)"
     server = embedded.postgres_server()
-    return (embedded.postgres_url(server, "postgres"), embedded.postgres_url(server, BENCH_DATABASE),
-            "embedded (devtools/embedded.py, unix socket)")
+    return (
+        embedded.postgres_url(server, "postgres"),
+        embedded.postgres_url(server, BENCH_DATABASE),
+        "embedded (devtools/embedded.py, unix socket)",
+    )
 
 
 def configure() -> dict[str, str]:
@@ -44,7 +48,8 @@ def configure() -> dict[str, str]:
     admin, bench, where = _server_urls()
     embedded.ensure_database(admin, BENCH_DATABASE)
     redis_url = os.environ.get("REDIS_URL") or embedded.redis_url(
-        embedded.redis_server("bench-redis", throwaway=True))
+        embedded.redis_server("bench-redis", throwaway=True)
+    )
     _configured.update(
         DATABASE_URL=bench,
         BENCH_ADMIN_DATABASE_URL=admin,

@@ -4,6 +4,7 @@ A protected request runs the authorizer Lambda's callable first
 (`chalicelib.auth.authorizer.jwt_authorizer(token_event, None)`); its context, stringified as API
 Gateway does, goes into `requestContext.authorizer` of the event given to `app.app(event, None)`.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ SOURCE_IP = "198.51.100.7"
 @dataclass
 class Call:
     """One HTTP request, as a client would send it."""
+
     method: str
     path: str  # with the query string, e.g. /api/interactions?page=2
     resource: str  # the route, e.g. /api/interactions/{interaction_id}
@@ -30,8 +32,11 @@ class Call:
 
 
 def token_event(token: str, method: str, path: str) -> dict[str, Any]:
-    return {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
-            "methodArn": METHOD_ARN.format(method=method, path=path)}
+    return {
+        "type": "TOKEN",
+        "authorizationToken": f"Bearer {token}",
+        "methodArn": METHOD_ARN.format(method=method, path=path),
+    }
 
 
 def stringified(context: dict[str, Any]) -> dict[str, str]:
@@ -50,19 +55,28 @@ def proxy_event(call: Call, authorizer: dict[str, str] | None) -> dict[str, Any]
     if call.token:
         headers["Authorization"] = f"Bearer {call.token}"
     request_context: dict[str, Any] = {
-        "httpMethod": call.method, "resourcePath": call.resource, "path": f"/api{parts.path}",
-        "stage": "api", "requestId": "bench", "identity": {"sourceIp": SOURCE_IP},
+        "httpMethod": call.method,
+        "resourcePath": call.resource,
+        "path": f"/api{parts.path}",
+        "stage": "api",
+        "requestId": "bench",
+        "identity": {"sourceIp": SOURCE_IP},
     }
     if authorizer is not None:
         request_context["authorizer"] = authorizer
     return {
-        "resource": call.resource, "path": parts.path, "httpMethod": call.method,
+        "resource": call.resource,
+        "path": parts.path,
+        "httpMethod": call.method,
         "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
         "multiValueQueryStringParameters": query,
-        "pathParameters": call.path_params, "stageVariables": None,
-        "requestContext": request_context, "body": body, "isBase64Encoded": False,
+        "pathParameters": call.path_params,
+        "stageVariables": None,
+        "requestContext": request_context,
+        "body": body,
+        "isBase64Encoded": False,
     }
 
 
@@ -72,12 +86,14 @@ class Prepared:
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.token_event = (token_event(call.token, call.method, call.resource)
-                            if call.token is not None else None)
+        self.token_event = (
+            token_event(call.token, call.method, call.resource) if call.token is not None else None
+        )
         self.event = proxy_event(call, None)
 
-    def invoke(self, app: Any, authorizer_fn: Any,
-               cache: AuthorizerCache | None = None) -> tuple[dict[str, Any], int]:
+    def invoke(
+        self, app: Any, authorizer_fn: Any, cache: AuthorizerCache | None = None
+    ) -> tuple[dict[str, Any], int]:
         """What API Gateway does for one request: the authorizer (protected routes; with a cache,
         only when it holds no answer for the token), then the API. Returns the API's response and
         the nanoseconds the authorizer step took."""
@@ -91,8 +107,11 @@ class Prepared:
                 context["principalId"] = str(result["principalId"])
                 return context
 
-            context = authorize() if cache is None else cache.context(self.token_event["authorizationToken"],
-                                                                     authorize)
+            context = (
+                authorize()
+                if cache is None
+                else cache.context(self.token_event["authorizationToken"], authorize)
+            )
             self.event["requestContext"]["authorizer"] = dict(context)
             authorizer_ns = time.perf_counter_ns() - started
         return app(self.event, None), authorizer_ns

@@ -6,6 +6,7 @@ table: `audit_events`) is run again under `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSO
 parameters. Checks: no sequential scan of that table; a `search` (and a substring filter) is
 answered by a trigram index.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,9 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 def trigram_indexes(floor: Floor) -> set[str]:
     cursor = floor.connection.cursor()
-    cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'interactions'"
-                   " AND indexdef LIKE '%gin_trgm_ops%'")
+    cursor.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'interactions' AND indexdef LIKE '%gin_trgm_ops%'"
+    )
     names = {row[0] for row in cursor.fetchall()}
     floor.connection.commit()
     return names
@@ -44,12 +46,22 @@ def explain(floor: Floor, statement: Statement) -> dict[str, Any]:
 
         document = json.loads(document)
     top = document[0]
-    return {"plan": top["Plan"], "text": text_plan, "execution_ms": top.get("Execution Time"),
-            "planning_ms": top.get("Planning Time")}
+    return {
+        "plan": top["Plan"],
+        "text": text_plan,
+        "execution_ms": top.get("Execution Time"),
+        "planning_ms": top.get("Planning Time"),
+    }
 
 
-def check(floor: Floor, scenario: str, statements: list[Statement], *, wants_trigram: bool,
-          table: str = "interactions") -> dict[str, Any]:
+def check(
+    floor: Floor,
+    scenario: str,
+    statements: list[Statement],
+    *,
+    wants_trigram: bool,
+    table: str = "interactions",
+) -> dict[str, Any]:
     trigram = trigram_indexes(floor)
     reads = re.compile(rf"\bFROM {table}\b", re.IGNORECASE)
     queries = []
@@ -63,13 +75,19 @@ def check(floor: Floor, scenario: str, statements: list[Statement], *, wants_tri
         indexes = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
         if seq_scans:
             problems.append(f"sequential scan of {table} in: {statement.sql[:120]}")
-        queries.append({
-            "sql": statement.sql, "parameters": [str(p) for p in statement.parameters or ()],
-            "node_types": sorted({n["Node Type"] for n in nodes}), "indexes": indexes,
-            "sequential_scan": bool(seq_scans), "uses_trigram_index": bool(trigram & set(indexes)),
-            "execution_ms": result["execution_ms"], "planning_ms": result["planning_ms"],
-            "plan_text": result["text"],
-        })
+        queries.append(
+            {
+                "sql": statement.sql,
+                "parameters": [str(p) for p in statement.parameters or ()],
+                "node_types": sorted({n["Node Type"] for n in nodes}),
+                "indexes": indexes,
+                "sequential_scan": bool(seq_scans),
+                "uses_trigram_index": bool(trigram & set(indexes)),
+                "execution_ms": result["execution_ms"],
+                "planning_ms": result["planning_ms"],
+                "plan_text": result["text"],
+            }
+        )
     if wants_trigram and queries and not any(q["uses_trigram_index"] for q in queries):
         problems.append("the substring match does not use a trigram index")
     if not queries:

@@ -14,6 +14,7 @@ JSON object per line each way. Commands:
 Any failure is an answer {"ok": false, "error": "..."}; the process keeps serving. Only the standard
 library is imported before `main()`, so the protocol can be exercised without Flask.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ import time
 import traceback
 from typing import Any, TextIO
 
-PACKAGES = ("Flask", "Werkzeug", "Flask-SQLAlchemy", "SQLAlchemy", "psycopg2-binary", "Flask-JWT-Extended",
-            "PyJWT", "marshmallow", "redis")
+PACKAGES = (
+    "Flask",
+    "Werkzeug",
+    "Flask-SQLAlchemy",
+    "SQLAlchemy",
+    "psycopg2-binary",
+    "Flask-JWT-Extended",
+    "PyJWT",
+    "marshmallow",
+    "redis",
+)
 
 
 class Handler:
@@ -51,8 +61,10 @@ class Handler:
             response = self.client.get(path, headers=headers)
             timings.append(time.perf_counter_ns() - started)
             if response.status_code != expect:
-                raise RuntimeError(f"GET {path}: expected {expect}, got {response.status_code}: "
-                                   f"{response.get_data()[:300]!r}")
+                raise RuntimeError(
+                    f"GET {path}: expected {expect}, got {response.status_code}: "
+                    f"{response.get_data()[:300]!r}"
+                )
             size = len(response.get_data())
         return {"ns": timings, "status": expect, "bytes": size}
 
@@ -78,8 +90,13 @@ def serve(handler: Handler, lines: TextIO = sys.stdin, out: TextIO = sys.stdout)
                 raise ValueError(f"unknown op {op!r}")
             answer({"ok": True, **operations[op](command)})
         except Exception as exc:  # reported to the parent, which decides; the worker keeps serving
-            answer({"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc()[-2000:]})
+            answer(
+                {
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()[-2000:],
+                }
+            )
 
 
 def main(anchor: str) -> None:
@@ -94,18 +111,28 @@ def main(anchor: str) -> None:
 
     flask_app = seed_app.create_app()
     with flask_app.app_context():
-        token = create_access_token(identity="1", additional_claims={"site_id": 1},
-                                    expires_delta=timedelta(hours=2))
+        token = create_access_token(
+            identity="1", additional_claims={"site_id": 1}, expires_delta=timedelta(hours=2)
+        )
 
     def info() -> dict[str, Any]:
         with flask_app.app_context():
-            row = seed_app.db.session.execute(text(
-                "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id) FILTER (WHERE site_id = 1),"
-                " count(*) FILTER (WHERE site_id = 1), count(*), current_setting('server_version')"
-                " FROM interactions")).one()
+            row = seed_app.db.session.execute(
+                text(
+                    "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id) FILTER (WHERE site_id = 1),"
+                    " count(*) FILTER (WHERE site_id = 1), count(*), current_setting('server_version')"
+                    " FROM interactions"
+                )
+            ).one()
             seed_app.db.session.rollback()
-        return {"mid_id": row[0], "site1_rows": row[1], "rows": row[2], "postgres": row[3],
-                "python": sys.version.split()[0], "packages": {p: version(p) for p in PACKAGES}}
+        return {
+            "mid_id": row[0],
+            "site1_rows": row[1],
+            "rows": row[2],
+            "postgres": row[3],
+            "python": sys.version.split()[0],
+            "packages": {p: version(p) for p in PACKAGES},
+        }
 
     serve(Handler(flask_app.test_client(), token, info))
 

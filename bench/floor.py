@@ -5,6 +5,7 @@ request (exactly the text and parameters the driver received), then replayed on 
 the same driver with the same session settings, in one transaction that is committed, as the
 request's was. What the handler needs beyond that is the API's overhead.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,7 @@ class Statement:
         """The same statement with some parameter values swapped (e.g. the id of a row to delete)."""
         if not substitute or self.many or not isinstance(self.parameters, (tuple, list)):
             return self
-        values = type(self.parameters)(substitute.get(v, v) if _hashable(v) else v
-                                       for v in self.parameters)
+        values = type(self.parameters)(substitute.get(v, v) if _hashable(v) else v for v in self.parameters)
         return Statement(self.sql, values, self.many)
 
 
@@ -44,8 +44,9 @@ class Capture:
         self.engine = engine
         self.statements: list[Statement] = []
 
-    def _record(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-                executemany: bool) -> None:
+    def _record(
+        self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+    ) -> None:
         self.statements.append(Statement(statement, parameters, executemany))
 
     def __enter__(self) -> Capture:

@@ -17,6 +17,7 @@ devtools/relay.py): deterministic for a request-response protocol, whatever the 
 applies to the bytes exchanged, not to TCP's own handshake (which deployed costs one more round trip
 per new connection, and TLS one or two more).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ PEERS = ("pg", "redis")
 @dataclass(frozen=True)
 class Upstream:
     """Where a relay forwards to: a unix socket, or a TCP host and port."""
+
     unix: str | None = None
     host: str | None = None
     port: int | None = None
@@ -47,23 +49,31 @@ class Upstream:
 @dataclass(frozen=True)
 class Counts:
     """Round trips and new connections per peer, as counted by the relays."""
+
     pg: int = 0
     redis: int = 0
     pg_connections: int = 0
     redis_connections: int = 0
 
     def __sub__(self, other: Counts) -> Counts:
-        return Counts(self.pg - other.pg, self.redis - other.redis,
-                      self.pg_connections - other.pg_connections,
-                      self.redis_connections - other.redis_connections)
+        return Counts(
+            self.pg - other.pg,
+            self.redis - other.redis,
+            self.pg_connections - other.pg_connections,
+            self.redis_connections - other.redis_connections,
+        )
 
     def __add__(self, other: Counts) -> Counts:
-        return Counts(self.pg + other.pg, self.redis + other.redis,
-                      self.pg_connections + other.pg_connections,
-                      self.redis_connections + other.redis_connections)
+        return Counts(
+            self.pg + other.pg,
+            self.redis + other.redis,
+            self.pg_connections + other.pg_connections,
+            self.redis_connections + other.redis_connections,
+        )
 
 
 # --- where the servers are, and the URLs through the relays ------------------------------------------
+
 
 def pg_upstream(database_url: str) -> Upstream:
     """The PostgreSQL server of a SQLAlchemy URL (pg8000 `unix_sock=` or libpq `host=/dir` too)."""
@@ -128,16 +138,26 @@ def psycopg2_url(database_url: str, database: str) -> str:
 
 # --- the relay process ---------------------------------------------------------------------------------
 
+
 class Network:
     """The relay process and its pipe."""
 
     def __init__(self, *, pg: Upstream, redis: Upstream, pg_delay_ms: float, redis_delay_ms: float) -> None:
         self.pg_delay_ms, self.redis_delay_ms = pg_delay_ms, redis_delay_ms
-        spec = {"pg": {**pg.args(), "delay_ms": pg_delay_ms}, "redis": {**redis.args(), "delay_ms": redis_delay_ms}}
+        spec = {
+            "pg": {**pg.args(), "delay_ms": pg_delay_ms},
+            "redis": {**redis.args(), "delay_ms": redis_delay_ms},
+        }
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.network", json.dumps(spec)], cwd=ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            [sys.executable, "-m", "bench.network", json.dumps(spec)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         ready = self._read()
         self.pg_port, self.redis_port = ready["pg_port"], ready["redis_port"]
 
@@ -160,8 +180,12 @@ class Network:
         return Counts(**self._ask("counts"))
 
     def describe(self) -> dict[str, Any]:
-        return {"pg_delay_ms_each_way": self.pg_delay_ms, "redis_delay_ms_each_way": self.redis_delay_ms,
-                "pg_round_trip_ms": 2 * self.pg_delay_ms, "redis_round_trip_ms": 2 * self.redis_delay_ms}
+        return {
+            "pg_delay_ms_each_way": self.pg_delay_ms,
+            "redis_delay_ms_each_way": self.redis_delay_ms,
+            "pg_round_trip_ms": 2 * self.pg_delay_ms,
+            "redis_round_trip_ms": 2 * self.redis_delay_ms,
+        }
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -194,8 +218,13 @@ def calibrate(net: Network, *, pg_url: str, redis_url: str, samples: int = 200) 
     from sqlalchemy.engine import make_url
 
     url = make_url(pg_url)
-    connection = pg8000.connect(user=url.username or "postgres", password=url.password, host="127.0.0.1",
-                                port=net.pg_port, database=url.database)
+    connection = pg8000.connect(
+        user=url.username or "postgres",
+        password=url.password,
+        host="127.0.0.1",
+        port=net.pg_port,
+        database=url.database,
+    )
     client = redis_lib.Redis(host="127.0.0.1", port=net.redis_port)
     result: dict[str, Any] = {}
     try:
@@ -208,9 +237,11 @@ def calibrate(net: Network, *, pg_url: str, redis_url: str, samples: int = 200) 
                 call()
                 times.append(time.perf_counter_ns() - started)
             used = net.counts() - before
-            result[peer] = {"median_ms": round(statistics.median(times) / 1e6, 3),
-                            "modeled_ms": 2 * (net.pg_delay_ms if peer == "pg" else net.redis_delay_ms),
-                            "round_trips_per_exchange": getattr(used, peer) / samples}
+            result[peer] = {
+                "median_ms": round(statistics.median(times) / 1e6, 3),
+                "modeled_ms": 2 * (net.pg_delay_ms if peer == "pg" else net.redis_delay_ms),
+                "round_trips_per_exchange": getattr(used, peer) / samples,
+            }
     finally:
         connection.close()
         client.close()
@@ -223,15 +254,25 @@ def _serve(spec: dict[str, Any]) -> None:
     relays = {}
     for peer in PEERS:
         s = spec[peer]
-        upstream = {"upstream_unix": s["unix"]} if s.get("unix") else {"upstream": (s["host"], int(s["port"]))}
+        upstream = (
+            {"upstream_unix": s["unix"]} if s.get("unix") else {"upstream": (s["host"], int(s["port"]))}
+        )
         relays[peer] = Relay(**upstream, delay_s=float(s["delay_ms"]) / 1000).start()
     print(json.dumps({"pg_port": relays["pg"].port, "redis_port": relays["redis"].port}), flush=True)
     for line in sys.stdin:
         command = line.strip()
         if command == "counts":
-            print(json.dumps({"pg": relays["pg"].round_trips, "redis": relays["redis"].round_trips,
-                              "pg_connections": relays["pg"].connections,
-                              "redis_connections": relays["redis"].connections}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "pg": relays["pg"].round_trips,
+                        "redis": relays["redis"].round_trips,
+                        "pg_connections": relays["pg"].connections,
+                        "redis_connections": relays["redis"].connections,
+                    }
+                ),
+                flush=True,
+            )
         elif command == "stop":
             print("{}", flush=True)
             break

@@ -1,4 +1,5 @@
 """Figures: per-scenario statistics, the machine, the printed table and the JSON file."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def stats(ns: list[int]) -> dict[str, float]:
     ms = [v / 1e6 for v in ns]
-    return {"median_ms": round(statistics.median(ms), 3), "p95_ms": round(percentile(ms, 0.95), 3),
-            "min_ms": round(min(ms), 3), "mean_ms": round(statistics.fmean(ms), 3), "samples": len(ms)}
+    return {
+        "median_ms": round(statistics.median(ms), 3),
+        "p95_ms": round(percentile(ms, 0.95), 3),
+        "min_ms": round(min(ms), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "samples": len(ms),
+    }
 
 
 def machine(postgres_version: str, server: str) -> dict[str, Any]:
@@ -45,27 +51,50 @@ def machine(postgres_version: str, server: str) -> dict[str, Any]:
     except OSError:
         load = None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "load_average_at_end": load,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "load_average_at_end": load,
         "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(), "postgresql": postgres_version, "database_server": server,
+        "python": platform.python_version(),
+        "postgresql": postgres_version,
+        "database_server": server,
     }
 
 
 def row_for(scenario: dict[str, Any]) -> list[str]:
     h, f = scenario["handler"], scenario["floor"]
-    return [scenario["name"], f"{h['median_ms']:.2f}", f"{h['p95_ms']:.2f}", f"{f['median_ms']:.2f}",
-            f"{scenario['ratio']:.2f}", f"{scenario['overhead_ms']:+.2f}", str(scenario["statements"]),
-            f"{scenario.get('first_request_ms', 0):.1f}"]
+    return [
+        scenario["name"],
+        f"{h['median_ms']:.2f}",
+        f"{h['p95_ms']:.2f}",
+        f"{f['median_ms']:.2f}",
+        f"{scenario['ratio']:.2f}",
+        f"{scenario['overhead_ms']:+.2f}",
+        str(scenario["statements"]),
+        f"{scenario.get('first_request_ms', 0):.1f}",
+    ]
 
 
-HEADER = ["scenario", "handler median ms", "handler p95 ms", "floor median ms", "ratio",
-          "overhead ms", "SQL", "first request ms"]
+HEADER = [
+    "scenario",
+    "handler median ms",
+    "handler p95 ms",
+    "floor median ms",
+    "ratio",
+    "overhead ms",
+    "SQL",
+    "first request ms",
+]
 
 
 def table(scenarios: list[dict[str, Any]], *, markdown: bool = False) -> str:
     rows = [HEADER] + [row_for(s) for s in scenarios]
     if markdown:
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
+        lines = [
+            "| " + " | ".join(rows[0]) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|",
+        ]
         lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
@@ -100,12 +129,17 @@ def beside(scenario: dict[str, Any]) -> str:
 
 def _render(rows: list[list[str]], markdown: bool) -> str:
     if markdown:
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
+        lines = [
+            "| " + " | ".join(rows[0]) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|",
+        ]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for index, r in enumerate(rows):
-        out.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]))
+        out.append(
+            "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)])
+        )
         if index == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -113,17 +147,45 @@ def _render(rows: list[list[str]], markdown: bool) -> str:
 
 def comparison_table(scenarios: list[dict[str, Any]], *, markdown: bool = False) -> str:
     """Ours beside the seed stack, for the scenarios both have (loopback)."""
-    rows = [["scenario", "ours median ms", "ours p95 ms", "seed stack median ms", "seed stack p95 ms", "ours/seed"]]
+    rows = [
+        [
+            "scenario",
+            "ours median ms",
+            "ours p95 ms",
+            "seed stack median ms",
+            "seed stack p95 ms",
+            "ours/seed",
+        ]
+    ]
     for s in scenarios:
         seed = s.get("flask_ref")
         if seed:
-            rows.append([s["name"], _ms(s["handler"]["median_ms"]), _ms(s["handler"]["p95_ms"]),
-                         _ms(seed["median_ms"]), _ms(seed["p95_ms"]), f"{s['over_flask_ref']:.2f}"])
+            rows.append(
+                [
+                    s["name"],
+                    _ms(s["handler"]["median_ms"]),
+                    _ms(s["handler"]["p95_ms"]),
+                    _ms(seed["median_ms"]),
+                    _ms(seed["p95_ms"]),
+                    f"{s['over_flask_ref']:.2f}",
+                ]
+            )
     return _render(rows, markdown) if len(rows) > 1 else ""
 
 
-NETWORK_HEADER = ["scenario", "median ms", "p95 ms", "PG RT", "Redis RT", "authorizer/req",
-                  "seed median ms", "seed PG RT", "seed Redis RT", "ours/seed", "first request ms"]
+NETWORK_HEADER = [
+    "scenario",
+    "median ms",
+    "p95 ms",
+    "PG RT",
+    "Redis RT",
+    "authorizer/req",
+    "seed median ms",
+    "seed PG RT",
+    "seed Redis RT",
+    "ours/seed",
+    "first request ms",
+]
 
 
 def network_table(scenarios: list[dict[str, Any]], *, markdown: bool = False) -> str:
@@ -133,12 +195,21 @@ def network_table(scenarios: list[dict[str, Any]], *, markdown: bool = False) ->
     for s in scenarios:
         seed = s.get("flask_ref")
         rt = s["round_trips"]
-        rows.append([s["name"], _ms(s["handler"]["median_ms"]), _ms(s["handler"]["p95_ms"]),
-                     f"{rt['pg']:g}", f"{rt['redis']:g}", f"{s['authorizer_invocations_per_request']:.2f}",
-                     _ms(seed["median_ms"]) if seed else "-",
-                     f"{seed['round_trips']['pg']:g}" if seed else "-",
-                     f"{seed['round_trips']['redis']:g}" if seed else "-",
-                     f"{s['over_flask_ref']:.2f}" if seed else "-", f"{s['first_request_ms']:.1f}"])
+        rows.append(
+            [
+                s["name"],
+                _ms(s["handler"]["median_ms"]),
+                _ms(s["handler"]["p95_ms"]),
+                f"{rt['pg']:g}",
+                f"{rt['redis']:g}",
+                f"{s['authorizer_invocations_per_request']:.2f}",
+                _ms(seed["median_ms"]) if seed else "-",
+                f"{seed['round_trips']['pg']:g}" if seed else "-",
+                f"{seed['round_trips']['redis']:g}" if seed else "-",
+                f"{s['over_flask_ref']:.2f}" if seed else "-",
+                f"{s['first_request_ms']:.1f}",
+            ]
+        )
     return _render(rows, markdown)
 
 
@@ -148,23 +219,52 @@ def cold_table(cold: dict[str, Any], *, markdown: bool = False) -> str:
         if not isinstance(c, dict) or "api" not in c:
             continue
         api, auth, restored, seed = c["api"], c["authorizer"], c["restored"], c.get("flask_ref")
-        rows.append(["API, no snapshot: import app + first list", name, f"{api['median_ms']:.1f}",
-                     f"{api['median_import_ms']:.1f}", f"{api['median_process_wall_ms']:.1f}",
-                     f"{api['peak_rss_mb']:.1f}",
-                     f"{c['api_over_flask_ref']:.2f}x seed stack" if seed else "-"])
+        rows.append(
+            [
+                "API, no snapshot: import app + first list",
+                name,
+                f"{api['median_ms']:.1f}",
+                f"{api['median_import_ms']:.1f}",
+                f"{api['median_process_wall_ms']:.1f}",
+                f"{api['peak_rss_mb']:.1f}",
+                f"{c['api_over_flask_ref']:.2f}x seed stack" if seed else "-",
+            ]
+        )
         if seed:
-            rows.append(["seed stack: import app + create_app() + first list", name, f"{seed['median_ms']:.1f}",
-                         f"{seed['median_import_ms']:.1f}", f"{seed['median_process_wall_ms']:.1f}",
-                         f"{seed['peak_rss_mb']:.1f}", "-"])
-        rows.append(["API, restored: after_restore + first list", name,
-                     f"{restored['median_first_request_ms']:.1f}",
-                     f"{restored['median_init_ms']:.1f}", f"{restored['median_process_wall_ms']:.1f}",
-                     f"{restored['peak_rss_mb']:.1f}",
-                     f"{restored['first_over_warm']:.2f}x warm ({restored['median_warm_request_ms']:.1f} ms); "
-                     f"hook {restored['median_after_restore_hook_ms']:.1f} ms"])
-        rows.append(["authorizer: import + one token", name, f"{auth['median_ms']:.1f}",
-                     f"{auth['median_import_ms']:.1f}", f"{auth['median_process_wall_ms']:.1f}",
-                     f"{auth['peak_rss_mb']:.1f}", f"{c['authorizer_share_of_api']:.0%} of the API path"])
+            rows.append(
+                [
+                    "seed stack: import app + create_app() + first list",
+                    name,
+                    f"{seed['median_ms']:.1f}",
+                    f"{seed['median_import_ms']:.1f}",
+                    f"{seed['median_process_wall_ms']:.1f}",
+                    f"{seed['peak_rss_mb']:.1f}",
+                    "-",
+                ]
+            )
+        rows.append(
+            [
+                "API, restored: after_restore + first list",
+                name,
+                f"{restored['median_first_request_ms']:.1f}",
+                f"{restored['median_init_ms']:.1f}",
+                f"{restored['median_process_wall_ms']:.1f}",
+                f"{restored['peak_rss_mb']:.1f}",
+                f"{restored['first_over_warm']:.2f}x warm ({restored['median_warm_request_ms']:.1f} ms); "
+                f"hook {restored['median_after_restore_hook_ms']:.1f} ms",
+            ]
+        )
+        rows.append(
+            [
+                "authorizer: import + one token",
+                name,
+                f"{auth['median_ms']:.1f}",
+                f"{auth['median_import_ms']:.1f}",
+                f"{auth['median_process_wall_ms']:.1f}",
+                f"{auth['peak_rss_mb']:.1f}",
+                f"{c['authorizer_share_of_api']:.0%} of the API path",
+            ]
+        )
     return _render(rows, markdown) if len(rows) > 1 else ""
 
 

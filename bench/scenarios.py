@@ -4,6 +4,7 @@ Filter and search terms are read from the data (a real title word, lead, locatio
 they match what the seed produced. The rare search term is a word that occurs in a handful of rows
 (added once, outside the timed region, if the data has none).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,10 +26,19 @@ from bench.events import Call
 # limit; non-ASCII letters beside ASCII ones (word characters under a UTF-8 LC_CTYPE, separators
 # under C); the substring filters' equivalents.
 WORST_TERMS = [
-    ("search", "with of"), ("search", "ith wit"), ("search", "wit"), ("search", "q7z"),
-    ("search", "%%%wit%%%"), ("search", "%" * 126 + "with" + "%" * 125), ("search", "._-q7z-_."),
-    ("search", "Müller of"), ("search", "éq7zé"), ("search", "東京 wit"),
-    ("title", "ate - "), ("lead", "ana"), ("location", "oom r"),
+    ("search", "with of"),
+    ("search", "ith wit"),
+    ("search", "wit"),
+    ("search", "q7z"),
+    ("search", "%%%wit%%%"),
+    ("search", "%" * 126 + "with" + "%" * 125),
+    ("search", "._-q7z-_."),
+    ("search", "Müller of"),
+    ("search", "éq7zé"),
+    ("search", "東京 wit"),
+    ("title", "ate - "),
+    ("lead", "ana"),
+    ("location", "oom r"),
 ]
 SORTS = ["start_datetime", "end_datetime", "title", "type", "lead", "location", "created_at", "updated_at"]
 RARE_WORD = "Zanzibar"
@@ -54,6 +64,7 @@ class Scenario:
 @dataclass
 class Fixture:
     """What the scenarios need to know about the data."""
+
     site_id: int
     site_rows: int
     interaction_id: int
@@ -73,26 +84,40 @@ def _one(engine: Engine, sql: str, **params: Any) -> Any:
 
 def prepare_fixture(engine: Engine, *, site_id: int, site_rows: int) -> Fixture:
     with engine.begin() as conn:
-        rare = conn.execute(text(
-            "SELECT count(*) FROM interactions WHERE site_id = :s AND title LIKE :p"),
-            {"s": site_id, "p": f"%{RARE_WORD}%"}).scalar_one()
+        rare = conn.execute(
+            text("SELECT count(*) FROM interactions WHERE site_id = :s AND title LIKE :p"),
+            {"s": site_id, "p": f"%{RARE_WORD}%"},
+        ).scalar_one()
         if rare == 0:
-            conn.execute(text(
-                "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone, description)"
-                " SELECT :s, :t || ' ' || g, 'Meeting', 'Ana Lima', now() - g * interval '9 days',"
-                " 'Africa/Dar_es_Salaam', 'Shipping contract review'"
-                " FROM generate_series(1, :n) AS g"),
-                {"s": site_id, "t": f"Port visit in {RARE_WORD}", "n": RARE_ROWS})
+            conn.execute(
+                text(
+                    "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone, description)"
+                    " SELECT :s, :t || ' ' || g, 'Meeting', 'Ana Lima', now() - g * interval '9 days',"
+                    " 'Africa/Dar_es_Salaam', 'Shipping contract review'"
+                    " FROM generate_series(1, :n) AS g"
+                ),
+                {"s": site_id, "t": f"Port visit in {RARE_WORD}", "n": RARE_ROWS},
+            )
     # A row in the middle of the site's history: its words and names are typical of the data.
-    middle = _one(engine, """
+    middle = _one(
+        engine,
+        """
         SELECT id, title, lead, location FROM interactions
         WHERE site_id = :s AND location IS NOT NULL
-        ORDER BY start_datetime DESC, id DESC OFFSET :o LIMIT 1""", s=site_id, o=site_rows // 2)
-    span = _one(engine, "SELECT min(start_datetime), max(start_datetime) FROM interactions WHERE site_id = :s",
-                s=site_id)
+        ORDER BY start_datetime DESC, id DESC OFFSET :o LIMIT 1""",
+        s=site_id,
+        o=site_rows // 2,
+    )
+    span = _one(
+        engine,
+        "SELECT min(start_datetime), max(start_datetime) FROM interactions WHERE site_id = :s",
+        s=site_id,
+    )
     first_word = middle.title.split()[0]
     return Fixture(
-        site_id=site_id, site_rows=site_rows, interaction_id=middle.id,
+        site_id=site_id,
+        site_rows=site_rows,
+        interaction_id=middle.id,
         title_term=first_word.lower(),
         lead_term=middle.lead.split()[-1].lower(),
         location_term=middle.location.lower()[: max(4, len(middle.location) // 2)],
@@ -106,10 +131,15 @@ def prepare_fixture(engine: Engine, *, site_id: int, site_rows: int) -> Fixture:
 
 def _create_body(n: int = 0) -> dict[str, Any]:
     return {
-        "title": f"{BENCH_TITLE} {n}", "type": "Meeting", "lead": "Bench Lead",
-        "start_datetime": "2025-03-04T10:00:00", "timezone": "Europe/Paris",
-        "end_datetime": "2025-03-04T11:30:00", "location": "Conference Room A",
-        "description": "Quarterly review of the benchmark account", "notes": None,
+        "title": f"{BENCH_TITLE} {n}",
+        "type": "Meeting",
+        "lead": "Bench Lead",
+        "start_datetime": "2025-03-04T10:00:00",
+        "timezone": "Europe/Paris",
+        "end_datetime": "2025-03-04T11:30:00",
+        "location": "Conference Room A",
+        "description": "Quarterly review of the benchmark account",
+        "notes": None,
     }
 
 
@@ -131,28 +161,43 @@ class RowState:
         columns = ", ".join(f'"{c}"' for c in self.columns)
         placeholders = ", ".join(f":{c}" for c in self.columns)
         with self.engine.begin() as conn:
-            conn.execute(text(
-                f"INSERT INTO interactions ({columns}) VALUES ({placeholders})"
-                f" ON CONFLICT (id) DO UPDATE SET {assignments}"), self.values)
+            conn.execute(
+                text(
+                    f"INSERT INTO interactions ({columns}) VALUES ({placeholders})"
+                    f" ON CONFLICT (id) DO UPDATE SET {assignments}"
+                ),
+                self.values,
+            )
 
 
 def make_bench_row(engine: Engine, site_id: int, user_id: int) -> int:
     with engine.begin() as conn:
-        return conn.execute(text(
-            "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone, location,"
-            " created_by) VALUES (:s, :t, 'Call', 'Bench Lead', now() - interval '3 days', 'UTC',"
-            " 'Teams', :u) RETURNING id"), {"s": site_id, "t": f"{BENCH_TITLE} target", "u": user_id}
+        return conn.execute(
+            text(
+                "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone, location,"
+                " created_by) VALUES (:s, :t, 'Call', 'Bench Lead', now() - interval '3 days', 'UTC',"
+                " 'Teams', :u) RETURNING id"
+            ),
+            {"s": site_id, "t": f"{BENCH_TITLE} target", "u": user_id},
         ).scalar_one()
 
 
 def remove_bench_rows(engine: Engine) -> int:
     with engine.begin() as conn:
-        return conn.execute(text("DELETE FROM interactions WHERE title LIKE :p"),
-                            {"p": f"{BENCH_TITLE}%"}).rowcount
+        return conn.execute(
+            text("DELETE FROM interactions WHERE title LIKE :p"), {"p": f"{BENCH_TITLE}%"}
+        ).rowcount
 
 
-def build(fx: Fixture, *, routes: dict[str, Any], login_body: dict[str, str], token: str,
-          engine: Engine, user_id: int) -> list[Scenario]:
+def build(
+    fx: Fixture,
+    *,
+    routes: dict[str, Any],
+    login_body: dict[str, str],
+    token: str,
+    engine: Engine,
+    user_id: int,
+) -> list[Scenario]:
     item_route = next(r for r in routes if r.startswith("/api/interactions/{"))
     item_param = item_route.rsplit("{", 1)[1].rstrip("}")
 
@@ -160,70 +205,154 @@ def build(fx: Fixture, *, routes: dict[str, Any], login_body: dict[str, str], to
         return Call("GET", f"/api/interactions{query}", "/api/interactions", token=token)
 
     def item(method: str, interaction_id: int, body: Any = None, expect: int = 200) -> Call:
-        return Call(method, f"/api/interactions/{interaction_id}", item_route,
-                    path_params={item_param: str(interaction_id)}, body=body, token=token, expect=expect)
+        return Call(
+            method,
+            f"/api/interactions/{interaction_id}",
+            item_route,
+            path_params={item_param: str(interaction_id)},
+            body=body,
+            token=token,
+            expect=expect,
+        )
 
     site_route = next((r for r in routes if r.startswith("/api/sites/{") and r.count("/") == 3), None)
 
     scenarios = [
-        Scenario("login", Call("POST", "/api/auth/login", "/api/auth/login", body=login_body), "auth",
-                 iterations=15),
+        Scenario(
+            "login",
+            Call("POST", "/api/auth/login", "/api/auth/login", body=login_body),
+            "auth",
+            iterations=15,
+        ),
         Scenario("me", Call("GET", "/api/auth/me", "/api/auth/me", token=token), "auth"),
         Scenario("health", Call("GET", "/api/health", "/api/health"), "meta"),
         Scenario("get by id", item("GET", fx.interaction_id), "finder"),
         Scenario("list (default)", listing(), "finder", checks_plan=True),
-        Scenario(f"filter title={fx.title_term}", listing(f"?title={fx.title_term}"), "finder", checks_plan=True),
+        Scenario(
+            f"filter title={fx.title_term}", listing(f"?title={fx.title_term}"), "finder", checks_plan=True
+        ),
         Scenario(f"filter lead={fx.lead_term}", listing(f"?lead={fx.lead_term}"), "finder", checks_plan=True),
-        Scenario(f"filter location={fx.location_term}", listing(f"?location={fx.location_term.replace(' ', '+')}"),
-                 "finder", checks_plan=True),
+        Scenario(
+            f"filter location={fx.location_term}",
+            listing(f"?location={fx.location_term.replace(' ', '+')}"),
+            "finder",
+            checks_plan=True,
+        ),
         Scenario("filter type=Meeting", listing("?type=Meeting"), "finder", checks_plan=True),
-        Scenario(f"filter start_date={fx.start_date}", listing(f"?start_date={fx.start_date}"), "finder",
-                 checks_plan=True),
-        Scenario(f"filter end_date={fx.end_date}", listing(f"?end_date={fx.end_date}"), "finder",
-                 checks_plan=True),
-        Scenario(f"search common ({fx.common_term})", listing(f"?search={fx.common_term}"), "finder",
-                 checks_plan=True),
-        Scenario(f"search rare ({fx.rare_term})", listing(f"?search={fx.rare_term}"), "finder",
-                 checks_plan=True),
+        Scenario(
+            f"filter start_date={fx.start_date}",
+            listing(f"?start_date={fx.start_date}"),
+            "finder",
+            checks_plan=True,
+        ),
+        Scenario(
+            f"filter end_date={fx.end_date}", listing(f"?end_date={fx.end_date}"), "finder", checks_plan=True
+        ),
+        Scenario(
+            f"search common ({fx.common_term})",
+            listing(f"?search={fx.common_term}"),
+            "finder",
+            checks_plan=True,
+        ),
+        Scenario(
+            f"search rare ({fx.rare_term})", listing(f"?search={fx.rare_term}"), "finder", checks_plan=True
+        ),
     ]
     for name, term in WORST_TERMS:
         shown = term if len(term) <= 24 else f"{term[:8]}...{term[-8:]} ({len(term)} chars)"
         # Named "search ..." so that the plan check requires a trigram index for the filters too.
         # Each costs up to a pass over the site's rows: fewer timed requests than the others.
-        scenarios.append(Scenario(f"search worst {name}={shown}", listing(f"?{name}={quote(term, safe='')}"),
-                                  "finder", iterations=10, checks_plan=True))
+        scenarios.append(
+            Scenario(
+                f"search worst {name}={shown}",
+                listing(f"?{name}={quote(term, safe='')}"),
+                "finder",
+                iterations=10,
+                checks_plan=True,
+            )
+        )
     for sort in SORTS:
         for direction in ("asc", "desc"):
-            scenarios.append(Scenario(f"sort {sort} {direction}",
-                                      listing(f"?sort_by={sort}&sort_direction={direction}"), "finder",
-                                      checks_plan=True))
+            scenarios.append(
+                Scenario(
+                    f"sort {sort} {direction}",
+                    listing(f"?sort_by={sort}&sort_direction={direction}"),
+                    "finder",
+                    checks_plan=True,
+                )
+            )
     scenarios.append(Scenario("deep page (page=400)", listing("?page=400"), "finder", checks_plan=True))
     if site_route:
         param = site_route.rsplit("{", 1)[1].rstrip("}")
-        scenarios.append(Scenario("site detail (counts)", Call(
-            "GET", f"/api/sites/{fx.site_id}", site_route, path_params={param: str(fx.site_id)}, token=token),
-            "finder"))
+        scenarios.append(
+            Scenario(
+                "site detail (counts)",
+                Call(
+                    "GET",
+                    f"/api/sites/{fx.site_id}",
+                    site_route,
+                    path_params={param: str(fx.site_id)},
+                    token=token,
+                ),
+                "finder",
+            )
+        )
     # The audit trail's reads, with a million events in the table (the seed records one per row).
     audit_route = f"{site_route}/audit" if site_route else None
     if audit_route in routes:
         param = audit_route.split("{", 1)[1].split("}", 1)[0]
-        scenarios.append(Scenario("site audit (first page)", Call(
-            "GET", f"/api/sites/{fx.site_id}/audit", audit_route, path_params={param: str(fx.site_id)},
-            token=token), "audit", checks_plan=True, plan_table="audit_events"))
+        scenarios.append(
+            Scenario(
+                "site audit (first page)",
+                Call(
+                    "GET",
+                    f"/api/sites/{fx.site_id}/audit",
+                    audit_route,
+                    path_params={param: str(fx.site_id)},
+                    token=token,
+                ),
+                "audit",
+                checks_plan=True,
+                plan_table="audit_events",
+            )
+        )
     history_route = f"{item_route}/history"
     if history_route in routes:
-        scenarios.append(Scenario("interaction history", Call(
-            "GET", f"/api/interactions/{fx.interaction_id}/history", history_route,
-            path_params={item_param: str(fx.interaction_id)}, token=token), "audit", checks_plan=True,
-            plan_table="audit_events"))
+        scenarios.append(
+            Scenario(
+                "interaction history",
+                Call(
+                    "GET",
+                    f"/api/interactions/{fx.interaction_id}/history",
+                    history_route,
+                    path_params={item_param: str(fx.interaction_id)},
+                    token=token,
+                ),
+                "audit",
+                checks_plan=True,
+                plan_table="audit_events",
+            )
+        )
 
-    scenarios.append(Scenario("create", Call("POST", "/api/interactions", "/api/interactions",
-                                             body=_create_body(), token=token, expect=201), "write"))
+    scenarios.append(
+        Scenario(
+            "create",
+            Call(
+                "POST", "/api/interactions", "/api/interactions", body=_create_body(), token=token, expect=201
+            ),
+            "write",
+        )
+    )
 
     update_row = RowState(engine, make_bench_row(engine, fx.site_id, user_id))
-    scenarios.append(Scenario(
-        "update", item("PUT", update_row.id, {"title": f"{BENCH_TITLE} updated", "notes": "Moved"}),
-        "write", reset=update_row.restore))
+    scenarios.append(
+        Scenario(
+            "update",
+            item("PUT", update_row.id, {"title": f"{BENCH_TITLE} updated", "notes": "Moved"}),
+            "write",
+            reset=update_row.restore,
+        )
+    )
 
     delete_row = RowState(engine, make_bench_row(engine, fx.site_id, user_id))
     scenarios.append(Scenario("delete", item("DELETE", delete_row.id), "write", reset=delete_row.restore))

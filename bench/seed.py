@@ -5,6 +5,7 @@ Seeding runs in child processes (migrate, seed-demo), so the benchmark process's
 are those of a handler process. Reuse needs the schema at the newest migration, the sites, and at
 least 99 % of the rows; anything else (an interrupted seed, another size) is dropped and seeded again.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ SEED_RECORD = ROOT / "bench" / "results" / f"seed-{environment.BENCH_DATABASE}.j
 def cli(*args: str, quiet: bool = False) -> None:
     """Run `python -m chalicelib.cli ...` against the bench database (its progress bar shows)."""
     command = [sys.executable, "-m", "chalicelib.cli", *args]
-    result = subprocess.run(command, cwd=ROOT, env=environment.subprocess_env(),
-                            stdout=subprocess.DEVNULL if quiet else None)
+    result = subprocess.run(
+        command, cwd=ROOT, env=environment.subprocess_env(), stdout=subprocess.DEVNULL if quiet else None
+    )
     if result.returncode != 0:
         raise SystemExit(f"bench: `{' '.join(command[1:])}` failed with status {result.returncode}")
 
@@ -40,34 +42,46 @@ def data_state(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         if conn.execute(text("SELECT to_regclass('interactions')")).scalar() is None:
             return {"rows": 0, "sites": 0, "events": 0, "by_site": []}
-        by_site = conn.execute(text(
-            "SELECT site_id, count(*) AS n FROM interactions GROUP BY site_id ORDER BY n DESC, site_id"
-        )).all()
+        by_site = conn.execute(
+            text("SELECT site_id, count(*) AS n FROM interactions GROUP BY site_id ORDER BY n DESC, site_id")
+        ).all()
         sites = conn.execute(text("SELECT count(*) FROM sites")).scalar_one()
         # The seed records one event per row (migration 0007 on): the audit scenarios read them.
         events = 0
         if conn.execute(text("SELECT to_regclass('audit_events')")).scalar() is not None:
             events = conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one()
-    return {"rows": sum(n for _, n in by_site), "sites": sites, "events": events,
-            "by_site": [{"site_id": s, "rows": n} for s, n in by_site]}
+    return {
+        "rows": sum(n for _, n in by_site),
+        "sites": sites,
+        "events": events,
+        "by_site": [{"site_id": s, "rows": n} for s, n in by_site],
+    }
 
 
 def _usable(state: dict[str, Any], *, rows: int, sites: int, big_site_rows: int) -> bool:
     by_site = state["by_site"]
-    return (rows * 0.99 <= state["rows"] <= rows * 1.01 and state["sites"] >= sites
-            and bool(by_site) and by_site[0]["rows"] >= big_site_rows and state.get("events", 0) >= rows * 0.99)
+    return (
+        rows * 0.99 <= state["rows"] <= rows * 1.01
+        and state["sites"] >= sites
+        and bool(by_site)
+        and by_site[0]["rows"] >= big_site_rows
+        and state.get("events", 0) >= rows * 0.99
+    )
 
 
 def _recreate_database(admin_url: str, database: str) -> None:
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            others = conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
-                {"d": database}).scalar_one()
+            others = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                {"d": database},
+            ).scalar_one()
             if others:
-                raise SystemExit(f"bench: {database} holds other data and has {others} other connection(s); "
-                                 "not dropping it while in use")
+                raise SystemExit(
+                    f"bench: {database} holds other data and has {others} other connection(s); "
+                    "not dropping it while in use"
+                )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
             conn.execute(text(f'CREATE DATABASE "{database}"'))
     finally:
@@ -79,34 +93,61 @@ def ensure(engine: Engine, *, rows: int, sites: int, big_site_rows: int) -> dict
     settings = environment.configure()
     cli("migrate", quiet=True)
     state = data_state(engine)
-    info: dict[str, Any] = {"database": environment.BENCH_DATABASE, "server": settings["BENCH_SERVER"],
-                            "target_rows": rows, "sites": sites}
+    info: dict[str, Any] = {
+        "database": environment.BENCH_DATABASE,
+        "server": settings["BENCH_SERVER"],
+        "target_rows": rows,
+        "sites": sites,
+    }
     if _usable(state, rows=rows, sites=sites, big_site_rows=big_site_rows):
-        print(f"bench: reusing {environment.BENCH_DATABASE}: {state['rows']:,} interactions in "
-              f"{len(state['by_site'])} sites (biggest: {state['by_site'][0]['rows']:,})")
+        print(
+            f"bench: reusing {environment.BENCH_DATABASE}: {state['rows']:,} interactions in "
+            f"{len(state['by_site'])} sites (biggest: {state['by_site'][0]['rows']:,})"
+        )
         # Known credentials for the demo users (a reused database may have been seeded by hand).
-        cli("seed-demo", "--sites", str(sites), "--interactions", "0", "--password", BENCH_PASSWORD,
-            quiet=True)
+        cli(
+            "seed-demo",
+            "--sites",
+            str(sites),
+            "--interactions",
+            "0",
+            "--password",
+            BENCH_PASSWORD,
+            quiet=True,
+        )
         info.update(reused=True)
         if SEED_RECORD.exists():  # how long the seed of the reused data set took
             info["original_seed"] = json.loads(SEED_RECORD.read_text())
     else:
         if state["rows"]:
-            print(f"bench: {environment.BENCH_DATABASE} holds {state['rows']:,} interactions and "
-                  f"{state['events']:,} audit events, not the {rows:,} of each wanted: seeding it again")
+            print(
+                f"bench: {environment.BENCH_DATABASE} holds {state['rows']:,} interactions and "
+                f"{state['events']:,} audit events, not the {rows:,} of each wanted: seeding it again"
+            )
             engine.dispose()
             _recreate_database(settings["BENCH_ADMIN_DATABASE_URL"], environment.BENCH_DATABASE)
             cli("migrate", quiet=True)
-        print(f"bench: seeding {rows:,} interactions across {sites} sites into "
-              f"{environment.BENCH_DATABASE} ({settings['BENCH_SERVER']})", flush=True)
+        print(
+            f"bench: seeding {rows:,} interactions across {sites} sites into "
+            f"{environment.BENCH_DATABASE} ({settings['BENCH_SERVER']})",
+            flush=True,
+        )
         started = time.perf_counter()
         cli("seed-demo", "--sites", str(sites), "--interactions", str(rows), "--password", BENCH_PASSWORD)
         seconds = time.perf_counter() - started
         print(f"bench: seeded {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s", flush=True)
         info.update(reused=False, seed_seconds=round(seconds, 1), rows_per_second=round(rows / seconds))
         SEED_RECORD.parent.mkdir(exist_ok=True)
-        SEED_RECORD.write_text(json.dumps({k: info[k] for k in (
-            "database", "server", "target_rows", "sites", "seed_seconds", "rows_per_second")}, indent=2) + "\n")
+        SEED_RECORD.write_text(
+            json.dumps(
+                {
+                    k: info[k]
+                    for k in ("database", "server", "target_rows", "sites", "seed_seconds", "rows_per_second")
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         state = data_state(engine)
         if not _usable(state, rows=rows, sites=sites, big_site_rows=big_site_rows):
             raise SystemExit(f"bench: the seed did not produce the data set wanted: {state}")

@@ -1,5 +1,6 @@
 """The Redis client: created lazily once per container, with short timeouts so that an unreachable
 Redis answers 503 within about a second instead of hanging the request."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,6 +27,8 @@ def _connected(connection: Any) -> None:
     been idle — redis-py would otherwise ping a brand-new connection before its first command."""
     connection.on_connect()
     connection.next_health_check = time.monotonic() + HEALTH_CHECK_SECONDS
+
+
 _lock = threading.Lock()
 
 

@@ -5,6 +5,7 @@ on that (still active) site is read on every request, so changes apply on the ne
 one definition of an *active membership* (a membership of an active site); the sites domain lists
 memberships with `memberships()`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from chalicelib.models import ROLES, WRITE_ROLES, Site, SiteMembership, User
 @dataclass(frozen=True)
 class TokenContext:
     """What the authorizer vouched for (strings in the request context, parsed)."""
+
     user_id: int
     session_id: str
     site_id: int | None
@@ -58,9 +60,11 @@ def token_context(request: Any) -> TokenContext:
     try:
         site = str(auth.get("site_id") or "")
         return TokenContext(
-            user_id=int(auth["user_id"]), session_id=str(auth["session_id"]),
+            user_id=int(auth["user_id"]),
+            session_id=str(auth["session_id"]),
             site_id=int(site) if site else None,
-            expires_at=int(auth["expires_at"]), issued_at=int(auth["issued_at"]),
+            expires_at=int(auth["expires_at"]),
+            issued_at=int(auth["issued_at"]),
             auth_time_ms=int(auth["auth_time_ms"]),
         )
     except (KeyError, TypeError, ValueError):
@@ -71,8 +75,9 @@ def memberships() -> Select[Any]:
     """Active memberships: (site id, name, description, created_at, user id, role) for every
     membership of an active site."""
     return (
-        select(Site.id, Site.name, Site.description, Site.created_at, SiteMembership.user_id,
-               SiteMembership.role)
+        select(
+            Site.id, Site.name, Site.description, Site.created_at, SiteMembership.user_id, SiteMembership.role
+        )
         .join(SiteMembership, SiteMembership.site_id == Site.id)
         .where(Site.is_active)
     )
@@ -80,6 +85,7 @@ def memberships() -> Select[Any]:
 
 class SiteSummary(BaseModel):
     """A site as its member sees it in lists: with the member's role."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: int
@@ -99,12 +105,18 @@ def site_summary(row: Any) -> dict[str, Any]:
 # more CPU than PostgreSQL needs to answer it.
 _ACTIVE = memberships().subquery("active_membership")
 CALLER = (
-    select(User.is_active.label("caller_active"), User.username.label("caller_username"),
-           User.email.label("caller_email"), User.last_login.label("caller_last_login"),
-           User.platform_admin.label("caller_platform_admin"),
-           _ACTIVE.c.role.label("caller_role"), _ACTIVE.c.id.label("site_id_"),
-           _ACTIVE.c.name.label("site_name"), _ACTIVE.c.description.label("site_description"),
-           _ACTIVE.c.created_at.label("site_created_at"))
+    select(
+        User.is_active.label("caller_active"),
+        User.username.label("caller_username"),
+        User.email.label("caller_email"),
+        User.last_login.label("caller_last_login"),
+        User.platform_admin.label("caller_platform_admin"),
+        _ACTIVE.c.role.label("caller_role"),
+        _ACTIVE.c.id.label("site_id_"),
+        _ACTIVE.c.name.label("site_name"),
+        _ACTIVE.c.description.label("site_description"),
+        _ACTIVE.c.created_at.label("site_created_at"),
+    )
     .outerjoin(_ACTIVE, and_(_ACTIVE.c.user_id == User.id, _ACTIVE.c.id == bindparam("site_id")))
     .where(User.id == bindparam("caller_id"))
     .subquery("caller")
@@ -113,8 +125,13 @@ MEMBER = CALLER.c.caller_role.is_not(None)  # the caller may read the site
 ADMIN = CALLER.c.caller_role == "admin"
 
 
-def fold(stmt: Select[Any] | None = None, *, when: Any = MEMBER,
-         order_by: Callable[[Any], list[Any]] | None = None, extra: tuple[Any, ...] = ()) -> Select[Any]:
+def fold(
+    stmt: Select[Any] | None = None,
+    *,
+    when: Any = MEMBER,
+    order_by: Callable[[Any], list[Any]] | None = None,
+    extra: tuple[Any, ...] = (),
+) -> Select[Any]:
     """`stmt` in the same round trip as the caller's rights: the caller's row joined to `stmt`'s
     rows (a LATERAL subquery that runs only `when` the caller may see them, by default when the
     caller is a member of the site). Without `stmt`, the caller's row alone. `order_by(columns)`
@@ -130,6 +147,7 @@ def fold(stmt: Select[Any] | None = None, *, when: Any = MEMBER,
 @dataclass(frozen=True)
 class Caller:
     """The caller's row: who, and what they are on the site asked about."""
+
     row: Any
 
     @property
@@ -140,26 +158,43 @@ class Caller:
         """The site asked about, as its member sees it, or None when not an active member."""
         if self.row.caller_role is None:
             return None
-        return {"id": self.row.site_id_, "name": self.row.site_name,
-                "description": self.row.site_description, "role": self.row.caller_role}
+        return {
+            "id": self.row.site_id_,
+            "name": self.row.site_name,
+            "description": self.row.site_description,
+            "role": self.row.caller_role,
+        }
 
 
 class Folded(list[Any]):
     """The rows of a folded statement; `head` is the first row of the result, which carries the
     caller's columns and any `extra` columns even when the statement found nothing."""
+
     head: Any = None
 
 
-def run(session: Session, token: TokenContext, stmt: Select[Any], params: dict[str, Any] | None = None,
-        *, site_id: int | None, key: str = "id") -> tuple[Caller, Folded]:
+def run(
+    session: Session,
+    token: TokenContext,
+    stmt: Select[Any],
+    params: dict[str, Any] | None = None,
+    *,
+    site_id: int | None,
+    key: str = "id",
+) -> tuple[Caller, Folded]:
     """Execute a `fold()`: (the caller, the rows of the folded statement — those whose `key`
     column is not null). 401 for an unknown or inactive user."""
-    rows = session.execute(stmt, {**(params or {}), "caller_id": token.user_id,
-                                  "site_id": site_id if site_id is not None else -1}).all()
+    rows = session.execute(
+        stmt,
+        {**(params or {}), "caller_id": token.user_id, "site_id": site_id if site_id is not None else -1},
+    ).all()
     if not rows or not rows[0].caller_active:
         raise AuthenticationFailed("Invalid or expired token")
-    folded = Folded(row for row in rows if getattr(row, key, None) is not None) \
-        if key in rows[0]._fields else Folded()
+    folded = (
+        Folded(row for row in rows if getattr(row, key, None) is not None)
+        if key in rows[0]._fields
+        else Folded()
+    )
     folded.head = rows[0]
     return Caller(rows[0]), folded
 
@@ -168,8 +203,11 @@ RIGHTS = fold()
 
 # The caller's active sites, by name, with the rights: what login, `GET /api/auth/sites` and
 # `GET /api/sites` list.
-MY_SITES = fold(memberships().where(SiteMembership.user_id == bindparam("caller_id")), when=true(),
-                order_by=lambda columns: [columns.name, columns.id])
+MY_SITES = fold(
+    memberships().where(SiteMembership.user_id == bindparam("caller_id")),
+    when=true(),
+    order_by=lambda columns: [columns.name, columns.id],
+)
 
 
 def rights(session: Session, token: TokenContext, *, site_id: int | None) -> str | None:
@@ -178,18 +216,30 @@ def rights(session: Session, token: TokenContext, *, site_id: int | None) -> str
     return run(session, token, RIGHTS, site_id=site_id)[0].role
 
 
-def principal(token: TokenContext, caller: Caller, *, site_required: bool = False,
-              write: bool = False, platform_admin: bool = False) -> Principal:
+def principal(
+    token: TokenContext,
+    caller: Caller,
+    *,
+    site_required: bool = False,
+    write: bool = False,
+    platform_admin: bool = False,
+) -> Principal:
     """The caller at the token's site, held to what the endpoint requires: 403
     SITE_CONTEXT_REQUIRED, then 403 for a role that may not write, or for a caller who is not a
     platform admin."""
     role = caller.role
     found = Principal(
-        user_id=token.user_id, session_id=token.session_id,
-        site_id=token.site_id if role is not None else None, role=role,
-        expires_at=token.expires_at, issued_at=token.issued_at, auth_time_ms=token.auth_time_ms,
-        username=caller.row.caller_username, email=caller.row.caller_email,
-        last_login=caller.row.caller_last_login, site=caller.site(),
+        user_id=token.user_id,
+        session_id=token.session_id,
+        site_id=token.site_id if role is not None else None,
+        role=role,
+        expires_at=token.expires_at,
+        issued_at=token.issued_at,
+        auth_time_ms=token.auth_time_ms,
+        username=caller.row.caller_username,
+        email=caller.row.caller_email,
+        last_login=caller.row.caller_last_login,
+        site=caller.site(),
         platform_admin=bool(caller.row.caller_platform_admin),
     )
     if (site_required or write) and found.site_id is None:
@@ -208,8 +258,9 @@ def admin_only(role: str | None, message: str = "Only the site's admins may do t
         raise Forbidden(message)
 
 
-def load(session: Session, token: TokenContext, *, site_required: bool = False,
-         write: bool = False) -> Principal:
+def load(
+    session: Session, token: TokenContext, *, site_required: bool = False, write: bool = False
+) -> Principal:
     """The caller, checked against the database: 401 for an unknown or inactive user, then
     403 SITE_CONTEXT_REQUIRED, then 403 for a role that may not write. One round trip."""
     caller, _ = run(session, token, RIGHTS, site_id=token.site_id)

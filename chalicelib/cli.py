@@ -5,6 +5,7 @@ changes something records its audit events in that transaction (`via: "cli"`, th
 account that ran it as `operator`); a command that changes nothing records nothing. Failures print
 one line on stderr and exit non-zero.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ class CommandError(Exception):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
 
 def _session():
     from chalicelib.db import session_scope
@@ -86,6 +88,7 @@ def _read_password(args: argparse.Namespace, username: str) -> str:
 
 # --- commands -----------------------------------------------------------------------------------
 
+
 def cmd_migrate(args: argparse.Namespace) -> None:
     from alembic import command
     from alembic.config import Config
@@ -104,8 +107,14 @@ def cmd_create_site(args: argparse.Namespace) -> None:
         site = Site(name=name, description=args.description)
         session.add(site)
         session.flush()
-        _record(session, action="site.created", target_type="site", target_id=site.id, site_id=site.id,
-                changes=audit.created({"name": name, "description": args.description}, audit.SITE_FIELDS))
+        _record(
+            session,
+            action="site.created",
+            target_type="site",
+            target_id=site.id,
+            site_id=site.id,
+            changes=audit.created({"name": name, "description": args.description}, audit.SITE_FIELDS),
+        )
         print(site.id)
 
 
@@ -127,8 +136,12 @@ def cmd_create_user(args: argparse.Namespace) -> None:
         user = User(username=username, email=email, password_hash=hash_password(password))
         session.add(user)
         session.flush()
-        _record_for_account(session, user.id, action="user.created",
-                            changes=audit.created({"username": username, "email": email}, audit.ACCOUNT_FIELDS))
+        _record_for_account(
+            session,
+            user.id,
+            action="user.created",
+            changes=audit.created({"username": username, "email": email}, audit.ACCOUNT_FIELDS),
+        )
         print(user.id)
 
 
@@ -144,18 +157,34 @@ def cmd_grant(args: argparse.Namespace) -> None:
 def cmd_revoke(args: argparse.Namespace) -> None:
     with _session() as session:
         user, site = _user(session, args.username), _site(session, args.site_name)
-        role = session.scalar(delete(SiteMembership).where(
-            SiteMembership.user_id == user.id, SiteMembership.site_id == site.id).returning(SiteMembership.role))
+        role = session.scalar(
+            delete(SiteMembership)
+            .where(SiteMembership.user_id == user.id, SiteMembership.site_id == site.id)
+            .returning(SiteMembership.role)
+        )
         if role is None:
             raise CommandError(f"{user.username} is not a member of {site.name}")
-        _record(session, action="membership.removed", target_type="user", target_id=user.id, site_id=site.id,
-                changes=audit.diff({"role": role}, {"role": None}))
+        _record(
+            session,
+            action="membership.removed",
+            target_type="user",
+            target_id=user.id,
+            site_id=site.id,
+            changes=audit.diff({"role": role}, {"role": None}),
+        )
         # As through the API: a pending account left without a site is deleted.
-        others = session.scalar(select(func.count()).select_from(SiteMembership).where(
-            SiteMembership.user_id == user.id))
+        others = session.scalar(
+            select(func.count()).select_from(SiteMembership).where(SiteMembership.user_id == user.id)
+        )
         if user.password_hash is None and not others:
-            _record(session, action="user.deleted", target_type="user", target_id=user.id, site_id=site.id,
-                    changes=audit.deleted({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS))
+            _record(
+                session,
+                action="user.deleted",
+                target_type="user",
+                target_id=user.id,
+                site_id=site.id,
+                changes=audit.deleted({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS),
+            )
             session.execute(delete(User).where(User.id == user.id))
     print(f"{user.username} is no longer a member of {site.name}")
 
@@ -167,9 +196,14 @@ def _set_user_active(active: bool) -> Callable[[argparse.Namespace], None]:
             if user.is_active != active:
                 user.is_active = active
                 session.flush()
-                _record_for_account(session, user.id, action="user.activated" if active else "user.deactivated",
-                                    changes=audit.diff({"is_active": not active}, {"is_active": active}))
+                _record_for_account(
+                    session,
+                    user.id,
+                    action="user.activated" if active else "user.deactivated",
+                    changes=audit.diff({"is_active": not active}, {"is_active": active}),
+                )
         print(f"{user.username} is {'active' if active else 'inactive'}")
+
     return command
 
 
@@ -180,10 +214,16 @@ def _set_site_active(active: bool) -> Callable[[argparse.Namespace], None]:
             if site.is_active != active:
                 site.is_active = active
                 session.flush()
-                _record(session, action="site.activated" if active else "site.deactivated", target_type="site",
-                        target_id=site.id, site_id=site.id,
-                        changes=audit.diff({"is_active": not active}, {"is_active": active}))
+                _record(
+                    session,
+                    action="site.activated" if active else "site.deactivated",
+                    target_type="site",
+                    target_id=site.id,
+                    site_id=site.id,
+                    changes=audit.diff({"is_active": not active}, {"is_active": active}),
+                )
         print(f"{site.name} is {'active' if active else 'inactive'}")
+
     return command
 
 
@@ -193,8 +233,12 @@ def cmd_platform_admin(args: argparse.Namespace) -> None:
         if user.platform_admin != args.on:
             before, user.platform_admin = user.platform_admin, args.on
             session.flush()
-            _record_for_account(session, user.id, action="user.platform_admin_changed",
-                                changes=audit.diff({"platform_admin": before}, {"platform_admin": args.on}))
+            _record_for_account(
+                session,
+                user.id,
+                action="user.platform_admin_changed",
+                changes=audit.diff({"platform_admin": before}, {"platform_admin": args.on}),
+            )
     print(f"{user.username} {'may' if args.on else 'may not'} create sites")
 
 
@@ -274,6 +318,7 @@ def cmd_prune_audit(args: argparse.Namespace) -> None:
 
 # --- parser -------------------------------------------------------------------------------------
 
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -295,8 +340,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m chalicelib.cli",
-                     description="Operate the Interaction Management API.")
+    parser = _Parser(prog="python -m chalicelib.cli", description="Operate the Interaction Management API.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
@@ -338,12 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
     on_off.add_argument("--off", dest="on", action="store_false", help="may not")
     p = add("audit", cmd_audit, "print audit events as JSON lines, newest first")
     p.add_argument("--site", help="only this site's events (its name)")
-    p.add_argument("--since", type=_bound, help="only events at or after this ISO date or date and time (UTC)")
-    p.add_argument("--action", type=_action, help="an action, or a family followed by '.' (e.g. interaction.)")
+    p.add_argument(
+        "--since", type=_bound, help="only events at or after this ISO date or date and time (UTC)"
+    )
+    p.add_argument(
+        "--action", type=_action, help="an action, or a family followed by '.' (e.g. interaction.)"
+    )
     p.add_argument("--limit", type=_at_least_one, default=100, help="at most this many (default 100)")
     p = add("prune-audit", cmd_prune_audit, "delete audit events older than a date; print how many")
-    p.add_argument("--before", type=_bound, required=True,
-                   help="ISO date (00:00 UTC) or date and time: events before it are deleted")
+    p.add_argument(
+        "--before",
+        type=_bound,
+        required=True,
+        help="ISO date (00:00 UTC) or date and time: events before it are deleted",
+    )
     return parser
 
 
@@ -361,8 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # still one line: the operator needs the cause, not a traceback
-        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 3
     return 0
 

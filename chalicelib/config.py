@@ -4,6 +4,7 @@ Secrets (the JWT keys, the database credentials) may come from AWS Secrets Manag
 fetched lazily, on first use, and cached for the life of the container. boto3 is imported only
 then, so a container that never needs a secret never pays for it.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ def normalise_database_url(url: str) -> str:
     """`postgresql://` (and the old `postgres://`) mean the pg8000 driver."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+pg8000://" + url[len(prefix):]
+            return "postgresql+pg8000://" + url[len(prefix) :]
     return url
 
 
@@ -121,8 +122,9 @@ class Settings:
             api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", cls.api_rate_per_minute),
             search_rate_per_minute=_int(env, "SEARCH_RATE_PER_MINUTE", cls.search_rate_per_minute),
             setup_token_ttl_seconds=_int(env, "SETUP_TOKEN_TTL_SECONDS", cls.setup_token_ttl_seconds),
-            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms,
-                                         minimum=100),
+            db_statement_timeout_ms=_int(
+                env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms, minimum=100
+            ),
             db_tls_ca_file=opt("DB_TLS_CA_FILE"),
         )
         deployed_default = "verify-full" if settings.uses_db_secret else "disable"

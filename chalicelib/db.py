@@ -7,6 +7,7 @@ closed while the container slept are replaced without a ping). A read session ru
 every statement that runs past `statement_timeout`, and a pool with no free connection in time
 become a 503 with nothing written.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,12 +40,16 @@ TIMESTAMPTZ_OID = 1184
 # SQLSTATEs that mean "the database could not do it right now", not "your request is wrong".
 UNAVAILABLE_STATES = {
     "57014",  # query_canceled (statement_timeout)
-    "57P01", "57P02", "57P03",  # admin / crash shutdown, cannot connect now
+    "57P01",
+    "57P02",
+    "57P03",  # admin / crash shutdown, cannot connect now
     "53300",  # too_many_connections
     "53400",  # configuration_limit_exceeded
     "55P03",  # lock_not_available
-    "40001", "40P01",  # serialization failure, deadlock: safe to retry
-    "28P01", "28000",  # credentials refused (a rotation in progress)
+    "40001",
+    "40P01",  # serialization failure, deadlock: safe to retry
+    "28P01",
+    "28000",  # credentials refused (a rotation in progress)
 }
 
 
@@ -102,8 +107,10 @@ def read_timestamptz(text: str) -> Any:
 
 def session_settings(statement_ms: int) -> str:
     """The settings every connection of the API starts with (the benchmark's floor uses them too)."""
-    return (f"SET statement_timeout = {int(statement_ms)}; SET TIME ZONE 'UTC'; "
-            "SET plan_cache_mode = force_custom_plan")
+    return (
+        f"SET statement_timeout = {int(statement_ms)}; SET TIME ZONE 'UTC'; "
+        "SET plan_cache_mode = force_custom_plan"
+    )
 
 
 def tune_driver_connection(dbapi_connection: Any) -> None:
@@ -163,6 +170,7 @@ def _build_engine() -> Engine:
         hook = first_statement_hook.get()
         if hook is not None and not statement.lstrip()[:6].upper() == "SELECT":
             hook()
+
     # Once connected, reads wait just above the statement timeout, so that a statement
     # PostgreSQL cancels is reported by PostgreSQL, not by the socket.
     read_timeout = settings.db_read_timeout_s
@@ -178,6 +186,7 @@ def _build_engine() -> Engine:
         dbapi_connection.execute_simple(session_settings(statement_ms))
 
     if settings.uses_db_secret:
+
         @event.listens_for(engine, "do_connect")
         def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
 
@@ -319,7 +328,8 @@ def session_scope(*, transaction: bool = True) -> Iterator[Session]:
         # negotiation at connect time): those are outages too; so is a pool with no free
         # connection within POOL_TIMEOUT_S.
         if (isinstance(exc, DBAPIError) and is_unavailable(exc)) or isinstance(
-                exc, (ConnectionError, TimeoutError, PoolTimeout)):
+            exc, (ConnectionError, TimeoutError, PoolTimeout)
+        ):
             raise ServiceUnavailable("The database is unavailable; try again shortly") from exc
         raise
     finally:

@@ -1,6 +1,7 @@
 """Demo data for local runs and benchmarks: sites, users with each role, pending members waiting for
 their setup, and interactions with their history. The seed is an operator's command: everything it
 writes is recorded as its audit events (`via: "cli"`)."""
+
 from __future__ import annotations
 
 import secrets
@@ -12,8 +13,18 @@ from chalicelib.auth.passwords import hash_password
 from chalicelib.kit.usernames import same_name
 from chalicelib.models import Site, User
 
-SITE_NAMES = ["Marketing", "Sales", "Support", "Engineering", "Operations", "Finance",
-              "Legal", "Research", "Partnerships", "Training"]
+SITE_NAMES = [
+    "Marketing",
+    "Sales",
+    "Support",
+    "Engineering",
+    "Operations",
+    "Finance",
+    "Legal",
+    "Research",
+    "Partnerships",
+    "Training",
+]
 SITE_DESCRIPTIONS = {
     "Marketing": "Campaigns, events and agency meetings",
     "Sales": "Prospects, demos and renewals",
@@ -21,7 +32,7 @@ SITE_DESCRIPTIONS = {
 }
 # (username, role on the first site, member of every site?)
 DEMO_USERS = [
-    ("demo", "admin", True),      # several sites: picks one after login
+    ("demo", "admin", True),  # several sites: picks one after login
     ("editor", "editor", False),  # one site: logged straight into it
     ("viewer", "viewer", False),
 ]
@@ -35,8 +46,9 @@ def _site_name(index: int) -> str:
     return f"Site {index + 1}"
 
 
-def seed_accounts(session, *, sites: int, password: str,
-                  origin: audit.Origin | None = None) -> tuple[list[int], list[int], dict[str, str]]:
+def seed_accounts(
+    session, *, sites: int, password: str, origin: audit.Origin | None = None
+) -> tuple[list[int], list[int], dict[str, str]]:
     """Create (or reuse) the demo sites, users and pending members; set the demo users' password and
     give each pending member a fresh setup token; record every change. Returns the site ids, the
     user ids and the setup tokens by username."""
@@ -55,8 +67,15 @@ def seed_accounts(session, *, sites: int, password: str,
             site = Site(name=name, description=SITE_DESCRIPTIONS.get(name, f"{name} team"))
             session.add(site)
             session.flush()
-            record(action="site.created", target_type="site", target_id=site.id, site_id=site.id,
-                   changes=audit.created({"name": site.name, "description": site.description}, audit.SITE_FIELDS))
+            record(
+                action="site.created",
+                target_type="site",
+                target_id=site.id,
+                site_id=site.id,
+                changes=audit.created(
+                    {"name": site.name, "description": site.description}, audit.SITE_FIELDS
+                ),
+            )
         site_ids.append(site.id)
     password_hash = hash_password(password)
     user_ids = []
@@ -78,27 +97,48 @@ def seed_accounts(session, *, sites: int, password: str,
     return site_ids, user_ids, setup_tokens
 
 
-def _account(session, record, username: str, *, password_hash: str | None, origin: audit.Origin,
-             site_id: int | None = None) -> User:
+def _account(
+    session,
+    record,
+    username: str,
+    *,
+    password_hash: str | None,
+    origin: audit.Origin,
+    site_id: int | None = None,
+) -> User:
     """The demo account `username`, created (pending without a password, created by `site_id`) or
     given the demo password again and activated; each change recorded."""
     user = session.scalars(select(User).where(same_name(User.username, username))).first()
     if user is None:
-        user = User(username=username, email=f"{username}@example.com", password_hash=password_hash,
-                    created_by_site_id=site_id)
+        user = User(
+            username=username,
+            email=f"{username}@example.com",
+            password_hash=password_hash,
+            created_by_site_id=site_id,
+        )
         session.add(user)
         session.flush()
         changes = audit.created({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS)
         if site_id is None:
-            session.execute(audit.account_event(user.id, origin=origin, action="user.created", changes=changes))
+            session.execute(
+                audit.account_event(user.id, origin=origin, action="user.created", changes=changes)
+            )
         else:  # as a site admin's add-member creates one: recorded with that site
-            record(action="user.created", target_type="user", target_id=user.id, site_id=site_id, changes=changes)
+            record(
+                action="user.created", target_type="user", target_id=user.id, site_id=site_id, changes=changes
+            )
         return user
     if not user.is_active:
         user.is_active = True
         session.flush()
-        session.execute(audit.account_event(user.id, origin=origin, action="user.activated",
-                                            changes=audit.diff({"is_active": False}, {"is_active": True})))
+        session.execute(
+            audit.account_event(
+                user.id,
+                origin=origin,
+                action="user.activated",
+                changes=audit.diff({"is_active": False}, {"is_active": True}),
+            )
+        )
     if password_hash is not None:
         user.password_hash = password_hash
         session.flush()
@@ -106,8 +146,9 @@ def _account(session, record, username: str, *, password_hash: str | None, origi
     return user
 
 
-def seed(*, sites: int = 3, interactions: int = 300, password: str | None = None,
-         progress: bool = True) -> str:
+def seed(
+    *, sites: int = 3, interactions: int = 300, password: str | None = None, progress: bool = True
+) -> str:
     """Seed everything in one transaction and print the demo credentials. Returns the password.
 
     Interactions are spread with `seed.site_shares` (the first site gets 20 %, at least an equal
@@ -124,23 +165,27 @@ def seed(*, sites: int = 3, interactions: int = 300, password: str | None = None
     started = time.perf_counter()
     origin = audit.by_cli()
     with session_scope() as session:
-        site_ids, user_ids, setup_tokens = seed_accounts(session, sites=sites, password=password, origin=origin)
+        site_ids, user_ids, setup_tokens = seed_accounts(
+            session, sites=sites, password=password, origin=origin
+        )
         # Rows are written by the users who may write there: demo (admin everywhere), and the
         # editor on the first site.
         writers = {site_id: [user_ids[0]] for site_id in site_ids}
         writers[site_ids[0]] = user_ids[:2]
         before = session.scalar(select(func.coalesce(func.max(Interaction.id), 0)))
-        shares = interaction_seed.bulk_create(session, site_ids=site_ids, writers=writers,
-                                              count=interactions, progress=progress)
+        shares = interaction_seed.bulk_create(
+            session, site_ids=site_ids, writers=writers, count=interactions, progress=progress
+        )
         events = interaction_seed.record_history(session, origin=origin, after_id=before, progress=progress)
     if interactions:
         _vacuum_analyze(get_engine())
         seconds = time.perf_counter() - started
         # No second rate here: the progress bar's is the rows' (the COPY); this total also counts
         # the accounts' password hash, the events, index builds and VACUUM.
-        print(f"Seeded {interactions:,} interactions (and {events:,} audit events) in {seconds:.1f} s in all; "
-              "per site: "
-              + ", ".join(f"{_site_name(i)} {n:,}" for i, n in enumerate(shares)))
+        print(
+            f"Seeded {interactions:,} interactions (and {events:,} audit events) in {seconds:.1f} s in all; "
+            "per site: " + ", ".join(f"{_site_name(i)} {n:,}" for i, n in enumerate(shares))
+        )
     print(f"Demo users (password for all: {password})")
     for username, role, everywhere in DEMO_USERS:
         where = "every demo site" if everywhere else _site_name(0)

@@ -16,6 +16,7 @@ three. Here instead, for the pinned pg8000 1.31 (its protocol methods are used d
   longer than `IDLE_PING_SECONDS` (silently dropped by a NAT or firewall, say) gets a real ping with
   a short timeout. Either way a dead connection is replaced before the request uses it.
 """
+
 from __future__ import annotations
 
 import select
@@ -100,7 +101,9 @@ def _dbapi_error(exc: Exception) -> Exception:
     msg = exc.args[0] if exc.args else None
     if isinstance(exc, DatabaseError) and type(exc) is DatabaseError:
         code = msg.get("C") if isinstance(msg, dict) else None
-        error_class = InterfaceError if code == "28000" else IntegrityError if code == "23505" else ProgrammingError
+        error_class = (
+            InterfaceError if code == "28000" else IntegrityError if code == "23505" else ProgrammingError
+        )
         return cast(Exception, error_class(msg))
     return exc
 
@@ -164,8 +167,11 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any) -> None:
             prepared = _Prepared(name, described.columns, described.input_funcs)
             statements.remember(sql, prepared)
         error = error or parse_error
-    context = Context(sql, columns=prepared.columns if prepared else None,
-                      input_funcs=prepared.input_funcs if prepared else None)
+    context = Context(
+        sql,
+        columns=prepared.columns if prepared else None,
+        input_funcs=prepared.input_funcs if prepared else None,
+    )
     error = _drain(conn, context, error)
     if error is not None:
         if _sql_state(error) in _STALE_STATEMENT and statements.cache.pop(sql, None) is not None:

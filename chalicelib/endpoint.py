@@ -9,6 +9,7 @@ caller with the rights the route requires (site required or not, write role or n
 The request owns the transaction: the session is committed when the view returns and rolled back
 when it raises. Views stay at the edge (Chalice types); services below them return data.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,6 +30,7 @@ from chalicelib.kit.docs import Spec
 
 class NoQuery(BaseModel):
     """The query of an endpoint that takes no parameters: any name but `_…` is a 400."""
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -61,8 +63,16 @@ def public_routes() -> set[tuple[str, str]]:
 class Call:
     """One request as a view sees it."""
 
-    def __init__(self, request: Any, session: Session | None, *, site: bool, write: bool,
-                 takes_query: bool, platform_admin: bool = False) -> None:
+    def __init__(
+        self,
+        request: Any,
+        session: Session | None,
+        *,
+        site: bool,
+        write: bool,
+        takes_query: bool,
+        platform_admin: bool = False,
+    ) -> None:
         self.request = request
         self._session = session
         self._site, self._write, self._platform_admin = site, write, platform_admin
@@ -101,20 +111,28 @@ class Call:
         return self._caller
 
     def _settle(self, caller: callers.Caller) -> None:
-        self._caller = callers.principal(self.token, caller, site_required=self._site, write=self._write,
-                                         platform_admin=self._platform_admin)
+        self._caller = callers.principal(
+            self.token,
+            caller,
+            site_required=self._site,
+            write=self._write,
+            platform_admin=self._platform_admin,
+        )
         self._no_query()
 
     def fold(self, stmt: Any, params: dict[str, Any] | None = None, *, key: str = "id") -> callers.Folded:
         """Run a statement built with `caller.fold()` at the token's site: the caller's rights and
         the statement's rows in one round trip. The rights are checked first, exactly as `caller`
         does; then the rows (those whose `key` column is not null) are returned."""
-        caller, rows = callers.run(self.session, self.token, stmt, params, site_id=self.token.site_id, key=key)
+        caller, rows = callers.run(
+            self.session, self.token, stmt, params, site_id=self.token.site_id, key=key
+        )
         self._settle(caller)
         return rows
 
-    def fold_query(self, model: type[M],
-                   build: Callable[[M], tuple[Any, dict[str, Any]]]) -> tuple[M, callers.Folded]:
+    def fold_query(
+        self, model: type[M], build: Callable[[M], tuple[Any, dict[str, Any]]]
+    ) -> tuple[M, callers.Folded]:
         """The query string parsed with `model`, and `build(query)`'s (statement, params) run with
         `fold`. An invalid query is a 400 after the rights are checked on their own (401 and 403
         come first)."""
@@ -127,13 +145,20 @@ class Call:
         stmt, params = build(query)
         return query, self.fold(stmt, params)
 
-    def fold_at(self, site_id: int | None, stmt: Any = None, params: dict[str, Any] | None = None, *,
-                key: str = "id") -> tuple[callers.Caller, callers.Folded]:
+    def fold_at(
+        self, site_id: int | None, stmt: Any = None, params: dict[str, Any] | None = None, *, key: str = "id"
+    ) -> tuple[callers.Caller, callers.Folded]:
         """Like `fold`, at another site than the token's (the path's): the caller's row there (role
         None when not an active member, or no such site) and the rows; 401 for an inactive user.
         The endpoint's view applies the site's own rules."""
-        found = callers.run(self.session, self.token, stmt if stmt is not None else callers.RIGHTS, params,
-                            site_id=site_id, key=key)
+        found = callers.run(
+            self.session,
+            self.token,
+            stmt if stmt is not None else callers.RIGHTS,
+            params,
+            site_id=site_id,
+            key=key,
+        )
         self._no_query()
         return found
 
@@ -167,10 +192,21 @@ class Call:
         return ((self.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
 
 
-def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = False, site: bool = False,
-             write: bool = False, platform_admin: bool = False, session: bool = True,
-             transaction: bool | None = None, ends_session: bool = False,
-             search_params: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def endpoint(
+    bp: Any,
+    method: str,
+    path: str,
+    *,
+    spec: Spec,
+    public: bool = False,
+    site: bool = False,
+    write: bool = False,
+    platform_admin: bool = False,
+    session: bool = True,
+    transaction: bool | None = None,
+    ends_session: bool = False,
+    search_params: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
 
     public: no token (the authorizer is not asked); site: the token's active site is required;
@@ -181,6 +217,7 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
     token check also ends its session (logout), in the same Redis round trip; search_params: the
     query parameters that make a request a substring search, limited per user per minute."""
     atomic = method != "GET" if transaction is None else transaction
+
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         takes_query = spec.query is not None
 
@@ -193,8 +230,14 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
                     call._no_query()  # nothing else to check first
                 return view(call, **params)
             with session_scope(transaction=atomic) as db_session:
-                call = Call(request, db_session, site=site, write=write, takes_query=takes_query,
-                            platform_admin=platform_admin)
+                call = Call(
+                    request,
+                    db_session,
+                    site=site,
+                    write=write,
+                    takes_query=takes_query,
+                    platform_admin=platform_admin,
+                )
                 answer = view(call, **params)
                 call._no_query()  # a view that reached none of the checks above
                 return answer
@@ -202,8 +245,15 @@ def endpoint(bp: Any, method: str, path: str, *, spec: Spec, public: bool = Fals
         key = (path, method)
         if key in REGISTRY:
             raise RuntimeError(f"{method} {path} is declared twice")
-        REGISTRY[key] = Endpoint(path=path, method=method, spec=spec, public=public, ends_session=ends_session,
-                                 search_params=search_params, session=session)
+        REGISTRY[key] = Endpoint(
+            path=path,
+            method=method,
+            spec=spec,
+            public=public,
+            ends_session=ends_session,
+            search_params=search_params,
+            session=session,
+        )
         bp.route(path, methods=[method], authorizer=None if public else jwt_authorizer)(handler)
         return handler
 

@@ -7,6 +7,7 @@ their codes and statuses from `CATALOG` and `STATUS_DESCRIPTIONS` below.
 They subclass Chalice's `ChaliceUnhandledError` because only those reach the middleware intact
 (Chalice answers every other exception itself before middleware sees it).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -112,6 +113,7 @@ class ServiceUnavailable(ApiError):
 class GatewayTimeout(ApiError):
     """Never raised by the application: API Gateway answers it (a Gateway Response) when the API
     Lambda did not answer in time. Listed so that its code has one definition too."""
+
     status, code = 504, "TIMEOUT"
     default_message = "The request timed out; its outcome is unknown. Retry it with the same Idempotency-Key"
 
@@ -122,9 +124,22 @@ class InternalError(ApiError):
 
 # Every error code the API (or API Gateway in front of it) answers with, in the order of API.md.
 CATALOG: tuple[type[ApiError], ...] = (
-    ValidationFailed, AuthenticationFailed, Forbidden, SiteContextRequired, NotFound, MethodNotAllowed,
-    Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, IdempotencyKeyReused,
-    RateLimited, AccountLocked, ServiceUnavailable, GatewayTimeout, InternalError,
+    ValidationFailed,
+    AuthenticationFailed,
+    Forbidden,
+    SiteContextRequired,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    IdempotencyKeyReused,
+    RateLimited,
+    AccountLocked,
+    ServiceUnavailable,
+    GatewayTimeout,
+    InternalError,
 )
 
 # What each status means, for the OpenAPI document's shared responses.
@@ -142,7 +157,7 @@ STATUS_DESCRIPTIONS: dict[int, str] = {
     429: "RATE_LIMITED or ACCOUNT_LOCKED; retry after `Retry-After` seconds",
     500: "An unexpected error, logged with the request id",
     503: "The database or Redis is unreachable, no connection was free in time, or a statement "
-         "timed out; nothing happened",
+    "timed out; nothing happened",
     504: "Deployed only: the gateway gave up waiting; the outcome is unknown",
 }
 

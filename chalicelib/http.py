@@ -4,6 +4,7 @@ Bodies and query strings are validated with pydantic schemas, and every invalid 
 at once. Query strings are strict: an unknown parameter is a 400 naming it (names starting with `_`
 are cache-busters and ignored), and a known one given twice is a 400.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ MAX_BODY_BYTES = 256 * 1024
 class RequestIds:
     """The request's id (its log line's, the client's `X-Request-Id` when sane) and API Gateway's own
     (`requestContext.requestId`, which a client cannot choose; generated where there is none)."""
+
     request_id: str
     gateway_request_id: str
 
@@ -61,8 +63,13 @@ def envelope(data: dict[str, Any], *, meta: dict[str, Any] | None = None) -> dic
     return body
 
 
-def ok(data: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None,
-       meta: dict[str, Any] | None = None) -> Response:
+def ok(
+    data: dict[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Response:
     return Response(body=envelope(data, meta=meta), status_code=status, headers=_headers(headers))
 
 
@@ -113,7 +120,9 @@ def _load_json(raw: bytes) -> Any:
         raise ValidationFailed("The request body is nested too deeply") from None
     except json.JSONDecodeError as exc:
         problem = _JSON_PROBLEMS.get(exc.msg, "it is not valid JSON")
-        raise ValidationFailed(f"Malformed JSON body: {problem} (line {exc.lineno}, column {exc.colno})") from None
+        raise ValidationFailed(
+            f"Malformed JSON body: {problem} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     except _NotJson as exc:
         raise ValidationFailed(f"Malformed JSON body: {exc}") from None
     except ValueError:

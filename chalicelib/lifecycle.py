@@ -17,6 +17,7 @@ signing keys will be loaded again on a kid they do not know. Cached secrets are 
 database password is fetched again when PostgreSQL refuses the cached one, a rotated signing key
 when a token names it (chalicelib/db.py, chalicelib/auth/tokens.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -91,12 +92,25 @@ def after_restore() -> None:
 
 # --- priming (SnapStart init only) -----------------------------------------------------------------
 
-_SAMPLE_INTERACTION = {"title": "Priming", "type": "Meeting", "lead": "Nobody",
-                       "start_datetime": "2024-05-01T14:00:00", "timezone": "Europe/Paris",
-                       "end_datetime": "2024-05-01T15:00:00Z", "location": "Nowhere"}
-_PRIMING_PATHS = ["/api/auth/me", "/api/auth/sites", "/api/interactions", "/api/interactions/1",
-                  "/api/interactions?search=priming&sort_by=title", "/api/sites/1",
-                  "/api/sites/1/users", "/api/interactions/types"]
+_SAMPLE_INTERACTION = {
+    "title": "Priming",
+    "type": "Meeting",
+    "lead": "Nobody",
+    "start_datetime": "2024-05-01T14:00:00",
+    "timezone": "Europe/Paris",
+    "end_datetime": "2024-05-01T15:00:00Z",
+    "location": "Nowhere",
+}
+_PRIMING_PATHS = [
+    "/api/auth/me",
+    "/api/auth/sites",
+    "/api/interactions",
+    "/api/interactions/1",
+    "/api/interactions?search=priming&sort_by=title",
+    "/api/sites/1",
+    "/api/sites/1/users",
+    "/api/interactions/types",
+]
 
 
 def prime(app: Any) -> dict[str, Any]:
@@ -131,28 +145,61 @@ def _serve_priming_requests(app: Any) -> int:
     from chalicelib.config import get_settings
 
     now = int(time.time())
-    authorizer = {"auth": "ok", "user_id": "0", "session_id": "0" * 32, "site_id": "1",
-                  "kid": tokens.key_id(get_settings().signing_key()), "expires_at": str(now + 60),
-                  "issued_at": str(now), "auth_time_ms": str(now * 1000), "principalId": "0"}
+    authorizer = {
+        "auth": "ok",
+        "user_id": "0",
+        "session_id": "0" * 32,
+        "site_id": "1",
+        "kid": tokens.key_id(get_settings().signing_key()),
+        "expires_at": str(now + 60),
+        "issued_at": str(now),
+        "auth_time_ms": str(now * 1000),
+        "principalId": "0",
+    }
     served = 0
     for target in _PRIMING_PATHS:
         path, _, query = target.partition("?")
-        resource = "/api/interactions/{interaction_id}" if path == "/api/interactions/1" else \
-            "/api/sites/{site_id}" if path == "/api/sites/1" else \
-            "/api/sites/{site_id}/users" if path == "/api/sites/1/users" else path
-        params = {"interaction_id": "1"} if "{interaction_id}" in resource else \
-            {"site_id": "1"} if "{site_id}" in resource else None
+        resource = (
+            "/api/interactions/{interaction_id}"
+            if path == "/api/interactions/1"
+            else "/api/sites/{site_id}"
+            if path == "/api/sites/1"
+            else "/api/sites/{site_id}/users"
+            if path == "/api/sites/1/users"
+            else path
+        )
+        params = (
+            {"interaction_id": "1"}
+            if "{interaction_id}" in resource
+            else {"site_id": "1"}
+            if "{site_id}" in resource
+            else None
+        )
         multi: dict[str, list[str]] = {}
         for pair in filter(None, query.split("&")):
             name, _, value = pair.partition("=")
             multi.setdefault(name, []).append(value)
-        event = {"resource": resource, "path": path, "httpMethod": "GET", "headers": {},
-                 "multiValueQueryStringParameters": multi or None,
-                 "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
-                 "pathParameters": params, "stageVariables": None, "body": None, "isBase64Encoded": False,
-                 "requestContext": {"httpMethod": "GET", "resourcePath": resource, "path": path,
-                                    "stage": "api", "requestId": "priming",
-                                    "identity": {"sourceIp": "127.0.0.1"}, "authorizer": authorizer}}
+        event = {
+            "resource": resource,
+            "path": path,
+            "httpMethod": "GET",
+            "headers": {},
+            "multiValueQueryStringParameters": multi or None,
+            "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+            "pathParameters": params,
+            "stageVariables": None,
+            "body": None,
+            "isBase64Encoded": False,
+            "requestContext": {
+                "httpMethod": "GET",
+                "resourcePath": resource,
+                "path": path,
+                "stage": "api",
+                "requestId": "priming",
+                "identity": {"sourceIp": "127.0.0.1"},
+                "authorizer": authorizer,
+            },
+        }
         status = app(event, None)["statusCode"]
         if status >= 500:
             raise RuntimeError(f"priming {target}: {status}")

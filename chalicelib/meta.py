@@ -1,4 +1,5 @@
 """Public service endpoints: health and the OpenAPI document."""
+
 from __future__ import annotations
 
 from chalice import Blueprint, Response
@@ -30,22 +31,45 @@ def _check_cache() -> bool:
         return False
 
 
-@endpoint(bp, "GET", "/api/health", public=True, session=False, spec=Spec(
-    "Health of the database and Redis", "service", data(database={"const": "ok"}, cache={"const": "ok"}),
-    "Both reachable", errors=(503,)))
+@endpoint(
+    bp,
+    "GET",
+    "/api/health",
+    public=True,
+    session=False,
+    spec=Spec(
+        "Health of the database and Redis",
+        "service",
+        data(database={"const": "ok"}, cache={"const": "ok"}),
+        "Both reachable",
+        errors=(503,),
+    ),
+)
 def health(call: Call) -> Response:
     checks = {"database": _check_database(), "cache": _check_cache()}
     failing = [name for name, healthy in checks.items() if not healthy]
     if failing:
         raise ServiceUnavailable(
             f"Unavailable: {', '.join(failing)}",
-            details=[{"field": name, "message": "unavailable"} for name in failing])
+            details=[{"field": name, "message": "unavailable"} for name in failing],
+        )
     return ok({name: "ok" for name in checks})
 
 
-@endpoint(bp, "GET", "/api/openapi.json", public=True, session=False, spec=Spec(
-    "This document", "service", Raw({"type": "object"}), "The OpenAPI 3.1 document (not wrapped in the envelope)",
-    operation_id="openapi"))
+@endpoint(
+    bp,
+    "GET",
+    "/api/openapi.json",
+    public=True,
+    session=False,
+    spec=Spec(
+        "This document",
+        "service",
+        Raw({"type": "object"}),
+        "The OpenAPI 3.1 document (not wrapped in the envelope)",
+        operation_id="openapi",
+    ),
+)
 def openapi_document(call: Call) -> Response:
     from chalicelib.openapi import document  # the document reads every route module's declarations
 

@@ -5,6 +5,7 @@ Chalice answers some errors itself (bad JSON, 405, 415, uncaught exceptions) wit
 "Message"}` bodies before middleware sees them; they are rewritten here, so no client ever sees
 a body that is not our envelope.
 """
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,8 @@ def _ignore_media_type_without_body(request: Any) -> None:
         from chalice.app import CaseInsensitiveMapping
 
         request.headers = CaseInsensitiveMapping(
-            {k: v for k, v in request.headers.items() if k.lower() != "content-type"})
+            {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
+        )
 
 
 def _rewrite_chalice_error(response: Response, method: str) -> Response:
@@ -145,8 +147,9 @@ def for_app(app: Any) -> Callable[[Any, Callable[[Any], Response]], Response]:
     return middleware
 
 
-def handle(request: Any, get_response: Callable[[Any], Response], *,
-           routes: dict[str, dict[str, Any]]) -> Response:
+def handle(
+    request: Any, get_response: Callable[[Any], Response], *, routes: dict[str, dict[str, Any]]
+) -> Response:
     started = time.perf_counter()
     context = request.context or {}
     route = context.get("resourcePath") or request.path
@@ -184,12 +187,18 @@ def handle(request: Any, get_response: Callable[[Any], Response], *,
         response.headers.setdefault(name, value)
     response.headers["X-Request-Id"] = request_id
     response.headers.setdefault("Content-Type", "application/json")
-    access_log.info(json.dumps({
-        "event": "request", "request_id": request_id, "gateway_request_id": ids.gateway_request_id,
-        "method": method, "route": route,
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,
-    }))
+    access_log.info(
+        json.dumps(
+            {
+                "event": "request",
+                "request_id": request_id,
+                "gateway_request_id": ids.gateway_request_id,
+                "method": method,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,
+            }
+        )
+    )
     return response
-

@@ -1,5 +1,6 @@
 """All ORM models. Every timestamp is `timestamptz`; constraint names follow one convention so that
 migrations can refer to them."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -128,6 +129,7 @@ class Interaction(Base):
 class IdempotencyKey(Base):
     """An `Idempotency-Key` of POST /api/interactions and the first successful answer to it,
     stored with the create it answers and replayed for 24 h (chalicelib/interactions/idempotency.py)."""
+
     __tablename__ = "idempotency_keys"
     __table_args__ = (
         CheckConstraint("length(key) between 1 and 255", name="key_length"),
@@ -146,6 +148,7 @@ class IdempotencyKey(Base):
 class SiteInteractionCount(Base):
     """How many interactions a site has: kept exact by statement-level triggers on interactions
     (migration 0004), so an unfiltered list's total is one primary-key read. Never written here."""
+
     __tablename__ = "site_interaction_counts"
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
@@ -158,6 +161,7 @@ class SiteInteractionCount(Base):
 class SetupToken(Base):
     """A pending account's one-time setup token, stored only as its SHA-256 (one per account: issuing
     a new one replaces the old; using it deletes it)."""
+
     __tablename__ = "setup_tokens"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -169,11 +173,24 @@ class SetupToken(Base):
 AUDIT_VIAS = ("api", "cli")
 AUDIT_TARGETS = ("interaction", "user", "site")
 AUDIT_ACTIONS = (
-    "interaction.created", "interaction.updated", "interaction.deleted",
-    "membership.added", "membership.role_changed", "membership.removed",
-    "user.created", "user.setup_token_issued", "user.setup_completed", "user.password_changed",
-    "user.activated", "user.deactivated", "user.deleted", "user.platform_admin_changed",
-    "site.created", "site.updated", "site.activated", "site.deactivated",
+    "interaction.created",
+    "interaction.updated",
+    "interaction.deleted",
+    "membership.added",
+    "membership.role_changed",
+    "membership.removed",
+    "user.created",
+    "user.setup_token_issued",
+    "user.setup_completed",
+    "user.password_changed",
+    "user.activated",
+    "user.deactivated",
+    "user.deleted",
+    "user.platform_admin_changed",
+    "site.created",
+    "site.updated",
+    "site.activated",
+    "site.deactivated",
 )
 
 
@@ -182,13 +199,17 @@ class AuditEvent(Base):
     (chalicelib/audit). Append-only: nothing updates a row; `prune-audit` deletes by age. No
     foreign keys: an event outlives the interaction, account or site it describes, and names its
     actor as they were then."""
+
     __tablename__ = "audit_events"
     __table_args__ = (
         CheckConstraint(f"via in ({_sql_list(AUDIT_VIAS)})", name="via"),
         CheckConstraint(f"target_type in ({_sql_list(AUDIT_TARGETS)})", name="target_type"),
         CheckConstraint(f"action in ({_sql_list(AUDIT_ACTIONS)})", name="action"),
-        CheckConstraint("(via = 'api' and actor_id is not null and operator is null) or "
-                        "(via = 'cli' and actor_id is null and operator is not null)", name="origin"),
+        CheckConstraint(
+            "(via = 'api' and actor_id is not null and operator is null) or "
+            "(via = 'cli' and actor_id is null and operator is not null)",
+            name="origin",
+        ),
         # A site's newest page; one target's history; the audit list's actor and action filters.
         Index("ix_audit_events_site_id_id", "site_id", "id"),
         Index("ix_audit_events_site_id_target", "site_id", "target_type", "target_id", "id"),
@@ -217,6 +238,7 @@ class AuditEvent(Base):
 class SiteAuditCount(Base):
     """How many events a site has: kept exact by statement-level triggers on audit_events
     (migration 0007), so the unfiltered audit list's total is one primary-key read."""
+
     __tablename__ = "site_audit_counts"
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)

@@ -5,6 +5,7 @@ Request bodies and query parameters come from the request schemas (`model_json_s
 shapes from each route's `Spec`, and every operation lists the error envelope for the statuses it
 can answer; error codes and statuses come from `chalicelib.errors`. Built once per container.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,10 +40,13 @@ class ErrorBody(_Doc):
     code: Literal[ERROR_CODES]  # type: ignore[valid-type]  # the one list, in chalicelib.errors
     message: str
     details: list[ErrorDetail] | None = Field(
-        None, description="present on validation errors: every invalid field, not only the first")
+        None, description="present on validation errors: every invalid field, not only the first"
+    )
     request_id: str | None = Field(
-        None, description="deployed, on errors API Gateway answers itself (its Gateway Responses): "
-                          "the gateway's request id")
+        None,
+        description="deployed, on errors API Gateway answers itself (its Gateway Responses): "
+        "the gateway's request id",
+    )
 
 
 class ErrorEnvelope(_Doc):
@@ -62,13 +66,19 @@ class ListMeta(_Doc):
 
 
 HEADERS = {
-    "X-Request-Id": {"description": "the client's id when sane (<= 128 of A-Za-z0-9._-), else a new one",
-                     "schema": {"type": "string"}},
+    "X-Request-Id": {
+        "description": "the client's id when sane (<= 128 of A-Za-z0-9._-), else a new one",
+        "schema": {"type": "string"},
+    },
     "ETag": {"description": 'the strong validator `"<version>"`', "schema": {"type": "string"}},
-    "Location": {"description": "the new resource's path, as the client reached the API",
-                 "schema": {"type": "string"}},
-    "Retry-After": {"description": "whole seconds until the window or the lock ends",
-                    "schema": {"type": "integer"}},
+    "Location": {
+        "description": "the new resource's path, as the client reached the API",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "whole seconds until the window or the lock ends",
+        "schema": {"type": "integer"},
+    },
 }
 
 
@@ -81,8 +91,11 @@ def _error_response(status: int) -> dict[str, Any]:
     if status == 429:
         headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     codes = ", ".join(e.code for e in errors.CATALOG if e.status == status)
-    return {"description": f"{codes}: {errors.STATUS_DESCRIPTIONS[status]}", "headers": headers,
-            "content": {"application/json": {"schema": _ref("ErrorEnvelope")}}}
+    return {
+        "description": f"{codes}: {errors.STATUS_DESCRIPTIONS[status]}",
+        "headers": headers,
+        "content": {"application/json": {"schema": _ref("ErrorEnvelope")}},
+    }
 
 
 # --- operations ------------------------------------------------------------------------------------
@@ -98,6 +111,7 @@ class _Models:
         def ref(model: type[BaseModel]) -> dict[str, str]:
             self.modes.setdefault(model, mode)
             return _ref(model.__name__)
+
         return ref
 
     def components(self) -> dict[str, Any]:
@@ -151,36 +165,54 @@ def _operation(entry: Endpoint, models: _Models) -> dict[str, Any]:
     statuses = set(spec.errors) | common
     if spec.body is not None or spec.query is not None:
         statuses.add(400)
-    ok_headers = {name: {"$ref": f"#/components/headers/{name}"}
-                  for name in ("X-Request-Id", *spec.response_headers)}
-    responses: dict[str, Any] = {str(spec.status): {
-        "description": spec.ok_description, "headers": ok_headers,
-        "content": {"application/json": {"schema": schema_of(spec.ok, models.resolver("serialization"))}},
-    }}
+    ok_headers = {
+        name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-Id", *spec.response_headers)
+    }
+    responses: dict[str, Any] = {
+        str(spec.status): {
+            "description": spec.ok_description,
+            "headers": ok_headers,
+            "content": {"application/json": {"schema": schema_of(spec.ok, models.resolver("serialization"))}},
+        }
+    }
     for status in sorted(statuses):
         responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
-    operation: dict[str, Any] = {"summary": spec.summary, "operationId": _operation_id(entry),
-                                 "tags": [spec.tag], "responses": dict(sorted(responses.items()))}
+    operation: dict[str, Any] = {
+        "summary": spec.summary,
+        "operationId": _operation_id(entry),
+        "tags": [spec.tag],
+        "responses": dict(sorted(responses.items())),
+    }
     if entry.public:
         operation["security"] = []
-    parameters = [{"name": h.name, "in": "header", "required": False, "description": h.description,
-                   "schema": h.schema} for h in spec.headers]
+    parameters = [
+        {"name": h.name, "in": "header", "required": False, "description": h.description, "schema": h.schema}
+        for h in spec.headers
+    ]
     if spec.query is not None:
         parameters = _query_parameters(spec.query) + parameters
     if parameters:
         operation["parameters"] = parameters
     if spec.body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": schema_of(spec.body, models.resolver("validation"))}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema_of(spec.body, models.resolver("validation"))}},
+        }
     return operation
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True,
-             "description": f"the {name.removesuffix('_id').replace('_', ' ')}'s id (a positive integer; "
-                            "anything else is a 404)",
-             "schema": {"type": "string", "pattern": "^[0-9]+$"}}
-            for name in re.findall(r"\{(\w+)\}", path)]
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": f"the {name.removesuffix('_id').replace('_', ' ')}'s id (a positive integer; "
+            "anything else is a 404)",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+        for name in re.findall(r"\{(\w+)\}", path)
+    ]
 
 
 # --- the document ----------------------------------------------------------------------------------
@@ -202,12 +234,13 @@ def build(registry: dict[tuple[str, str], Endpoint] | None = None) -> dict[str, 
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Interaction Management API", "version": "1.0.0",
+            "title": "Interaction Management API",
+            "version": "1.0.0",
             "description": "Sites record and find interactions. JSON in and out; every error is "
-                           "`{\"status\": \"error\", \"error\": {code, message, details?}}`. Order of "
-                           "checks: 401, 413, 415, 403 site context, 403 role, 400, 404, 412, 400 "
-                           "across the stored record, 409/422. An unknown query parameter is a 400 "
-                           "naming it (names starting with `_` are ignored).",
+            '`{"status": "error", "error": {code, message, details?}}`. Order of '
+            "checks: 401, 413, 415, 403 site context, 403 role, 400, 404, 412, 400 "
+            "across the stored record, 409/422. An unknown query parameter is a 400 "
+            "naming it (names starting with `_` are ignored).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

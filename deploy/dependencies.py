@@ -8,6 +8,7 @@ vendor directory's contents to the top of deployment.zip) and gives Chalice no r
 so Chalice's own pip step, which would pick wheels for the packaging interpreter, never runs.
 pip gets the index from the environment: PyPI, or `PIP_NO_INDEX=1 PIP_FIND_LINKS=<wheelhouse>`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,9 @@ def digest(requirements: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def site_packages(env: dict[str, str], *, requirements: Path | None = None, cache: Path | None = None) -> Path:
+def site_packages(
+    env: dict[str, str], *, requirements: Path | None = None, cache: Path | None = None
+) -> Path:
     """requirements.txt installed for the Lambda runtime (cached by digest); raises DependencyError."""
     requirements = requirements or ROOT / "requirements.txt"
     cache = cache or CACHE
@@ -51,18 +54,33 @@ def site_packages(env: dict[str, str], *, requirements: Path | None = None, cach
     cache.mkdir(parents=True, exist_ok=True)
     partial = cache / f".{target.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    command = [sys.executable, "-m", "pip", "install", "--target", str(partial), "--no-compile",
-               "--disable-pip-version-check", "--quiet", *runtime.pip_arguments(), "-r", str(requirements)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--target",
+        str(partial),
+        "--no-compile",
+        "--disable-pip-version-check",
+        "--quiet",
+        *runtime.pip_arguments(),
+        "-r",
+        str(requirements),
+    ]
     try:
-        result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=PIP_TIMEOUT_S)
+        result = subprocess.run(
+            command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PIP_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         shutil.rmtree(partial, ignore_errors=True)
         raise DependencyError(f"pip did not finish within {PIP_TIMEOUT_S} s") from None
     if result.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        raise DependencyError(f"pip could not install requirements.txt for {runtime.RUNTIME} ({runtime.ABI}, "
-                              f"manylinux {runtime.ARCHITECTURE}):\n{result.stdout}{result.stderr}")
+        raise DependencyError(
+            f"pip could not install requirements.txt for {runtime.RUNTIME} ({runtime.ABI}, "
+            f"manylinux {runtime.ARCHITECTURE}):\n{result.stdout}{result.stderr}"
+        )
     # Console scripts (cffi-gen-src) are of no use in a Lambda bundle.
     shutil.rmtree(partial / "bin", ignore_errors=True)
     try:
@@ -84,8 +102,9 @@ def closure_problems(metadata: Iterable[str]) -> list[str]:
     parsed = []
     for text in metadata:
         fields = _fields(text)
-        parsed.append((fields.get("Name", ["?"])[0], fields.get("Version", ["?"])[0],
-                       fields.get("Requires-Dist", [])))
+        parsed.append(
+            (fields.get("Name", ["?"])[0], fields.get("Version", ["?"])[0], fields.get("Requires-Dist", []))
+        )
     present = {canonicalize_name(name): version for name, version, _ in parsed}
     found = []
     for name, version, requires in parsed:
@@ -97,12 +116,15 @@ def closure_problems(metadata: Iterable[str]) -> list[str]:
                 continue
             # Extras the bundle never asks for are not needed.
             if requirement.marker is not None and not requirement.marker.evaluate(
-                    {**runtime.MARKER_ENVIRONMENT, "extra": ""}):
+                {**runtime.MARKER_ENVIRONMENT, "extra": ""}
+            ):
                 continue
             have = present.get(canonicalize_name(requirement.name))
             if have is None:
-                found.append(f"{name} {version} needs {requirement} on {runtime.RUNTIME}: not in the bundle "
-                             "(pin it in requirements.txt)")
+                found.append(
+                    f"{name} {version} needs {requirement} on {runtime.RUNTIME}: not in the bundle "
+                    "(pin it in requirements.txt)"
+                )
             elif not requirement.specifier.contains(have, prereleases=True):
                 found.append(f"{name} {version} needs {requirement}; the bundle has {have}")
     return found

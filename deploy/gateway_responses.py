@@ -13,6 +13,7 @@ which the CORS headers expose.
 text API Gateway would send: the local run command (devtools/edge.py) answers with it, so a local
 answer and a deployed one come from this one table.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,11 @@ _SOURCE: dict[str, tuple[type[errors.ApiError], str, bool]] = {
     "RESOURCE_NOT_FOUND": (E.NotFound, "No such resource", False),
     # Over API Gateway's 10 MB; bodies over 256 KiB reach the middleware, which answers 413 too.
     "REQUEST_TOO_LARGE": (E.PayloadTooLarge, "The request body is too large", False),
-    "UNSUPPORTED_MEDIA_TYPE": (E.UnsupportedMediaType, "Send JSON with Content-Type: application/json", False),
+    "UNSUPPORTED_MEDIA_TYPE": (
+        E.UnsupportedMediaType,
+        "Send JSON with Content-Type: application/json",
+        False,
+    ),
     "BAD_REQUEST_BODY": (E.ValidationFailed, "The request body is not valid", False),
     "BAD_REQUEST_PARAMETERS": (E.ValidationFailed, "The request parameters are not valid", False),
     "INVALID_API_KEY": (E.Forbidden, "Access denied", False),
@@ -48,9 +53,16 @@ _SOURCE: dict[str, tuple[type[errors.ApiError], str, bool]] = {
     "THROTTLED": (E.RateLimited, "Too many requests; " + RETRY_NOW.lower(), False),
     "QUOTA_EXCEEDED": (E.RateLimited, "Too many requests; " + RETRY_NOW.lower(), False),
     # The authorizer Lambda failed or could not be invoked: nothing of ours ran, nothing changed.
-    "AUTHORIZER_FAILURE": (E.ServiceUnavailable, "Authentication is unavailable; " + RETRY_NOW.lower(), False),
-    "AUTHORIZER_CONFIGURATION_ERROR": (E.ServiceUnavailable,
-                                       "Authentication is unavailable; " + RETRY_NOW.lower(), False),
+    "AUTHORIZER_FAILURE": (
+        E.ServiceUnavailable,
+        "Authentication is unavailable; " + RETRY_NOW.lower(),
+        False,
+    ),
+    "AUTHORIZER_CONFIGURATION_ERROR": (
+        E.ServiceUnavailable,
+        "Authentication is unavailable; " + RETRY_NOW.lower(),
+        False,
+    ),
     # The API Lambda did not answer within 29 s, or its invocation failed mid-way.
     "INTEGRATION_TIMEOUT": (E.GatewayTimeout, UNKNOWN_OUTCOME, False),
     "INTEGRATION_FAILURE": (E.GatewayTimeout, UNKNOWN_OUTCOME, False),
@@ -58,16 +70,23 @@ _SOURCE: dict[str, tuple[type[errors.ApiError], str, bool]] = {
     # Fallbacks for anything not listed (a crashed or timed-out Lambda is a 502 here). Their status
     # stays the gateway's: setting one would override every unlisted type's status.
     "DEFAULT_4XX": (E.ValidationFailed, "The request was refused", True),
-    "DEFAULT_5XX": (E.InternalError, "Internal error; if it was a create, retry it with the same "
-                                     "Idempotency-Key", True),
+    "DEFAULT_5XX": (
+        E.InternalError,
+        "Internal error; if it was a create, retry it with the same Idempotency-Key",
+        True,
+    ),
 }
 # response type -> (status, error code, message); status None keeps the gateway's own status.
 RESPONSES: dict[str, tuple[str | None, str, str]] = {
     name: (None if keep else str(error.status), error.code, message)
     for name, (error, message, keep) in _SOURCE.items()
 }
-RETRY_AFTER = {"THROTTLED": "1", "QUOTA_EXCEEDED": "60", "AUTHORIZER_FAILURE": "1",
-               "AUTHORIZER_CONFIGURATION_ERROR": "1"}
+RETRY_AFTER = {
+    "THROTTLED": "1",
+    "QUOTA_EXCEEDED": "60",
+    "AUTHORIZER_FAILURE": "1",
+    "AUTHORIZER_CONFIGURATION_ERROR": "1",
+}
 GATEWAY_REQUEST_ID_HEADER = "x-amzn-RequestId"
 
 
@@ -76,13 +95,20 @@ def cors_headers(origin: str) -> dict[str, str]:
     request id header among the exposed ones."""
     from chalicelib.middleware import ALLOW_HEADERS, EXPOSE_HEADERS
 
-    config = CORSConfig(allow_origin=origin, allow_headers=ALLOW_HEADERS,
-                        expose_headers=[*EXPOSE_HEADERS, GATEWAY_REQUEST_ID_HEADER], max_age=600)
+    config = CORSConfig(
+        allow_origin=origin,
+        allow_headers=ALLOW_HEADERS,
+        expose_headers=[*EXPOSE_HEADERS, GATEWAY_REQUEST_ID_HEADER],
+        max_age=600,
+    )
     return config.get_access_control_headers()
 
 
 def body_template(code: str, message: str) -> str:
-    envelope = {"status": "error", "error": {"code": code, "message": message, "request_id": "$context.requestId"}}
+    envelope = {
+        "status": "error",
+        "error": {"code": code, "message": message, "request_id": "$context.requestId"},
+    }
     return json.dumps(envelope, separators=(",", ":"))
 
 
@@ -98,7 +124,9 @@ def gateway_responses(origin: str) -> dict[str, Any]:
             headers["Retry-After"] = RETRY_AFTER[response_type]
         entry: dict[str, Any] = {
             # Static header values are single-quoted in API Gateway's mapping syntax.
-            "responseParameters": {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()},
+            "responseParameters": {
+                f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()
+            },
             "responseTemplates": {"application/json": body_template(code, message)},
         }
         if status is not None:
@@ -107,8 +135,9 @@ def gateway_responses(origin: str) -> dict[str, Any]:
     return out
 
 
-def render(response_type: str, *, origin: str, request_id: str,
-           status: int | None = None) -> tuple[int, dict[str, str], str]:
+def render(
+    response_type: str, *, origin: str, request_id: str, status: int | None = None
+) -> tuple[int, dict[str, str], str]:
     """The gateway response `response_type` as API Gateway sends it for one request: its status
     (`status` only for the DEFAULT_* types, which keep the gateway's own), its static headers with
     the quotes of the mapping syntax removed plus `x-amzn-RequestId`, and its body with
@@ -118,7 +147,7 @@ def render(response_type: str, *, origin: str, request_id: str,
     if code is None and status is None:
         raise ValueError(f"{response_type} keeps the gateway's status: pass it")
     prefix = "gatewayresponse.header."
-    headers = {name[len(prefix):]: value[1:-1] for name, value in entry["responseParameters"].items()}
+    headers = {name[len(prefix) :]: value[1:-1] for name, value in entry["responseParameters"].items()}
     headers[GATEWAY_REQUEST_ID_HEADER] = request_id
     body = entry["responseTemplates"]["application/json"].replace("$context.requestId", request_id)
     return int(code) if code is not None else int(status), headers, body

@@ -25,6 +25,7 @@ credentials; pip gets the Linux wheels from PyPI, or offline from a wheelhouse:
     python -m deploy.package dev --wheelhouse .devdata/wheelhouse   # = PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR
     make wheelhouse                                                 # builds that directory
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,27 @@ from deploy.gateway_responses import gateway_responses  # noqa: E402
 # Every variable chalicelib/config.py reads: none of the caller's may leak into the packaged app
 # (app.py is imported while packaging, and e.g. the preflight CORS headers are taken from it).
 APP_VARIABLES = (
-    "DATABASE_URL", "DB_SECRET_ARN", "REDIS_URL", "REDIS_ENDPOINT", "JWT_SECRET", "JWT_SECRET_ARN",
-    "JWT_PREVIOUS_SECRET", "JWT_PREVIOUS_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_TTL_SECONDS",
-    "CORS_ALLOW_ORIGIN", "LOGIN_MAX_FAILURES", "LOGIN_LOCKOUT_SECONDS", "LOGIN_RATE_PER_MINUTE",
-    "API_RATE_PER_MINUTE", "SEARCH_RATE_PER_MINUTE", "SETUP_TOKEN_TTL_SECONDS", "DB_STATEMENT_TIMEOUT_MS",
-    "DB_TLS", "DB_TLS_CA_FILE",
+    "DATABASE_URL",
+    "DB_SECRET_ARN",
+    "REDIS_URL",
+    "REDIS_ENDPOINT",
+    "JWT_SECRET",
+    "JWT_SECRET_ARN",
+    "JWT_PREVIOUS_SECRET",
+    "JWT_PREVIOUS_SECRET_ARN",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_TTL_SECONDS",
+    "CORS_ALLOW_ORIGIN",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCKOUT_SECONDS",
+    "LOGIN_RATE_PER_MINUTE",
+    "API_RATE_PER_MINUTE",
+    "SEARCH_RATE_PER_MINUTE",
+    "SETUP_TOKEN_TTL_SECONDS",
+    "DB_STATEMENT_TIMEOUT_MS",
+    "DB_TLS",
+    "DB_TLS_CA_FILE",
 )
 FORMATS = ("cloudformation", "terraform")
 PACKAGE_TIMEOUT_S = 900
@@ -70,20 +87,32 @@ def merge_template(stage: str) -> dict[str, Any]:
     api = stages.function(stage, "api_handler")
     limits = stages.throttle(stage)
     resources: dict[str, Any] = {
-        "RestAPI": {"Properties": {
-            "DefinitionBody": {
-                "x-amazon-apigateway-gateway-responses": gateway_responses(api.settings().cors_allow_origin),
-            },
-            "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
-                                "ThrottlingRateLimit": limits["rate"],
-                                "ThrottlingBurstLimit": limits["burst"]}],
-        }},
+        "RestAPI": {
+            "Properties": {
+                "DefinitionBody": {
+                    "x-amazon-apigateway-gateway-responses": gateway_responses(
+                        api.settings().cors_allow_origin
+                    ),
+                },
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": limits["rate"],
+                        "ThrottlingBurstLimit": limits["burst"],
+                    }
+                ],
+            }
+        },
     }
     for function_id in ("APIHandler", "JwtAuthorizer"):
-        resources[f"{function_id}LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
-            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"},
-            "RetentionInDays": stages.LOG_RETENTION_DAYS[stage],
-        }}
+        resources[f"{function_id}LogGroup"] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"},
+                "RetentionInDays": stages.LOG_RETENTION_DAYS[stage],
+            },
+        }
     return {"Resources": resources}
 
 
@@ -106,38 +135,61 @@ def finish_sam(path: Path, stage: str) -> None:
         else:
             properties.pop("SnapStart", None)
     api = resources["RestAPI"]["Properties"]["DefinitionBody"]
-    integrations = [operation["x-amazon-apigateway-integration"]
-                    for methods in api["paths"].values() for operation in methods.values()
-                    if operation.get("x-amazon-apigateway-integration", {}).get("type") == "aws_proxy"]
-    authorizers = [definition["x-amazon-apigateway-authorizer"]
-                   for definition in api.get("securityDefinitions", {}).values()
-                   if "x-amazon-apigateway-authorizer" in definition]
+    integrations = [
+        operation["x-amazon-apigateway-integration"]
+        for methods in api["paths"].values()
+        for operation in methods.values()
+        if operation.get("x-amazon-apigateway-integration", {}).get("type") == "aws_proxy"
+    ]
+    authorizers = [
+        definition["x-amazon-apigateway-authorizer"]
+        for definition in api.get("securityDefinitions", {}).values()
+        if "x-amazon-apigateway-authorizer" in definition
+    ]
     if not integrations or len(authorizers) != 1:
-        raise PackagingError(f"{path}: expected Lambda integrations and one authorizer, found "
-                             f"{len(integrations)} and {len(authorizers)}")
+        raise PackagingError(
+            f"{path}: expected Lambda integrations and one authorizer, found "
+            f"{len(integrations)} and {len(authorizers)}"
+        )
     for integration in integrations:
         integration["uri"] = _invoke_alias(integration["uri"], "APIHandler", path)
     (authorizer,) = authorizers
     authorizer["authorizerUri"] = _invoke_alias(authorizer["authorizerUri"], "JwtAuthorizer", path)
     authorizer["authorizerResultTtlInSeconds"] = stages.authorizer_cache_seconds(stage)
-    permissions = {logical_id: resource["Properties"] for logical_id, resource in resources.items()
-                   if resource["Type"] == "AWS::Lambda::Permission"}
+    permissions = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Permission"
+    }
     for logical_id, properties in permissions.items():
         target = _function_of(properties["FunctionName"])
         if target is None:
-            raise PackagingError(f"{path}: {logical_id} grants an unknown function {properties['FunctionName']}")
+            raise PackagingError(
+                f"{path}: {logical_id} grants an unknown function {properties['FunctionName']}"
+            )
         properties["FunctionName"] = {"Ref": f"{target}.Alias"}
-    if sorted(_function_of(p["FunctionName"]) for p in permissions.values()) != sorted(SAM_FUNCTIONS.values()):
-        raise PackagingError(f"{path}: expected one invoke permission per function, found {sorted(permissions)}")
+    if sorted(_function_of(p["FunctionName"]) for p in permissions.values()) != sorted(
+        SAM_FUNCTIONS.values()
+    ):
+        raise PackagingError(
+            f"{path}: expected one invoke permission per function, found {sorted(permissions)}"
+        )
     template["Outputs"].setdefault("JwtAuthorizerName", {"Value": {"Ref": "JwtAuthorizer"}})
     for logical_id in SAM_FUNCTIONS.values():
         template["Outputs"][f"{logical_id}AliasArn"] = {"Value": {"Ref": f"{logical_id}.Alias"}}
     if stages.snapstart(stage):
-        found = [p for name, logical_id in SAM_FUNCTIONS.items()
-                 for p in stages.snapstart_conflicts(f"{stage}/{name}", resources[logical_id]["Properties"])]
+        found = [
+            p
+            for name, logical_id in SAM_FUNCTIONS.items()
+            for p in stages.snapstart_conflicts(f"{stage}/{name}", resources[logical_id]["Properties"])
+        ]
         if found:
             raise PackagingError("\n  ".join([f"{path}: SnapStart conflicts:", *found]))
-    leftover = [ref for ref in ("${APIHandler.Arn}", "${JwtAuthorizer.Arn}") if ref in json.dumps(resources["RestAPI"])]
+    leftover = [
+        ref
+        for ref in ("${APIHandler.Arn}", "${JwtAuthorizer.Arn}")
+        if ref in json.dumps(resources["RestAPI"])
+    ]
     if leftover:
         raise PackagingError(f"{path}: API Gateway still invokes the unqualified function: {leftover}")
     path.write_text(json.dumps(template, indent=2) + "\n")
@@ -150,8 +202,12 @@ def _invoke_alias(uri: Any, logical_id: str, path: Path) -> dict[str, Any]:
     placeholder = f"${{{logical_id}.Arn}}"
     if not (isinstance(uri, dict) and isinstance(uri.get("Fn::Sub"), str) and placeholder in uri["Fn::Sub"]):
         raise PackagingError(f"{path}: unexpected invocation URI for {logical_id}: {uri}")
-    return {"Fn::Sub": [uri["Fn::Sub"].replace(placeholder, "${FunctionAlias}"),
-                        {"FunctionAlias": {"Ref": f"{logical_id}.Alias"}}]}
+    return {
+        "Fn::Sub": [
+            uri["Fn::Sub"].replace(placeholder, "${FunctionAlias}"),
+            {"FunctionAlias": {"Ref": f"{logical_id}.Alias"}},
+        ]
+    }
 
 
 def _function_of(reference: Any) -> str | None:
@@ -187,9 +243,13 @@ def finish_terraform(path: Path, stage: str) -> None:
         function["publish"] = True  # every change publishes a version; the alias follows it
         if stages.snapstart(stage):
             function["snap_start"] = {"apply_on": "PublishedVersions"}
-            conflicts = stages.snapstart_conflicts(f"{stage}/{name}", {
-                "FileSystemConfigs": function.get("file_system_config"),
-                "EphemeralStorage": {"Size": function.get("ephemeral_storage", {}).get("size", 512)}})
+            conflicts = stages.snapstart_conflicts(
+                f"{stage}/{name}",
+                {
+                    "FileSystemConfigs": function.get("file_system_config"),
+                    "EphemeralStorage": {"Size": function.get("ephemeral_storage", {}).get("size", 512)},
+                },
+            )
             if conflicts or resources.get("aws_lambda_provisioned_concurrency_config"):
                 raise PackagingError(f"{path}: SnapStart conflicts: {conflicts or 'provisioned concurrency'}")
         resources.setdefault("aws_lambda_alias", {})[name] = {
@@ -205,25 +265,32 @@ def finish_terraform(path: Path, stage: str) -> None:
     for permission in permissions.values():
         target = re.fullmatch(r"\$\{aws_lambda_function\.(\w+)\.arn\}", permission["function_name"])
         if target is None or target.group(1) not in stages.FUNCTIONS:
-            raise PackagingError(f"{path}: a permission for an unknown function: {permission['function_name']}")
+            raise PackagingError(
+                f"{path}: a permission for an unknown function: {permission['function_name']}"
+            )
         permission["qualifier"] = f"${{aws_lambda_alias.{target.group(1)}.name}}"
     swagger = json.loads(swagger_text)
     swagger["x-amazon-apigateway-gateway-responses"] = gateway_responses(api.settings().cors_allow_origin)
     for definition in swagger["securityDefinitions"].values():
-        definition["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] = \
+        definition["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] = (
             stages.authorizer_cache_seconds(stage)
+        )
     # The deployment's stage_description is md5(swagger): changing the body redeploys the API (the
     # alias's invoke ARN does not change between versions, so new code alone does not).
     tf["locals"]["chalice_api_swagger"] = json.dumps(swagger)
-    resources["aws_api_gateway_method_settings"] = {"rest_api": {
-        "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
-        "stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
-        "method_path": "*/*",
-        "settings": {"throttling_rate_limit": limits["rate"], "throttling_burst_limit": limits["burst"]},
-    }}
+    resources["aws_api_gateway_method_settings"] = {
+        "rest_api": {
+            "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+            "stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
+            "method_path": "*/*",
+            "settings": {"throttling_rate_limit": limits["rate"], "throttling_burst_limit": limits["burst"]},
+        }
+    }
     resources["aws_cloudwatch_log_group"] = {
-        name: {"name": f"/aws/lambda/${{aws_lambda_function.{name}.function_name}}",
-               "retention_in_days": stages.LOG_RETENTION_DAYS[stage]}
+        name: {
+            "name": f"/aws/lambda/${{aws_lambda_function.{name}.function_name}}",
+            "retention_in_days": stages.LOG_RETENTION_DAYS[stage],
+        }
         for name in stages.FUNCTIONS
     }
     path.write_text(json.dumps(tf, indent=2) + "\n")
@@ -259,15 +326,24 @@ def chalice_package(stage: str, project: Path, out: Path, env: dict[str, str], *
     chalice = Path(sys.executable).parent / "chalice"
     command = [str(chalice), "--project-dir", str(project), "package", "--stage", stage, *extra, str(out)]
     try:
-        result = subprocess.run(command, cwd=project, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, timeout=PACKAGE_TIMEOUT_S)
+        result = subprocess.run(
+            command,
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PACKAGE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         raise PackagingError(f"chalice package did not finish within {PACKAGE_TIMEOUT_S} s") from None
     if result.returncode != 0:
         raise PackagingError(f"chalice package failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     if "Could not install dependencies" in result.stdout + result.stderr:
         # Chalice only warns and goes on with an incomplete bundle.
-        raise PackagingError(f"chalice package could not get every dependency:\n{result.stdout}{result.stderr}")
+        raise PackagingError(
+            f"chalice package could not get every dependency:\n{result.stdout}{result.stderr}"
+        )
 
 
 def _normalise(name: str) -> str:
@@ -294,7 +370,9 @@ def wheel_tags(zip_path: Path) -> dict[str, tuple[bool, list[str]]]:
             if top.endswith(".dist-info") and rest == "WHEEL":
                 lines = bundle.read(name).decode().splitlines()
                 values = [line.partition(":") for line in lines]
-                purelib = any(k.strip() == "Root-Is-Purelib" and v.strip().lower() == "true" for k, _, v in values)
+                purelib = any(
+                    k.strip() == "Root-Is-Purelib" and v.strip().lower() == "true" for k, _, v in values
+                )
                 found[top] = (purelib, [v.strip() for k, _, v in values if k.strip() == "Tag"])
     return found
 
@@ -306,8 +384,9 @@ def check_bundle(zip_path: Path) -> None:
     on that runtime is missing."""
     with zipfile.ZipFile(zip_path) as bundle:
         names = bundle.namelist()
-        metadata = [bundle.read(n).decode() for n in names
-                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+        metadata = [
+            bundle.read(n).decode() for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+        ]
     for required in ("app.py", "chalicelib/auth/authorizer.py"):
         if required not in names:
             raise PackagingError(f"{zip_path}: {required} is missing")
@@ -318,18 +397,24 @@ def check_bundle(zip_path: Path) -> None:
     if bundled != runtime_pins():
         missing = {k: v for k, v in runtime_pins().items() if bundled.get(k) != v}
         extra = {k: v for k, v in bundled.items() if runtime_pins().get(k) != v}
-        raise PackagingError(f"{zip_path}: dependencies differ from requirements.txt; "
-                             f"missing or other version: {missing}; not pinned: {extra}")
+        raise PackagingError(
+            f"{zip_path}: dependencies differ from requirements.txt; "
+            f"missing or other version: {missing}; not pinned: {extra}"
+        )
     tags = wheel_tags(zip_path)
     wrong = {top: found for top, found in tags.items() if not any(runtime.tag_fits(t) for t in found[1])}
     no_wheel = sorted({n.split("/", 1)[0] for n in names if ".dist-info/" in n} - set(tags))
     if wrong or no_wheel:
-        raise PackagingError(f"{zip_path}: not built for {runtime.RUNTIME} ({runtime.ABI}, manylinux "
-                             f"{runtime.ARCHITECTURE}, glibc <= {'.'.join(map(str, runtime.GLIBC))}): "
-                             f"{wrong or ''} {'without a WHEEL file: ' + str(no_wheel) if no_wheel else ''}")
+        raise PackagingError(
+            f"{zip_path}: not built for {runtime.RUNTIME} ({runtime.ABI}, manylinux "
+            f"{runtime.ARCHITECTURE}, glibc <= {'.'.join(map(str, runtime.GLIBC))}): "
+            f"{wrong or ''} {'without a WHEEL file: ' + str(no_wheel) if no_wheel else ''}"
+        )
     modules = [n for n in names if n.endswith(".so") and ".libs/" not in n and not runtime.extension_fits(n)]
     if modules:
-        raise PackagingError(f"{zip_path}: extension modules {runtime.RUNTIME} would not import: {modules[:5]}")
+        raise PackagingError(
+            f"{zip_path}: extension modules {runtime.RUNTIME} would not import: {modules[:5]}"
+        )
     if any("__pycache__/" in n for n in names):
         raise PackagingError(f"{zip_path}: holds .pyc files of the packaging interpreter")
     problems = dependencies.closure_problems(metadata)
@@ -337,8 +422,9 @@ def check_bundle(zip_path: Path) -> None:
         raise PackagingError(f"{zip_path}: incomplete for {runtime.RUNTIME}:\n  " + "\n  ".join(problems))
 
 
-def package(stage: str, *, out: Path | None = None, formats: tuple[str, ...] = FORMATS,
-            wheelhouse: Path | None = None) -> dict[str, Path]:
+def package(
+    stage: str, *, out: Path | None = None, formats: tuple[str, ...] = FORMATS, wheelhouse: Path | None = None
+) -> dict[str, Path]:
     """Package `stage`; returns {format: output directory}."""
     found = stages.problems(stage)
     if found:
@@ -390,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     print(stages.describe(args.stage))
     for fmt, target in written.items():
         size = (target / "deployment.zip").stat().st_size / 2**20
-        print(f"{fmt}: {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target} "
-              f"(deployment.zip {size:.1f} MiB)")
+        print(
+            f"{fmt}: {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target} "
+            f"(deployment.zip {size:.1f} MiB)"
+        )
     print(f"packaged {args.stage} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -15,6 +15,7 @@ x86_64 rather than arm64: the development machines and CI are x86_64, where the 
 the cold-start figures were measured and where the same wheels can be imported by the tests;
 nothing here is tied to it except these constants.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,16 @@ def pip_arguments() -> list[str]:
     """pip's options selecting the runtime's wheels (for `pip install --target` and `pip download`).
     `--no-deps`: requirements.txt pins every dependency, and pip would evaluate the pins'
     markers for the wrong Python; the bundle check verifies the closure for the runtime instead."""
-    arguments = ["--only-binary=:all:", "--no-deps", "--implementation", "cp",
-                 "--python-version", PYTHON_VERSION, "--abi", ABI]
+    arguments = [
+        "--only-binary=:all:",
+        "--no-deps",
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--abi",
+        ABI,
+    ]
     for platform in PLATFORMS:
         arguments += ["--platform", platform]
     return arguments
@@ -81,7 +90,8 @@ def tag_fits(tag: str) -> bool:
         return False
     if abi == "none":
         return interpreter in ("py3", f"py{PYTHON_VERSION.replace('.', '')}", ABI) or (
-            platform == "any" and interpreter.startswith("py3"))
+            platform == "any" and interpreter.startswith("py3")
+        )
     if abi == ABI:
         return interpreter == ABI
     if abi == "abi3":  # the stable ABI of CPython 3.N works on every later 3.x

@@ -10,6 +10,7 @@ Every wait has a deadline. The run command is started in its own session; stoppi
 the whole session (the run command stops its server, drops its database and stops the services it
 started), then SIGTERM and SIGKILL to whatever is still there, so nothing outlives this command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,12 @@ def stop_new_servers(before: set[int], *, grace: float = 20.0) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Smoke-test the API under the local run command.")
-    parser.add_argument("--startup-timeout", type=float, default=300.0,
-                        help="seconds for services, migrations, demo data and the server (default 300)")
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=300.0,
+        help="seconds for services, migrations, demo data and the server (default 300)",
+    )
     parser.add_argument("--smoke-timeout", type=float, default=180.0, help="seconds for the smoke test")
     parser.add_argument("--username", default="demo", help="demo user to log in as (default demo, an admin)")
     args = parser.parse_args(argv)
@@ -89,9 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run.start()
         print(f"the local run answered on {run.base_url} after {run.ready_after:.1f} s", flush=True)
-        smoke = [sys.executable, str(ROOT / "scripts" / "smoke.py"), "--base-url", run.base_url,
-                 "--username", args.username, "--wait", "30", "--password-file", str(run.login_file)]
-        status = subprocess.run(smoke, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=args.smoke_timeout).returncode
+        smoke = [
+            sys.executable,
+            str(ROOT / "scripts" / "smoke.py"),
+            "--base-url",
+            run.base_url,
+            "--username",
+            args.username,
+            "--wait",
+            "30",
+            "--password-file",
+            str(run.login_file),
+        ]
+        status = subprocess.run(
+            smoke, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=args.smoke_timeout
+        ).returncode
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
     except subprocess.TimeoutExpired:
@@ -100,20 +117,29 @@ def main(argv: list[str] | None = None) -> int:
         stop_started = time.monotonic()
         exit_status = run.stop()
         if run.killed:
-            print(f"had to SIGKILL {len(run.killed)} process(es) of the local run: {run.killed}", file=sys.stderr)
+            print(
+                f"had to SIGKILL {len(run.killed)} process(es) of the local run: {run.killed}",
+                file=sys.stderr,
+            )
         elif exit_status not in (0, None):
             print(f"the local run exited with {exit_status}; its log:\n{run.tail()}", file=sys.stderr)
         servers_left = stop_new_servers(servers_before)
         if servers_left:
-            print(f"embedded servers started by this run outlived it: {servers_left}"
-                  + (" (stopped)" if os.environ.get("CI") == "true" else " (shared? left running)"),
-                  file=sys.stderr)
-        print(f"local run stopped in {time.monotonic() - stop_started:.1f} s "
-              f"(total {time.monotonic() - started:.1f} s)", flush=True)
+            print(
+                f"embedded servers started by this run outlived it: {servers_left}"
+                + (" (stopped)" if os.environ.get("CI") == "true" else " (shared? left running)"),
+                file=sys.stderr,
+            )
+        print(
+            f"local run stopped in {time.monotonic() - stop_started:.1f} s "
+            f"(total {time.monotonic() - started:.1f} s)",
+            flush=True,
+        )
     # The local run must stop cleanly on SIGINT (exit 0, nothing killed) like `make run` does.
     if run.killed or exit_status != 0:
         status = status or 1
     return status
+
 
 if __name__ == "__main__":
     sys.exit(main())

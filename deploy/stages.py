@@ -13,6 +13,7 @@ prints each stage's figures and exits non-zero when a rule is broken; `--for-dep
 the documented placeholder values (account 123456789012), which are fine for packaging and tests.
 The same checks run before every `make package` and in tests/deploy/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,9 +61,14 @@ FORBIDDEN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_PREVIOUS_
 SECRET_VARIABLES = ("JWT_SECRET_ARN", "JWT_PREVIOUS_SECRET_ARN", "DB_SECRET_ARN")
 PLACEHOLDER_ACCOUNT = "123456789012"
 ALLOWED_ACTIONS = {
-    "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
     "secretsmanager:GetSecretValue",
 }
 
@@ -78,6 +84,7 @@ def stage_names() -> list[str]:
 @dataclass
 class Function:
     """One Lambda of a stage, with Chalice's own merge of top-level, stage and function settings."""
+
     stage: str
     name: str
     environment: dict[str, str]
@@ -118,7 +125,8 @@ def function(stage: str, name: str) -> Function:
 
     config = Config(chalice_stage=stage, function_name=name, config_from_disk=load_config())
     return Function(
-        stage=stage, name=name,
+        stage=stage,
+        name=name,
         environment=dict(config.environment_variables),
         timeout_s=config.lambda_timeout,
         memory_mb=config.lambda_memory_size,
@@ -146,8 +154,10 @@ def snapstart_conflicts(where: str, properties: dict[str, Any]) -> list[str]:
         found.append(f"{where}: SnapStart cannot be combined with an EFS file system")
     size = (properties.get("EphemeralStorage") or {}).get("Size", SNAPSTART_MAX_EPHEMERAL_MB)
     if not isinstance(size, int) or size > SNAPSTART_MAX_EPHEMERAL_MB:
-        found.append(f"{where}: SnapStart allows at most {SNAPSTART_MAX_EPHEMERAL_MB} MB of ephemeral "
-                     f"storage, not {size}")
+        found.append(
+            f"{where}: SnapStart allows at most {SNAPSTART_MAX_EPHEMERAL_MB} MB of ephemeral "
+            f"storage, not {size}"
+        )
     return found
 
 
@@ -160,18 +170,26 @@ def _packaging_problems(stage: str) -> list[str]:
     seconds = AUTHORIZER_CACHE_SECONDS.get(stage)
     if seconds is None:
         found.append(f"{stage}: no AUTHORIZER_CACHE_SECONDS in deploy/stages.py")
-    elif isinstance(seconds, bool) or not isinstance(seconds, int) \
-            or not 0 <= seconds <= AUTHORIZER_CACHE_MAX_SECONDS:
-        found.append(f"{stage}: AUTHORIZER_CACHE_SECONDS must be a whole number of seconds from 0 to "
-                     f"{AUTHORIZER_CACHE_MAX_SECONDS}, not {seconds!r}")
+    elif (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int)
+        or not 0 <= seconds <= AUTHORIZER_CACHE_MAX_SECONDS
+    ):
+        found.append(
+            f"{stage}: AUTHORIZER_CACHE_SECONDS must be a whole number of seconds from 0 to "
+            f"{AUTHORIZER_CACHE_MAX_SECONDS}, not {seconds!r}"
+        )
     from chalice.config import Config
 
     for name in FUNCTIONS:
-        architecture = Config(chalice_stage=stage, function_name=name,
-                              config_from_disk=load_config()).lambda_architecture
+        architecture = Config(
+            chalice_stage=stage, function_name=name, config_from_disk=load_config()
+        ).lambda_architecture
         if architecture != runtime.ARCHITECTURE:
-            found.append(f"{stage}/{name}: lambda_architecture {architecture} — the bundle's wheels are "
-                         f"built for {runtime.ARCHITECTURE} (deploy/runtime.py)")
+            found.append(
+                f"{stage}/{name}: lambda_architecture {architecture} — the bundle's wheels are "
+                f"built for {runtime.ARCHITECTURE} (deploy/runtime.py)"
+            )
     return found
 
 
@@ -200,7 +218,9 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
         where = f"{stage}/{fn.name}"
         for name in FORBIDDEN_VARIABLES:
             if name in fn.environment:
-                found.append(f"{where}: {name} must not be in config.json (use the *_ARN / REDIS_ENDPOINT form)")
+                found.append(
+                    f"{where}: {name} must not be in config.json (use the *_ARN / REDIS_ENDPOINT form)"
+                )
         try:
             settings = fn.settings()
         except ConfigError as exc:
@@ -213,18 +233,23 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
         if not fn.subnet_ids or not fn.security_group_ids:
             found.append(f"{where}: needs subnet_ids and security_group_ids (Redis lives in the VPC)")
         if fn.timeout_s is None or not 0 < fn.timeout_s < API_GATEWAY_TIMEOUT_S:
-            found.append(f"{where}: lambda_timeout {fn.timeout_s} must be below API Gateway's {API_GATEWAY_TIMEOUT_S} s")
+            found.append(
+                f"{where}: lambda_timeout {fn.timeout_s} must be below API Gateway's {API_GATEWAY_TIMEOUT_S} s"
+            )
         # Least privilege both ways: every secret it is given is readable, nothing else is.
         readable, given = fn.readable_secrets(), fn.secret_arns()
         if readable != given:
-            found.append(f"{where}: the policy's secrets {sorted(readable)} differ from the ARNs in its "
-                         f"environment {sorted(given)}")
+            found.append(
+                f"{where}: the policy's secrets {sorted(readable)} differ from the ARNs in its "
+                f"environment {sorted(given)}"
+            )
         for statement in fn.policy()["Statement"]:
             extra = set(_as_list(statement["Action"])) - ALLOWED_ACTIONS
             if extra:
                 found.append(f"{where}: unexpected actions in the policy: {sorted(extra)}")
-            if any(a.startswith(("secretsmanager:", "logs:")) for a in _as_list(statement["Action"])) \
-                    and "*" in _as_list(statement["Resource"]):
+            if any(
+                a.startswith(("secretsmanager:", "logs:")) for a in _as_list(statement["Action"])
+            ) and "*" in _as_list(statement["Resource"]):
                 found.append(f"{where}: secrets and logs must be granted on exact ARNs, not '*'")
         if for_deploy and any(PLACEHOLDER_ACCOUNT in arn for arn in given):
             found.append(f"{where}: the secret ARNs are still the documented placeholders")
@@ -237,18 +262,26 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
     if not api_settings.db_secret_arn:
         found.append(f"{stage}/api_handler: DB_SECRET_ARN is not set")
     if authorizer.environment.get("DB_SECRET_ARN"):
-        found.append(f"{stage}/jwt_authorizer: the authorizer never uses the database; give it no DB_SECRET_ARN")
+        found.append(
+            f"{stage}/jwt_authorizer: the authorizer never uses the database; give it no DB_SECRET_ARN"
+        )
     # statement_timeout < pg8000's socket timeout (connect + statement, see db.py) < Lambda < 29 s.
     statement_s = api_settings.db_statement_timeout_ms / 1000
     socket_s = api_settings.db_read_timeout_s
     if api.timeout_s is not None and not statement_s < socket_s < api.timeout_s:
-        found.append(f"{stage}/api_handler: needs statement_timeout {statement_s} s < database socket "
-                     f"timeout {socket_s} s < lambda_timeout {api.timeout_s} s")
+        found.append(
+            f"{stage}/api_handler: needs statement_timeout {statement_s} s < database socket "
+            f"timeout {socket_s} s < lambda_timeout {api.timeout_s} s"
+        )
     if (api.memory_mb or 0) < MIN_API_MEMORY_MB:
-        found.append(f"{stage}/api_handler: lambda_memory_size {api.memory_mb} is below {MIN_API_MEMORY_MB} MB")
+        found.append(
+            f"{stage}/api_handler: lambda_memory_size {api.memory_mb} is below {MIN_API_MEMORY_MB} MB"
+        )
     if authorizer.reserved_concurrency is not None:
-        found.append(f"{stage}/jwt_authorizer: no reserved concurrency (it holds no database connection; "
-                     "capping it would only turn load into authorizer failures)")
+        found.append(
+            f"{stage}/jwt_authorizer: no reserved concurrency (it holds no database connection; "
+            "capping it would only turn load into authorizer failures)"
+        )
     concurrency = api.reserved_concurrency
     budget = CONNECTION_BUDGET.get(stage)
     if not concurrency:
@@ -256,8 +289,10 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
     elif budget is None:
         found.append(f"{stage}: no CONNECTION_BUDGET in deploy/stages.py")
     elif concurrency * CONNECTIONS_PER_CONTAINER + OPS_CONNECTIONS > budget:
-        found.append(f"{stage}/api_handler: {concurrency} containers x {CONNECTIONS_PER_CONTAINER} connections "
-                     f"+ {OPS_CONNECTIONS} for operations exceeds the budget of {budget}")
+        found.append(
+            f"{stage}/api_handler: {concurrency} containers x {CONNECTIONS_PER_CONTAINER} connections "
+            f"+ {OPS_CONNECTIONS} for operations exceeds the budget of {budget}"
+        )
     if stage not in LOG_RETENTION_DAYS:
         found.append(f"{stage}: no LOG_RETENTION_DAYS in deploy/stages.py")
     try:
@@ -272,14 +307,16 @@ def describe(stage: str) -> str:
     settings = api.settings()
     concurrency = api.reserved_concurrency or 0
     limits = throttle(stage)
-    return (f"{stage}: region {region(stage)}; api_handler {api.memory_mb} MB, {api.timeout_s} s, "
-            f"reserved concurrency {concurrency} -> at most {concurrency * CONNECTIONS_PER_CONTAINER} "
-            f"database connections (+{OPS_CONNECTIONS} operations, budget {CONNECTION_BUDGET.get(stage)}); "
-            f"statement_timeout {settings.db_statement_timeout_ms} ms; jwt_authorizer {authorizer.memory_mb} MB, "
-            f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "
-            f"CORS origin {settings.cors_allow_origin}; {runtime.RUNTIME} {runtime.ARCHITECTURE}, "
-            f"SnapStart {'on' if snapstart(stage) else 'off'} (alias {ALIAS}); "
-            f"authorizer cache {authorizer_cache_seconds(stage)} s")
+    return (
+        f"{stage}: region {region(stage)}; api_handler {api.memory_mb} MB, {api.timeout_s} s, "
+        f"reserved concurrency {concurrency} -> at most {concurrency * CONNECTIONS_PER_CONTAINER} "
+        f"database connections (+{OPS_CONNECTIONS} operations, budget {CONNECTION_BUDGET.get(stage)}); "
+        f"statement_timeout {settings.db_statement_timeout_ms} ms; jwt_authorizer {authorizer.memory_mb} MB, "
+        f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "
+        f"CORS origin {settings.cors_allow_origin}; {runtime.RUNTIME} {runtime.ARCHITECTURE}, "
+        f"SnapStart {'on' if snapstart(stage) else 'off'} (alias {ALIAS}); "
+        f"authorizer cache {authorizer_cache_seconds(stage)} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ on Amazon Linux 2023, glibc 2.34, x86_64), so cp312 or abi3 wheels tagged manyli
 manylinux_2_34, or pure-Python ones; newer glibc tags would not load there. Only the pins of
 requirements.txt (`--no-deps`: it pins every dependency), whatever Python runs this.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -21,8 +22,19 @@ DEFAULT = ROOT / ".devdata" / "wheelhouse"
 
 
 def pip_command(target: Path) -> list[str]:
-    return [sys.executable, "-m", "pip", "download", *runtime.pip_arguments(), "--quiet",
-            "--disable-pip-version-check", "-r", str(ROOT / "requirements.txt"), "-d", str(target)]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        *runtime.pip_arguments(),
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+        str(ROOT / "requirements.txt"),
+        "-d",
+        str(target),
+    ]
 
 
 def build(target: Path = DEFAULT, *, timeout: float = 600) -> Path:
@@ -33,5 +45,7 @@ def build(target: Path = DEFAULT, *, timeout: float = 600) -> Path:
 
 if __name__ == "__main__":
     built = build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT)
-    print(f"{len(list(built.glob('*.whl')))} wheels for {runtime.RUNTIME} ({runtime.ABI}, manylinux "
-          f"{runtime.ARCHITECTURE}) in {built}")
+    print(
+        f"{len(list(built.glob('*.whl')))} wheels for {runtime.RUNTIME} ({runtime.ABI}, manylinux "
+        f"{runtime.ARCHITECTURE}) in {built}"
+    )

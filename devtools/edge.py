@@ -14,6 +14,7 @@ the smoke test share.
   every route). The context reaches the handler with every value a string, as deployed.
 - CORS preflights on known paths: the mock OPTIONS integration Chalice deploys for each resource.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,7 @@ from chalice.local import ARNMatcher, LocalARNBuilder, RouteMatcher
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 CACHE_VARIABLE = "AUTHORIZER_CACHE_SECONDS"
 DEFAULT_CACHE_SECONDS = 300  # API Gateway's default result TTL
-MAX_CACHE_SECONDS = 3600     # API Gateway's maximum
+MAX_CACHE_SECONDS = 3600  # API Gateway's maximum
 
 log = logging.getLogger("devtools.edge")
 
@@ -55,16 +56,19 @@ class Admission:
     request_id: str
     resource: str
     params: dict[str, str]
-    route: Any = None                              # the RouteEntry, None for a preflight
+    route: Any = None  # the RouteEntry, None for a preflight
     authorizer_context: dict[str, str] | None = None
     preflight_headers: dict[str, str] | None = None
-    cached: bool = False                           # the authorizer's answer came from the cache
+    cached: bool = False  # the authorizer's answer came from the cache
 
     def request_context(self, *, source_ip: str = "127.0.0.1") -> dict[str, Any]:
         """What API Gateway adds to the event's requestContext."""
-        context: dict[str, Any] = {"requestId": self.request_id, "stage": "api",
-                                   "requestTimeEpoch": int(time.time() * 1000),
-                                   "identity": {"sourceIp": source_ip}}
+        context: dict[str, Any] = {
+            "requestId": self.request_id,
+            "stage": "api",
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip},
+        }
         if self.authorizer_context is not None:
             context["authorizer"] = dict(self.authorizer_context)
         return context
@@ -78,8 +82,10 @@ def cache_seconds_from_environment(environ: Mapping[str, str] | None = None) -> 
         return None
     value = raw.strip()
     if not value.isdigit() or int(value) > MAX_CACHE_SECONDS:
-        raise ValueError(f"{CACHE_VARIABLE} must be a whole number of seconds from 0 to "
-                         f"{MAX_CACHE_SECONDS} (0 turns the cache off), not {raw!r}")
+        raise ValueError(
+            f"{CACHE_VARIABLE} must be a whole number of seconds from 0 to "
+            f"{MAX_CACHE_SECONDS} (0 turns the cache off), not {raw!r}"
+        )
     return int(value)
 
 
@@ -113,8 +119,10 @@ def stringify_context(context: Any) -> dict[str, str]:
         elif isinstance(value, (int, float, str)):
             out[str(key)] = str(value)
         else:
-            raise GatewayAnswer("AUTHORIZER_CONFIGURATION_ERROR",
-                                f"context value {key!r} is {type(value).__name__}, not a string, number or boolean")
+            raise GatewayAnswer(
+                "AUTHORIZER_CONFIGURATION_ERROR",
+                f"context value {key!r} is {type(value).__name__}, not a string, number or boolean",
+            )
     return out
 
 
@@ -178,8 +186,15 @@ class Edge:
 
     # --- the gateway's checks, in its order ------------------------------------------------------
 
-    def admit(self, method: str, target: str, headers: Mapping[str, str], body_length: int, *,
-              lambda_context: Any = None) -> Admission:
+    def admit(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body_length: int,
+        *,
+        lambda_context: Any = None,
+    ) -> Admission:
         """Let the request through, or raise GatewayAnswer (with its request id set)."""
         request_id = str(uuid.uuid4())
         try:
@@ -191,8 +206,12 @@ class Edge:
                 raise GatewayAnswer("MISSING_AUTHENTICATION_TOKEN", "no such resource") from None
             methods = self.app.routes[match.route]
             if method == "OPTIONS" and "OPTIONS" not in methods:
-                return Admission(request_id, match.route, match.captured,
-                                 preflight_headers=self.preflight_headers(match.route))
+                return Admission(
+                    request_id,
+                    match.route,
+                    match.captured,
+                    preflight_headers=self.preflight_headers(match.route),
+                )
             route = methods.get(method)
             if route is None:
                 # Deployed, a method the resource does not have is API Gateway's answer too (not
@@ -206,8 +225,9 @@ class Edge:
             answer.request_id = request_id
             raise
 
-    def _authorize(self, route: Any, headers: dict[str, str], method: str, path: str,
-                   lambda_context: Any) -> tuple[dict[str, str] | None, bool]:
+    def _authorize(
+        self, route: Any, headers: dict[str, str], method: str, path: str, lambda_context: Any
+    ) -> tuple[dict[str, str] | None, bool]:
         authorizer = route.authorizer
         if not isinstance(authorizer, ChaliceAuthorizer):
             return None, False  # no authorizer (or one this model does not play): straight through
@@ -234,8 +254,9 @@ class Edge:
             raise GatewayAnswer("ACCESS_DENIED", "the policy does not allow " + method_arn)
         return {**entry.context, "principalId": entry.principal}, cached
 
-    def _invoke(self, authorizer: Any, identity: str, method_arn: str, lambda_context: Any,
-                now: float) -> _Cached:
+    def _invoke(
+        self, authorizer: Any, identity: str, method_arn: str, lambda_context: Any, now: float
+    ) -> _Cached:
         event = {"type": "TOKEN", "authorizationToken": identity, "methodArn": method_arn}
         try:
             output = authorizer(event, lambda_context)
@@ -251,8 +272,12 @@ class Edge:
             raise GatewayAnswer("AUTHORIZER_CONFIGURATION_ERROR", "no principalId")
         policy = output.get("policyDocument")
         policy_allows(policy, method_arn)  # shape check: an unusable policy is never cached
-        entry = _Cached(now + self.cache_seconds, str(output["principalId"]), policy,
-                        stringify_context(output.get("context")))
+        entry = _Cached(
+            now + self.cache_seconds,
+            str(output["principalId"]),
+            policy,
+            stringify_context(output.get("context")),
+        )
         if self.cache_seconds > 0:
             with self._lock:
                 if len(self._cache) > 10_000:
@@ -282,7 +307,9 @@ class Edge:
         return _render(answer.response_type, self.origin or "*", answer.request_id, answer.status)
 
 
-def _render(response_type: str, origin: str, request_id: str, status: int | None) -> tuple[int, dict[str, str], str]:
+def _render(
+    response_type: str, origin: str, request_id: str, status: int | None
+) -> tuple[int, dict[str, str], str]:
     from deploy.gateway_responses import render
 
     return render(response_type, origin=origin, request_id=request_id, status=status)

@@ -5,6 +5,7 @@ DATABASE_URL / REDIS_URL are unset.
 are young or old packages respectively; everything that touches them is in this one module so
 either can be swapped without touching the rest.
 """
+
 from __future__ import annotations
 
 import json
@@ -123,8 +124,9 @@ def ensure_database(admin_url: str, database: str, *, recreate: bool = False) ->
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": database}).first()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}
+            ).first()
             if exists and recreate:
                 conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
                 exists = None

@@ -10,6 +10,7 @@ The authorizer cache is off unless asked for (`Gateway(cache_seconds=300)`);
 Lambda container: Chalice keeps `current_request` on the app object (one request per container at a
 time), so while it is active that attribute is made thread-local.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,9 @@ def _result(status: int, headers: dict[str, str], raw: str) -> Result:
 
 
 class Gateway:
-    def __init__(self, app: Any = None, *, cache_seconds: int = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, app: Any = None, *, cache_seconds: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if app is None:
             import app as app_module
 
@@ -67,8 +69,16 @@ class Gateway:
     def authorizer_invocations(self) -> int:
         return self.edge.authorizer_invocations
 
-    def request(self, method: str, target: str, token: str | None = None, body: Any = None, *,
-                headers: dict[str, str] | None = None, source_ip: str = "127.0.0.1") -> Result:
+    def request(
+        self,
+        method: str,
+        target: str,
+        token: str | None = None,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        source_ip: str = "127.0.0.1",
+    ) -> Result:
         """One request as a client would send it; `body` is JSON-encoded unless str/bytes."""
         sent = dict(headers or {})
         if token is not None:
@@ -89,19 +99,29 @@ class Gateway:
             status, out, raw = self.edge.render(answer)
             return _result(status, out, raw)
         if admission.preflight_headers is not None:
-            return Result(200, {**admission.preflight_headers, "x-amzn-RequestId": admission.request_id}, None, "")
+            return Result(
+                200, {**admission.preflight_headers, "x-amzn-RequestId": admission.request_id}, None, ""
+            )
         parts = urlsplit(target)
         multi_query: dict[str, list[str]] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             multi_query.setdefault(name, []).append(value)
-        context = {"resourcePath": admission.resource, "httpMethod": method, "path": parts.path,
-                   **admission.request_context(source_ip=source_ip)}
+        context = {
+            "resourcePath": admission.resource,
+            "httpMethod": method,
+            "path": parts.path,
+            **admission.request_context(source_ip=source_ip),
+        }
         event = {
-            "resource": admission.resource, "path": parts.path, "httpMethod": method,
-            "headers": sent, "multiValueHeaders": {k: [v] for k, v in sent.items()},
+            "resource": admission.resource,
+            "path": parts.path,
+            "httpMethod": method,
+            "headers": sent,
+            "multiValueHeaders": {k: [v] for k, v in sent.items()},
             "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
             "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": admission.params or None, "stageVariables": None,
+            "pathParameters": admission.params or None,
+            "stageVariables": None,
             "requestContext": context,
             "body": body,
             "isBase64Encoded": False,
@@ -115,8 +135,9 @@ class Gateway:
     def threads(self) -> Iterator[None]:
         """Make the app's `current_request` thread-local for the duration."""
         original = type(self.app)
-        self.app.__class__ = type("ThreadLocalChalice", (original,),
-                                  {"current_request": _ThreadLocalRequest()})
+        self.app.__class__ = type(
+            "ThreadLocalChalice", (original,), {"current_request": _ThreadLocalRequest()}
+        )
         try:
             yield
         finally:

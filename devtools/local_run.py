@@ -9,6 +9,7 @@ Every wait has a deadline. Stopping sends SIGINT to the whole session (the run c
 server and the services it started), then SIGTERM and SIGKILL to whatever is still there, so
 nothing outlives it.
 """
+
 from __future__ import annotations
 
 import os
@@ -101,8 +102,14 @@ def stop_session(process: subprocess.Popen, *, grace: float = 45.0, first: int =
 class LocalRun:
     """`python -m devtools.run --scratch` on a free port (or `command` instead, e.g. `make run`)."""
 
-    def __init__(self, *, extra_env: dict[str, str] | None = None, command: list[str] | None = None,
-                 startup_timeout: float = 300.0, interactions: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        extra_env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        startup_timeout: float = 300.0,
+        interactions: int = 500,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workdir = Path(tempfile.mkdtemp(prefix="local-run-"))
@@ -110,8 +117,13 @@ class LocalRun:
         self.log_file = self.workdir / "run.log"
         self.args = ["--scratch", "--login-file", str(self.login_file), "--interactions", str(interactions)]
         self.command = command or [sys.executable, "-m", "devtools.run", *self.args]
-        self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1",
-                    **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self.ready_after = 0.0
@@ -121,19 +133,29 @@ class LocalRun:
     def start(self) -> LocalRun:
         started = time.monotonic()
         with open(self.log_file, "wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=_default_sigint)
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_default_sigint,
+            )
         deadline = started + self.startup_timeout
         while not healthy(self.base_url):
             if self.process.poll() is not None:
                 self.stop()
-                raise RuntimeError(f"the local run exited with {self.process.returncode} before answering:\n"
-                                   f"{self.tail()}")
+                raise RuntimeError(
+                    f"the local run exited with {self.process.returncode} before answering:\n{self.tail()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"no healthy answer from {self.base_url} within {self.startup_timeout:.0f} s:\n"
-                                   f"{self.tail()}")
+                raise RuntimeError(
+                    f"no healthy answer from {self.base_url} within {self.startup_timeout:.0f} s:\n"
+                    f"{self.tail()}"
+                )
             time.sleep(0.3)
         self.ready_after = time.monotonic() - started
         return self

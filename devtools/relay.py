@@ -9,6 +9,7 @@ the timing, so tests can hold it. `delay_s` is added each way (the one-way laten
 network): every chunk is forwarded `delay_s` after it arrived, in order, so bursts keep their shape.
 Used by the round-trip tests and the benchmark's modeled network; never deployed.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -22,8 +23,9 @@ from contextlib import contextmanager
 class _Direction:
     """One direction of one connection: forwards chunks `delay_s` after they arrived."""
 
-    def __init__(self, source: socket.socket, target: socket.socket, delay_s: float,
-                 on_chunk: object) -> None:
+    def __init__(
+        self, source: socket.socket, target: socket.socket, delay_s: float, on_chunk: object
+    ) -> None:
         self.source, self.target, self.delay_s, self.on_chunk = source, target, delay_s, on_chunk
         self.queue: list[tuple[float, int, bytes]] = []
         self.cond = threading.Condition()
@@ -80,8 +82,13 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 class Relay:
-    def __init__(self, *, upstream: tuple[str, int] | None = None, upstream_unix: str | None = None,
-                 delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        upstream: tuple[str, int] | None = None,
+        upstream_unix: str | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
         if (upstream is None) == (upstream_unix is None):
             raise ValueError("give exactly one of upstream and upstream_unix")
         self.upstream, self.upstream_unix, self.delay_s = upstream, upstream_unix, delay_s

@@ -13,6 +13,7 @@ are removed when it stops.
 SIGINT or SIGTERM — to this process, to its process group (Ctrl-C) or to `make` alone — stops it:
 the server closes, the services this run started are stopped, it says so and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -120,10 +121,15 @@ class Scratch:
     def __init__(self) -> None:
         self.database = f"run_{os.getpid()}"
         self.url, self.admin, self.redis_url, self.redis_handle = embedded.scratch_services(
-            self.database, "run-redis")
+            self.database, "run-redis"
+        )
 
     def environment(self) -> dict[str, str]:
-        return {"DATABASE_URL": self.url, "REDIS_URL": self.redis_url, "JWT_SECRET": secrets.token_urlsafe(48)}
+        return {
+            "DATABASE_URL": self.url,
+            "REDIS_URL": self.redis_url,
+            "JWT_SECRET": secrets.token_urlsafe(48),
+        }
 
     def remove(self) -> None:
         from sqlalchemy import create_engine, text
@@ -141,8 +147,11 @@ class Scratch:
             try:
                 os.kill(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() \
-                        and _process_state(pid) != "Z":
+                while (
+                    time.monotonic() < deadline
+                    and Path(f"/proc/{pid}").exists()
+                    and _process_state(pid) != "Z"
+                ):
                     time.sleep(0.05)
             except ProcessLookupError:
                 pass
@@ -172,8 +181,10 @@ def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
             _write_login(login_file, password)
         return f"Log in as demo / {password}  (editor, viewer: same password)"
     if login_file is not None and login_file.exists():
-        return (f"Log in as demo / {login_file.read_text().strip()}  (editor, viewer: same password; "
-                         f"kept in {login_file})")
+        return (
+            f"Log in as demo / {login_file.read_text().strip()}  (editor, viewer: same password; "
+            f"kept in {login_file})"
+        )
     return "The database already had users: log in with one of them."
 
 
@@ -192,10 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--scratch", action="store_true", help="throwaway database, Redis, key and demo users")
-    parser.add_argument("--login-file", help="write the demo password here (default .devdata/demo-login.txt; "
-                                             "with --scratch: nowhere)")
-    parser.add_argument("--interactions", type=int, default=500, help="demo interactions to seed (default 500)")
+    parser.add_argument(
+        "--scratch", action="store_true", help="throwaway database, Redis, key and demo users"
+    )
+    parser.add_argument(
+        "--login-file",
+        help="write the demo password here (default .devdata/demo-login.txt; with --scratch: nowhere)",
+    )
+    parser.add_argument(
+        "--interactions", type=int, default=500, help="demo interactions to seed (default 500)"
+    )
     args = parser.parse_args(argv)
 
     stop = Stop()
@@ -217,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         thread.start()
         print(f"\n{login}")
         print(describe(edge, why))
-        print(f"API: http://{args.host}:{args.port}/api  (ready after {time.monotonic() - started:.1f} s; "
-              f"Ctrl-C stops it)\n", flush=True)
+        print(
+            f"API: http://{args.host}:{args.port}/api  (ready after {time.monotonic() - started:.1f} s; "
+            f"Ctrl-C stops it)\n",
+            flush=True,
+        )
         while not stop.event.wait(0.5):
             if not thread.is_alive():
                 print("the HTTP server stopped by itself", file=sys.stderr)

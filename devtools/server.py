@@ -14,6 +14,7 @@ event's `requestContext.requestId`.
 serves with the environment as it is (DATABASE_URL, REDIS_URL and JWT_SECRET already set);
 `python -m devtools.run` (`make run`) prepares services and data first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ log = logging.getLogger("devtools.server")
 class EdgeRequestHandler(ChaliceRequestHandler):
     """chalice.local's request handler, with the edge deciding before the Lambda handler runs."""
 
-    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any,
-                 edge: Edge) -> None:
+    def __init__(
+        self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any, edge: Edge
+    ) -> None:
         self.edge = edge
         self.local_gateway = LocalGateway(app_object, config)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)  # handles the request
@@ -76,15 +78,17 @@ class EdgeRequestHandler(ChaliceRequestHandler):
         gateway = self.local_gateway
         lambda_context = gateway._generate_lambda_context()
         try:
-            admission = self.edge.admit(self.command, self.path, headers, length,
-                                        lambda_context=lambda_context)
+            admission = self.edge.admit(
+                self.command, self.path, headers, length, lambda_context=lambda_context
+            )
         except GatewayAnswer as answer:
             self._send_answer(answer, drain=length)
             return
         body = self.rfile.read(length) if length > 0 else None
         if admission.preflight_headers is not None:
-            self._send_http_response(200, {**admission.preflight_headers,
-                                           "x-amzn-RequestId": admission.request_id}, None)
+            self._send_http_response(
+                200, {**admission.preflight_headers, "x-amzn-RequestId": admission.request_id}, None
+            )
             return
         event = gateway._generate_lambda_event(self.command, self.path, headers, body)
         context = event["requestContext"]
@@ -136,8 +140,9 @@ class EdgeRequestHandler(ChaliceRequestHandler):
         self._send_http_response(status, headers, body)
 
 
-def create_server(host: str, port: int, *, stage: str = "dev",
-                  cache_seconds: int | None = None) -> tuple[LocalDevServer, Edge, str]:
+def create_server(
+    host: str, port: int, *, stage: str = "dev", cache_seconds: int | None = None
+) -> tuple[LocalDevServer, Edge, str]:
     """(server, edge, why the cache TTL is what it is), built as `chalice local --stage` builds
     its server: the stage's variables are copied over os.environ before app.py is imported."""
     from chalice.cli import validate_routes
@@ -163,7 +168,7 @@ def create_server(host: str, port: int, *, stage: str = "dev",
 
 def describe(edge: Edge, why: str) -> str:
     cache = f"{edge.cache_seconds} s per Authorization header" if edge.cache_seconds else "off"
-    return (f"API Gateway's part: Gateway Responses for {edge.origin}, authorizer cache {cache} ({why})")
+    return f"API Gateway's part: Gateway Responses for {edge.origin}, authorizer cache {cache} ({why})"
 
 
 def main(argv: list[str] | None = None) -> int:

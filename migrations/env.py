@@ -1,5 +1,6 @@
 """Alembic environment: the URL comes from the application's settings (or `sqlalchemy.url` set by
 the caller, e.g. the test suite), the metadata from chalicelib.models."""
+
 from __future__ import annotations
 
 from logging.config import fileConfig
@@ -22,8 +23,9 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      dialect_opts={"paramstyle": "named"})
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, dialect_opts={"paramstyle": "named"}
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -40,8 +42,9 @@ def run_migrations_online() -> None:
         # Serialise concurrent deploys: only one migrator at a time, the others wait and no-op.
         connection.exec_driver_sql("SELECT pg_advisory_lock(7243001)")
         try:
-            context.configure(connection=connection, target_metadata=target_metadata,
-                              transaction_per_migration=True)
+            context.configure(
+                connection=connection, target_metadata=target_metadata, transaction_per_migration=True
+            )
             with context.begin_transaction():
                 context.run_migrations()
         finally:

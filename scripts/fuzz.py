@@ -12,6 +12,7 @@ negative_data_rejection, ignored_auth and use_after_free. The rate limits are ra
 the fuzzer reaches past them. It prints the number of generated requests and exits non-zero on any
 failure or if fewer than `--min-requests` were sent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,13 @@ from pathlib import Path
 from urllib import error, request
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKS = ["not_a_server_error", "response_schema_conformance", "negative_data_rejection",
-          "ignored_auth", "use_after_free"]
+CHECKS = [
+    "not_a_server_error",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "ignored_auth",
+    "use_after_free",
+]
 REPORT_DIR = ROOT / ".devdata" / "fuzz-report"
 
 
@@ -44,9 +50,13 @@ def _services(database: str) -> tuple[dict[str, str], str, object]:
 
     url, admin, redis_url, redis_handle = embedded.scratch_services(database, "fuzz-redis")
     env = {
-        "DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": secrets.token_urlsafe(48),
         # Past the limits, so the fuzzer exercises the endpoints rather than 429s.
-        "API_RATE_PER_MINUTE": "1000000", "LOGIN_RATE_PER_MINUTE": "1000000", "SEARCH_RATE_PER_MINUTE": "1000000",
+        "API_RATE_PER_MINUTE": "1000000",
+        "LOGIN_RATE_PER_MINUTE": "1000000",
+        "SEARCH_RATE_PER_MINUTE": "1000000",
         "LOGIN_MAX_FAILURES": "1000000",
     }
     return env, admin, redis_handle
@@ -68,8 +78,12 @@ def _seed(env: dict[str, str]) -> tuple[str, str]:
         site = Site(name="Fuzz", description="Fuzzing")
         other = Site(name="Elsewhere", description="Another tenant")
         # A platform admin too, so that creating sites is exercised (and not only refused).
-        user = User(username="fuzzer", email="fuzzer@example.com", password_hash=hash_password(password),
-                    platform_admin=True)
+        user = User(
+            username="fuzzer",
+            email="fuzzer@example.com",
+            password_hash=hash_password(password),
+            platform_admin=True,
+        )
         session.add_all([site, other, user])
         session.flush()
         session.add(SiteMembership(user_id=user.id, site_id=site.id, role="admin"))
@@ -94,8 +108,9 @@ def _wait_healthy(base: str, process: subprocess.Popen, timeout: float = 60) -> 
 
 def _login(base: str, username: str, password: str) -> str:
     body = json.dumps({"username": username, "password": password}).encode()
-    req = request.Request(base + "/api/auth/login", data=body, method="POST",
-                          headers={"Content-Type": "application/json"})
+    req = request.Request(
+        base + "/api/auth/login", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     with request.urlopen(req, timeout=10) as resp:
         return json.load(resp)["data"]["token"]
 
@@ -131,10 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-examples", type=int, default=60, help="test cases per operation and phase")
     parser.add_argument("--seed", type=int, default=20261126)
-    parser.add_argument("--workers", default="1", help="Schemathesis workers (default 1: one request at a time, as one Lambda container)")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="Schemathesis workers (default 1: one request at a time, as one Lambda container)",
+    )
     parser.add_argument("--min-requests", type=int, default=1000)
-    parser.add_argument("--max-time", type=int, default=900,
-                        help="seconds each schemathesis run may take before it is stopped")
+    parser.add_argument(
+        "--max-time",
+        type=int,
+        default=900,
+        help="seconds each schemathesis run may take before it is stopped",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
@@ -149,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     log = (REPORT_DIR / "local-server.log").open("w")  # the app's error log, for failures
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.server", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=log,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     status = 1
     try:
@@ -159,33 +185,61 @@ def main(argv: list[str] | None = None) -> int:
         total = 0
         started = time.monotonic()
         # Logout ends the session the token belongs to, so it is fuzzed last, on its own.
-        for label, selection in (("api", ["--exclude-path", "/api/auth/logout"]),
-                                 ("logout", ["--include-path", "/api/auth/logout"])):
+        for label, selection in (
+            ("api", ["--exclude-path", "/api/auth/logout"]),
+            ("logout", ["--include-path", "/api/auth/logout"]),
+        ):
             token = _login(base, username, password)
             ndjson = REPORT_DIR / f"events-{label}.ndjson"
             ndjson.unlink(missing_ok=True)
             command = [
-                str(Path(sys.executable).parent / "schemathesis"), "run", f"{front_url}/api/openapi.json",
-                "--url", front_url, *selection,
-                "--checks", ",".join(CHECKS),
-                "--header", f"Authorization: Bearer {token}",
-                "--workers", str(args.workers), "--max-examples", str(args.max_examples),
-                "--seed", str(args.seed),
-                "--phases", "examples,coverage,fuzzing,stateful",
-                "--request-timeout", "10", "--generation-database", "none",
-                "--report", "ndjson,junit", "--report-dir", str(REPORT_DIR),
-                "--report-ndjson-path", str(ndjson),
-                "--report-junit-path", str(REPORT_DIR / f"junit-{label}.xml"), "--no-color",
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{front_url}/api/openapi.json",
+                "--url",
+                front_url,
+                *selection,
+                "--checks",
+                ",".join(CHECKS),
+                "--header",
+                f"Authorization: Bearer {token}",
+                "--workers",
+                str(args.workers),
+                "--max-examples",
+                str(args.max_examples),
+                "--seed",
+                str(args.seed),
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--request-timeout",
+                "10",
+                "--generation-database",
+                "none",
+                "--report",
+                "ndjson,junit",
+                "--report-dir",
+                str(REPORT_DIR),
+                "--report-ndjson-path",
+                str(ndjson),
+                "--report-junit-path",
+                str(REPORT_DIR / f"junit-{label}.xml"),
+                "--no-color",
             ]
             # Run from the report directory: Schemathesis keeps its cache (.schemathesis/) there.
-            result = subprocess.run(command, cwd=REPORT_DIR, timeout=args.max_time, env={
-                **os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "scripts" / "fuzz_hooks.py")})
+            result = subprocess.run(
+                command,
+                cwd=REPORT_DIR,
+                timeout=args.max_time,
+                env={**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "scripts" / "fuzz_hooks.py")},
+            )
             sent = _count_requests(ndjson)
             total += sent
             print(f"fuzz [{label}]: {sent} generated requests; schemathesis exit status {result.returncode}")
             status = max(status if label != "api" else 0, result.returncode)
-        print(f"\nfuzz: {total} generated requests in {time.monotonic() - started:.0f} s; "
-              f"{'no failures' if status == 0 else 'FAILURES'}; reports in {REPORT_DIR}")
+        print(
+            f"\nfuzz: {total} generated requests in {time.monotonic() - started:.0f} s; "
+            f"{'no failures' if status == 0 else 'FAILURES'}; reports in {REPORT_DIR}"
+        )
         if status == 0 and total < args.min_requests:
             print(f"fuzz: fewer than {args.min_requests} requests were generated")
             status = 1

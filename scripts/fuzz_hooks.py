@@ -6,6 +6,7 @@ read like one without — which JSON Schema's `maxLength` and `pattern` cannot s
 breaks maxLength or pattern only by leading or trailing whitespace is therefore valid per the
 contract, and its acceptance is not a negative_data_rejection failure. Every other failure is kept.
 """
+
 from __future__ import annotations
 
 import re

@@ -22,6 +22,7 @@ the newest acknowledged version), every record is in its creator's site, and no 
 record of another site. It prints requests, errors and latency percentiles; the exit status is 0
 only when every check holds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,15 +49,22 @@ PASSWORD = "load-test password"
 
 # --- set-up -----------------------------------------------------------------------------------------
 
+
 def _services(database: str) -> tuple[dict[str, str], str, object]:
     """(environment for the app, admin URL, redis handle) with a fresh scratch database."""
     from devtools import embedded
 
     url, admin, redis_url, redis_handle = embedded.scratch_services(database, "load-redis")
-    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
-           "JWT_ISSUER": "interactions-load", "JWT_AUDIENCE": "interactions-api-load",
-           "API_RATE_PER_MINUTE": "100000000", "LOGIN_RATE_PER_MINUTE": "100000",
-           "SEARCH_RATE_PER_MINUTE": "100000000"}
+    env = {
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "JWT_ISSUER": "interactions-load",
+        "JWT_AUDIENCE": "interactions-api-load",
+        "API_RATE_PER_MINUTE": "100000000",
+        "LOGIN_RATE_PER_MINUTE": "100000",
+        "SEARCH_RATE_PER_MINUTE": "100000000",
+    }
     return env, admin, redis_handle
 
 
@@ -87,9 +95,17 @@ def _seed(env: dict[str, str], clients: int) -> tuple[list[int], dict[int, int],
             session.add(SiteMembership(user_id=user.id, site_id=site_of[n], role="editor"))
         shared: dict[int, list[int]] = {}
         for site in sites:
-            rows = [Interaction(site_id=site.id, title=f"shared {site.id}-{i}", type="Meeting", lead="Load",
-                                start_datetime=datetime(2024, 1, 1, tzinfo=UTC), timezone="UTC")
-                    for i in range(SHARED_PER_SITE)]
+            rows = [
+                Interaction(
+                    site_id=site.id,
+                    title=f"shared {site.id}-{i}",
+                    type="Meeting",
+                    lead="Load",
+                    start_datetime=datetime(2024, 1, 1, tzinfo=UTC),
+                    timezone="UTC",
+                )
+                for i in range(SHARED_PER_SITE)
+            ]
             session.add_all(rows)
             session.flush()
             shared[site.id] = [row.id for row in rows]
@@ -100,16 +116,25 @@ def _seed(env: dict[str, str], clients: int) -> tuple[list[int], dict[int, int],
 
 # --- one client -------------------------------------------------------------------------------------
 
+
 def _body(rng: random.Random, tag: str, key: str) -> dict[str, Any]:
     day = rng.randint(1, 28)
-    return {"title": f"{tag} visit {rng.randint(1, 10**6)}", "type": rng.choice(TYPES),
-            "lead": rng.choice(["Ann", "Bo", "Cy", "Di"]), "timezone": rng.choice(ZONES),
-            "start_datetime": f"2025-03-{day:02d}T09:30:00", "end_datetime": f"2025-03-{day:02d}T10:30:00",
-            "location": "Room " + str(rng.randint(1, 9)), "description": f"load {tag}", "notes": key}
+    return {
+        "title": f"{tag} visit {rng.randint(1, 10**6)}",
+        "type": rng.choice(TYPES),
+        "lead": rng.choice(["Ann", "Bo", "Cy", "Di"]),
+        "timezone": rng.choice(ZONES),
+        "start_datetime": f"2025-03-{day:02d}T09:30:00",
+        "end_datetime": f"2025-03-{day:02d}T10:30:00",
+        "location": "Room " + str(rng.randint(1, 9)),
+        "description": f"load {tag}",
+        "notes": key,
+    }
 
 
-def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duration: float,
-           seed: int) -> dict[str, Any]:
+def client(
+    n: int, env: dict[str, str], site_id: int, shared: list[int], duration: float, seed: int
+) -> dict[str, Any]:
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     import logging
@@ -125,15 +150,22 @@ def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duratio
     by_op: Counter = Counter()
     statuses: Counter = Counter()
     problems: list[str] = []
-    creates: dict[str, dict[str, Any]] = {}   # key -> {"id", "site_id"}
-    own: dict[int, int] = {}                  # id -> version (live records this client made)
+    creates: dict[str, dict[str, Any]] = {}  # key -> {"id", "site_id"}
+    own: dict[int, int] = {}  # id -> version (live records this client made)
     updates: list[tuple[int, int, str]] = []  # (id, version, title) acknowledged
     deletes: list[int] = []
 
     token: str | None = None
 
-    def call(op: str, method: str, path: str, body: Any = None, headers: dict | None = None,
-             expect: tuple[int, ...] = (200,), token_override: str | None = None):
+    def call(
+        op: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict | None = None,
+        expect: tuple[int, ...] = (200,),
+        token_override: str | None = None,
+    ):
         started = time.perf_counter()
         result = gateway.request(method, path, token_override or token, body, headers=headers)
         # Login (argon2, deliberately slow) is reported apart from the API's other requests.
@@ -147,8 +179,16 @@ def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duratio
     started = time.perf_counter()
     login = call("login", "POST", "/api/auth/login", {"username": f"load{n}", "password": PASSWORD})
     if login.status != 200:
-        return {"problems": problems, "latencies": latencies, "by_op": by_op, "statuses": statuses,
-                "creates": creates, "updates": updates, "deletes": deletes, "login_latencies": login_latencies}
+        return {
+            "problems": problems,
+            "latencies": latencies,
+            "by_op": by_op,
+            "statuses": statuses,
+            "creates": creates,
+            "updates": updates,
+            "deletes": deletes,
+            "login_latencies": login_latencies,
+        }
     token = login.body["data"]["token"]
     deadline = started + duration
     while time.perf_counter() < deadline:
@@ -170,12 +210,20 @@ def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duratio
                 if again.status == 201 and again.body["data"]["interaction"]["id"] != row["id"]:
                     problems.append(f"retry with key {key} created {again.body['data']['interaction']['id']}")
             elif extra < 0.20:  # the same key with another body
-                call("reuse", "POST", PATH, {**body, "title": "changed"}, {"Idempotency-Key": key}, expect=(422,))
+                call(
+                    "reuse",
+                    "POST",
+                    PATH,
+                    {**body, "title": "changed"},
+                    {"Idempotency-Key": key},
+                    expect=(422,),
+                )
         elif roll < 0.45:  # update one of our own records, conditionally
             record = rng.choice(list(own))
             title = f"{tag} own update {rng.randint(1, 10**6)}"
-            result = call("update", "PUT", f"{PATH}/{record}", {"title": title},
-                          {"If-Match": f'"{own[record]}"'})
+            result = call(
+                "update", "PUT", f"{PATH}/{record}", {"title": title}, {"If-Match": f'"{own[record]}"'}
+            )
             if result.status == 200:
                 own[record] = result.body["data"]["interaction"]["version"]
                 updates.append((record, own[record], title))
@@ -185,8 +233,14 @@ def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duratio
             if current.status != 200:
                 continue
             title = f"{tag} shared update {rng.randint(1, 10**6)}"
-            result = call("update_shared", "PUT", f"{PATH}/{record}", {"title": title},
-                          {"If-Match": current.headers.get("ETag", "")}, expect=(200, 412))
+            result = call(
+                "update_shared",
+                "PUT",
+                f"{PATH}/{record}",
+                {"title": title},
+                {"If-Match": current.headers.get("ETag", "")},
+                expect=(200, 412),
+            )
             if result.status == 200:
                 updates.append((record, result.body["data"]["interaction"]["version"], title))
         elif roll < 0.70:
@@ -196,9 +250,15 @@ def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duratio
                 deletes.append(record)
                 del own[record]
         elif roll < 0.90:
-            query = rng.choice([f"search={tag}", f"search={tag}&sort_by=title&sort_direction=asc",
-                                f"lead=Ann&per_page=50&search={tag}", f"type={rng.choice(TYPES)}&per_page=10",
-                                "sort_by=updated_at&page=2"])
+            query = rng.choice(
+                [
+                    f"search={tag}",
+                    f"search={tag}&sort_by=title&sort_direction=asc",
+                    f"lead=Ann&per_page=50&search={tag}",
+                    f"type={rng.choice(TYPES)}&per_page=10",
+                    "sort_by=updated_at&page=2",
+                ]
+            )
             result = call("search", "GET", f"{PATH}?{query}")
             if result.status == 200:
                 for row in result.body["data"]["interactions"]:
@@ -208,11 +268,21 @@ def client(n: int, env: dict[str, str], site_id: int, shared: list[int], duratio
             record = rng.choice(list(own))
             result = call("get", "GET", f"{PATH}/{record}")
             if result.status == 200 and result.body["data"]["interaction"]["version"] != own[record]:
-                problems.append(f"record {record}: read version {result.body['data']['interaction']['version']},"
-                                f" expected {own[record]}")
-    return {"problems": problems, "latencies": latencies, "by_op": by_op, "statuses": statuses,
-            "creates": creates, "updates": updates, "deletes": deletes, "elapsed": time.perf_counter() - started,
-            "login_latencies": login_latencies}
+                problems.append(
+                    f"record {record}: read version {result.body['data']['interaction']['version']},"
+                    f" expected {own[record]}"
+                )
+    return {
+        "problems": problems,
+        "latencies": latencies,
+        "by_op": by_op,
+        "statuses": statuses,
+        "creates": creates,
+        "updates": updates,
+        "deletes": deletes,
+        "elapsed": time.perf_counter() - started,
+        "login_latencies": login_latencies,
+    }
 
 
 def _client_entry(args: tuple) -> dict[str, Any]:
@@ -221,7 +291,10 @@ def _client_entry(args: tuple) -> dict[str, Any]:
 
 # --- verification -----------------------------------------------------------------------------------
 
-def verify(results: list[dict[str, Any]], site_of: dict[int, int], shared: dict[int, list[int]]) -> tuple[list[str], int]:
+
+def verify(
+    results: list[dict[str, Any]], site_of: dict[int, int], shared: dict[int, list[int]]
+) -> tuple[list[str], int]:
     """Problems found in the database, and the number of rows checked."""
     from sqlalchemy import func, select
 
@@ -246,7 +319,9 @@ def verify(results: list[dict[str, Any]], site_of: dict[int, int], shared: dict[
                 problems.append(f"record {row.id} is in site {row.site_id}, its creator's is {site_of[n]}")
     seeded = sum(len(ids) for ids in shared.values())
     if len(rows) != seeded + acknowledged - len(deleted):
-        problems.append(f"{len(rows)} rows, expected {seeded} seeded + {acknowledged} created - {len(deleted)} deleted")
+        problems.append(
+            f"{len(rows)} rows, expected {seeded} seeded + {acknowledged} created - {len(deleted)} deleted"
+        )
     if keys != acknowledged:
         problems.append(f"{keys} idempotency keys stored, {acknowledged} keyed creates acknowledged")
     newest: dict[int, tuple[int, str]] = {}
@@ -261,8 +336,10 @@ def verify(results: list[dict[str, Any]], site_of: dict[int, int], shared: dict[
                 problems.append(f"updated record {record} is missing")
             continue
         if (row.version, row.title) != (version, title):
-            problems.append(f"record {record}: stored v{row.version} {row.title!r}, "
-                            f"newest acknowledged v{version} {title!r}")
+            problems.append(
+                f"record {record}: stored v{row.version} {row.title!r}, "
+                f"newest acknowledged v{version} {title!r}"
+            )
     return problems, len(rows)
 
 
@@ -281,9 +358,17 @@ def _percentile(values: list[float], fraction: float) -> float:
 # letters a random case, which defeats the remembered totals (keyed by the term as sent) and costs
 # the same to the index.
 WORST_TERMS = [
-    ("search", "with of"), ("search", "of with"), ("search", "ith wit"), ("search", "the of"),
-    ("search", "wit"), ("search", "%%%wit%%%"), ("search", "%" * 126 + "with" + "%" * 125),
-    ("search", "Müller of"), ("search", "with . of"), ("title", "ate - "), ("lead", "ana"),
+    ("search", "with of"),
+    ("search", "of with"),
+    ("search", "ith wit"),
+    ("search", "the of"),
+    ("search", "wit"),
+    ("search", "%%%wit%%%"),
+    ("search", "%" * 126 + "with" + "%" * 125),
+    ("search", "Müller of"),
+    ("search", "with . of"),
+    ("title", "ate - "),
+    ("lead", "ana"),
     ("location", "oom r"),
 ]
 PLAIN_LISTS = ["", "?sort_by=title&sort_direction=asc", "?page=7", "?sort_by=updated_at", "?per_page=100"]
@@ -308,9 +393,15 @@ def _existing_services(database: str) -> tuple[dict[str, str], Any]:
     if not redis_url:
         redis_handle = embedded.redis_server(f"load-redis-{os.getpid()}", throwaway=True)
         redis_url = embedded.redis_url(redis_handle)
-    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "JWT_SECRET": secrets.token_urlsafe(48),
-           "JWT_ISSUER": "interactions-load", "JWT_AUDIENCE": "interactions-api-load",
-           "API_RATE_PER_MINUTE": "100000000", "LOGIN_RATE_PER_MINUTE": "100000"}
+    env = {
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "JWT_ISSUER": "interactions-load",
+        "JWT_AUDIENCE": "interactions-api-load",
+        "API_RATE_PER_MINUTE": "100000000",
+        "LOGIN_RATE_PER_MINUTE": "100000",
+    }
     return env, redis_handle
 
 
@@ -326,12 +417,16 @@ def _search_users(env: dict[str, str], count: int, prefix: str) -> tuple[int, in
     with session_scope() as session:
         biggest = session.execute(
             select(SiteInteractionCount.site_id, SiteInteractionCount.interactions)
-            .order_by(SiteInteractionCount.interactions.desc()).limit(1)).first()
+            .order_by(SiteInteractionCount.interactions.desc())
+            .limit(1)
+        ).first()
         if biggest is None or not biggest.interactions:
             raise SystemExit("the database has no interactions: seed it first (seed-demo)")
         password_hash = hash_password(SEARCH_PASSWORD)
         for n in range(count):
-            user = User(username=f"{prefix}{n}", email=f"{prefix}{n}@example.com", password_hash=password_hash)
+            user = User(
+                username=f"{prefix}{n}", email=f"{prefix}{n}@example.com", password_hash=password_hash
+            )
             session.add(user)
             session.flush()
             session.add(SiteMembership(user_id=user.id, site_id=biggest.site_id, role="viewer"))
@@ -355,8 +450,19 @@ def _random_case(rng: random.Random, term: str) -> str:
     return "".join(c.upper() if c.isascii() and rng.random() < 0.5 else c for c in term)
 
 
-def search_client(role: str, n: int, env: dict[str, str], username: str, site_id: int, baseline: float,
-                  duration: float, seed: int, after_login: Any, after_baseline: Any, results: Any) -> None:
+def search_client(
+    role: str,
+    n: int,
+    env: dict[str, str],
+    username: str,
+    site_id: int,
+    baseline: float,
+    duration: float,
+    seed: int,
+    after_login: Any,
+    after_baseline: Any,
+    results: Any,
+) -> None:
     """One user: an `attacker` repeats the worst terms once the listers' baseline is over; a
     `lister` lists alone for `baseline` seconds, then as long again as the attackers run."""
     os.environ.update(env)
@@ -369,9 +475,17 @@ def search_client(role: str, n: int, env: dict[str, str], username: str, site_id
 
     gateway = Gateway()
     rng = random.Random(seed * 1000 + n)
-    report: dict[str, Any] = {"role": role, "alone": [], "loaded": [], "statuses": Counter(), "problems": [],
-                              "by_term": {}}
-    login = gateway.request("POST", "/api/auth/login", None, {"username": username, "password": SEARCH_PASSWORD})
+    report: dict[str, Any] = {
+        "role": role,
+        "alone": [],
+        "loaded": [],
+        "statuses": Counter(),
+        "problems": [],
+        "by_term": {},
+    }
+    login = gateway.request(
+        "POST", "/api/auth/login", None, {"username": username, "password": SEARCH_PASSWORD}
+    )
     token = login.body["data"]["token"] if login.status == 200 else None
     if token is None:
         report["problems"].append(f"login of {username}: {login.status} {login.raw[:200]}")
@@ -431,22 +545,46 @@ def search_main(args: argparse.Namespace) -> int:
             os.environ.update(env)
             from chalicelib import cli
 
-            if cli.main(["migrate"]) != 0 or cli.main(
-                    ["seed-demo", "--sites", "5", "--interactions", str(args.rows), "--password", PASSWORD]) != 0:
+            if (
+                cli.main(["migrate"]) != 0
+                or cli.main(
+                    ["seed-demo", "--sites", "5", "--interactions", str(args.rows), "--password", PASSWORD]
+                )
+                != 0
+            ):
                 raise SystemExit("could not seed the scratch database")
             from chalicelib.db import reset_engine
 
             reset_engine()
         site_id, site_rows = _search_users(env, total, prefix)
-        print(f"worst searches: {args.clients} clients repeating {len(WORST_TERMS)} terms and {args.listers} "
-              f"listing, on a site of {site_rows:,} rows ({args.database or scratch}); "
-              f"{args.baseline:.0f} s of lists alone, then {args.duration:.0f} s together ...", flush=True)
+        print(
+            f"worst searches: {args.clients} clients repeating {len(WORST_TERMS)} terms and {args.listers} "
+            f"listing, on a site of {site_rows:,} rows ({args.database or scratch}); "
+            f"{args.baseline:.0f} s of lists alone, then {args.duration:.0f} s together ...",
+            flush=True,
+        )
         context = multiprocessing.get_context("spawn")
         after_login, after_baseline, results = context.Barrier(total), context.Barrier(total), context.Queue()
         roles = ["lister"] * args.listers + ["attacker"] * args.clients
-        processes = [context.Process(target=search_client, args=(
-            role, n, env, f"{prefix}{n}", site_id, args.baseline, args.duration, args.seed,
-            after_login, after_baseline, results)) for n, role in enumerate(roles)]
+        processes = [
+            context.Process(
+                target=search_client,
+                args=(
+                    role,
+                    n,
+                    env,
+                    f"{prefix}{n}",
+                    site_id,
+                    args.baseline,
+                    args.duration,
+                    args.seed,
+                    after_login,
+                    after_baseline,
+                    results,
+                ),
+            )
+            for n, role in enumerate(roles)
+        ]
         for process in processes:
             process.start()
         reports = [results.get(timeout=args.baseline + args.duration + 600) for _ in processes]
@@ -486,19 +624,27 @@ def _search_verdict(args: argparse.Namespace, reports: list[dict[str, Any]]) -> 
     problems = [p for r in reports for p in r["problems"]]
     server_errors = sum(count for status, count in statuses.items() if status >= 500)
     ratio = _ms(loaded) / _ms(alone) if alone and loaded else float("inf")
-    print(f"plain lists alone:  {len(alone)} requests, median {_ms(alone):.1f} ms, p95 {_ms(alone, 0.95):.1f} ms")
-    print(f"plain lists loaded: {len(loaded)} requests, median {_ms(loaded):.1f} ms, p95 {_ms(loaded, 0.95):.1f} ms,"
-          f" max {_ms(loaded, 1.0):.1f} ms; median ratio {ratio:.2f} (allowed {args.max_ratio:.1f})")
+    print(
+        f"plain lists alone:  {len(alone)} requests, median {_ms(alone):.1f} ms, p95 {_ms(alone, 0.95):.1f} ms"
+    )
+    print(
+        f"plain lists loaded: {len(loaded)} requests, median {_ms(loaded):.1f} ms, p95 {_ms(loaded, 0.95):.1f} ms,"
+        f" max {_ms(loaded, 1.0):.1f} ms; median ratio {ratio:.2f} (allowed {args.max_ratio:.1f})"
+    )
     limited = sum(r["statuses"].get(429, 0) for r in attackers)
     print(f"search limit:       {limited} of the worst searches refused (429, SEARCH_RATE_PER_MINUTE)")
-    print(f"worst searches:     {len(attacks)} requests ({len(attacks) / args.duration:.1f}/s), median "
-          f"{_ms(attacks):.0f} ms, p95 {_ms(attacks, 0.95):.0f} ms, max {_ms(attacks, 1.0):.0f} ms")
+    print(
+        f"worst searches:     {len(attacks)} requests ({len(attacks) / args.duration:.1f}/s), median "
+        f"{_ms(attacks):.0f} ms, p95 {_ms(attacks, 0.95):.0f} ms, max {_ms(attacks, 1.0):.0f} ms"
+    )
     by_term: dict[str, list[float]] = {}
     for r in attackers:
         for label, values in r["by_term"].items():
             by_term.setdefault(label, []).extend(values)
     for label, values in sorted(by_term.items()):
-        print(f"  {label:<28} {len(values):>5} requests, median {_ms(values):6.0f} ms, max {_ms(values, 1.0):6.0f} ms")
+        print(
+            f"  {label:<28} {len(values):>5} requests, median {_ms(values):6.0f} ms, max {_ms(values, 1.0):6.0f} ms"
+        )
     print("statuses: " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
     print(f"errors: {server_errors} 5xx, {len(problems)} unexpected answers")
     for problem in problems[:20]:
@@ -514,16 +660,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60, help="seconds of load per client")
     parser.add_argument("--seed", type=int, default=1)
     worst = parser.add_argument_group("--worst-searches mode")
-    worst.add_argument("--worst-searches", action="store_true",
-                       help="clients repeat the worst accepted search terms while --listers list")
+    worst.add_argument(
+        "--worst-searches",
+        action="store_true",
+        help="clients repeat the worst accepted search terms while --listers list",
+    )
     worst.add_argument("--listers", type=int, default=2, help="users doing plain lists")
     worst.add_argument("--baseline", type=float, default=20, help="seconds the listers run alone first")
-    worst.add_argument("--database", help="an existing seeded database on the server (seed-demo); "
-                                          "left as it was, but for the run's own users")
-    worst.add_argument("--rows", type=int, default=200_000,
-                       help="without --database: interactions seeded into the scratch database")
-    worst.add_argument("--max-ratio", type=float, default=3.0,
-                       help="loaded over unloaded median of the plain lists that still passes")
+    worst.add_argument(
+        "--database",
+        help="an existing seeded database on the server (seed-demo); "
+        "left as it was, but for the run's own users",
+    )
+    worst.add_argument(
+        "--rows",
+        type=int,
+        default=200_000,
+        help="without --database: interactions seeded into the scratch database",
+    )
+    worst.add_argument(
+        "--max-ratio",
+        type=float,
+        default=3.0,
+        help="loaded over unloaded median of the plain lists that still passes",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.worst_searches:
@@ -536,8 +696,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load: {args.clients} clients for {args.duration:.0f} s against {database} ...", flush=True)
         context = multiprocessing.get_context("spawn")
         with context.Pool(args.clients) as pool:
-            results = pool.map(_client_entry, [
-                (n, env, site_of[n], shared[site_of[n]], args.duration, args.seed) for n in range(args.clients)])
+            results = pool.map(
+                _client_entry,
+                [
+                    (n, env, site_of[n], shared[site_of[n]], args.duration, args.seed)
+                    for n in range(args.clients)
+                ],
+            )
         problems = [p for result in results for p in result["problems"]]
         db_problems, rows = verify(results, site_of, shared)
         latencies = [x for result in results for x in result["latencies"]]
@@ -548,18 +713,26 @@ def main(argv: list[str] | None = None) -> int:
         acknowledged_updates = sum(len(result["updates"]) for result in results)
         logins = [x for result in results for x in result.get("login_latencies", [])]
         requests = sum(by_op.values())
-        print(f"clients {args.clients}, duration {elapsed:.0f} s, requests {requests} "
-              f"({requests / elapsed:.0f}/s)")
+        print(
+            f"clients {args.clients}, duration {elapsed:.0f} s, requests {requests} "
+            f"({requests / elapsed:.0f}/s)"
+        )
         print("operations: " + ", ".join(f"{op} {count}" for op, count in sorted(by_op.items())))
         print("statuses: " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
-        print(f"latency ms: median {statistics.median(latencies) * 1000:.1f}, "
-              f"p95 {_percentile(latencies, 0.95) * 1000:.1f}, p99 {_percentile(latencies, 0.99) * 1000:.1f}, "
-              f"max {max(latencies) * 1000:.1f} (all but login); "
-              f"login median {statistics.median(logins) * 1000:.0f}")
-        print(f"errors: {server_errors} 5xx, {len(problems)} unexpected answers, "
-              f"{len(db_problems)} verification failures")
-        print(f"verified: {rows} rows; {sum(len(r['creates']) for r in results)} acknowledged creates, "
-              f"{acknowledged_updates} acknowledged updates, {sum(len(r['deletes']) for r in results)} deletes")
+        print(
+            f"latency ms: median {statistics.median(latencies) * 1000:.1f}, "
+            f"p95 {_percentile(latencies, 0.95) * 1000:.1f}, p99 {_percentile(latencies, 0.99) * 1000:.1f}, "
+            f"max {max(latencies) * 1000:.1f} (all but login); "
+            f"login median {statistics.median(logins) * 1000:.0f}"
+        )
+        print(
+            f"errors: {server_errors} 5xx, {len(problems)} unexpected answers, "
+            f"{len(db_problems)} verification failures"
+        )
+        print(
+            f"verified: {rows} rows; {sum(len(r['creates']) for r in results)} acknowledged creates, "
+            f"{acknowledged_updates} acknowledged updates, {sum(len(r['deletes']) for r in results)} deletes"
+        )
         for problem in (problems + db_problems)[:20]:
             print("  -", problem)
         return 0 if not (server_errors or problems or db_problems) else 1

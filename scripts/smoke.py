@@ -16,6 +16,7 @@ when a step fails.
 
 Standard library only, so it runs on any CI runner without installing the project.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,15 @@ class Smoke:
 
     # --- HTTP -----------------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, *, token: str | None = None, body: Any = None,
-             headers: dict[str, str] | None = None) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         data = None if body is None else json.dumps(body).encode()
         req = request.Request(self.base_url.rstrip("/") + path, data=data, method=method)
         req.add_header("Accept", "application/json")
@@ -80,7 +88,9 @@ class Smoke:
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
-            raise SmokeFailure(f"{method} {path}: {status} with a body that is not JSON: {raw[:200]!r}") from None
+            raise SmokeFailure(
+                f"{method} {path}: {status} with a body that is not JSON: {raw[:200]!r}"
+            ) from None
         reply = Reply(status, {k.lower(): v for k, v in resp_headers.items()}, parsed)
         if self.verbose:
             print(f"    {method} {path} -> {status} {json.dumps(parsed)[:300]}", flush=True)
@@ -90,14 +100,18 @@ class Smoke:
         """The reply's `data` when it has the expected status and the success envelope; for an
         expected error, the `error` object."""
         if reply.status != status:
-            raise SmokeFailure(f"{what}: expected {status}, got {reply.status}: {json.dumps(reply.body)[:500]}")
+            raise SmokeFailure(
+                f"{what}: expected {status}, got {reply.status}: {json.dumps(reply.body)[:500]}"
+            )
         if not (reply.header("content-type") or "").startswith("application/json"):
             raise SmokeFailure(f"{what}: Content-Type is {reply.header('content-type')!r}")
         if not reply.header("x-request-id"):
             raise SmokeFailure(f"{what}: no X-Request-Id header")
         if self.origin and reply.header("access-control-allow-origin") != self.origin:
-            raise SmokeFailure(f"{what}: Access-Control-Allow-Origin is "
-                               f"{reply.header('access-control-allow-origin')!r}, expected {self.origin!r}")
+            raise SmokeFailure(
+                f"{what}: Access-Control-Allow-Origin is "
+                f"{reply.header('access-control-allow-origin')!r}, expected {self.origin!r}"
+            )
         body = reply.body if isinstance(reply.body, dict) else {}
         if status < 400:
             if body.get("status") != "success" or "data" not in body:
@@ -146,10 +160,16 @@ def choose_site(login: dict[str, Any], wanted: str | None) -> dict[str, Any]:
     else:
         current = login.get("current_site")
         writable = [s for s in sites if s.get("role") in WRITER_ROLES]
-        site = current if current and current.get("role") in WRITER_ROLES else (writable[0] if writable else None)
+        site = (
+            current
+            if current and current.get("role") in WRITER_ROLES
+            else (writable[0] if writable else None)
+        )
         check(site is not None, "the user cannot write to any of their sites (needs editor or admin)")
-    check(site.get("role") in WRITER_ROLES, f"the user's role on {site['name']!r} is {site.get('role')!r}; "
-          "the smoke test needs editor or admin")
+    check(
+        site.get("role") in WRITER_ROLES,
+        f"the user's role on {site['name']!r} is {site.get('role')!r}; the smoke test needs editor or admin",
+    )
     return site
 
 
@@ -161,11 +181,15 @@ def members(smoke: Smoke, site: dict[str, Any], token: str, marker: str, added: 
     created = smoke.expect(smoke.call("POST", users, token=token, body=body), 201, "add member")
     member = created["user"]
     added.append(member["id"])
-    check(created["created"] is True and member["pending"] is True and bool(created.get("setup_token")),
-          f"add member: not a new pending account: {created}")
+    check(
+        created["created"] is True and member["pending"] is True and bool(created.get("setup_token")),
+        f"add member: not a new pending account: {created}",
+    )
     listed = smoke.expect(smoke.call("GET", f"{users}?per_page=100", token=token), 200, "members list")
-    check(any(u["id"] == member["id"] and u["pending"] for u in listed["users"]) or
-          len(listed["users"]) == 100, "members list: the new member is missing")
+    check(
+        any(u["id"] == member["id"] and u["pending"] for u in listed["users"]) or len(listed["users"]) == 100,
+        "members list: the new member is missing",
+    )
     removed = smoke.expect(smoke.call("DELETE", f"{users}/{member['id']}", token=token), 200, "remove member")
     check(removed.get("message") == "Member removed", f"remove member: {removed}")
     added.remove(member["id"])
@@ -173,8 +197,7 @@ def members(smoke: Smoke, site: dict[str, Any], token: str, marker: str, added: 
     check(gone["code"] == "RESOURCE_NOT_FOUND", f"remove again: {gone}")
 
 
-def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
-        wait_seconds: float) -> None:
+def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None, wait_seconds: float) -> None:
     marker = f"smoke-{uuid.uuid4().hex[:12]}"
     token = site_token = None
     created_id: int | None = None
@@ -187,8 +210,11 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
         smoke.step("health: database and cache ok", t)
 
         t = time.perf_counter()
-        login = smoke.expect(smoke.call("POST", "/api/auth/login",
-                                        body={"username": username, "password": password}), 200, "login")
+        login = smoke.expect(
+            smoke.call("POST", "/api/auth/login", body={"username": username, "password": password}),
+            200,
+            "login",
+        )
         token = login["token"]
         check(isinstance(token, str) and token.count(".") == 2, "login: no JWT in the answer")
         check(login["expires_at"].endswith("Z"), "login: expires_at is not UTC with Z")
@@ -196,29 +222,48 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
 
         t = time.perf_counter()
         site = choose_site(login, site_wanted)
-        switched = smoke.expect(smoke.call("POST", "/api/auth/site", token=token,
-                                           body={"site_id": site["id"]}), 200, "site selection")
+        switched = smoke.expect(
+            smoke.call("POST", "/api/auth/site", token=token, body={"site_id": site["id"]}),
+            200,
+            "site selection",
+        )
         site_token = switched["token"]
         check(switched["current_site"]["id"] == site["id"], "site selection: current_site is another site")
         check(switched["expires_at"] == login["expires_at"], "site selection: the session's expiry changed")
         me = smoke.expect(smoke.call("GET", "/api/auth/me", token=site_token), 200, "me")
-        check((me.get("current_site") or {}).get("id") == site["id"], "me: current_site is not the chosen site")
+        check(
+            (me.get("current_site") or {}).get("id") == site["id"], "me: current_site is not the chosen site"
+        )
         smoke.step(f"site selection: {site['name']} as {site['role']}", t)
 
         t = time.perf_counter()
-        types = smoke.expect(smoke.call("GET", "/api/interactions/types", token=site_token), 200, "types")["types"]
+        types = smoke.expect(smoke.call("GET", "/api/interactions/types", token=site_token), 200, "types")[
+            "types"
+        ]
         check(bool(types), "types: empty list")
         start = datetime.now(UTC).replace(microsecond=0)
-        new = {"title": f"Smoke test {marker}", "type": types[0], "lead": "Smoke Test",
-               "start_datetime": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "timezone": "UTC",
-               "location": "Nowhere", "description": f"Created by the smoke test ({marker})"}
-        reply = smoke.call("POST", "/api/interactions", token=site_token, body=new,
-                           headers={"Idempotency-Key": marker})
+        new = {
+            "title": f"Smoke test {marker}",
+            "type": types[0],
+            "lead": "Smoke Test",
+            "start_datetime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timezone": "UTC",
+            "location": "Nowhere",
+            "description": f"Created by the smoke test ({marker})",
+        }
+        reply = smoke.call(
+            "POST", "/api/interactions", token=site_token, body=new, headers={"Idempotency-Key": marker}
+        )
         created = smoke.expect(reply, 201, "create")["interaction"]
         created_id, etag = created["id"], reply.header("etag")
-        check(etag == f'"{created["version"]}"', f"create: ETag {etag!r} does not match version {created['version']}")
-        check((reply.header("location") or "").endswith(f"/api/interactions/{created_id}"),
-              f"create: Location is {reply.header('location')!r}")
+        check(
+            etag == f'"{created["version"]}"',
+            f"create: ETag {etag!r} does not match version {created['version']}",
+        )
+        check(
+            (reply.header("location") or "").endswith(f"/api/interactions/{created_id}"),
+            f"create: Location is {reply.header('location')!r}",
+        )
         check(created["site_id"] == site["id"] and created["title"] == new["title"], "create: fields differ")
         smoke.step(f"create interaction {created_id}", t)
 
@@ -239,23 +284,38 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
         smoke.step("list with search finds exactly it", t)
 
         t = time.perf_counter()
-        reply = smoke.call("PUT", f"/api/interactions/{created_id}", token=site_token,
-                           body={"title": f"Smoke test {marker} (updated)", "notes": "updated"},
-                           headers={"If-Match": etag})
+        reply = smoke.call(
+            "PUT",
+            f"/api/interactions/{created_id}",
+            token=site_token,
+            body={"title": f"Smoke test {marker} (updated)", "notes": "updated"},
+            headers={"If-Match": etag},
+        )
         updated = smoke.expect(reply, 200, "update")["interaction"]
         check(updated["version"] == created["version"] + 1, "update: version not incremented")
-        check(updated["title"].endswith("(updated)") and updated["notes"] == "updated", "update: fields unchanged")
+        check(
+            updated["title"].endswith("(updated)") and updated["notes"] == "updated",
+            "update: fields unchanged",
+        )
         check(reply.header("etag") == f'"{updated["version"]}"', "update: ETag is not the new version")
         etag = reply.header("etag")
         smoke.step(f"update with If-Match (version {updated['version']})", t)
 
         t = time.perf_counter()
-        deleted = smoke.expect(smoke.call("DELETE", f"/api/interactions/{created_id}", token=site_token,
-                                          headers={"If-Match": etag}), 200, "delete")
+        deleted = smoke.expect(
+            smoke.call(
+                "DELETE", f"/api/interactions/{created_id}", token=site_token, headers={"If-Match": etag}
+            ),
+            200,
+            "delete",
+        )
         check(deleted.get("message") == "Interaction deleted", f"delete: {deleted}")
         created_id = None
-        gone = smoke.expect(smoke.call("GET", f"/api/interactions/{updated['id']}", token=site_token),
-                            404, "read after delete")
+        gone = smoke.expect(
+            smoke.call("GET", f"/api/interactions/{updated['id']}", token=site_token),
+            404,
+            "read after delete",
+        )
         check(gone["code"] == "RESOURCE_NOT_FOUND", f"read after delete: {gone}")
         smoke.step("delete, then 404", t)
 
@@ -276,14 +336,26 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None,
             check(refused["code"] == "AUTHENTICATION_ERROR", f"{which} after logout: {refused}")
         smoke.step("logout; both tokens of the session refused (401)", t)
     finally:
-        _clean_up(smoke, created_id, etag, site_token or token,
-                  [f"/api/sites/{site.get('id')}/users/{member}" for member in added])
+        _clean_up(
+            smoke,
+            created_id,
+            etag,
+            site_token or token,
+            [f"/api/sites/{site.get('id')}/users/{member}" for member in added],
+        )
 
 
-def _clean_up(smoke: Smoke, created_id: int | None, etag: str | None, token: str | None,
-              members: list[str] | None = None) -> None:
+def _clean_up(
+    smoke: Smoke,
+    created_id: int | None,
+    etag: str | None,
+    token: str | None,
+    members: list[str] | None = None,
+) -> None:
     """After a failure: delete what was created, remove the member added and end the session, quietly."""
-    calls = [("DELETE", f"/api/interactions/{created_id}", {"If-Match": "*"})] if created_id is not None else []
+    calls = (
+        [("DELETE", f"/api/interactions/{created_id}", {"If-Match": "*"})] if created_id is not None else []
+    )
     calls += [("DELETE", member, {}) for member in members or []]
     for method, path, headers in calls + [("POST", "/api/auth/logout", {})]:
         if token is None:
@@ -296,17 +368,27 @@ def _clean_up(smoke: Smoke, created_id: int | None, etag: str | None, token: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-url", default=os.environ.get("SMOKE_BASE_URL"),
-                        help="where /api/... is appended (env SMOKE_BASE_URL)")
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("SMOKE_BASE_URL"),
+        help="where /api/... is appended (env SMOKE_BASE_URL)",
+    )
     parser.add_argument("--username", default=os.environ.get("SMOKE_USERNAME"), help="(env SMOKE_USERNAME)")
-    parser.add_argument("--password-file", help="a file whose first line is the password "
-                        "(default: env SMOKE_PASSWORD)")
-    parser.add_argument("--site", help="site id or name to select (default: the login's current site, "
-                        "else the first site the user can write to)")
-    parser.add_argument("--origin", help="send this Origin and require it back in Access-Control-Allow-Origin")
+    parser.add_argument(
+        "--password-file", help="a file whose first line is the password (default: env SMOKE_PASSWORD)"
+    )
+    parser.add_argument(
+        "--site",
+        help="site id or name to select (default: the login's current site, "
+        "else the first site the user can write to)",
+    )
+    parser.add_argument(
+        "--origin", help="send this Origin and require it back in Access-Control-Allow-Origin"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
-    parser.add_argument("--wait", type=float, default=60.0,
-                        help="seconds to wait for /api/health to answer 200 (default 60)")
+    parser.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for /api/health to answer 200 (default 60)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every request")
     args = parser.parse_args(argv)
 

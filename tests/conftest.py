@@ -4,6 +4,7 @@ With DATABASE_URL / REDIS_URL set, the tests use those servers (a separate `inte
 database, Redis database 15); unset, they start the embedded ones from .devdata/. Every test
 starts from empty tables and an empty Redis database.
 """
+
 from __future__ import annotations
 
 import sys
@@ -67,4 +68,3 @@ def session():
 @pytest.fixture
 def redis_client():
     return cache.get_redis()
-

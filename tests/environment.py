@@ -1,4 +1,5 @@
 """Where the tests' PostgreSQL and Redis come from (see conftest.py)."""
+
 from __future__ import annotations
 
 import os

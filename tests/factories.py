@@ -1,4 +1,5 @@
 """Plain factory functions for tests."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,21 @@ def make_site(name: str = "Marketing", *, description: str | None = "The site", 
         return site.id
 
 
-def make_user(username: str = "jdoe", *, password: str = PASSWORD, email: str | None = None,
-              active: bool = True, sites: dict[int, str] | None = None) -> int:
+def make_user(
+    username: str = "jdoe",
+    *,
+    password: str = PASSWORD,
+    email: str | None = None,
+    active: bool = True,
+    sites: dict[int, str] | None = None,
+) -> int:
     with session_scope() as session:
-        user = User(username=username, email=email or f"{username.lower()}@example.com",
-                    password_hash=_hash(password), is_active=active)
+        user = User(
+            username=username,
+            email=email or f"{username.lower()}@example.com",
+            password_hash=_hash(password),
+            is_active=active,
+        )
         session.add(user)
         session.flush()
         for site_id, role in (sites or {}).items():

@@ -6,6 +6,7 @@
 - `forge`: tokens built by hand, to attack the token checks one claim at a time.
 - `reconfigure`: change the environment and start again with fresh settings and clients.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,6 +29,7 @@ METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/api/GET/api/
 
 # --- API Gateway ---------------------------------------------------------------------------------
 
+
 def token_event(authorization: str | None) -> dict[str, Any]:
     """What API Gateway hands a TOKEN authorizer."""
     return {"type": "TOKEN", "authorizationToken": authorization, "methodArn": METHOD_ARN}
@@ -47,11 +49,18 @@ def gateway_context(authorizer_result: dict[str, Any]) -> dict[str, str]:
     return context
 
 
-def proxy_event(method: str, resource: str, *, path: str | None = None,
-                headers: dict[str, str] | None = None, body: bytes | str | None = None,
-                source_ip: str = "203.0.113.10", authorizer: dict[str, Any] | None = None,
-                path_parameters: dict[str, str] | None = None,
-                query: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def proxy_event(
+    method: str,
+    resource: str,
+    *,
+    path: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes | str | None = None,
+    source_ip: str = "203.0.113.10",
+    authorizer: dict[str, Any] | None = None,
+    path_parameters: dict[str, str] | None = None,
+    query: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """A REST API proxy event with the fields Chalice's handler reads."""
     if isinstance(body, bytes):
         encoded: str | None = base64.b64encode(body).decode("ascii")
@@ -59,19 +68,27 @@ def proxy_event(method: str, resource: str, *, path: str | None = None,
     else:
         encoded, is_base64 = body, False
     request_context: dict[str, Any] = {
-        "httpMethod": method, "resourcePath": resource, "path": "/api" + (path or resource),
-        "stage": "api", "requestId": str(uuid.uuid4()),
+        "httpMethod": method,
+        "resourcePath": resource,
+        "path": "/api" + (path or resource),
+        "stage": "api",
+        "requestId": str(uuid.uuid4()),
         "identity": {"sourceIp": source_ip, "userAgent": "pytest"},
     }
     if authorizer is not None:
         request_context["authorizer"] = authorizer
     return {
-        "resource": resource, "path": path or resource, "httpMethod": method,
+        "resource": resource,
+        "path": path or resource,
+        "httpMethod": method,
         "headers": dict(headers or {}),
         "multiValueQueryStringParameters": query,
         "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
-        "pathParameters": path_parameters, "stageVariables": None,
-        "requestContext": request_context, "body": encoded, "isBase64Encoded": is_base64,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": request_context,
+        "body": encoded,
+        "isBase64Encoded": is_base64,
     }
 
 
@@ -86,8 +103,15 @@ class GatewayResponse:
         self.json_body = json.loads(body) if body else None
 
 
-def call_app(app: Any, method: str, resource: str, *, token: str | None = None,
-             authorizer: dict[str, Any] | None = None, **kwargs: Any) -> GatewayResponse:
+def call_app(
+    app: Any,
+    method: str,
+    resource: str,
+    *,
+    token: str | None = None,
+    authorizer: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> GatewayResponse:
     """One request the deployed way: for a protected route the authorizer runs first (when a
     token is given) and its context reaches the API handler stringified."""
     if token is not None and authorizer is None:
@@ -101,20 +125,33 @@ def json_request(body: Any) -> dict[str, Any]:
 
 # --- tokens --------------------------------------------------------------------------------------
 
+
 def claims_for(user_id: int = 1, *, site_id: int | None = None, **overrides: Any) -> dict[str, Any]:
     """A complete, valid payload for the test stage (dev issuer and audience)."""
     now = int(time.time())
     payload: dict[str, Any] = {
-        "sub": str(user_id), "sid": uuid.uuid4().hex, "site": site_id,
-        "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex, "auth_time": now - 1,
-        "iss": "interactions-dev", "aud": "interactions-api-dev",
+        "sub": str(user_id),
+        "sid": uuid.uuid4().hex,
+        "site": site_id,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": uuid.uuid4().hex,
+        "auth_time": now - 1,
+        "iss": "interactions-dev",
+        "aud": "interactions-api-dev",
     }
     payload.update(overrides)
     return payload
 
 
-def forge(payload: dict[str, Any] | None = None, *, key: Any = TEST_JWT_SECRET,
-          algorithm: str = "HS256", kid: str | None = "default", drop: tuple[str, ...] = ()) -> str:
+def forge(
+    payload: dict[str, Any] | None = None,
+    *,
+    key: Any = TEST_JWT_SECRET,
+    algorithm: str = "HS256",
+    kid: str | None = "default",
+    drop: tuple[str, ...] = (),
+) -> str:
     """A token signed with `key` (the real test key unless told otherwise)."""
     payload = dict(claims_for() if payload is None else payload)
     for name in drop:
@@ -129,6 +166,7 @@ def forge(payload: dict[str, Any] | None = None, *, key: Any = TEST_JWT_SECRET,
 
 def unsigned(payload: dict[str, Any], header: dict[str, Any] | None = None) -> str:
     """`alg: none`, built by hand (PyJWT will not sign with none and a kid)."""
+
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -141,6 +179,7 @@ def unverified(token: str) -> dict[str, Any]:
 
 
 # --- environment ---------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def reconfigure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:

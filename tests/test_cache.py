@@ -1,6 +1,7 @@
 """The Redis client (chalicelib/cache.py): a new connection costs no round trip of its own (RESP2
 needs no HELLO; no CLIENT SETINFO), and a script started with `start()` is read later, falling back
 to an ordinary run when its connection had gone stale."""
+
 from __future__ import annotations
 
 import os

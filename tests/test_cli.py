@@ -1,5 +1,6 @@
 """The operator's commands (`python -m chalicelib.cli`): each succeeds whole or fails with one line
 on stderr, a non-zero status and nothing written."""
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,10 @@ def run(capsys, *argv, stdin=None, monkeypatch=None):
 
 def counts():
     with session_scope() as s:
-        return {model.__name__: s.scalar(select(func.count()).select_from(model))
-                for model in (User, Site, SiteMembership, Interaction)}
+        return {
+            model.__name__: s.scalar(select(func.count()).select_from(model))
+            for model in (User, Site, SiteMembership, Interaction)
+        }
 
 
 def assert_one_line_failure(code, err, *, expected_code=None):
@@ -47,8 +50,13 @@ def assert_one_line_failure(code, err, *, expected_code=None):
 
 def subprocess_cli(*argv, stdin=subprocess.DEVNULL, input=None, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", *argv], cwd=ROOT, env={**os.environ, **(env or {})},
-        stdin=None if input is not None else stdin, input=input, capture_output=True, text=True,
+        [sys.executable, "-m", "chalicelib.cli", *argv],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=None if input is not None else stdin,
+        input=input,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -121,8 +129,15 @@ def test_an_unknown_site_fails(capsys):
 
 
 def test_create_user_reads_the_password_from_stdin(capsys, monkeypatch, client):
-    code, out, _ = run(capsys, "create-user", "JDoe", "JDoe@Example.com", "--password-stdin",
-                       stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, out, _ = run(
+        capsys,
+        "create-user",
+        "JDoe",
+        "JDoe@Example.com",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+        monkeypatch=monkeypatch,
+    )
 
     assert code == 0
     user_id = int(out.strip())
@@ -134,45 +149,68 @@ def test_create_user_reads_the_password_from_stdin(capsys, monkeypatch, client):
 
 
 def test_a_password_keeps_its_inner_and_outer_spaces_but_not_the_newline(capsys, monkeypatch, client):
-    run(capsys, "create-user", "jdoe", "jdoe@example.com", "--password-stdin",
-        stdin="  spaced out  \r\n", monkeypatch=monkeypatch)
+    run(
+        capsys,
+        "create-user",
+        "jdoe",
+        "jdoe@example.com",
+        "--password-stdin",
+        stdin="  spaced out  \r\n",
+        monkeypatch=monkeypatch,
+    )
 
     assert login(client, "jdoe", "  spaced out  ")
 
 
-@pytest.mark.parametrize("username,email", [("JDOE", "other@example.com"), ("other", "JDOE@EXAMPLE.COM")],
-                         ids=["username", "email"])
+@pytest.mark.parametrize(
+    "username,email",
+    [("JDOE", "other@example.com"), ("other", "JDOE@EXAMPLE.COM")],
+    ids=["username", "email"],
+)
 def test_a_duplicate_user_case_insensitively_fails_and_writes_nothing(capsys, monkeypatch, username, email):
     make_user("jdoe", email="jdoe@example.com")
     before = counts()
 
-    code, out, err = run(capsys, "create-user", username, email, "--password-stdin",
-                         stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, out, err = run(
+        capsys,
+        "create-user",
+        username,
+        email,
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+        monkeypatch=monkeypatch,
+    )
 
     assert_one_line_failure(code, err)
     assert out == ""
     assert counts() == before
 
 
-@pytest.mark.parametrize("args,stdin", [
-    (["bad name", "x@example.com"], PASSWORD),
-    (["x" * 65, "x@example.com"], PASSWORD),
-    (["jdoe", "not-an-email"], PASSWORD),
-    (["jdoe", "jdoe@example.com"], "short"),
-    (["jdoe", "jdoe@example.com"], "x" * 1025),
-    (["jdoe", "jdoe@example.com"], ""),
-], ids=["space in name", "long name", "email", "short password", "long password", "no password"])
+@pytest.mark.parametrize(
+    "args,stdin",
+    [
+        (["bad name", "x@example.com"], PASSWORD),
+        (["x" * 65, "x@example.com"], PASSWORD),
+        (["jdoe", "not-an-email"], PASSWORD),
+        (["jdoe", "jdoe@example.com"], "short"),
+        (["jdoe", "jdoe@example.com"], "x" * 1025),
+        (["jdoe", "jdoe@example.com"], ""),
+    ],
+    ids=["space in name", "long name", "email", "short password", "long password", "no password"],
+)
 def test_create_user_refuses_bad_input(capsys, monkeypatch, args, stdin):
-    code, _, err = run(capsys, "create-user", *args, "--password-stdin", stdin=stdin + "\n",
-                       monkeypatch=monkeypatch)
+    code, _, err = run(
+        capsys, "create-user", *args, "--password-stdin", stdin=stdin + "\n", monkeypatch=monkeypatch
+    )
 
     assert_one_line_failure(code, err)
     assert counts()["User"] == 0
 
 
 def test_the_interactive_prompt_is_refused_without_a_terminal(capsys, monkeypatch):
-    code, _, err = run(capsys, "create-user", "jdoe", "jdoe@example.com", stdin=PASSWORD + "\n",
-                       monkeypatch=monkeypatch)
+    code, _, err = run(
+        capsys, "create-user", "jdoe", "jdoe@example.com", stdin=PASSWORD + "\n", monkeypatch=monkeypatch
+    )
 
     assert_one_line_failure(code, err)
     assert "--password-stdin" in err
@@ -213,8 +251,9 @@ def test_set_password(capsys, monkeypatch, client):
     make_user()
     old = login(client)["token"]
 
-    code, out, _ = run(capsys, "set-password", "JDoe", "--password-stdin", stdin=NEW_PASSWORD + "\n",
-                       monkeypatch=monkeypatch)
+    code, out, _ = run(
+        capsys, "set-password", "JDoe", "--password-stdin", stdin=NEW_PASSWORD + "\n", monkeypatch=monkeypatch
+    )
 
     assert code == 0 and "every session" in out
     assert client.http.get("/api/auth/me", headers=auth(old)).status_code == 401
@@ -228,8 +267,9 @@ def test_set_password_with_redis_down_changes_nothing(capsys, monkeypatch, clien
         before = s.get(User, user_id).password_hash
     reconfigure(REDIS_URL="redis://127.0.0.1:1/0")
 
-    code, _, err = run(capsys, "set-password", "jdoe", "--password-stdin", stdin=NEW_PASSWORD + "\n",
-                       monkeypatch=monkeypatch)
+    code, _, err = run(
+        capsys, "set-password", "jdoe", "--password-stdin", stdin=NEW_PASSWORD + "\n", monkeypatch=monkeypatch
+    )
 
     assert_one_line_failure(code, err)
     with session_scope() as s:
@@ -250,10 +290,16 @@ def test_grant_creates_then_changes_a_membership(capsys):
         assert s.scalar(select(func.count()).select_from(SiteMembership)) == 1
 
 
-@pytest.mark.parametrize("argv,usage_error", [
-    (["grant", "jdoe", "Marketing", "owner"], True), (["grant", "jdoe"], True),
-    (["grant", "nobody", "Marketing", "viewer"], False), (["grant", "jdoe", "Nowhere", "viewer"], False),
-], ids=["bad role", "missing arguments", "unknown user", "unknown site"])
+@pytest.mark.parametrize(
+    "argv,usage_error",
+    [
+        (["grant", "jdoe", "Marketing", "owner"], True),
+        (["grant", "jdoe"], True),
+        (["grant", "nobody", "Marketing", "viewer"], False),
+        (["grant", "jdoe", "Nowhere", "viewer"], False),
+    ],
+    ids=["bad role", "missing arguments", "unknown user", "unknown site"],
+)
 def test_grant_failures_are_one_line(capsys, argv, usage_error):
     make_site("Marketing")
     make_user("jdoe")
@@ -364,19 +410,20 @@ def test_as_a_process_without_a_terminal_the_prompt_is_refused():
 
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == [
-        "error: no terminal to prompt on: use --password-stdin"]
+    assert result.stderr.strip().splitlines() == ["error: no terminal to prompt on: use --password-stdin"]
     assert counts()["User"] == 0
 
 
 def test_as_a_process_create_user_and_a_duplicate():
-    created = subprocess_cli("create-user", "JDoe", "jdoe@example.com", "--password-stdin",
-                             input=PASSWORD + "\n")
+    created = subprocess_cli(
+        "create-user", "JDoe", "jdoe@example.com", "--password-stdin", input=PASSWORD + "\n"
+    )
     assert created.returncode == 0, created.stderr
     user_id = int(created.stdout.strip())
 
-    duplicate = subprocess_cli("create-user", "jdoe", "second@example.com", "--password-stdin",
-                               input=PASSWORD + "\n")
+    duplicate = subprocess_cli(
+        "create-user", "jdoe", "second@example.com", "--password-stdin", input=PASSWORD + "\n"
+    )
 
     assert duplicate.returncode != 0
     assert duplicate.stdout == ""

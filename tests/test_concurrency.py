@@ -1,5 +1,6 @@
 """No lost updates: concurrent writes to one interaction, through the real handlers on threads (each
 thread standing for its own Lambda container) against the real database."""
+
 from __future__ import annotations
 
 import threading
@@ -56,8 +57,11 @@ def test_two_puts_with_the_same_if_match_both_in_flight_give_one_200_and_one_412
         holder.execute(text("SELECT id FROM interactions WHERE id = :id FOR UPDATE"), {"id": row["id"]})
         results: list = [None, None]
         threads = [
-            threading.Thread(target=lambda i=i, title=title: results.__setitem__(
-                i, _put(gateway, world.token("editor"), row["id"], {"title": title}, '"1"')()))
+            threading.Thread(
+                target=lambda i=i, title=title: results.__setitem__(
+                    i, _put(gateway, world.token("editor"), row["id"], {"title": title}, '"1"')()
+                )
+            )
             for i, title in enumerate(["From A", "From B"])
         ]
         for t in threads:
@@ -108,8 +112,9 @@ def test_a_put_racing_a_delete_with_the_same_if_match_never_both_succeed(client,
 
     put, delete = _together(
         _put(gateway, world.token("editor"), row["id"], {"title": "Late"}, '"1"'),
-        lambda: gateway.request("DELETE", f"{PATH}/{row['id']}", world.token("admin"),
-                                headers={"If-Match": '"1"'}),
+        lambda: gateway.request(
+            "DELETE", f"{PATH}/{row['id']}", world.token("admin"), headers={"If-Match": '"1"'}
+        ),
     )
 
     if delete.status == 200:
@@ -121,14 +126,22 @@ def test_a_put_racing_a_delete_with_the_same_if_match_never_both_succeed(client,
 
 
 def test_concurrent_creates_in_two_sites_stay_in_their_sites(client, world, gateway):
-    results = _together(*[
-        (lambda tok=tok, name=name: gateway.request("POST", PATH, tok, {**VALID, "title": name}))
-        for tok, name in [(world.token("editor"), "A1"), (world.token("other"), "B1"),
-                          (world.token("admin"), "A2"), (world.token("other"), "B2")]
-    ])
+    results = _together(
+        *[
+            (lambda tok=tok, name=name: gateway.request("POST", PATH, tok, {**VALID, "title": name}))
+            for tok, name in [
+                (world.token("editor"), "A1"),
+                (world.token("other"), "B1"),
+                (world.token("admin"), "A2"),
+                (world.token("other"), "B2"),
+            ]
+        ]
+    )
 
     assert [r.status for r in results] == [201] * 4
-    sites = {r.body["data"]["interaction"]["title"]: r.body["data"]["interaction"]["site_id"] for r in results}
+    sites = {
+        r.body["data"]["interaction"]["title"]: r.body["data"]["interaction"]["site_id"] for r in results
+    }
     assert sites == {"A1": world.site_a, "A2": world.site_a, "B1": world.site_b, "B2": world.site_b}
 
 
@@ -142,13 +155,15 @@ def _two_admins(world):
     from chalicelib.models import SiteMembership
 
     with session_scope() as session:
-        session.execute(update(SiteMembership).where(SiteMembership.user_id == world.users["editor"])
-                        .values(role="admin"))
+        session.execute(
+            update(SiteMembership).where(SiteMembership.user_id == world.users["editor"]).values(role="admin")
+        )
 
 
 def _demote(gateway, world, by, whom):
-    return lambda: gateway.request("PUT", f"/api/sites/{world.site_a}/users/{world.users[whom]}",
-                                   world.token(by), {"role": "editor"})
+    return lambda: gateway.request(
+        "PUT", f"/api/sites/{world.site_a}/users/{world.users[whom]}", world.token(by), {"role": "editor"}
+    )
 
 
 def _admins(world):
@@ -158,8 +173,11 @@ def _admins(world):
     from chalicelib.models import SiteMembership
 
     with session_scope() as session:
-        return session.scalar(select(func.count()).select_from(SiteMembership).where(
-            SiteMembership.site_id == world.site_a, SiteMembership.role == "admin"))
+        return session.scalar(
+            select(func.count())
+            .select_from(SiteMembership)
+            .where(SiteMembership.site_id == world.site_a, SiteMembership.role == "admin")
+        )
 
 
 def test_two_admins_demoting_each_other_at_once_leave_one(client, world, gateway):
@@ -171,7 +189,9 @@ def test_two_admins_demoting_each_other_at_once_leave_one(client, world, gateway
         holder.execute(text("SELECT id FROM sites WHERE id = :id FOR NO KEY UPDATE"), {"id": world.site_a})
         results: list = [None, None]
         calls = [_demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin")]
-        threads = [threading.Thread(target=lambda i=i, c=c: results.__setitem__(i, c())) for i, c in enumerate(calls)]
+        threads = [
+            threading.Thread(target=lambda i=i, c=c: results.__setitem__(i, c())) for i, c in enumerate(calls)
+        ]
         for t in threads:
             t.start()
         wait_for_lock_waiters(2)
@@ -188,7 +208,9 @@ def test_two_admins_demoting_each_other_at_once_leave_one(client, world, gateway
 @pytest.mark.parametrize("round_", range(5))
 def test_racing_demotions_never_leave_a_site_without_an_admin(client, world, gateway, round_):
     _two_admins(world)
-    results = _together(_demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin"))
+    results = _together(
+        _demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin")
+    )
     assert sorted(r.status for r in results) == [200, 403]
     assert _admins(world) == 1
 
@@ -196,10 +218,12 @@ def test_racing_demotions_never_leave_a_site_without_an_admin(client, world, gat
 def test_racing_removals_of_each_other_leave_one(client, world, gateway):
     _two_admins(world)
     results = _together(
-        lambda: gateway.request("DELETE", f"/api/sites/{world.site_a}/users/{world.users['editor']}",
-                                world.token("admin")),
-        lambda: gateway.request("DELETE", f"/api/sites/{world.site_a}/users/{world.users['admin']}",
-                                world.token("editor")),
+        lambda: gateway.request(
+            "DELETE", f"/api/sites/{world.site_a}/users/{world.users['editor']}", world.token("admin")
+        ),
+        lambda: gateway.request(
+            "DELETE", f"/api/sites/{world.site_a}/users/{world.users['admin']}", world.token("editor")
+        ),
     )
     # The other is refused: 403 when it held its rights before the first committed, 404 when its
     # membership was already gone.

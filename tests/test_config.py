@@ -1,5 +1,6 @@
 """Settings: defaults, start-up refusals, and secrets from Secrets Manager (moto), read lazily,
 cached per container, and the database secret fetched again when PostgreSQL refuses it."""
+
 from __future__ import annotations
 
 import json
@@ -28,29 +29,51 @@ GOOD_KEY = "k" * 48
 def test_defaults_are_the_contracts():
     settings = Settings.from_env({})
 
-    assert (settings.login_max_failures, settings.login_lockout_seconds,
-            settings.login_rate_per_minute, settings.api_rate_per_minute) == (5, 900, 20, 600)
+    assert (
+        settings.login_max_failures,
+        settings.login_lockout_seconds,
+        settings.login_rate_per_minute,
+        settings.api_rate_per_minute,
+    ) == (5, 900, 20, 600)
     assert settings.jwt_ttl_seconds == 86400
     assert settings.jwt_issuer == "interactions-local" and settings.jwt_audience == "interactions-api-local"
 
 
 def test_values_come_from_the_environment():
-    settings = Settings.from_env({
-        "LOGIN_MAX_FAILURES": "3", "LOGIN_LOCKOUT_SECONDS": "60", "LOGIN_RATE_PER_MINUTE": "7",
-        "API_RATE_PER_MINUTE": "9", "JWT_TTL_SECONDS": "3600", "JWT_ISSUER": " iss ",
-        "JWT_AUDIENCE": "aud", "CORS_ALLOW_ORIGIN": "https://x.example",
-    })
+    settings = Settings.from_env(
+        {
+            "LOGIN_MAX_FAILURES": "3",
+            "LOGIN_LOCKOUT_SECONDS": "60",
+            "LOGIN_RATE_PER_MINUTE": "7",
+            "API_RATE_PER_MINUTE": "9",
+            "JWT_TTL_SECONDS": "3600",
+            "JWT_ISSUER": " iss ",
+            "JWT_AUDIENCE": "aud",
+            "CORS_ALLOW_ORIGIN": "https://x.example",
+        }
+    )
 
-    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_per_minute,
-            settings.api_rate_per_minute, settings.jwt_ttl_seconds) == (3, 60, 7, 9, 3600)
+    assert (
+        settings.login_max_failures,
+        settings.login_lockout_seconds,
+        settings.login_rate_per_minute,
+        settings.api_rate_per_minute,
+        settings.jwt_ttl_seconds,
+    ) == (3, 60, 7, 9, 3600)
     assert (settings.jwt_issuer, settings.jwt_audience) == ("iss", "aud")
     assert settings.cors_allow_origin == "https://x.example"
 
 
-@pytest.mark.parametrize("name,value", [
-    ("LOGIN_MAX_FAILURES", "five"), ("LOGIN_MAX_FAILURES", "0"), ("API_RATE_PER_MINUTE", "-1"),
-    ("JWT_TTL_SECONDS", "59"), ("LOGIN_RATE_PER_MINUTE", "1.5"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("LOGIN_MAX_FAILURES", "five"),
+        ("LOGIN_MAX_FAILURES", "0"),
+        ("API_RATE_PER_MINUTE", "-1"),
+        ("JWT_TTL_SECONDS", "59"),
+        ("LOGIN_RATE_PER_MINUTE", "1.5"),
+    ],
+)
 def test_a_bad_number_is_refused_with_its_name(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
@@ -59,15 +82,18 @@ def test_a_bad_number_is_refused_with_its_name(name, value):
 BASE = {"DATABASE_URL": "postgresql://u@h/db", "REDIS_URL": "redis://h:6379/0"}
 
 
-@pytest.mark.parametrize("env,message", [
-    ({}, "JWT_SECRET or JWT_SECRET_ARN must be set"),
-    ({"JWT_SECRET": "x" * 31}, "at least 32 bytes"),
-    ({"JWT_SECRET": "   "}, "JWT_SECRET or JWT_SECRET_ARN must be set"),
-    ({"JWT_SECRET": GOOD_KEY, "JWT_PREVIOUS_SECRET": "short"}, "JWT_PREVIOUS_SECRET"),
-    ({"JWT_SECRET": GOOD_KEY, "DATABASE_URL": ""}, "DATABASE_URL or DB_SECRET_ARN"),
-    ({"JWT_SECRET": GOOD_KEY, "REDIS_URL": ""}, "REDIS_URL"),
-    ({"JWT_SECRET": GOOD_KEY, "REDIS_URL": "http://h"}, "REDIS_URL must be"),
-])
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({}, "JWT_SECRET or JWT_SECRET_ARN must be set"),
+        ({"JWT_SECRET": "x" * 31}, "at least 32 bytes"),
+        ({"JWT_SECRET": "   "}, "JWT_SECRET or JWT_SECRET_ARN must be set"),
+        ({"JWT_SECRET": GOOD_KEY, "JWT_PREVIOUS_SECRET": "short"}, "JWT_PREVIOUS_SECRET"),
+        ({"JWT_SECRET": GOOD_KEY, "DATABASE_URL": ""}, "DATABASE_URL or DB_SECRET_ARN"),
+        ({"JWT_SECRET": GOOD_KEY, "REDIS_URL": ""}, "REDIS_URL"),
+        ({"JWT_SECRET": GOOD_KEY, "REDIS_URL": "http://h"}, "REDIS_URL must be"),
+    ],
+)
 def test_an_unsafe_configuration_is_refused(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({**BASE, **env}).validate()
@@ -84,11 +110,14 @@ def test_an_arn_alone_is_enough_at_start_up():
     Settings.from_env({**BASE, "JWT_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:jwt"}).validate()
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("postgresql://u@h:5432/db", "postgresql+pg8000://u@h:5432/db"),
-    ("postgres://u@h/db", "postgresql+pg8000://u@h/db"),
-    ("postgresql+pg8000://u@h/db", "postgresql+pg8000://u@h/db"),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("postgresql://u@h:5432/db", "postgresql+pg8000://u@h:5432/db"),
+        ("postgres://u@h/db", "postgresql+pg8000://u@h/db"),
+        ("postgresql+pg8000://u@h/db", "postgresql+pg8000://u@h/db"),
+    ],
+)
 def test_postgresql_urls_mean_pg8000(url, expected):
     assert config.normalise_database_url(url) == expected
 
@@ -100,14 +129,19 @@ def _import_app(env_changes: dict[str, str | None], code: str = "import app") ->
             env.pop(name, None)
         else:
             env[name] = value
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"JWT_SECRET": None}, "JWT_SECRET or JWT_SECRET_ARN must be set"),
-    ({"JWT_SECRET": "too-short-a-key"}, "JWT_SECRET must hold a signing key of at least 32 bytes"),
-], ids=["missing", "short"])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"JWT_SECRET": None}, "JWT_SECRET or JWT_SECRET_ARN must be set"),
+        ({"JWT_SECRET": "too-short-a-key"}, "JWT_SECRET must hold a signing key of at least 32 bytes"),
+    ],
+    ids=["missing", "short"],
+)
 def test_the_app_refuses_to_start_without_a_proper_key(changes, message):
     result = _import_app(changes)
 
@@ -127,7 +161,8 @@ def test_the_app_starts_with_a_proper_key():
 def test_starting_with_a_secret_arn_does_not_import_boto3():
     result = _import_app(
         {"JWT_SECRET": None, "JWT_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jwt"},
-        "import sys, app; print('boto3' in sys.modules)")
+        "import sys, app; print('boto3' in sys.modules)",
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -174,12 +209,16 @@ def test_the_signing_key_is_read_from_secrets_manager_once(client, secretsmanage
 
     assert tokens.verify(token).user_id == 1
     import jwt
+
     assert jwt.get_unverified_header(token)["kid"] == tokens.key_id(GOOD_KEY)
     assert fetches == [arn]
 
 
-@pytest.mark.parametrize("stored", [json.dumps({"key": GOOD_KEY}), json.dumps({"secret": GOOD_KEY}),
-                                    f"  {GOOD_KEY}\n"], ids=["json key", "json secret", "padded text"])
+@pytest.mark.parametrize(
+    "stored",
+    [json.dumps({"key": GOOD_KEY}), json.dumps({"secret": GOOD_KEY}), f"  {GOOD_KEY}\n"],
+    ids=["json key", "json secret", "padded text"],
+)
 def test_a_key_secret_may_be_text_or_json(secretsmanager, reconfigure, stored):
     arn = secretsmanager.create_secret(Name="jwt", SecretString=stored)["ARN"]
     reconfigure(JWT_SECRET=None, JWT_SECRET_ARN=arn)
@@ -192,9 +231,11 @@ def test_a_short_key_in_the_secret_is_never_used(client, secretsmanager, reconfi
     reconfigure(JWT_SECRET=None, JWT_SECRET_ARN=arn)
     make_user()
 
-    response = client.http.post("/api/auth/login", body=json.dumps(
-        {"username": "jdoe", "password": "correct horse battery staple"}),
-        headers={"Content-Type": "application/json"})
+    response = client.http.post(
+        "/api/auth/login",
+        body=json.dumps({"username": "jdoe", "password": "correct horse battery staple"}),
+        headers={"Content-Type": "application/json"},
+    )
 
     assert response.status_code == 500
     assert response.json_body["error"]["code"] == "INTERNAL_ERROR"
@@ -219,17 +260,27 @@ def test_the_previous_key_may_come_from_secrets_manager(client, secretsmanager, 
     assert fetches == [arn]
 
 
-def test_secrets_are_cached_per_container_and_fetched_again_only_on_request(secretsmanager, fetches, reconfigure):
-    arn = secretsmanager.create_secret(Name="db", SecretString=json.dumps(
-        {"host": "db.example", "port": 5432, "username": "app", "password": "p@ss/word", "dbname": "main"}))["ARN"]
+def test_secrets_are_cached_per_container_and_fetched_again_only_on_request(
+    secretsmanager, fetches, reconfigure
+):
+    arn = secretsmanager.create_secret(
+        Name="db",
+        SecretString=json.dumps(
+            {"host": "db.example", "port": 5432, "username": "app", "password": "p@ss/word", "dbname": "main"}
+        ),
+    )["ARN"]
     reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn)
     settings = config.get_settings()
 
     first = settings.resolved_database_url()
     assert settings.resolved_database_url() == first
     assert fetches == [arn]
-    secretsmanager.put_secret_value(SecretId=arn, SecretString=json.dumps(
-        {"host": "db.example", "port": 5432, "username": "app", "password": "rotated", "dbname": "main"}))
+    secretsmanager.put_secret_value(
+        SecretId=arn,
+        SecretString=json.dumps(
+            {"host": "db.example", "port": 5432, "username": "app", "password": "rotated", "dbname": "main"}
+        ),
+    )
     assert settings.resolved_database_url() == first  # still the cached one
     refreshed = settings.resolved_database_url(refresh=True)
 
@@ -239,8 +290,12 @@ def test_secrets_are_cached_per_container_and_fetched_again_only_on_request(secr
 
 
 def test_a_socket_directory_as_host_means_a_unix_socket(secretsmanager, reconfigure):
-    arn = secretsmanager.create_secret(Name="db", SecretString=json.dumps(
-        {"host": "/run/postgresql", "port": 5433, "username": "app", "password": "pw", "dbname": "main"}))["ARN"]
+    arn = secretsmanager.create_secret(
+        Name="db",
+        SecretString=json.dumps(
+            {"host": "/run/postgresql", "port": 5433, "username": "app", "password": "pw", "dbname": "main"}
+        ),
+    )["ARN"]
     reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn)
 
     url = config.get_settings().resolved_database_url()
@@ -289,8 +344,9 @@ def rotating_roles(admin):
     db.reset_engine()
     with admin.connect() as conn:
         for name in names:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :n"),
-                         {"n": name})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :n"), {"n": name}
+            )
             conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
 
 
@@ -303,8 +359,9 @@ def _db_secret(role: str) -> str:
         host, port = directory, int(name.rsplit(".", 1)[1])
     else:
         host, port = url.host, url.port or 5432
-    return json.dumps({"host": host, "port": port, "username": role,
-                       "password": f"pw-{role}", "dbname": url.database})
+    return json.dumps(
+        {"host": host, "port": port, "username": role, "password": f"pw-{role}", "dbname": url.database}
+    )
 
 
 def _current_user() -> str:
@@ -313,7 +370,8 @@ def _current_user() -> str:
 
 
 def test_the_database_secret_is_fetched_again_when_the_database_refuses_it(
-        client, secretsmanager, fetches, reconfigure, admin, rotating_roles):
+    client, secretsmanager, fetches, reconfigure, admin, rotating_roles
+):
     old, new = rotating_roles
     arn = secretsmanager.create_secret(Name="db", SecretString=_db_secret(old))["ARN"]
     reconfigure(DATABASE_URL=None, DB_SECRET_ARN=arn, DB_TLS="disable")  # the test server offers no TLS
@@ -324,8 +382,9 @@ def test_the_database_secret_is_fetched_again_when_the_database_refuses_it(
     secretsmanager.put_secret_value(SecretId=arn, SecretString=_db_secret(new))
     with admin.connect() as conn:
         conn.execute(text(f'ALTER ROLE "{old}" NOLOGIN'))
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :n"),
-                     {"n": old})
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :n"), {"n": old}
+        )
 
     assert _current_user() == new  # the pooled connection died; the new one was refused, then retried
     assert fetches == [arn, arn]
@@ -338,7 +397,8 @@ def test_the_database_secret_is_fetched_again_when_the_database_refuses_it(
 
 
 def test_credentials_still_refused_after_a_fresh_fetch_are_503(
-        client, secretsmanager, fetches, reconfigure, admin, rotating_roles):
+    client, secretsmanager, fetches, reconfigure, admin, rotating_roles
+):
     old, _ = rotating_roles
     arn = secretsmanager.create_secret(Name="db", SecretString=_db_secret(old))["ARN"]
     with admin.connect() as conn:

@@ -1,5 +1,6 @@
 """TLS to PostgreSQL: off for local URLs, verified by default for the deployed secret, never a
 silent fall-back to plain text."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 connection), BEGIN sent with the first statement of a transaction, COMMIT in one, nothing for a
 session without a transaction, errors that leave the connection usable and in step, and dead
 pooled connections replaced without a ping. Round trips are counted at the socket (devtools/relay.py)."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,9 @@ def relayed():
     relay = Relay(upstream_unix=unix_sock) if unix_sock else Relay(upstream=(url.host, url.port or 5432))
     relay.start()
     query = {k: v for k, v in url.query.items() if k != "unix_sock"}
-    engine = create_engine(url.set(host="127.0.0.1", port=relay.port, query=query), pool_size=1, max_overflow=0)
+    engine = create_engine(
+        url.set(host="127.0.0.1", port=relay.port, query=query), pool_size=1, max_overflow=0
+    )
     driver.install(engine)
 
     from sqlalchemy import event
@@ -123,8 +126,9 @@ def test_the_prepared_statements_of_a_connection_are_bounded(relayed, monkeypatc
         dbapi = conn.connection.dbapi_connection
         assert driver.prepared_count(dbapi) == 3
         # The evicted ones are closed on the server, with the next statement.
-        names = conn.execute(text("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE :p"),
-                             {"p": "ia%"}).scalar()
+        names = conn.execute(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE :p"), {"p": "ia%"}
+        ).scalar()
         assert names == 4  # three cached, plus this one
 
 

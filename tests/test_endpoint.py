@@ -1,6 +1,7 @@
 """The one route decorator (chalicelib/endpoint.py): every route is declared once, public routes
 need no token, and every endpoint refuses unknown query parameters at the 400 step of the order of
 checks (after 401 and 403), ignoring names that start with `_`."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,19 +19,28 @@ def tokens(client):
 
 
 def _error(response):
-    return response.status_code, response.json_body["error"]["code"], \
-        {d["field"] for d in response.json_body["error"].get("details") or []}
+    return (
+        response.status_code,
+        response.json_body["error"]["code"],
+        {d["field"] for d in response.json_body["error"].get("details") or []},
+    )
 
 
 def test_every_chalice_route_is_declared_through_the_decorator(app_module):
     routes = {(path, method) for path, methods in app_module.app.routes.items() for method in methods}
     assert routes == set(REGISTRY)
-    assert {("/api/auth/login", "POST"), ("/api/health", "GET"), ("/api/openapi.json", "GET")} <= public_routes()
+    assert {
+        ("/api/auth/login", "POST"),
+        ("/api/health", "GET"),
+        ("/api/openapi.json", "GET"),
+    } <= public_routes()
     assert ("/api/interactions", "GET") not in public_routes()
 
 
-@pytest.mark.parametrize("path", ["/api/auth/me", "/api/auth/sites", "/api/sites", "/api/interactions/types",
-                                  "/api/interactions/1"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/auth/me", "/api/auth/sites", "/api/sites", "/api/interactions/types", "/api/interactions/1"],
+)
 def test_a_read_without_parameters_refuses_an_unknown_one(client, tokens, path):
     response = client.http.get(f"{path}?verbose=1", headers=auth(tokens["editor"]))
     assert _error(response) == (400, "VALIDATION_ERROR", {"verbose"})
@@ -57,7 +67,9 @@ def test_the_unknown_parameter_comes_after_the_token_check(client):
 
 
 def test_a_body_endpoint_reports_the_parameter_before_reading_the_body(client, tokens):
-    response = client.http.post("/api/interactions?dry_run=1", body="{}", headers=json_headers(tokens["editor"]))
+    response = client.http.post(
+        "/api/interactions?dry_run=1", body="{}", headers=json_headers(tokens["editor"])
+    )
     assert _error(response) == (400, "VALIDATION_ERROR", {"dry_run"})
 
 

@@ -1,6 +1,7 @@
 """Error codes and their statuses are defined once (chalicelib/errors.py): the OpenAPI document,
 the middleware's rewriting of Chalice's own answers and API Gateway's Gateway Responses all use
 that one list, so none of them can name a code the others do not know."""
+
 from __future__ import annotations
 
 from chalicelib import errors, openapi

@@ -1,4 +1,5 @@
 """GET /api/health: public; 200 when the database and the cache answer, 503 naming what fails."""
+
 from __future__ import annotations
 
 import time
@@ -26,11 +27,15 @@ def test_health_needs_no_token_and_ignores_a_bad_one(client):
     assert client.http.get("/api/health", headers={"Authorization": "Bearer forged"}).status_code == 200
 
 
-@pytest.mark.parametrize("env,failing", [
-    ({"DATABASE_URL": CLOSED_DATABASE}, ["database"]),
-    ({"REDIS_URL": CLOSED_REDIS}, ["cache"]),
-    ({"DATABASE_URL": CLOSED_DATABASE, "REDIS_URL": CLOSED_REDIS}, ["database", "cache"]),
-], ids=["database", "cache", "both"])
+@pytest.mark.parametrize(
+    "env,failing",
+    [
+        ({"DATABASE_URL": CLOSED_DATABASE}, ["database"]),
+        ({"REDIS_URL": CLOSED_REDIS}, ["cache"]),
+        ({"DATABASE_URL": CLOSED_DATABASE, "REDIS_URL": CLOSED_REDIS}, ["database", "cache"]),
+    ],
+    ids=["database", "cache", "both"],
+)
 def test_health_is_503_naming_the_failing_part(client, reconfigure, env, failing):
     reconfigure(**env)
 
@@ -68,10 +73,13 @@ def test_connections_the_server_closed_are_replaced_not_answered_503(client):
         for _ in range(10):  # the reset races the ping: try it both ways
             assert client.http.get("/api/health").status_code == 200
             with admin.connect() as conn:
-                conn.execute(text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :db AND application_name = 'interactions-api'"),
-                    {"db": environment.TEST_DATABASE})
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND application_name = 'interactions-api'"
+                    ),
+                    {"db": environment.TEST_DATABASE},
+                )
             response = client.http.get("/api/health")
             assert response.status_code == 200, response.json_body
     finally:

@@ -3,6 +3,7 @@ document, the command line) on top; the domains (auth, interactions, sites, audi
 never importing each other — except the audit trail, which every domain may record into; below
 them the request plumbing (endpoint, caller, db, driver, cache, http) and the kit; at the bottom
 models, config and errors, which import nothing of ours. Every import counts, inside functions too."""
+
 from __future__ import annotations
 
 import ast

@@ -3,6 +3,7 @@ opens no connection; before the snapshot every connection is closed; after a res
 servers the snapshot knew gone and fresh ones in their place — pools start afresh, `random` is
 reseeded, the verified-token cache is dropped, and the first request works. The hooks are the
 functions registered with Lambda's runtime (`snapshot_restore_py`), called here directly."""
+
 from __future__ import annotations
 
 import random
@@ -26,8 +27,11 @@ def _open_database_connections() -> int:
 
 def _open_redis_connections() -> int:
     pool = cache.get_redis().connection_pool  # redis-py's pool internals (pinned version)
-    return sum(1 for conn in [*pool._available_connections, *pool._in_use_connections]
-               if getattr(conn, "_sock", None) is not None)
+    return sum(
+        1
+        for conn in [*pool._available_connections, *pool._in_use_connections]
+        if getattr(conn, "_sock", None) is not None
+    )
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The HTTP middleware: body limits and media type, Chalice's own errors rewritten into the envelope,
 500s without internals, X-Request-Id, CORS headers on every answer, one JSON log line per request,
 and the order of checks."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ SITE = "/api/auth/site"
 CORS = {
     "Access-Control-Allow-Origin": "https://app.example.com",
     "Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key,If-Match,X-Amz-Date,"
-                                    "X-Amz-Security-Token,X-Api-Key,X-Request-Id",
+    "X-Amz-Security-Token,X-Api-Key,X-Request-Id",
     "Access-Control-Expose-Headers": "ETag,Location,Retry-After,X-Request-Id",
 }
 
@@ -51,14 +52,37 @@ def editor(client):
 # --- bodies ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw,message", [
-    (b"{", "Malformed JSON"), (b'{"username": "a",}', "Malformed JSON"), (b"NaN", "Malformed JSON"),
-    (b'{"a": Infinity}', "Malformed JSON"), (b"[1, 2]", "must be a JSON object"),
-    (b'"text"', "must be a JSON object"), (b"null", "must be a JSON object"), (b"", "A JSON object body"),
-    (b"   ", "A JSON object body"), (b"\xff\xfe{}", "not valid UTF-8"), (b'{"a": "\xc3\x28"}', "not valid UTF-8"),
-    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
-], ids=["truncated", "trailing comma", "NaN", "Infinity", "array", "string", "null", "empty", "blank",
-        "invalid UTF-8", "invalid UTF-8 inside", "deep nesting"])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"{", "Malformed JSON"),
+        (b'{"username": "a",}', "Malformed JSON"),
+        (b"NaN", "Malformed JSON"),
+        (b'{"a": Infinity}', "Malformed JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'"text"', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"", "A JSON object body"),
+        (b"   ", "A JSON object body"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b'{"a": "\xc3\x28"}', "not valid UTF-8"),
+        (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    ],
+    ids=[
+        "truncated",
+        "trailing comma",
+        "NaN",
+        "Infinity",
+        "array",
+        "string",
+        "null",
+        "empty",
+        "blank",
+        "invalid UTF-8",
+        "invalid UTF-8 inside",
+        "deep nesting",
+    ],
+)
 def test_bodies_that_are_not_a_json_object_are_400(client, raw, message):
     response = raw_post(client, LOGIN, raw)
 
@@ -83,8 +107,16 @@ def test_a_body_over_256_kib_is_413_before_it_is_parsed(client, editor, path):
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "application/jsonp", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonp",
+        "multipart/form-data; boundary=x",
+    ],
+)
 def test_a_body_without_json_content_type_is_415(client, content_type):
     response = raw_post(client, LOGIN, json.dumps({"username": "a", "password": "b"}).encode(), content_type)
 
@@ -95,8 +127,9 @@ def test_a_body_without_json_content_type_is_415(client, content_type):
 def test_json_content_type_variants_are_accepted(client, content_type):
     make_user()
 
-    response = raw_post(client, LOGIN, json.dumps({"username": "jdoe", "password": PASSWORD}).encode(),
-                        content_type)
+    response = raw_post(
+        client, LOGIN, json.dumps({"username": "jdoe", "password": PASSWORD}).encode(), content_type
+    )
 
     assert response.status_code == 200
 
@@ -115,10 +148,16 @@ def test_a_content_type_without_a_body_is_not_refused(client, editor, method, pa
 # --- Chalice's own errors and ours ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method,path,allow", [
-    ("GET", LOGIN, "POST"), ("DELETE", LOGIN, "POST"), ("POST", "/api/health", "GET"),
-    ("GET", "/api/auth/logout", "POST"), ("PUT", "/api/auth/me", "GET"),
-])
+@pytest.mark.parametrize(
+    "method,path,allow",
+    [
+        ("GET", LOGIN, "POST"),
+        ("DELETE", LOGIN, "POST"),
+        ("POST", "/api/health", "GET"),
+        ("GET", "/api/auth/logout", "POST"),
+        ("PUT", "/api/auth/me", "GET"),
+    ],
+)
 def test_a_wrong_method_on_a_known_path_is_405_with_allow(client, method, path, allow):
     response = client.http.request(method, path)
 
@@ -159,8 +198,10 @@ def test_deployed_an_uncaught_exception_is_500_too(app_module, editor, monkeypat
     response = call_app(app_module.app, "GET", "/api/auth/me", token=editor)
 
     assert response.status_code == 500
-    assert response.json_body == {"status": "error", "error": {
-        "code": "INTERNAL_ERROR", "message": "An internal error occurred"}}
+    assert response.json_body == {
+        "status": "error",
+        "error": {"code": "INTERNAL_ERROR", "message": "An internal error occurred"},
+    }
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
 
 
@@ -201,7 +242,12 @@ def test_one_json_log_line_per_request(client, editor, access_log):
     ok, refused, invalid = records
     assert {"method", "route", "status", "duration_ms", "request_id", "user_id"} <= set(ok)
     assert (ok["method"], ok["route"], ok["status"], ok["request_id"], ok["user_id"]) == (
-        "GET", "/api/auth/me", 200, "me-1", 1)
+        "GET",
+        "/api/auth/me",
+        200,
+        "me-1",
+        1,
+    )
     assert isinstance(ok["duration_ms"], (int, float)) and ok["duration_ms"] >= 0
     assert (refused["status"], refused["user_id"], refused["request_id"]) == (401, None, "me-2")
     assert (invalid["method"], invalid["route"], invalid["status"]) == ("POST", LOGIN, 400)

@@ -1,5 +1,6 @@
 """GET /api/openapi.json: a valid OpenAPI 3.1 document describing every route, generated from the
 schemas the views validate with."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,9 @@ def doc(client):
 
 
 def _operations(doc):
-    return {(path, method.upper()) for path, item in doc["paths"].items() for method in item
-            if method in METHODS}
+    return {
+        (path, method.upper()) for path, item in doc["paths"].items() for method in item if method in METHODS
+    }
 
 
 def test_the_document_is_served_without_a_token_and_is_valid_openapi_3_1(doc):
@@ -44,12 +46,26 @@ def test_every_documented_operation_is_a_route(doc, app_module):
 
 def test_request_bodies_are_the_schemas_the_views_validate_with(doc):
     schemas = doc["components"]["schemas"]
-    for model in (InteractionCreate, LoginRequest, SiteSelect, MemberAdd, MemberUpdate, SiteCreate, SiteUpdate,
-                  SetupRequest, PasswordChange):
+    for model in (
+        InteractionCreate,
+        LoginRequest,
+        SiteSelect,
+        MemberAdd,
+        MemberUpdate,
+        SiteCreate,
+        SiteUpdate,
+        SetupRequest,
+        PasswordChange,
+    ):
         assert schemas[model.__name__]["properties"].keys() == model.model_json_schema()["properties"].keys()
         assert schemas[model.__name__].get("additionalProperties") is False
-    assert set(schemas["InteractionCreate"]["required"]) == {"title", "type", "lead", "start_datetime",
-                                                            "timezone"}
+    assert set(schemas["InteractionCreate"]["required"]) == {
+        "title",
+        "type",
+        "lead",
+        "start_datetime",
+        "timezone",
+    }
     body = doc["paths"]["/api/interactions"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/InteractionCreate"}
 
@@ -61,10 +77,15 @@ def test_a_partial_update_requires_nothing_and_offers_no_null_for_required_field
     assert {"type": "null"} in update["properties"]["location"]["anyOf"]
 
 
-@pytest.mark.parametrize("path,model", [("/api/interactions", InteractionQuery),
-                                        ("/api/sites/{site_id}/users", SiteUsersQuery),
-                                        ("/api/sites/{site_id}/audit", AuditQuery),
-                                        ("/api/interactions/{interaction_id}/history", HistoryQuery)])
+@pytest.mark.parametrize(
+    "path,model",
+    [
+        ("/api/interactions", InteractionQuery),
+        ("/api/sites/{site_id}/users", SiteUsersQuery),
+        ("/api/sites/{site_id}/audit", AuditQuery),
+        ("/api/interactions/{interaction_id}/history", HistoryQuery),
+    ],
+)
 def test_query_parameters_come_from_the_query_schema(doc, path, model):
     parameters = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"] if p["in"] == "query"}
     assert parameters.keys() == model.model_fields.keys()
@@ -75,11 +96,18 @@ def test_query_parameters_come_from_the_query_schema(doc, path, model):
 
 
 def test_bearer_security_everywhere_except_the_public_routes(doc):
-    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer",
-                                                              "bearerFormat": "JWT"}
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     assert doc["security"] == [{"bearer": []}]
-    public = {(path, method.upper()) for path, item in doc["paths"].items() for method, op in item.items()
-              if method in METHODS and op.get("security") == []}
+    public = {
+        (path, method.upper())
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method in METHODS and op.get("security") == []
+    }
     assert public == public_routes()
 
 

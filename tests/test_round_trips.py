@@ -6,6 +6,7 @@ connection is open and its statements prepared by an identical request before). 
 Redis round trips its lockout needs. The counts are deterministic; the budgets below are the
 tightest each endpoint meets today, so a regression fails here even within API.md's caps.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,11 @@ def relays(reconfigure):
 
     url = make_url(os.environ["DATABASE_URL"])
     unix_sock = url.query.get("unix_sock")
-    pg = Relay(upstream_unix=unix_sock) if unix_sock else Relay(upstream=(url.host or "127.0.0.1", url.port or 5432))
+    pg = (
+        Relay(upstream_unix=unix_sock)
+        if unix_sock
+        else Relay(upstream=(url.host or "127.0.0.1", url.port or 5432))
+    )
     redis_url = os.environ["REDIS_URL"]
     if redis_url.startswith("unix://"):
         rd = Relay(upstream_unix=urlsplit(redis_url).path)
@@ -75,8 +80,14 @@ def world(client):
     editor_id = make_user("eddie", sites={site: "editor"})
     ids = insert_rows(site, [{"title": f"Row {i}"} for i in range(30)])
     editor = login(client, "eddie")["token"]
-    return {"site": site, "admin": admin, "ids": ids, "editor": editor, "editor_id": editor_id,
-            "admin_token": _site_token(client, login(client, "alice")["token"], site)}
+    return {
+        "site": site,
+        "admin": admin,
+        "ids": ids,
+        "editor": editor,
+        "editor_id": editor_id,
+        "admin_token": _site_token(client, login(client, "alice")["token"], site),
+    }
 
 
 def _site_token(client, token, site):
@@ -88,7 +99,9 @@ def _get(client, path, token):
 
 
 def _send(client, method, path, token, body):
-    return lambda: getattr(client.http, method.lower())(path, body=json.dumps(body), headers=json_headers(token))
+    return lambda: getattr(client.http, method.lower())(
+        path, body=json.dumps(body), headers=json_headers(token)
+    )
 
 
 # (method, path) -> (scenario builder, (database, redis) budget). A builder gets (client, world) and
@@ -105,31 +118,45 @@ def _scenarios() -> dict[tuple[str, str], tuple[Callable[..., Callable[[], Any]]
 
     def change(client, w):
         titles = iter(f"Changed {n}" for n in range(10))
-        return lambda: _send(client, "PUT", f"/api/interactions/{w['ids'][1]}", w["editor"],
-                             {"title": next(titles)})()
+        return lambda: _send(
+            client, "PUT", f"/api/interactions/{w['ids'][1]}", w["editor"], {"title": next(titles)}
+        )()
 
     users = "/api/sites/{site}/users"
 
     def add_pending(client, w, name):
-        response = _send(client, "POST", users.format(site=w["site"]), w["admin_token"],
-                         {"username": name, "email": f"{name}@example.com", "role": "viewer"})()
+        response = _send(
+            client,
+            "POST",
+            users.format(site=w["site"]),
+            w["admin_token"],
+            {"username": name, "email": f"{name}@example.com", "role": "viewer"},
+        )()
         assert response.status_code == 201, response.json_body
         return response.json_body["data"]
 
     def setup(client, w):
         tokens = [add_pending(client, w, f"new{n}")["setup_token"] for n in range(2)]
-        return lambda: post_json(client, "/api/auth/setup", {"token": tokens.pop(), "password": "a new password"})
+        return lambda: post_json(
+            client, "/api/auth/setup", {"token": tokens.pop(), "password": "a new password"}
+        )
 
     def change_password(client, w):
         state = {"token": login(client, "eddie")["token"], "passwords": [PASSWORD, "another password"]}
 
         def request():
             current, new = state["passwords"]
-            response = _send(client, "POST", "/api/auth/password", state["token"],
-                             {"current_password": current, "new_password": new})()
+            response = _send(
+                client,
+                "POST",
+                "/api/auth/password",
+                state["token"],
+                {"current_password": current, "new_password": new},
+            )()
             if response.status_code == 200:
                 state["token"], state["passwords"] = response.json_body["data"]["token"], [new, current]
             return response
+
         return request
 
     def create_site(client, w):
@@ -139,52 +166,84 @@ def _scenarios() -> dict[tuple[str, str], tuple[Callable[..., Callable[[], Any]]
 
     def edit_site(client, w):
         texts = iter(f"Described {n}" for n in range(10))
-        return lambda: _send(client, "PUT", f"/api/sites/{w['site']}", w["admin_token"],
-                             {"description": next(texts)})()
+        return lambda: _send(
+            client, "PUT", f"/api/sites/{w['site']}", w["admin_token"], {"description": next(texts)}
+        )()
 
     def add_member(client, w):
         names = iter(f"member{n}" for n in range(10))
-        return lambda: (lambda name: _send(client, "POST", users.format(site=w["site"]), w["admin_token"],
-                                           {"username": name, "email": f"{name}@example.com", "role": "viewer"}))(
-            next(names))()
+        return lambda: (
+            lambda name: _send(
+                client,
+                "POST",
+                users.format(site=w["site"]),
+                w["admin_token"],
+                {"username": name, "email": f"{name}@example.com", "role": "viewer"},
+            )
+        )(next(names))()
 
     def reissue(client, w):
         pending = add_pending(client, w, "waiting")["user"]["id"]
-        return lambda: client.http.post(f"/api/sites/{w['site']}/users/{pending}/setup-token",
-                                        headers=auth(w["admin_token"]))
+        return lambda: client.http.post(
+            f"/api/sites/{w['site']}/users/{pending}/setup-token", headers=auth(w["admin_token"])
+        )
 
     def change_role(client, w):
         roles = iter(["viewer", "editor"] * 5)
-        return lambda: _send(client, "PUT", f"/api/sites/{w['site']}/users/{w['editor_id']}", w["admin_token"],
-                             {"role": next(roles)})()
+        return lambda: _send(
+            client,
+            "PUT",
+            f"/api/sites/{w['site']}/users/{w['editor_id']}",
+            w["admin_token"],
+            {"role": next(roles)},
+        )()
 
     def remove_member(client, w):
         ids = [add_pending(client, w, f"leaving{n}")["user"]["id"] for n in range(2)]
-        return lambda: client.http.delete(f"/api/sites/{w['site']}/users/{ids.pop()}", headers=auth(w["admin_token"]))
+        return lambda: client.http.delete(
+            f"/api/sites/{w['site']}/users/{ids.pop()}", headers=auth(w["admin_token"])
+        )
 
     return {
         ("GET", "/api/health"): (lambda c, w: lambda: c.http.get("/api/health"), (1, 1)),
         ("GET", "/api/openapi.json"): (lambda c, w: lambda: c.http.get("/api/openapi.json"), (0, 0)),
-        ("POST", "/api/auth/login"): (lambda c, w: lambda: post_json(
-            c, "/api/auth/login", {"username": "eddie", "password": PASSWORD}), (2, 2)),
+        ("POST", "/api/auth/login"): (
+            lambda c, w: lambda: post_json(c, "/api/auth/login", {"username": "eddie", "password": PASSWORD}),
+            (2, 2),
+        ),
         ("GET", "/api/auth/me"): (lambda c, w: _get(c, "/api/auth/me", w["editor"]), (1, 1)),
         ("GET", "/api/auth/sites"): (lambda c, w: _get(c, "/api/auth/sites", w["editor"]), (1, 1)),
-        ("POST", "/api/auth/site"): (lambda c, w: _send(c, "POST", "/api/auth/site", w["editor"],
-                                                         {"site_id": w["site"]}), (1, 1)),
+        ("POST", "/api/auth/site"): (
+            lambda c, w: _send(c, "POST", "/api/auth/site", w["editor"], {"site_id": w["site"]}),
+            (1, 1),
+        ),
         ("POST", "/api/auth/logout"): (logout, (0, 1)),
         ("GET", "/api/interactions"): (lambda c, w: _get(c, "/api/interactions", w["editor"]), (1, 1)),
-        ("POST", "/api/interactions"): (lambda c, w: _send(c, "POST", "/api/interactions", w["editor"], VALID),
-                                        (3, 1)),
-        ("GET", "/api/interactions/types"): (lambda c, w: _get(c, "/api/interactions/types", w["editor"]),
-                                             (1, 1)),
+        ("POST", "/api/interactions"): (
+            lambda c, w: _send(c, "POST", "/api/interactions", w["editor"], VALID),
+            (3, 1),
+        ),
+        ("GET", "/api/interactions/types"): (
+            lambda c, w: _get(c, "/api/interactions/types", w["editor"]),
+            (1, 1),
+        ),
         ("GET", item): (lambda c, w: _get(c, f"/api/interactions/{w['ids'][0]}", w["editor"]), (1, 1)),
         ("PUT", item): (change, (2, 1)),
-        ("DELETE", item): (lambda c, w: (lambda: c.http.delete(
-            f"/api/interactions/{fresh_id(c, w)}", headers=auth(w["editor"]))), (2, 1)),
+        ("DELETE", item): (
+            lambda c, w: (
+                lambda: c.http.delete(f"/api/interactions/{fresh_id(c, w)}", headers=auth(w["editor"]))
+            ),
+            (2, 1),
+        ),
         ("GET", "/api/sites"): (lambda c, w: _get(c, "/api/sites", w["editor"]), (1, 1)),
-        ("GET", "/api/sites/{site_id}"): (lambda c, w: _get(c, f"/api/sites/{w['site']}", w["editor"]), (1, 1)),
-        ("GET", "/api/sites/{site_id}/users"): (lambda c, w: _get(c, f"/api/sites/{w['site']}/users",
-                                                                  w["admin_token"]), (2, 1)),
+        ("GET", "/api/sites/{site_id}"): (
+            lambda c, w: _get(c, f"/api/sites/{w['site']}", w["editor"]),
+            (1, 1),
+        ),
+        ("GET", "/api/sites/{site_id}/users"): (
+            lambda c, w: _get(c, f"/api/sites/{w['site']}/users", w["admin_token"]),
+            (2, 1),
+        ),
         ("POST", "/api/auth/setup"): (setup, (2, 1)),
         ("POST", "/api/auth/password"): (change_password, (2, 4)),
         ("POST", "/api/sites"): (create_site, (3, 1)),
@@ -194,9 +253,13 @@ def _scenarios() -> dict[tuple[str, str], tuple[Callable[..., Callable[[], Any]]
         ("PUT", "/api/sites/{site_id}/users/{user_id}"): (change_role, (3, 1)),
         ("DELETE", "/api/sites/{site_id}/users/{user_id}"): (remove_member, (3, 1)),
         ("GET", "/api/interactions/{interaction_id}/history"): (
-            lambda c, w: _get(c, f"/api/interactions/{w['ids'][0]}/history", w["editor"]), (1, 1)),
+            lambda c, w: _get(c, f"/api/interactions/{w['ids'][0]}/history", w["editor"]),
+            (1, 1),
+        ),
         ("GET", "/api/sites/{site_id}/audit"): (
-            lambda c, w: _get(c, f"/api/sites/{w['site']}/audit", w["admin_token"]), (1, 1)),
+            lambda c, w: _get(c, f"/api/sites/{w['site']}/audit", w["admin_token"]),
+            (1, 1),
+        ),
     }
 
 
@@ -216,8 +279,9 @@ def test_round_trips_per_request_stay_within_the_budget(client, relays, world, k
     cap_db, cap_redis = WRITE_CAP if write else READ_CAP
     # Login, setup and a password change may take the Redis round trips their limits and the
     # sessions' revocation need.
-    assert db_budget <= cap_db and (redis_budget <= cap_redis or path in (
-        "/api/auth/login", "/api/auth/setup", "/api/auth/password"))
+    assert db_budget <= cap_db and (
+        redis_budget <= cap_redis or path in ("/api/auth/login", "/api/auth/setup", "/api/auth/password")
+    )
 
     request = build(client, world)
     first = request()  # connects and prepares
@@ -226,8 +290,9 @@ def test_round_trips_per_request_stay_within_the_budget(client, relays, world, k
 
     assert response.status_code < 400, response.json_body
     print(f"ROUNDTRIPS {method} {path}: {database} + {redis}")
-    assert database <= db_budget and redis <= redis_budget, \
+    assert database <= db_budget and redis <= redis_budget, (
         f"{method} {path}: {database} database and {redis} Redis round trips (budget {db_budget} + {redis_budget})"
+    )
     # The request's one check (revocation and rate limit together), and a password change's lockout
     # and revocations.
     assert public or redis == 1 or path == "/api/auth/password"
@@ -235,13 +300,15 @@ def test_round_trips_per_request_stay_within_the_budget(client, relays, world, k
 
 def test_a_filtered_page_that_needs_its_total_counted_takes_two(client, relays, world):
     _get(client, "/api/interactions?title=row+2&per_page=5", world["editor"])()  # same statements
-    database, redis, response = count(relays, _get(client, "/api/interactions?title=row&per_page=6",
-                                                   world["editor"]))
+    database, redis, response = count(
+        relays, _get(client, "/api/interactions?title=row&per_page=6", world["editor"])
+    )
     assert response.status_code == 200 and response.json_body["meta"]["pagination"]["total_records"] == 30
     assert (database, redis) == (2, 1)
     # Paging on: the total is remembered while the site is unchanged.
-    database, _, _ = count(relays, _get(client, "/api/interactions?title=row&per_page=6&page=2",
-                                        world["editor"]))
+    database, _, _ = count(
+        relays, _get(client, "/api/interactions?title=row&per_page=6&page=2", world["editor"])
+    )
     assert database == 1
 
 
@@ -260,7 +327,9 @@ def test_a_create_with_an_idempotency_key_takes_four_and_its_replay_two(client, 
 
 
 def _send_with(client, path, token, body, key):
-    return lambda: client.http.post(path, body=json.dumps(body), headers=json_headers(token, **{"Idempotency-Key": key}))
+    return lambda: client.http.post(
+        path, body=json.dumps(body), headers=json_headers(token, **{"Idempotency-Key": key})
+    )
 
 
 def test_a_refused_read_costs_no_more_than_an_answered_one(client, relays, world):

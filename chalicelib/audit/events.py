@@ -11,6 +11,7 @@ parameters or as columns of `source`; `changes` is a dict (see `diff`, `created`
 JSONB expression. An event about an account is recorded once per site the account belongs to
 (`account_sites`), or once with no site.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -43,19 +44,41 @@ from chalicelib.models import AUDIT_ACTIONS, AuditEvent, SiteMembership
 ACTIONS = AUDIT_ACTIONS
 FAMILIES = tuple(sorted({action.split(".")[0] for action in ACTIONS}))
 # The fields a client or operator sets, per kind of target: what `changes` may name.
-INTERACTION_FIELDS = ("title", "type", "lead", "start_datetime", "timezone", "end_datetime", "location",
-                      "description", "notes")
+INTERACTION_FIELDS = (
+    "title",
+    "type",
+    "lead",
+    "start_datetime",
+    "timezone",
+    "end_datetime",
+    "location",
+    "description",
+    "notes",
+)
 ACCOUNT_FIELDS = ("username", "email")
 SITE_FIELDS = ("name", "description")
 
-_COLUMNS = ("via", "actor_id", "actor_username", "operator", "site_id", "request_id", "gateway_request_id",
-            "action", "target_type", "target_id", "target_version", "changes")
+_COLUMNS = (
+    "via",
+    "actor_id",
+    "actor_username",
+    "operator",
+    "site_id",
+    "request_id",
+    "gateway_request_id",
+    "action",
+    "target_type",
+    "target_id",
+    "target_version",
+    "changes",
+)
 
 
 @dataclass(frozen=True)
 class Origin:
     """Who made a change, and through what: the API (an actor, the request's ids) or the command
     line (the operating-system account that ran it)."""
+
     via: str
     actor_id: int | None = None
     actor_username: str | None = None
@@ -66,8 +89,13 @@ class Origin:
 
 def by_api(*, user_id: int, username: str, ids: Any) -> Origin:
     """A change made through the API by `user_id`; `ids`: the request's `http.RequestIds`."""
-    return Origin("api", actor_id=user_id, actor_username=username, request_id=ids.request_id,
-                  gateway_request_id=ids.gateway_request_id)
+    return Origin(
+        "api",
+        actor_id=user_id,
+        actor_username=username,
+        request_id=ids.request_id,
+        gateway_request_id=ids.gateway_request_id,
+    )
 
 
 def by_caller(call: Any) -> Origin:
@@ -91,6 +119,7 @@ def operating_system_account() -> str:
 
 # --- changes ---------------------------------------------------------------------------------------
 
+
 def json_value(value: Any) -> Any:
     """A value as the API shows it: timestamps in UTC with a Z."""
     return isoformat(value) if isinstance(value, datetime) else value
@@ -98,8 +127,11 @@ def json_value(value: Any) -> Any:
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """`{field: {"from", "to"}}` for every field of `after` whose value differs from `before`'s."""
-    return {name: {"from": json_value(before.get(name)), "to": json_value(value)}
-            for name, value in after.items() if before.get(name) != value}
+    return {
+        name: {"from": json_value(before.get(name)), "to": json_value(value)}
+        for name, value in after.items()
+        if before.get(name) != value
+    }
 
 
 def created(values: Mapping[str, Any], fields: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -109,16 +141,29 @@ def created(values: Mapping[str, Any], fields: Iterable[str]) -> dict[str, dict[
 
 def deleted(values: Mapping[str, Any], fields: Iterable[str]) -> dict[str, dict[str, Any]]:
     """A deleted record's fields, each to null."""
-    return {name: {"from": json_value(values.get(name)), "to": None}
-            for name in fields if values.get(name) is not None}
+    return {
+        name: {"from": json_value(values.get(name)), "to": None}
+        for name in fields
+        if values.get(name) is not None
+    }
 
 
 # --- the INSERT ------------------------------------------------------------------------------------
 
-_TYPES: dict[str, TypeEngine[Any]] = {"actor_id": Integer(), "actor_username": String(), "operator": String(), "site_id": Integer(),
-          "request_id": String(), "gateway_request_id": String(), "via": String(), "action": String(),
-          "target_type": String(), "target_id": BigInteger(), "target_version": Integer(),
-          "changes": JSONB()}
+_TYPES: dict[str, TypeEngine[Any]] = {
+    "actor_id": Integer(),
+    "actor_username": String(),
+    "operator": String(),
+    "site_id": Integer(),
+    "request_id": String(),
+    "gateway_request_id": String(),
+    "via": String(),
+    "action": String(),
+    "target_type": String(),
+    "target_id": BigInteger(),
+    "target_version": Integer(),
+    "changes": JSONB(),
+}
 
 
 def _value(name: str, value: Any) -> ColumnElement[Any]:
@@ -142,15 +187,31 @@ def insert_all(first: Select[Any], *more: Select[Any]) -> Insert:
     return insert(AuditEvent).from_select(list(_COLUMNS), source)
 
 
-def rows(source: FromClause | None, *, origin: Origin, action: str, target_type: str, target_id: Any,
-         site_id: Any, target_version: Any = None, changes: Any = None) -> Select[Any]:
+def rows(
+    source: FromClause | None,
+    *,
+    origin: Origin,
+    action: str,
+    target_type: str,
+    target_id: Any,
+    site_id: Any,
+    target_version: Any = None,
+    changes: Any = None,
+) -> Select[Any]:
     """The SELECT of one event per row of `source` (or of one event without a source)."""
     assert action in ACTIONS, action
     values = {
-        "via": origin.via, "actor_id": origin.actor_id, "actor_username": origin.actor_username,
-        "operator": origin.operator, "site_id": site_id, "request_id": origin.request_id,
-        "gateway_request_id": origin.gateway_request_id, "action": action, "target_type": target_type,
-        "target_id": target_id, "target_version": target_version,
+        "via": origin.via,
+        "actor_id": origin.actor_id,
+        "actor_username": origin.actor_username,
+        "operator": origin.operator,
+        "site_id": site_id,
+        "request_id": origin.request_id,
+        "gateway_request_id": origin.gateway_request_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_version": target_version,
         "changes": {} if changes is None else changes,
     }
     found = select(*(_value(name, values[name]) for name in _COLUMNS))
@@ -171,8 +232,15 @@ def account_event(user_id: int, *, origin: Origin, action: str, changes: Any = N
     statement sees it, or once with no site."""
     account = select(literal(user_id, Integer).label("id")).subquery("account")
     sites, site_id = account_sites(account, account.c.id)
-    return record(sites, origin=origin, action=action, target_type="user", target_id=account.c.id,
-                  site_id=site_id, changes=changes)
+    return record(
+        sites,
+        origin=origin,
+        action=action,
+        target_type="user",
+        target_id=account.c.id,
+        site_id=site_id,
+        changes=changes,
+    )
 
 
 def as_cte(stmt: Insert, name: str) -> CTE:

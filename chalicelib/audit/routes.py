@@ -1,5 +1,6 @@
 """The audit trail's reads: one interaction's history (whoever may read the interaction) and a
 site's events (its admins). Both are site-scoped: another site's events are never visible."""
+
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -17,24 +18,48 @@ bp = Blueprint(__name__)
 TAG = "audit"
 
 
-@endpoint(bp, "GET", "/api/interactions/{interaction_id}/history", site=True, spec=Spec(
-    "One interaction's events, newest first (whoever may read the interaction)", TAG,
-    page("events", EventRead), "One page, with meta.pagination", errors=(403, 404), query=HistoryQuery))
+@endpoint(
+    bp,
+    "GET",
+    "/api/interactions/{interaction_id}/history",
+    site=True,
+    spec=Spec(
+        "One interaction's events, newest first (whoever may read the interaction)",
+        TAG,
+        page("events", EventRead),
+        "One page, with meta.pagination",
+        errors=(403, 404),
+        query=HistoryQuery,
+    ),
+)
 def interaction_history(call: Call, interaction_id: str):
     found = parse_id(interaction_id)  # None: no such interaction (a 404 after 401, 403 and 400)
-    query, rows = call.fold_query(HistoryQuery, lambda q: (service.HISTORY, service.history_params(found or 0, q)))
+    query, rows = call.fold_query(
+        HistoryQuery, lambda q: (service.HISTORY, service.history_params(found or 0, q))
+    )
     if found is None or not rows.head.interaction_exists:
         raise NotFound("Interaction not found")
     site_id = call.caller.site_id
     assert site_id is not None  # the endpoint requires the token's site
-    events, total = service.history(call.session, site_id=site_id, interaction_id=found,
-                                    query=query, rows=rows)
+    events, total = service.history(
+        call.session, site_id=site_id, interaction_id=found, query=query, rows=rows
+    )
     return paginated({"events": events}, query=query, total=total)
 
 
-@endpoint(bp, "GET", "/api/sites/{site_id}/audit", spec=Spec(
-    "The site's events, newest first (the site's admins only)", TAG, page("events", EventRead),
-    "One page, with meta.pagination", errors=(403, 404), query=AuditQuery))
+@endpoint(
+    bp,
+    "GET",
+    "/api/sites/{site_id}/audit",
+    spec=Spec(
+        "The site's events, newest first (the site's admins only)",
+        TAG,
+        page("events", EventRead),
+        "One page, with meta.pagination",
+        errors=(403, 404),
+        query=AuditQuery,
+    ),
+)
 def site_audit(call: Call, site_id: str):
     site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (a 404 after 401, 403 and 400)
     message = "Only the site's admins may read its audit trail"

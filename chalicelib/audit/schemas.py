@@ -1,4 +1,5 @@
 """What the audit endpoints accept and return (the OpenAPI document is generated from these)."""
+
 from __future__ import annotations
 
 import re
@@ -21,25 +22,41 @@ def _actions(value: Any) -> tuple[str, ...]:
         family = value[:-1] if value.endswith(".") else None
         if family in FAMILIES:
             return tuple(action for action in ACTIONS if action.startswith(value))
-    raise ValueError("must be a known action (e.g. interaction.updated) or a family followed by '.' "
-                     f"({', '.join(family + '.' for family in FAMILIES)})")
+    raise ValueError(
+        "must be a known action (e.g. interaction.updated) or a family followed by '.' "
+        f"({', '.join(family + '.' for family in FAMILIES)})"
+    )
 
 
 def _target_id(value: Any) -> int:
-    found = parse_id(value.strip()) if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value) else None
+    found = (
+        parse_id(value.strip()) if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value) else None
+    )
     if found is None:
         raise ValueError("must be a positive whole number")
     return found
 
 
-ActionFilter = Annotated[tuple[str, ...], PlainValidator(_actions), WithJsonSchema({
-    "type": "string", "enum": [*ACTIONS, *(family + "." for family in FAMILIES)],
-    "description": "an action, or a family followed by '.' for all of its actions"})]
-TargetId = Annotated[int, PlainValidator(_target_id), WithJsonSchema({
-    "type": "integer", "minimum": 1, "maximum": 2**63 - 1})]
+ActionFilter = Annotated[
+    tuple[str, ...],
+    PlainValidator(_actions),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [*ACTIONS, *(family + "." for family in FAMILIES)],
+            "description": "an action, or a family followed by '.' for all of its actions",
+        }
+    ),
+]
+TargetId = Annotated[
+    int, PlainValidator(_target_id), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
+]
 Since, Until = query_bound(end_of_day=False), query_bound(end_of_day=True)
-ActorId = Annotated[int, PlainValidator(between(1, INT32_MAX)), WithJsonSchema({
-    "type": "integer", "minimum": 1, "maximum": INT32_MAX})]
+ActorId = Annotated[
+    int,
+    PlainValidator(between(1, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": INT32_MAX}),
+]
 
 
 class AuditQuery(Pagination):
@@ -48,7 +65,8 @@ class AuditQuery(Pagination):
     action: ActionFilter | None = Field(None, description="an action, or a family followed by '.'")
     actor_id: ActorId | None = Field(None, description="events made by this user through the API")
     target_type: Literal[AUDIT_TARGETS] | None = Field(  # type: ignore[valid-type]
-        None, description="what the events are about")
+        None, description="what the events are about"
+    )
     target_id: TargetId | None = Field(None, description="with target_type: one interaction, account or site")
     since: Since | None = Field(None, description="events at or after this")
     until: Until | None = Field(None, description="events at or before this")
@@ -81,8 +99,9 @@ class Actor(_Read):
 class Target(_Read):
     type: Literal[AUDIT_TARGETS]  # type: ignore[valid-type]
     id: int
-    version: int | None = Field(None, description="interactions only: the version after the change "
-                                                  "(the last one for a deletion)")
+    version: int | None = Field(
+        None, description="interactions only: the version after the change (the last one for a deletion)"
+    )
 
 
 class Change(_Read):
@@ -101,5 +120,6 @@ class EventRead(_Read):
     gateway_request_id: str | None = Field(description="API Gateway's own id for the request")
     action: Literal[ACTIONS]  # type: ignore[valid-type]
     target: Target
-    changes: dict[str, Change] = Field(description="only the fields that changed; never a password, "
-                                                   "hash or token")
+    changes: dict[str, Change] = Field(
+        description="only the fields that changed; never a password, hash or token"
+    )

@@ -14,6 +14,7 @@ the signing key itself cannot be loaded (Secrets Manager unreachable on a cold s
 never caches a failure and answers it with the AUTHORIZER_FAILURE Gateway Response (the 503
 envelope), whereas an "unavailable" verdict would be cached for the token.
 """
+
 from __future__ import annotations
 
 import logging

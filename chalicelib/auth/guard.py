@@ -5,6 +5,7 @@ session was not revoked, the user's rate limit and, for a substring search, the 
 saturate the database). Logout ends the session in that same round trip. Redis unreachable: 503,
 never accepted unchecked.
 """
+
 from __future__ import annotations
 
 import time
@@ -86,10 +87,20 @@ def start(auth: dict[str, Any], *, end_session: bool = False, search: bool = Fal
     number, end = limits.window()
     with redis_errors():
         pending = _guard.start(
-            keys=[sessions.session_key(session_id), sessions.user_key(user_id),
-                  limits.api_window_key(user_id, number), limits.search_window_key(user_id, number)],
-            args=[limits.counter_ttl_ms(end), "1" if end_session else "0", sessions.session_ttl(expires_at),
-                  settings.api_rate_per_minute, "1" if search else "0"])
+            keys=[
+                sessions.session_key(session_id),
+                sessions.user_key(user_id),
+                limits.api_window_key(user_id, number),
+                limits.search_window_key(user_id, number),
+            ],
+            args=[
+                limits.counter_ttl_ms(end),
+                "1" if end_session else "0",
+                sessions.session_ttl(expires_at),
+                settings.api_rate_per_minute,
+                "1" if search else "0",
+            ],
+        )
     return Verdict(user_id, auth_time_ms, end, pending)
 
 

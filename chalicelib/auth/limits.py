@@ -7,6 +7,7 @@ windows (aligned to the minute) per client IP (login) and per user (everything a
 count rides in the request's one Redis round trip, `auth.guard`). `Retry-After` is the whole
 seconds until the window or the lock ends, never more (so 0 in its last second).
 """
+
 from __future__ import annotations
 
 import time
@@ -50,11 +51,14 @@ return {n, 0, 0}
 # KEYS[1] the client's login window counter, KEYS[2] the username's failure counter;
 # ARGV[1] milliseconds until the window's counter may go, ARGV[2] login rate per minute, ARGV[3] max
 # failures, ARGV[4] lockout seconds. Over the rate limit nothing is reserved; then the lockout.
-_LOGIN = """
+_LOGIN = (
+    """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then return {n, 0, 0} end
-""" + _LOCKOUT
+"""
+    + _LOCKOUT
+)
 
 # A password change's check of the current password: the lockout alone (KEYS[1], ARGV[1..2]).
 _PASSWORD = "local n = 0\n" + _LOCKOUT
@@ -139,8 +143,13 @@ def reserve_login_attempt(source_ip: str, username: str) -> None:
     with redis_errors():
         count, locked, left_ms = _login(
             keys=[login_window_key(source_ip, number), failures_key(username)],
-            args=[counter_ttl_ms(end), settings.login_rate_per_minute, settings.login_max_failures,
-                  settings.login_lockout_seconds])
+            args=[
+                counter_ttl_ms(end),
+                settings.login_rate_per_minute,
+                settings.login_max_failures,
+                settings.login_lockout_seconds,
+            ],
+        )
     if int(count) > settings.login_rate_per_minute:
         raise RateLimited(retry_after=seconds_until(end))
     if int(locked):
@@ -152,8 +161,9 @@ def reserve_password_attempt(username: str) -> None:
     locked out, else the attempt counts as a failed login until it succeeds (one round trip)."""
     settings = get_settings()
     with redis_errors():
-        _count, locked, left_ms = _password(keys=[failures_key(username)],
-                                            args=[settings.login_max_failures, settings.login_lockout_seconds])
+        _count, locked, left_ms = _password(
+            keys=[failures_key(username)], args=[settings.login_max_failures, settings.login_lockout_seconds]
+        )
     if int(locked):
         raise AccountLocked(retry_after=int(left_ms) // 1000)
 

@@ -4,6 +4,7 @@ for new passwords (setup, change, the CLI).
 argon2 is loaded on first use, not at init: only logins and password changes need it, and an
 ordinary cold start's init is the first user's wait (a SnapStart init loads it: lifecycle.prime).
 """
+
 from __future__ import annotations
 
 import secrets

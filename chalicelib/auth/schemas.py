@@ -1,4 +1,5 @@
 """What the auth endpoints accept and return (the OpenAPI document is generated from these)."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -17,8 +18,9 @@ def _no_nul(value: str) -> str:
     return value
 
 
-_Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
-                      AfterValidator(_no_nul)]
+_Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(_no_nul)
+]
 
 
 class LoginRequest(BaseModel):
@@ -36,16 +38,24 @@ class SiteSelect(BaseModel):
 
 
 # A new password: the rest of the rule (not the username) needs the account, and is checked with it.
-_NewPassword = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH,
-                                    description=f"{MIN_LENGTH}-{MAX_LENGTH} characters, not the username "
-                                                "(in any case)")]
+_NewPassword = Annotated[
+    str,
+    Field(
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        description=f"{MIN_LENGTH}-{MAX_LENGTH} characters, not the username (in any case)",
+    ),
+]
 
 
 class SetupRequest(BaseModel):
     """POST /api/auth/setup: a pending account's first password, with its setup token."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    token: Annotated[str, Field(min_length=1, max_length=256, description="the setup token a site admin handed out")]
+    token: Annotated[
+        str, Field(min_length=1, max_length=256, description="the setup token a site admin handed out")
+    ]
     password: _NewPassword
 
 
@@ -79,7 +89,9 @@ class LoginData(_Read):
     expires_at: Timestamp
     user: UserRef
     sites: list[SiteSummary] = Field(description="the user's active sites, by name")
-    current_site: SiteSummary | None = Field(description="the token's site: set when the user has exactly one")
+    current_site: SiteSummary | None = Field(
+        description="the token's site: set when the user has exactly one"
+    )
 
 
 class SiteToken(_Read):
@@ -89,6 +101,8 @@ class SiteToken(_Read):
 
 
 class PasswordChanged(_Read):
-    token: str = Field(description="a JWT for a new session, on the same site; every earlier session has ended")
+    token: str = Field(
+        description="a JWT for a new session, on the same site; every earlier session has ended"
+    )
     expires_at: Timestamp
     current_site: SiteSummary | None

@@ -1,5 +1,6 @@
 """Login, a pending account's setup, password changes, site selection, logout and the caller's own
 details."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,9 @@ from chalicelib.kit.timestamps import epoch_isoformat, isoformat
 from chalicelib.models import SetupToken, Site, SiteMembership, User
 
 BAD_CREDENTIALS = "Invalid username or password"
-BAD_SETUP_TOKEN = [{"field": "token", "message": "is unknown, used, expired or replaced, or its account "
-                                                 "is deactivated"}]
+BAD_SETUP_TOKEN = [
+    {"field": "token", "message": "is unknown, used, expired or replaced, or its account is deactivated"}
+]
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -50,17 +52,24 @@ def login(session: Session, *, source_ip: str, username: str, password: str) -> 
         values["password_hash"] = passwords.hash_password(password)
     # One statement: the login recorded (and the hash renewed) while the user's sites are read.
     touched = update(User).where(User.id == user.id).values(**values).returning(User.id).cte("touched")
-    member_of = [callers.site_summary(row) for row in session.execute(
-        callers.memberships().where(SiteMembership.user_id == user.id).order_by(Site.name, Site.id)
-        .add_cte(touched))]
+    member_of = [
+        callers.site_summary(row)
+        for row in session.execute(
+            callers.memberships()
+            .where(SiteMembership.user_id == user.id)
+            .order_by(Site.name, Site.id)
+            .add_cte(touched)
+        )
+    ]
     return _signed_in(user, member_of, started_ms)
 
 
 def _signed_in(user: Any, member_of: list[dict[str, Any]], started_ms: int) -> dict[str, Any]:
     """A login's answer: a new session, scoped to the user's one site when there is exactly one."""
     current = member_of[0] if len(member_of) == 1 else None
-    token, claims = tokens.issue(user_id=user.id, site_id=current["id"] if current else None,
-                                 auth_time_ms=started_ms)
+    token, claims = tokens.issue(
+        user_id=user.id, site_id=current["id"] if current else None, auth_time_ms=started_ms
+    )
     return {
         "token": token,
         "expires_at": epoch_isoformat(claims.expires_at),
@@ -75,31 +84,62 @@ def _signed_in(user: Any, member_of: list[dict[str, Any]], started_ms: int) -> d
 # A usable token: not expired, of a pending account that is active.
 _USABLE = (SetupToken.token_hash == bindparam("digest"), SetupToken.expires_at > func.now())
 _PENDING_ACCOUNT = (User.password_hash.is_(None), User.is_active)
-SETUP_ACCOUNT = (select(User.id, User.username, User.email).join(SetupToken, SetupToken.user_id == User.id)
-                 .where(*_USABLE, *_PENDING_ACCOUNT))
+SETUP_ACCOUNT = (
+    select(User.id, User.username, User.email)
+    .join(SetupToken, SetupToken.user_id == User.id)
+    .where(*_USABLE, *_PENDING_ACCOUNT)
+)
 
 
 def _complete_setup(digest_: str, password_hash: str, origin: audit.Origin) -> Any:
     """One statement: the token used up, the password set, setup_completed recorded for each of the
     account's sites, and the account's active sites read (the login's answer)."""
-    used = (delete(SetupToken)
-            .where(*_USABLE, SetupToken.user_id.in_(select(User.id).where(*_PENDING_ACCOUNT)))
-            .returning(SetupToken.user_id).cte("used"))
-    done = (update(User).where(User.id.in_(select(used.c.user_id)), *_PENDING_ACCOUNT)
-            .values(password_hash=password_hash, last_login=func.now())
-            .returning(User.id, User.username, User.email).cte("done"))
+    used = (
+        delete(SetupToken)
+        .where(*_USABLE, SetupToken.user_id.in_(select(User.id).where(*_PENDING_ACCOUNT)))
+        .returning(SetupToken.user_id)
+        .cte("used")
+    )
+    done = (
+        update(User)
+        .where(User.id.in_(select(used.c.user_id)), *_PENDING_ACCOUNT)
+        .values(password_hash=password_hash, last_login=func.now())
+        .returning(User.id, User.username, User.email)
+        .cte("done")
+    )
     sites, site_column = audit.account_sites(done, done.c.id)
-    event = audit.as_cte(audit.record(sites, origin=origin, action="user.setup_completed", target_type="user",
-                                      target_id=done.c.id, site_id=site_column), "setup_completed")
+    event = audit.as_cte(
+        audit.record(
+            sites,
+            origin=origin,
+            action="user.setup_completed",
+            target_type="user",
+            target_id=done.c.id,
+            site_id=site_column,
+        ),
+        "setup_completed",
+    )
     active = callers.memberships().subquery("active")
-    return (select(done.c.id, done.c.username, done.c.email, active.c.id.label("site_id"), active.c.name,
-                   active.c.description, active.c.role)
-            .select_from(done.outerjoin(active, active.c.user_id == done.c.id))
-            .order_by(active.c.name, active.c.id).add_cte(event)
-            .params(digest=digest_))
+    return (
+        select(
+            done.c.id,
+            done.c.username,
+            done.c.email,
+            active.c.id.label("site_id"),
+            active.c.name,
+            active.c.description,
+            active.c.role,
+        )
+        .select_from(done.outerjoin(active, active.c.user_id == done.c.id))
+        .order_by(active.c.name, active.c.id)
+        .add_cte(event)
+        .params(digest=digest_)
+    )
 
 
-def complete_setup(session: Session, *, source_ip: str, token: str, password: str, ids: Any) -> dict[str, Any]:
+def complete_setup(
+    session: Session, *, source_ip: str, token: str, password: str, ids: Any
+) -> dict[str, Any]:
     """A pending account's first password: the client's rate limit, then the token (400 naming it
     when it cannot be used), then the password rule (400 naming it; the token stays usable); the
     answer is a login's. Two statements, each standing alone; the second is the whole change."""
@@ -110,65 +150,109 @@ def complete_setup(session: Session, *, source_ip: str, token: str, password: st
         raise ValidationFailed("The setup token cannot be used", details=BAD_SETUP_TOKEN)
     problem = passwords.problem(password, username=account.username)
     if problem:
-        raise ValidationFailed("The password is not allowed", details=[{"field": "password", "message": problem}])
+        raise ValidationFailed(
+            "The password is not allowed", details=[{"field": "password", "message": problem}]
+        )
     started_ms = tokens.now_ms()
     origin = audit.by_api(user_id=account.id, username=account.username, ids=ids)
     rows = session.execute(_complete_setup(token_digest, passwords.hash_password(password), origin)).all()
     if not rows:  # used by a concurrent request meanwhile, or the account deactivated
         raise ValidationFailed("The setup token cannot be used", details=BAD_SETUP_TOKEN)
-    member_of = [{"id": row.site_id, "name": row.name, "description": row.description, "role": row.role}
-                 for row in rows if row.site_id is not None]
+    member_of = [
+        {"id": row.site_id, "name": row.name, "description": row.description, "role": row.role}
+        for row in rows
+        if row.site_id is not None
+    ]
     return _signed_in(rows[0], member_of, started_ms)
 
 
 # --- password changes ------------------------------------------------------------------------------
 
 # The caller's rights with their stored hash (for a password change only).
-WITH_PASSWORD = callers.fold(extra=(select(User.password_hash).where(User.id == bindparam("caller_id"))
-                                    .scalar_subquery().label("password_hash"),))
+WITH_PASSWORD = callers.fold(
+    extra=(
+        select(User.password_hash)
+        .where(User.id == bindparam("caller_id"))
+        .scalar_subquery()
+        .label("password_hash"),
+    )
+)
 
 
 def _password_changed(user_id: int, seen_hash: str, new_hash: str, origin: audit.Origin) -> Any:
     """One statement: the new hash set, if the stored one is still the one checked (a concurrent
     change wins once), with password_changed recorded for each of the account's sites."""
-    changed = (update(User).where(User.id == user_id, User.password_hash == seen_hash, User.is_active)
-               .values(password_hash=new_hash).returning(User.id).cte("changed"))
+    changed = (
+        update(User)
+        .where(User.id == user_id, User.password_hash == seen_hash, User.is_active)
+        .values(password_hash=new_hash)
+        .returning(User.id)
+        .cte("changed")
+    )
     sites, site_column = audit.account_sites(changed, changed.c.id)
-    event = audit.as_cte(audit.record(sites, origin=origin, action="user.password_changed", target_type="user",
-                                      target_id=changed.c.id, site_id=site_column), "password_changed")
+    event = audit.as_cte(
+        audit.record(
+            sites,
+            origin=origin,
+            action="user.password_changed",
+            target_type="user",
+            target_id=changed.c.id,
+            site_id=site_column,
+        ),
+        "password_changed",
+    )
     return select(changed.c.id).add_cte(event)
 
 
-def change_password(session: Session, *, principal: Principal, stored_hash: str | None, current: str,
-                    new: str, origin: audit.Origin) -> dict[str, Any]:
+def change_password(
+    session: Session,
+    *,
+    principal: Principal,
+    stored_hash: str | None,
+    current: str,
+    new: str,
+    origin: audit.Origin,
+) -> dict[str, Any]:
     """The caller's new password: the rule (400 naming new_password), the lockout (429), the current
     password (400 naming it; it counts as a failed login), then the change; every session of the
     user ends and a new one begins on the same site."""
     problem = passwords.problem(new, username=principal.username)
     if problem:
-        raise ValidationFailed("The new password is not allowed",
-                               details=[{"field": "new_password", "message": problem}])
+        raise ValidationFailed(
+            "The new password is not allowed", details=[{"field": "new_password", "message": problem}]
+        )
     limits.reserve_password_attempt(principal.username)  # locked out by the folded name, like logins
     if stored_hash is None or not passwords.verify_password(stored_hash, current):
-        raise ValidationFailed("The current password is wrong",
-                               details=[{"field": "current_password", "message": "is not the current password"}])
+        raise ValidationFailed(
+            "The current password is wrong",
+            details=[{"field": "current_password", "message": "is not the current password"}],
+        )
     new_hash = passwords.hash_password(new)
     # Before the change (Redis down: nothing changes) and the failed attempt given back in the same
     # round trip; again after it, for a login that read the old hash meanwhile.
     sessions.revoke_all_sessions(principal.user_id, delete=(limits.failures_key(principal.username),))
     if session.execute(_password_changed(principal.user_id, stored_hash, new_hash, origin)).first() is None:
-        raise ValidationFailed("The current password is wrong",
-                               details=[{"field": "current_password", "message": "changed meanwhile"}])
+        raise ValidationFailed(
+            "The current password is wrong",
+            details=[{"field": "current_password", "message": "changed meanwhile"}],
+        )
     not_before = sessions.revoke_all_sessions(principal.user_id)
-    token, claims = tokens.issue(user_id=principal.user_id, site_id=principal.site_id, auth_time_ms=not_before + 1)
+    token, claims = tokens.issue(
+        user_id=principal.user_id, site_id=principal.site_id, auth_time_ms=not_before + 1
+    )
     return {"token": token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": principal.site}
 
 
 def me(principal: Principal) -> dict[str, Any]:
     """The caller and the token's site, as the caller's row (read with the rights) has them."""
     return {
-        "user": {"id": principal.user_id, "username": principal.username, "email": principal.email,
-                 "last_login": isoformat(principal.last_login), "platform_admin": principal.platform_admin},
+        "user": {
+            "id": principal.user_id,
+            "username": principal.username,
+            "email": principal.email,
+            "last_login": isoformat(principal.last_login),
+            "platform_admin": principal.platform_admin,
+        },
         "current_site": principal.site,
     }
 
@@ -178,6 +262,11 @@ def select_site(token: TokenContext, *, site: dict[str, Any] | None) -> dict[str
     asked for, None when there is none), expiring with the session."""
     if site is None:
         raise Forbidden("You are not a member of that site")
-    new_token, claims = tokens.issue(user_id=token.user_id, site_id=site["id"], session_id=token.session_id,
-                                     expires_at=token.expires_at, auth_time_ms=token.auth_time_ms)
+    new_token, claims = tokens.issue(
+        user_id=token.user_id,
+        site_id=site["id"],
+        session_id=token.session_id,
+        expires_at=token.expires_at,
+        auth_time_ms=token.auth_time_ms,
+    )
     return {"token": new_token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": site}

@@ -6,6 +6,7 @@ when they began (the token's `auth_time`), so a site-switched token cannot outli
 revocation, and a login a moment after a password change is not caught by it. Every authenticated
 request reads both entries, with its rate limit, in one round trip (`auth.guard`).
 """
+
 from __future__ import annotations
 
 import time
@@ -55,4 +56,6 @@ def revoke_all_sessions(user_id: int, *, delete: tuple[str, ...] = ()) -> int:
     API's value)."""
     ttl = get_settings().jwt_ttl_seconds + 60
     with redis_errors():
-        return int(get_redis().eval(_RAISE_NOT_BEFORE, 1 + len(delete), user_key(user_id), *delete, now_ms(), ttl))
+        return int(
+            get_redis().eval(_RAISE_NOT_BEFORE, 1 + len(delete), user_key(user_id), *delete, now_ms(), ttl)
+        )

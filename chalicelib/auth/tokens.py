@@ -5,6 +5,7 @@ millisecond: a password change ends the sessions that began before it) and which
 null); rights are never read from it. During a key rotation tokens signed with the previous key stay
 valid.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,14 @@ def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def issue(*, user_id: int, site_id: int | None, session_id: str | None = None,
-          expires_at: int | None = None, auth_time_ms: int | None = None) -> tuple[str, Claims]:
+def issue(
+    *,
+    user_id: int,
+    site_id: int | None,
+    session_id: str | None = None,
+    expires_at: int | None = None,
+    auth_time_ms: int | None = None,
+) -> tuple[str, Claims]:
     """A new token. Without a session id it starts a session; with one it keeps that session's
     expiry and start (switching sites never extends a session nor saves it from a revocation)."""
     settings = get_settings()
@@ -75,10 +82,15 @@ def issue(*, user_id: int, site_id: int | None, session_id: str | None = None,
         key_id=key_id(key),
     )
     payload = {
-        "sub": str(user_id), "sid": claims.session_id, "site": site_id,
-        "iat": now, "exp": claims.expires_at, "jti": claims.token_id,
+        "sub": str(user_id),
+        "sid": claims.session_id,
+        "site": site_id,
+        "iat": now,
+        "exp": claims.expires_at,
+        "jti": claims.token_id,
         "auth_time": auth_time_ms / 1000,  # a NumericDate may have a fraction (RFC 7519)
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
     }
     token = jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
     return token, claims
@@ -181,8 +193,11 @@ def _verify(token: str, keys: dict[str, str], settings: Settings) -> Claims:
         raise InvalidToken("unknown or missing kid")
     try:
         payload = jwt.decode(
-            token, key, algorithms=[ALGORITHM],
-            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
             options={"require": REQUIRED_CLAIMS, "strict_aud": True},
         )
     except jwt.PyJWTError as exc:
@@ -203,9 +218,20 @@ def _claims(payload: dict[str, Any], kid: str) -> Claims:
         raise InvalidToken("bad claim: sid")
     if not isinstance(jti, str) or not jti:
         raise InvalidToken("bad claim: jti")
-    if (type(auth_time) not in (int, float) or not math.isfinite(auth_time) or auth_time <= 0
-            or auth_time > int(payload["iat"]) + 1):
+    if (
+        type(auth_time) not in (int, float)
+        or not math.isfinite(auth_time)
+        or auth_time <= 0
+        or auth_time > int(payload["iat"]) + 1
+    ):
         raise InvalidToken("bad claim: auth_time")
-    return Claims(user_id=int(sub), session_id=sid, site_id=site,
-                  expires_at=int(payload["exp"]), issued_at=int(payload["iat"]), token_id=jti,
-                  auth_time_ms=round(auth_time * 1000), key_id=kid)
+    return Claims(
+        user_id=int(sub),
+        session_id=sid,
+        site_id=site,
+        expires_at=int(payload["exp"]),
+        issued_at=int(payload["iat"]),
+        token_id=jti,
+        auth_time_ms=round(auth_time * 1000),
+        key_id=kid,
+    )

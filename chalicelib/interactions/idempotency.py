@@ -12,6 +12,7 @@ ends with the first request's transaction, by which time its key row is committe
 the next retry finds the stored answer. Expired keys are ignored, replaced when the same key comes
 again, and deleted a batch at a time by later keyed creates.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,7 @@ def key_from(headers: Any) -> str | None:
     elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
         problem = "must not contain control characters"
     if problem:
-        raise ValidationFailed(f"Invalid {HEADER} header",
-                               details=[{"field": HEADER, "message": problem}])
+        raise ValidationFailed(f"Invalid {HEADER} header", details=[{"field": HEADER, "message": problem}])
     return key
 
 
@@ -86,16 +86,26 @@ def _cutoff() -> Any:
 # The request's first statement when a key is sent: the caller's rights and the key's lock, taken
 # before any later statement looks for a stored answer (READ COMMITTED: each statement sees what
 # committed before it began, so the look must come after the lock, in a later statement).
-LOCKED_RIGHTS = fold(extra=(func.pg_try_advisory_xact_lock(
-    bindparam("lock_id", type_=BigInteger)).label("key_locked"),))
+LOCKED_RIGHTS = fold(
+    extra=(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)).label("key_locked"),)
+)
 
 
 def lock_params(token: TokenContext, key: str) -> dict[str, Any]:
     return {"lock_id": _lock_id(token.site_id or 0, token.user_id, key)}
 
 
-def run(session: Session, *, principal: Principal, key: str | None, locked: bool, body: Any,
-        values: dict[str, Any], answer: Callable[[Any], Answer], event: Callable[[Any], Any]) -> Answer:
+def run(
+    session: Session,
+    *,
+    principal: Principal,
+    key: str | None,
+    locked: bool,
+    body: Any,
+    values: dict[str, Any],
+    answer: Callable[[Any], Answer],
+    event: Callable[[Any], Any],
+) -> Answer:
     """Create the interaction `values` and answer it with `answer(row)`, remembering the answer
     under `key` (no key: just create). `locked`: whether the request's first statement took the
     key's lock (`LOCKED_RIGHTS`).
@@ -109,20 +119,26 @@ def run(session: Session, *, principal: Principal, key: str | None, locked: bool
         created = insert(table).values(**values).returning(*table.c).cte("created")
         return answer(session.execute(select(*created.c).add_cte(event(created))).one())
     if not locked:
-        raise Conflict(f"A request with this {HEADER} is still in progress; retry shortly",
-                       headers={"Retry-After": "1"})
+        raise Conflict(
+            f"A request with this {HEADER} is still in progress; retry shortly", headers={"Retry-After": "1"}
+        )
     assert principal.site_id is not None
     site_id, user_id = principal.site_id, principal.user_id
     scope = (IdempotencyKey.site_id == site_id, IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-    stored = (select(IdempotencyKey.request_hash, IdempotencyKey.status, IdempotencyKey.response)
-              .where(*scope, IdempotencyKey.created_at > _cutoff()).cte("stored"))
-    source = select(*[literal(value, table.c[name].type).label(name) for name, value in values.items()]) \
-        .where(~exists(select(stored.c.status)))
+    stored = (
+        select(IdempotencyKey.request_hash, IdempotencyKey.status, IdempotencyKey.response)
+        .where(*scope, IdempotencyKey.created_at > _cutoff())
+        .cte("stored")
+    )
+    source = select(
+        *[literal(value, table.c[name].type).label(name) for name, value in values.items()]
+    ).where(~exists(select(stored.c.status)))
     created = insert(table).from_select(list(values), source).returning(*table.c).cte("created")
     one = select(literal(1).label("one")).subquery("one")
     row = session.execute(
         select(stored.c.request_hash, stored.c.status.label("stored_status"), stored.c.response, *created.c)
-        .select_from(one.outerjoin(stored, true()).outerjoin(created, true())).add_cte(event(created))
+        .select_from(one.outerjoin(stored, true()).outerjoin(created, true()))
+        .add_cte(event(created))
     ).one()
     digest = request_hash(body)
     if row.request_hash is not None:
@@ -138,23 +154,35 @@ def run(session: Session, *, principal: Principal, key: str | None, locked: bool
 def _remember(site_id: int, user_id: int, key: str, digest: str, done: Answer) -> Any:
     """One statement: store the key with its answer (replacing this key's expired row, if any) and
     delete a batch of other expired keys, skipping rows another transaction is deleting."""
-    mine = and_(IdempotencyKey.site_id == site_id, IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    mine = and_(
+        IdempotencyKey.site_id == site_id, IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+    )
     batch = (
         select(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key)
         .where(IdempotencyKey.created_at <= _cutoff(), ~mine)
         .limit(CLEANUP_BATCH)
         .with_for_update(skip_locked=True)
     )
-    cleanup = delete(IdempotencyKey).where(
-        tuple_(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key).in_(batch)).cte("cleanup")
-    response = {"body": _as_sent(done.body),
-                "headers": {name: done.headers[name] for name in REPLAYED_HEADERS if name in done.headers}}
-    stmt = pg_insert(IdempotencyKey).values(site_id=site_id, user_id=user_id, key=key, request_hash=digest,
-                                            status=done.status, response=response)
+    cleanup = (
+        delete(IdempotencyKey)
+        .where(tuple_(IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key).in_(batch))
+        .cte("cleanup")
+    )
+    response = {
+        "body": _as_sent(done.body),
+        "headers": {name: done.headers[name] for name in REPLAYED_HEADERS if name in done.headers},
+    }
+    stmt = pg_insert(IdempotencyKey).values(
+        site_id=site_id, user_id=user_id, key=key, request_hash=digest, status=done.status, response=response
+    )
     return stmt.on_conflict_do_update(
         index_elements=[IdempotencyKey.site_id, IdempotencyKey.user_id, IdempotencyKey.key],
-        set_={"request_hash": stmt.excluded.request_hash, "status": stmt.excluded.status,
-              "response": stmt.excluded.response, "created_at": func.now()},
+        set_={
+            "request_hash": stmt.excluded.request_hash,
+            "status": stmt.excluded.status,
+            "response": stmt.excluded.response,
+            "created_at": func.now(),
+        },
         where=IdempotencyKey.created_at <= _cutoff(),
     ).add_cte(cleanup)
 

@@ -4,6 +4,7 @@ Every interaction query starts from `scoped(site_id)`: another site's rows are s
 The expressions here are the ones migration 0002 indexes (`lower(col) COLLATE "C"` for text sorts,
 `search_document()` for the trigram search); change them together or the indexes go unused.
 """
+
 from __future__ import annotations
 
 import functools
@@ -118,12 +119,17 @@ def _conditions(active: tuple[str, ...], value: Any) -> list[ColumnElement[bool]
 
 def filter_values(query: Any) -> dict[str, Any]:
     """The bound values of a list query's filters (`filter_<name>`), patterns made."""
-    return {f"filter_{name}": like_pattern(getattr(query, name)) if name in SUBSTRING_FILTERS
-            else getattr(query, name) for name in _active(query)}
+    return {
+        f"filter_{name}": like_pattern(getattr(query, name))
+        if name in SUBSTRING_FILTERS
+        else getattr(query, name)
+        for name in _active(query)
+    }
 
 
 def apply_filters(stmt: Select[Any], query: Any) -> Select[Any]:
     """The list's filters (an InteractionQuery) with their values written in (plan checks)."""
+
     def literal_value(name: str) -> Any:
         raw = getattr(query, name)
         return like_pattern(raw) if name in SUBSTRING_FILTERS else raw
@@ -164,11 +170,13 @@ def apply_sort(stmt: Select[Any], sort_by: str, direction: str) -> Select[Any]:
 # A site's total, kept exact by triggers (migration 0004): what an unfiltered list and the site's
 # details report, without counting 200,000 index entries on every request.
 SITE_TOTAL = select(SiteInteractionCount.interactions).where(
-    SiteInteractionCount.site_id == bindparam("site_id"))
+    SiteInteractionCount.site_id == bindparam("site_id")
+)
 
 
 SITE_CHANGES = select(SiteInteractionCount.changes).where(
-    SiteInteractionCount.site_id == bindparam("site_id"))
+    SiteInteractionCount.site_id == bindparam("site_id")
+)
 
 
 SITE_TOTAL_COLUMN = SITE_TOTAL.scalar_subquery().label("site_total")
@@ -181,8 +189,11 @@ FOLDED_BY_ID = fold(ROW_BY_ID)
 @functools.cache
 def folded_unfiltered_page(sort_by: str, direction: str) -> Select[Any]:
     """One page in one order with the site's total: the rights, the page and the total at once."""
-    return fold(unfiltered_page(sort_by, direction), extra=(SITE_TOTAL_COLUMN,),
-                order_by=lambda columns: order(sort_by, direction, columns))
+    return fold(
+        unfiltered_page(sort_by, direction),
+        extra=(SITE_TOTAL_COLUMN,),
+        order_by=lambda columns: order(sort_by, direction, columns),
+    )
 
 
 def folded_page(query: Any) -> Select[Any]:
@@ -198,7 +209,9 @@ def folded_page(query: Any) -> Select[Any]:
 @functools.cache
 def folded_filtered_page(active: tuple[str, ...], sort_by: str, direction: str) -> Select[Any]:
     page = apply_sort(filtered_rows(active), sort_by, direction).offset(OFFSET).limit(LIMIT)
-    return fold(page, extra=(SITE_CHANGES_COLUMN,), order_by=lambda columns: order(sort_by, direction, columns))
+    return fold(
+        page, extra=(SITE_CHANGES_COLUMN,), order_by=lambda columns: order(sort_by, direction, columns)
+    )
 
 
 @functools.cache

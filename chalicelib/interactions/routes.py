@@ -1,4 +1,5 @@
 """The interaction endpoints of the token's active site."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,11 +28,16 @@ BASE = "/api/interactions"
 ITEM = BASE + "/{interaction_id}"
 TAG = "interactions"
 
-IF_MATCH = Header("If-Match", 'makes the change conditional: `"<version>"` (strong) or `*`; a stale, weak '
-                              "or malformed value is a 412")
-IDEMPOTENCY_KEY = Header(idempotency.HEADER, "at most 255 characters; a retry with the same key and body "
-                                             "replays the first successful answer (kept 24 h, per site and user)",
-                         {"type": "string", "maxLength": 255})
+IF_MATCH = Header(
+    "If-Match",
+    'makes the change conditional: `"<version>"` (strong) or `*`; a stale, weak or malformed value is a 412',
+)
+IDEMPOTENCY_KEY = Header(
+    idempotency.HEADER,
+    "at most 255 characters; a retry with the same key and body "
+    "replays the first successful answer (kept 24 h, per site and user)",
+    {"type": "string", "maxLength": 255},
+)
 
 
 def _read(call: Call, raw_id: str) -> Any:
@@ -45,25 +51,58 @@ def _read(call: Call, raw_id: str) -> Any:
     return rows[0] if rows else None
 
 
-@endpoint(bp, "GET", BASE, site=True, search_params=queries.SUBSTRING_FILTERS, spec=Spec(
-    "Find interactions of the active site", TAG, page("interactions", InteractionRead),
-    "One page, with meta.pagination (a substring search counts towards SEARCH_RATE_PER_MINUTE)",
-    errors=(403,), query=InteractionQuery))
+@endpoint(
+    bp,
+    "GET",
+    BASE,
+    site=True,
+    search_params=queries.SUBSTRING_FILTERS,
+    spec=Spec(
+        "Find interactions of the active site",
+        TAG,
+        page("interactions", InteractionRead),
+        "One page, with meta.pagination (a substring search counts towards SEARCH_RATE_PER_MINUTE)",
+        errors=(403,),
+        query=InteractionQuery,
+    ),
+)
 def list_interactions(call: Call):
     query, rows = call.fold_query(InteractionQuery, service.list_params)
     items, total = service.page(call.session, site_id=call.caller.site_id, query=query, rows=rows)
     return paginated({"interactions": [service.serialize(row) for row in items]}, query=query, total=total)
 
 
-@endpoint(bp, "POST", BASE, write=True, spec=Spec(
-    "Create an interaction in the active site (editor, admin)", TAG, data(interaction=InteractionRead),
-    "Created", status=201, errors=(403, 409, 422), body=InteractionCreate, headers=(IDEMPOTENCY_KEY,),
-    response_headers=("ETag", "Location")))
+@endpoint(
+    bp,
+    "POST",
+    BASE,
+    write=True,
+    spec=Spec(
+        "Create an interaction in the active site (editor, admin)",
+        TAG,
+        data(interaction=InteractionRead),
+        "Created",
+        status=201,
+        errors=(403, 409, 422),
+        body=InteractionCreate,
+        headers=(IDEMPOTENCY_KEY,),
+        response_headers=("ETag", "Location"),
+    ),
+)
 def create_interaction(call: Call):
     raw_key = call.header(idempotency.HEADER)
     # With a key, the rights and the key's lock are one statement (the request's first).
-    locked = bool(call.fold(idempotency.LOCKED_RIGHTS, idempotency.lock_params(call.token, raw_key.strip()),
-                            key="key_locked").head.key_locked) if raw_key is not None else False
+    locked = (
+        bool(
+            call.fold(
+                idempotency.LOCKED_RIGHTS,
+                idempotency.lock_params(call.token, raw_key.strip()),
+                key="key_locked",
+            ).head.key_locked
+        )
+        if raw_key is not None
+        else False
+    )
     caller = call.caller
     body = call.json()
     new = schemas.parse_create(body)
@@ -73,48 +112,109 @@ def create_interaction(call: Call):
     origin = audit.by_caller(call)
 
     def created(row: Any) -> Answer:
-        return Answer(201, envelope({"interaction": service.serialize(row)}),
-                      {"ETag": service.etag(row), "Location": location(call.request, f"{BASE}/{row.id}")})
+        return Answer(
+            201,
+            envelope({"interaction": service.serialize(row)}),
+            {"ETag": service.etag(row), "Location": location(call.request, f"{BASE}/{row.id}")},
+        )
 
     # The key is stored in this transaction, with the create it answers (409/422 come last), and
     # the create's statement records its event.
-    return respond(idempotency.run(
-        call.session, principal=caller, key=key, locked=locked, body=body, values=values, answer=created,
-        event=lambda inserted: service.created_event(inserted, origin=origin, values=values)))
+    return respond(
+        idempotency.run(
+            call.session,
+            principal=caller,
+            key=key,
+            locked=locked,
+            body=body,
+            values=values,
+            answer=created,
+            event=lambda inserted: service.created_event(inserted, origin=origin, values=values),
+        )
+    )
 
 
-@endpoint(bp, "GET", BASE + "/types", spec=Spec(
-    "The interaction types", TAG, data(types=ListOf({"type": "string", "enum": list(INTERACTION_TYPES)})),
-    "The types list"))
+@endpoint(
+    bp,
+    "GET",
+    BASE + "/types",
+    spec=Spec(
+        "The interaction types",
+        TAG,
+        data(types=ListOf({"type": "string", "enum": list(INTERACTION_TYPES)})),
+        "The types list",
+    ),
+)
 def interaction_types(call: Call):
     call.caller  # noqa: B018 - a token of an active user; no site needed
     return ok({"types": list(INTERACTION_TYPES)})
 
 
-@endpoint(bp, "GET", ITEM, site=True, spec=Spec(
-    "One interaction", TAG, data(interaction=InteractionRead), "The interaction", errors=(403, 404),
-    response_headers=("ETag",)))
+@endpoint(
+    bp,
+    "GET",
+    ITEM,
+    site=True,
+    spec=Spec(
+        "One interaction",
+        TAG,
+        data(interaction=InteractionRead),
+        "The interaction",
+        errors=(403, 404),
+        response_headers=("ETag",),
+    ),
+)
 def get_interaction(call: Call, interaction_id: str):
     row = service.found(_read(call, interaction_id))
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
 
-@endpoint(bp, "PUT", ITEM, write=True, transaction=False, spec=Spec(
-    "Partial update (editor, admin): only the fields sent change; null clears", TAG,
-    data(interaction=InteractionRead), "The interaction as it is now", errors=(403, 404, 409, 412),
-    body=InteractionUpdate, headers=(IF_MATCH,), response_headers=("ETag",)))
+@endpoint(
+    bp,
+    "PUT",
+    ITEM,
+    write=True,
+    transaction=False,
+    spec=Spec(
+        "Partial update (editor, admin): only the fields sent change; null clears",
+        TAG,
+        data(interaction=InteractionRead),
+        "The interaction as it is now",
+        errors=(403, 404, 409, 412),
+        body=InteractionUpdate,
+        headers=(IF_MATCH,),
+        response_headers=("ETag",),
+    ),
+)
 def update_interaction(call: Call, interaction_id: str):
     current = _read(call, interaction_id)
     changes = schemas.parse_update(call.json())
-    row = service.update(call.session, principal=call.caller, origin=audit.by_caller(call), data=changes,
-                         current=current, if_match=call.header("If-Match"))
+    row = service.update(
+        call.session,
+        principal=call.caller,
+        origin=audit.by_caller(call),
+        data=changes,
+        current=current,
+        if_match=call.header("If-Match"),
+    )
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
 
-@endpoint(bp, "DELETE", ITEM, write=True, transaction=False, spec=Spec(
-    "Delete (editor, admin)", TAG, MESSAGE, "Deleted", errors=(403, 404, 412), headers=(IF_MATCH,)))
+@endpoint(
+    bp,
+    "DELETE",
+    ITEM,
+    write=True,
+    transaction=False,
+    spec=Spec("Delete (editor, admin)", TAG, MESSAGE, "Deleted", errors=(403, 404, 412), headers=(IF_MATCH,)),
+)
 def delete_interaction(call: Call, interaction_id: str):
     current = _read(call, interaction_id)
-    service.delete(call.session, principal=call.caller, origin=audit.by_caller(call), current=current,
-                   if_match=call.header("If-Match"))
+    service.delete(
+        call.session,
+        principal=call.caller,
+        origin=audit.by_caller(call),
+        current=current,
+        if_match=call.header("If-Match"),
+    )
     return ok({"message": "Interaction deleted"})

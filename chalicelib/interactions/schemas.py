@@ -5,6 +5,7 @@ Field rules live on the schemas, so every invalid field is reported at once. Rul
 fields (a local time read in the record's time zone, end not before start) are `times.resolve_times`,
 which the create path runs on the body and the update path on the merged record.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,15 +34,25 @@ from chalicelib.kit.timestamps import Timestamp, parse_datetime, query_bound
 from chalicelib.models import INTERACTION_TYPES
 
 SERVER_OWNED = ("id", "site_id", "created_by", "created_at", "updated_by", "updated_at", "version")
-SORT_FIELDS = ("start_datetime", "end_datetime", "title", "type", "lead", "location",
-               "created_at", "updated_at")
+SORT_FIELDS = (
+    "start_datetime",
+    "end_datetime",
+    "title",
+    "type",
+    "lead",
+    "location",
+    "created_at",
+    "updated_at",
+)
 MAX_FILTER_LENGTH = 255
 
 Title = text(1, 255, "1-255 characters after trimming")
 Lead = text(1, 100, "1-100 characters after trimming")
 Location = optional_text(255, "at most 255 characters after trimming; blank or null clears it")
 LongText = optional_text(10_000, "at most 10 000 characters after trimming; blank or null clears it")
-InteractionType = Annotated[Literal[INTERACTION_TYPES], Field(description="one of GET /api/interactions/types")]
+InteractionType = Annotated[
+    Literal[INTERACTION_TYPES], Field(description="one of GET /api/interactions/types")
+]
 
 _DATETIME_SCHEMA = {
     "type": "string",
@@ -50,18 +61,26 @@ _DATETIME_SCHEMA = {
     # the pattern allows can still be refused: a day past the month's end, a local time in a
     # daylight-saving gap, an end before the start (rules across fields JSON Schema cannot state).
     "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]"
-               r"(:[0-5][0-9](\.[0-9]{1,6})?)?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-9]{2})?$",
+    r"(:[0-5][0-9](\.[0-9]{1,6})?)?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-9]{2})?$",
     "description": "ISO 8601 date and time. With an offset (or Z) it is taken as is; without one it "
-                   "is local time in `timezone` (a time in a daylight-saving gap is rejected, one "
-                   "that occurs twice means its first occurrence). An end must not be before its "
-                   "start.",
+    "is local time in `timezone` (a time in a daylight-saving gap is rejected, one "
+    "that occurs twice means its first occurrence). An end must not be before its "
+    "start.",
     "examples": ["2024-05-01T14:00:00-04:00", "2024-05-01T14:00"],
 }
 DateTimeInput = Annotated[datetime, PlainValidator(parse_datetime), WithJsonSchema(_DATETIME_SCHEMA)]
-TimeZoneName = Annotated[str, PlainValidator(check_zone), WithJsonSchema({
-    "type": "string", "description": "IANA time zone name, as shipped in the tzdata package",
-    "enum": sorted(zone_names()),  # exactly the names accepted, case included
-    "examples": ["America/New_York", "Europe/Paris", "UTC"]})]
+TimeZoneName = Annotated[
+    str,
+    PlainValidator(check_zone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "IANA time zone name, as shipped in the tzdata package",
+            "enum": sorted(zone_names()),  # exactly the names accepted, case included
+            "examples": ["America/New_York", "Europe/Paris", "UTC"],
+        }
+    ),
+]
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -104,6 +123,7 @@ def _no_null_defaults(schema: dict[str, Any], _model: Any) -> None:
 class InteractionUpdate(_Body):
     """A partial update: only the fields sent change. `null` clears an optional field; `null` for
     a required one is rejected."""
+
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_no_null_defaults)
 
     title: Title = None
@@ -146,7 +166,13 @@ def _validate(model: Any, data: Any) -> tuple[Any, list[dict[str, str]], Any, An
         return parse(raw[field])
 
     zone_name = valid("timezone", check_zone)
-    return body, details, zone_name, valid("start_datetime", parse_datetime), valid("end_datetime", parse_datetime)
+    return (
+        body,
+        details,
+        zone_name,
+        valid("start_datetime", parse_datetime),
+        valid("end_datetime", parse_datetime),
+    )
 
 
 def parse_create(data: Any) -> InteractionCreate:
@@ -187,8 +213,9 @@ def parse_update(data: Any) -> InteractionUpdate:
 # cannot narrow anything: the site, or the whole table, is read. Three ASCII letters or digits in a
 # row is what every database can answer; other characters may surround them (see the README).
 INDEXABLE_RUN = re.compile(r"[A-Za-z0-9]{3}")
-INDEXABLE_RULE = ("must contain at least three letters or digits in a row (A-Z, a-z, 0-9), "
-                  "or be empty for no filter")
+INDEXABLE_RULE = (
+    "must contain at least three letters or digits in a row (A-Z, a-z, 0-9), or be empty for no filter"
+)
 
 
 def indexable(value: str) -> str:
@@ -198,10 +225,16 @@ def indexable(value: str) -> str:
     return value
 
 
-FilterText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_FILTER_LENGTH),
-                       AfterValidator(storable), AfterValidator(indexable)]
-_TERM = ("; empty for no filter, else it must contain three letters or digits in a row "
-         "(A-Z, a-z, 0-9), at most 255 characters after trimming")
+FilterText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_FILTER_LENGTH),
+    AfterValidator(storable),
+    AfterValidator(indexable),
+]
+_TERM = (
+    "; empty for no filter, else it must contain three letters or digits in a row "
+    "(A-Z, a-z, 0-9), at most 255 characters after trimming"
+)
 StartBound = query_bound(end_of_day=False)
 EndBound = query_bound(end_of_day=True)
 
@@ -211,8 +244,9 @@ class InteractionQuery(Pagination):
     and `\\` literally; an empty one matches everything, any other must contain three ASCII letters
     or digits in a row (what the trigram indexes can answer on every database)."""
 
-    search: FilterText | None = Field(None, description="substring of title, type, lead, location, "
-                                                        "description or notes" + _TERM)
+    search: FilterText | None = Field(
+        None, description="substring of title, type, lead, location, description or notes" + _TERM
+    )
     title: FilterText | None = Field(None, description="substring of the title" + _TERM)
     lead: FilterText | None = Field(None, description="substring of the lead" + _TERM)
     location: FilterText | None = Field(None, description="substring of the location" + _TERM)

@@ -5,6 +5,7 @@ RETURNING ...`, so a conditional write and its check are one statement and a con
 never be overwritten unseen. The same statement records the change's audit event (its `from`
 values are the version it saw).
 """
+
 from __future__ import annotations
 
 import re
@@ -36,12 +37,21 @@ UPDATE_ATTEMPTS = 3
 def serialize(row: Interaction | Row[Any]) -> dict[str, Any]:
     """The representation of an interaction, from its ORM object or any row with its columns."""
     return {
-        "id": row.id, "site_id": row.site_id, "title": row.title, "type": row.type, "lead": row.lead,
-        "start_datetime": isoformat(row.start_datetime), "timezone": row.timezone,
-        "end_datetime": isoformat(row.end_datetime), "location": row.location,
-        "description": row.description, "notes": row.notes,
-        "created_by": row.created_by, "created_at": isoformat(row.created_at),
-        "updated_by": row.updated_by, "updated_at": isoformat(row.updated_at),
+        "id": row.id,
+        "site_id": row.site_id,
+        "title": row.title,
+        "type": row.type,
+        "lead": row.lead,
+        "start_datetime": isoformat(row.start_datetime),
+        "timezone": row.timezone,
+        "end_datetime": isoformat(row.end_datetime),
+        "location": row.location,
+        "description": row.description,
+        "notes": row.notes,
+        "created_by": row.created_by,
+        "created_at": isoformat(row.created_at),
+        "updated_by": row.updated_by,
+        "updated_at": isoformat(row.updated_at),
         "version": row.version,
     }
 
@@ -85,8 +95,10 @@ def parse_if_match(header: str | None) -> Precondition | None:
 
 def _mismatch(precondition: Precondition | None, version: int) -> PreconditionFailed:
     if precondition is not None and precondition.malformed:
-        return PreconditionFailed(f'If-Match is not a list of entity tags: entity tags are quoted, '
-                                  f'as in If-Match: "{version}" (the current version)')
+        return PreconditionFailed(
+            f"If-Match is not a list of entity tags: entity tags are quoted, "
+            f'as in If-Match: "{version}" (the current version)'
+        )
     return PreconditionFailed(f'If-Match does not match the current version "{version}"')
 
 
@@ -96,6 +108,7 @@ def _check(precondition: Precondition | None, row: Interaction) -> None:
 
 
 # --- reads -----------------------------------------------------------------------------------------
+
 
 def _reread(session: Session, *, site_id: int, interaction_id: int) -> Any:
     return session.execute(queries.ROW_BY_ID, {"site_id": site_id, "interaction_id": interaction_id}).first()
@@ -111,8 +124,11 @@ def found(row: Any) -> Any:
 def list_params(query: InteractionQuery) -> tuple[Any, dict[str, Any]]:
     """The first statement of a list request (its page, folded with the caller's rights) and its
     parameters; `page` reads its result."""
-    return queries.folded_page(query), {"offset": query.offset, "limit": query.per_page,
-                                        **queries.filter_values(query)}
+    return queries.folded_page(query), {
+        "offset": query.offset,
+        "limit": query.per_page,
+        **queries.filter_values(query),
+    }
 
 
 def page(session: Session, *, site_id: int, query: InteractionQuery, rows: Folded) -> tuple[list[Any], int]:
@@ -145,8 +161,10 @@ def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, 
     remembered = _counted.get(key)
     if remembered is not None and changes is not None and changes == remembered[0]:
         return remembered[1]
-    total, counted_at = session.execute(queries.filtered_count(queries.active_filters(query)),
-                                        {"site_id": site_id, **queries.filter_values(query)}).one()
+    total, counted_at = session.execute(
+        queries.filtered_count(queries.active_filters(query)),
+        {"site_id": site_id, **queries.filter_values(query)},
+    ).one()
     if counted_at is not None:
         if len(_counted) >= _COUNTED_MAX:
             _counted.clear()
@@ -156,16 +174,24 @@ def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, 
 
 # --- writes ----------------------------------------------------------------------------------------
 
+
 def new_values(*, principal: Principal, data: InteractionCreate) -> dict[str, Any]:
     """The columns of a new interaction in the caller's active site (version 1)."""
     assert principal.site_id is not None  # principal.load(write=True) guarantees it
-    start, end, details = resolve_times(start=data.start_datetime, end=data.end_datetime,
-                                        zone_name=data.timezone)
+    start, end, details = resolve_times(
+        start=data.start_datetime, end=data.end_datetime, zone_name=data.timezone
+    )
     if details:
         raise ValidationFailed("The request body is not valid", details=details)
     values = data.model_dump(exclude={"start_datetime", "end_datetime"})
-    return {**values, "start_datetime": start, "end_datetime": end, "site_id": principal.site_id,
-            "created_by": principal.user_id, "version": 1}
+    return {
+        **values,
+        "start_datetime": start,
+        "end_datetime": end,
+        "site_id": principal.site_id,
+        "created_by": principal.user_id,
+        "version": 1,
+    }
 
 
 def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
@@ -192,19 +218,40 @@ def _fields(row: Any) -> dict[str, Any]:
 
 def _event(change: Any, *, origin: audit.Origin, action: str, changes: dict[str, Any]) -> Any:
     """The audit event of the interaction `change` (a CTE returning the row) wrote, as a CTE."""
-    return audit.as_cte(audit.record(change, origin=origin, action=action, target_type="interaction",
-                                     target_id=change.c.id, site_id=change.c.site_id,
-                                     target_version=change.c.version, changes=changes), "event")
+    return audit.as_cte(
+        audit.record(
+            change,
+            origin=origin,
+            action=action,
+            target_type="interaction",
+            target_id=change.c.id,
+            site_id=change.c.site_id,
+            target_version=change.c.version,
+            changes=changes,
+        ),
+        "event",
+    )
 
 
 def created_event(created: Any, *, origin: audit.Origin, values: dict[str, Any]) -> Any:
     """The `interaction.created` event of the row the CTE `created` inserted (`values`, its columns)."""
-    return _event(created, origin=origin, action="interaction.created",
-                  changes=audit.created(values, audit.INTERACTION_FIELDS))
+    return _event(
+        created,
+        origin=origin,
+        action="interaction.created",
+        changes=audit.created(values, audit.INTERACTION_FIELDS),
+    )
 
 
-def update(session: Session, *, principal: Principal, origin: audit.Origin, current: Any,
-           data: InteractionUpdate, if_match: str | None = None) -> Any:
+def update(
+    session: Session,
+    *,
+    principal: Principal,
+    origin: audit.Origin,
+    current: Any,
+    data: InteractionUpdate,
+    if_match: str | None = None,
+) -> Any:
     """Apply the fields sent to `current` (the row read with the caller's rights, or None). 404,
     then 412, then the rules across the merged record; a body that changes nothing returns the
     record as it is (same version) and records nothing."""
@@ -224,15 +271,23 @@ def update(session: Session, *, principal: Principal, origin: audit.Origin, curr
             return row
         change = (
             sql_update(Interaction)
-            .where(queries.in_site(principal.site_id), Interaction.id == interaction_id,
-                   Interaction.version == row.version)
-            .values(**changes, version=Interaction.version + 1, updated_by=principal.user_id,
-                    updated_at=func.now())
+            .where(
+                queries.in_site(principal.site_id),
+                Interaction.id == interaction_id,
+                Interaction.version == row.version,
+            )
+            .values(
+                **changes,
+                version=Interaction.version + 1,
+                updated_by=principal.user_id,
+                updated_at=func.now(),
+            )
             .returning(*_TABLE.c)
             .cte("updated")
         )
-        event = _event(change, origin=origin, action="interaction.updated",
-                       changes=audit.diff(_fields(row), changes))
+        event = _event(
+            change, origin=origin, action="interaction.updated", changes=audit.diff(_fields(row), changes)
+        )
         updated = session.execute(select(*change.c).add_cte(event)).first()
         if updated is not None:
             return updated
@@ -242,8 +297,9 @@ def update(session: Session, *, principal: Principal, origin: audit.Origin, curr
     raise Conflict("The interaction is being changed by others; try again")
 
 
-def delete(session: Session, *, principal: Principal, origin: audit.Origin, current: Any,
-           if_match: str | None = None) -> None:
+def delete(
+    session: Session, *, principal: Principal, origin: audit.Origin, current: Any, if_match: str | None = None
+) -> None:
     """Delete `current` (the row read with the caller's rights, or None: 404) if it is still the
     version that was read (and the one If-Match names): one statement with its event, no lost race."""
     assert principal.site_id is not None
@@ -255,12 +311,22 @@ def delete(session: Session, *, principal: Principal, origin: audit.Origin, curr
         if row is None:
             raise NotFound(NOT_FOUND)
         _check(precondition, row)
-        change = (sql_delete(Interaction)
-                  .where(queries.in_site(principal.site_id), Interaction.id == row.id,
-                         Interaction.version == row.version)
-                  .returning(*_TABLE.c).cte("deleted"))
-        event = _event(change, origin=origin, action="interaction.deleted",
-                       changes=audit.deleted(_fields(row), audit.INTERACTION_FIELDS))
+        change = (
+            sql_delete(Interaction)
+            .where(
+                queries.in_site(principal.site_id),
+                Interaction.id == row.id,
+                Interaction.version == row.version,
+            )
+            .returning(*_TABLE.c)
+            .cte("deleted")
+        )
+        event = _event(
+            change,
+            origin=origin,
+            action="interaction.deleted",
+            changes=audit.deleted(_fields(row), audit.INTERACTION_FIELDS),
+        )
         deleted = session.execute(select(change.c.id).add_cte(event)).first()
         if deleted is not None:
             return

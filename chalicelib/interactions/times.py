@@ -5,6 +5,7 @@ in a record's time zone, and the rules across start and end (ISO 8601 in ASCII d
 Pure functions over the standard library; the schemas call them, and so does the update path on the
 merged record.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -54,8 +55,9 @@ def to_instant(value: datetime, zone_name: str) -> datetime:
     return instant
 
 
-def resolve_times(*, start: datetime | None, end: datetime | None,
-                  zone_name: str | None) -> tuple[datetime | None, datetime | None, list[dict[str, str]]]:
+def resolve_times(
+    *, start: datetime | None, end: datetime | None, zone_name: str | None
+) -> tuple[datetime | None, datetime | None, list[dict[str, str]]]:
     """(start, end) as UTC instants plus the details of every rule they break. A None input is
     left alone (missing, invalid or cleared); a naive one needs `zone_name`."""
     details: list[dict[str, str]] = []

@@ -6,6 +6,7 @@ Shapes are small descriptions resolved when the document is built: `data(interac
 is the success envelope around `{"interaction": <InteractionRead>}`; a pydantic model anywhere in a
 shape becomes a `$ref` to a component schema.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -36,11 +37,16 @@ class Shape:
 @dataclass(frozen=True)
 class Obj(Shape):
     """A closed object whose every field is required."""
+
     fields: dict[str, Any]
 
     def schema(self, ref: Resolve) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": False, "required": list(self.fields),
-                "properties": {name: schema_of(item, ref) for name, item in self.fields.items()}}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(self.fields),
+            "properties": {name: schema_of(item, ref) for name, item in self.fields.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,14 @@ class Nullable(Shape):
 @dataclass(frozen=True)
 class Envelope(Shape):
     """`{"status": "success", "data": ...}`, with `meta.pagination` for a page."""
+
     data: Any
     paginated: bool = False
 
     def schema(self, ref: Resolve) -> dict[str, Any]:
         schema: dict[str, Any] = {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "required": ["status", "data"] + (["meta"] if self.paginated else []),
             "properties": {"status": {"const": "success"}, "data": schema_of(self.data, ref)},
         }
@@ -79,6 +87,7 @@ class Envelope(Shape):
 @dataclass(frozen=True)
 class Raw(Shape):
     """A body served as it is, not in the envelope (the OpenAPI document itself)."""
+
     json_schema: dict[str, Any]
 
     def schema(self, ref: Resolve) -> dict[str, Any]:
@@ -99,6 +108,7 @@ MESSAGE = data(message={"type": "string"})
 @dataclass(frozen=True)
 class Header:
     """A request header an operation reads."""
+
     name: str
     description: str
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
@@ -110,6 +120,7 @@ class Spec:
 
     `errors` lists the statuses the operation can answer besides the ones every operation of its
     kind answers (authenticated: 401, 429, 500, 503; with a body: 413, 415 and 400)."""
+
     summary: str
     tag: str
     ok: Shape

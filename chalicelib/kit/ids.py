@@ -1,5 +1,6 @@
 """Ids in paths. One that cannot exist (not a positive whole number, or beyond its column) is a 404:
 there is no such resource, and the answer must not differ from an unknown id's."""
+
 from __future__ import annotations
 
 import re

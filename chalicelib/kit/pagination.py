@@ -1,5 +1,6 @@
 """One pagination rule for every list: `page` and `per_page` as query parameters, and a total that
 is counted only when the page itself does not tell it."""
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ MAX_PAGE = 2**31 - 1
 
 def between(low: int, high: int) -> Callable[[Any], int]:
     """A query parameter's check: a whole number in [low, high], written in ASCII digits."""
+
     def check(value: Any) -> int:
         if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,10}", value.strip(), re.ASCII):
             raise ValueError(f"must be a whole number from {low} to {high}")
@@ -26,14 +28,21 @@ def between(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
-Page = Annotated[int, PlainValidator(between(1, MAX_PAGE)),
-                 WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PAGE})]
-PerPage = Annotated[int, PlainValidator(between(1, MAX_PER_PAGE)),
-                    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE})]
+Page = Annotated[
+    int,
+    PlainValidator(between(1, MAX_PAGE)),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+]
+PerPage = Annotated[
+    int,
+    PlainValidator(between(1, MAX_PER_PAGE)),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}),
+]
 
 
 class Pagination(BaseModel):
     """`page` (1-based) and `per_page` (1-100, default 25): the query of every paginated list."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     page: Page = Field(1, description="1-based page number")
@@ -53,8 +62,11 @@ def page_total(query: Pagination, items: int, count: Callable[[], int]) -> int:
 
 
 def meta(query: Pagination, total: int) -> dict[str, Any]:
-    return {"pagination": {
-        "page": query.page, "per_page": query.per_page,
-        "total_pages": math.ceil(total / query.per_page) if total else 0,
-        "total_records": total,
-    }}
+    return {
+        "pagination": {
+            "page": query.page,
+            "per_page": query.per_page,
+            "total_pages": math.ceil(total / query.per_page) if total else 0,
+            "total_records": total,
+        }
+    }

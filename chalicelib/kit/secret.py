@@ -1,5 +1,6 @@
 """One-time secrets handed to a person (a pending account's setup token): drawn from `secrets` when
 issued, stored only as a digest."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Text rules shared by every schema: what PostgreSQL can store, trimming, blank meaning null."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -25,13 +26,20 @@ def blank_to_none(value: str | None) -> str | None:
 
 def text(min_length: int, max_length: int, description: str) -> Any:
     """A required string: trimmed, then `min_length`..`max_length` characters, storable."""
-    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length,
-                                            max_length=max_length),
-                     AfterValidator(storable), Field(description=description)]
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(storable),
+        Field(description=description),
+    ]
 
 
 def optional_text(max_length: int, description: str) -> Any:
     """An optional string: trimmed, at most `max_length` characters; blank or null is stored as null."""
-    inner = Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length),
-                      AfterValidator(storable), AfterValidator(blank_to_none)]
+    inner = Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=max_length),
+        AfterValidator(storable),
+        AfterValidator(blank_to_none),
+    ]
     return Annotated[inner | None, Field(description=description)]

@@ -1,5 +1,6 @@
 """Timestamps as the API writes them (ISO 8601 in UTC with a `Z`) and reads them (ISO 8601 in ASCII
 digits; a query's date bounds)."""
+
 from __future__ import annotations
 
 import re
@@ -8,7 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, WithJsonSchema
 
-Timestamp = Annotated[str, Field(description="ISO 8601 in UTC with a Z suffix", examples=["2024-05-01T18:00:00Z"])]
+Timestamp = Annotated[
+    str, Field(description="ISO 8601 in UTC with a Z suffix", examples=["2024-05-01T18:00:00Z"])
+]
 
 
 def isoformat(value: datetime | None) -> str | None:
@@ -29,7 +32,9 @@ def epoch_isoformat(seconds: int) -> str:
 # ASCII digits only (re.ASCII): `\d` would take Arabic-Indic or fullwidth digits, which int() reads.
 _DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$", re.ASCII)
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$",
+    re.ASCII,
+)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
@@ -49,8 +54,16 @@ def parse_datetime(value: Any) -> datetime:
         elif sign:
             offset = timedelta(hours=int(off_h), minutes=int(off_m))
             tzinfo = timezone(-offset if sign == "-" else offset)
-        parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0),
-                          int((fraction or "0").ljust(6, "0")), tzinfo=tzinfo)
+        parsed = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+            tzinfo=tzinfo,
+        )
         if tzinfo is not None:
             parsed.astimezone(UTC)  # may overflow at the ends of the calendar
     except (ValueError, OverflowError):
@@ -73,20 +86,30 @@ def parse_bound(value: Any, *, end_of_day: bool) -> datetime:
     try:
         parsed = parse_datetime(text)
     except ValueError:
-        raise ValueError("must be an ISO 8601 date (2024-05-01) or date and time with an offset "
-                         "(2024-05-01T00:00:00-04:00)") from None
+        raise ValueError(
+            "must be an ISO 8601 date (2024-05-01) or date and time with an offset "
+            "(2024-05-01T00:00:00-04:00)"
+        ) from None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def query_bound(*, end_of_day: bool) -> Any:
     """A query parameter read with `parse_bound`: a list's `start_date`/`end_date`, the audit's
     `since`/`until`."""
+
     def check(value: Any) -> datetime:
         return parse_bound(value, end_of_day=end_of_day)
 
     which = "through 23:59:59.999999 UTC" if end_of_day else "from 00:00 UTC"
-    return Annotated[datetime, PlainValidator(check), WithJsonSchema({
-        "type": "string",
-        "description": f"ISO 8601 date (the whole day {which}) or date and time (an offset is "
-                       "honoured; without one it is UTC)",
-        "examples": ["2024-05-01", "2024-05-01T00:00:00-04:00"]})]
+    return Annotated[
+        datetime,
+        PlainValidator(check),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "description": f"ISO 8601 date (the whole day {which}) or date and time (an offset is "
+                "honoured; without one it is UTC)",
+                "examples": ["2024-05-01", "2024-05-01T00:00:00-04:00"],
+            }
+        ),
+    ]

@@ -16,6 +16,7 @@ before the rule with other characters folds the same way: it still logs in by it
 It lives in the kit so that every domain can use it: login and the command line, and adding a
 member to a site (`NewUsername` for the new account's name, `same_name` to find an existing one).
 """
+
 from __future__ import annotations
 
 import re
@@ -56,7 +57,17 @@ def check_new(username: str) -> str:
     return username
 
 
-NewUsername = Annotated[str, AfterValidator(check_new), WithJsonSchema({
-    "type": "string", "pattern": PATTERN, "minLength": MIN_LENGTH, "maxLength": MAX_LENGTH,
-    "description": "3-64 characters of A-Z a-z 0-9 . _ -, unique case-insensitively",
-    "examples": ["jdoe", "ana.lima", "ops_bot-2"]})]
+NewUsername = Annotated[
+    str,
+    AfterValidator(check_new),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PATTERN,
+            "minLength": MIN_LENGTH,
+            "maxLength": MAX_LENGTH,
+            "description": "3-64 characters of A-Z a-z 0-9 . _ -, unique case-insensitively",
+            "examples": ["jdoe", "ana.lima", "ops_bot-2"],
+        }
+    ),
+]

@@ -1,5 +1,6 @@
 """The site endpoints: the caller's sites, one site's details, its members; administration by the
 site's admins (members, roles, setup tokens, the site's settings) and by platform admins (new sites)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -39,27 +40,60 @@ ADMINS_ONLY = "Only the site's admins may do this"
 T = TypeVar("T")
 
 
-@endpoint(bp, "GET", "/api/sites", spec=Spec(
-    "The caller's active sites, by name", TAG, data(sites=ListOf(SiteSummary)),
-    "Sites with the caller's role"))
+@endpoint(
+    bp,
+    "GET",
+    "/api/sites",
+    spec=Spec(
+        "The caller's active sites, by name",
+        TAG,
+        data(sites=ListOf(SiteSummary)),
+        "Sites with the caller's role",
+    ),
+)
 def list_sites(call: Call):
     return ok({"sites": service.summaries(call.fold(callers.MY_SITES))})
 
 
-@endpoint(bp, "POST", "/api/sites", platform_admin=True, spec=Spec(
-    "Create a site (platform admins); the caller becomes its admin", TAG, data(site=SiteDetail),
-    "Created", status=201, errors=(403, 409), body=SiteCreate, response_headers=("Location",)))
+@endpoint(
+    bp,
+    "POST",
+    "/api/sites",
+    platform_admin=True,
+    spec=Spec(
+        "Create a site (platform admins); the caller becomes its admin",
+        TAG,
+        data(site=SiteDetail),
+        "Created",
+        status=201,
+        errors=(403, 409),
+        body=SiteCreate,
+        response_headers=("Location",),
+    ),
+)
 def create_site(call: Call):
     caller = call.caller  # 401, then 403 for a caller who is not a platform admin
     body = call.body(SiteCreate)
-    site = service.create_site(call.session, caller_id=caller.user_id, origin=audit.by_caller(call),
-                               name=body.name, description=body.description)
-    return ok({"site": site}, status=201, headers={"Location": location(call.request, f"/api/sites/{site['id']}")})
+    site = service.create_site(
+        call.session,
+        caller_id=caller.user_id,
+        origin=audit.by_caller(call),
+        name=body.name,
+        description=body.description,
+    )
+    return ok(
+        {"site": site}, status=201, headers={"Location": location(call.request, f"/api/sites/{site['id']}")}
+    )
 
 
-@endpoint(bp, "GET", SITE, spec=Spec(
-    "One site the caller belongs to, with counts", TAG, data(site=SiteDetail), "The site",
-    errors=(404,)))
+@endpoint(
+    bp,
+    "GET",
+    SITE,
+    spec=Spec(
+        "One site the caller belongs to, with counts", TAG, data(site=SiteDetail), "The site", errors=(404,)
+    ),
+)
 def get_site(call: Call, site_id: str):
     caller, _ = call.fold_at(parse_id(site_id, maximum=INT32_MAX), service.DETAIL)
     site = service.detail(caller)
@@ -68,9 +102,19 @@ def get_site(call: Call, site_id: str):
     return ok({"site": site})
 
 
-@endpoint(bp, "GET", USERS, spec=Spec(
-    "The site's members, pending ones included, by username (the site's admins only)", TAG,
-    page("users", SiteUser), "One page, with meta.pagination", errors=(403, 404), query=SiteUsersQuery))
+@endpoint(
+    bp,
+    "GET",
+    USERS,
+    spec=Spec(
+        "The site's members, pending ones included, by username (the site's admins only)",
+        TAG,
+        page("users", SiteUser),
+        "One page, with meta.pagination",
+        errors=(403, 404),
+        query=SiteUsersQuery,
+    ),
+)
 def list_site_users(call: Call, site_id: str):
     site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (404 after the 401 check)
     message = "Only the site's admins may list its users"
@@ -90,6 +134,7 @@ def list_site_users(call: Call, site_id: str):
 
 # --- administration by the site's admins -----------------------------------------------------------
 
+
 def _at_site(call: Call, site_id: str, parse: Callable[[], T]) -> tuple[int, Any, audit.Origin, T]:
     """A change at the path's site, checked in API.md's order: 401, 403 (a member who is not its
     admin), 400 (`parse`: the body; unknown query parameters), 404 (not a member of that active
@@ -105,7 +150,9 @@ def _at_site(call: Call, site_id: str, parse: Callable[[], T]) -> tuple[int, Any
     parsed = parse()
     if caller.role is None or site is None or not rows:
         raise NotFound(SITE_NOT_FOUND)
-    origin = audit.by_api(user_id=call.token.user_id, username=caller.row.caller_username, ids=call.request_ids)
+    origin = audit.by_api(
+        user_id=call.token.user_id, username=caller.row.caller_username, ids=call.request_ids
+    )
     return site, rows[0], origin, parsed
 
 
@@ -116,47 +163,136 @@ def _member_id(raw: str) -> int:
     return found
 
 
-@endpoint(bp, "PUT", SITE, spec=Spec(
-    "Change the site's name or description (the site's admins)", TAG, data(site=SiteDetail),
-    "The site as it is now", errors=(403, 404, 409), body=SiteUpdate))
+@endpoint(
+    bp,
+    "PUT",
+    SITE,
+    spec=Spec(
+        "Change the site's name or description (the site's admins)",
+        TAG,
+        data(site=SiteDetail),
+        "The site as it is now",
+        errors=(403, 404, 409),
+        body=SiteUpdate,
+    ),
+)
 def update_site(call: Call, site_id: str):
     site, locked, origin, body = _at_site(call, site_id, lambda: call.body(SiteUpdate))
-    return ok({"site": service.update_site(call.session, site_id=site, caller_id=call.token.user_id,
-                                           origin=origin, locked=locked, sent=body.sent())})
+    return ok(
+        {
+            "site": service.update_site(
+                call.session,
+                site_id=site,
+                caller_id=call.token.user_id,
+                origin=origin,
+                locked=locked,
+                sent=body.sent(),
+            )
+        }
+    )
 
 
-@endpoint(bp, "POST", USERS, spec=Spec(
-    "Add a member (the site's admins): an existing account, or a new pending one with a setup token",
-    TAG, Envelope(MemberAdded), "Added", status=201, errors=(403, 404, 409), body=MemberAdd))
+@endpoint(
+    bp,
+    "POST",
+    USERS,
+    spec=Spec(
+        "Add a member (the site's admins): an existing account, or a new pending one with a setup token",
+        TAG,
+        Envelope(MemberAdded),
+        "Added",
+        status=201,
+        errors=(403, 404, 409),
+        body=MemberAdd,
+    ),
+)
 def add_member(call: Call, site_id: str):
     site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberAdd))
-    return ok(service.add_member(call.session, site_id=site, caller_id=call.token.user_id, origin=origin,
-                                 username=body.username, email=body.email, role=body.role), status=201)
+    return ok(
+        service.add_member(
+            call.session,
+            site_id=site,
+            caller_id=call.token.user_id,
+            origin=origin,
+            username=body.username,
+            email=body.email,
+            role=body.role,
+        ),
+        status=201,
+    )
 
 
-@endpoint(bp, "POST", MEMBER + "/setup-token", spec=Spec(
-    "A new setup token for a pending account this site created (its admins); earlier ones stop working",
-    TAG, Envelope(SetupTokenIssued), "Issued", status=201, errors=(403, 404, 409)))
+@endpoint(
+    bp,
+    "POST",
+    MEMBER + "/setup-token",
+    spec=Spec(
+        "A new setup token for a pending account this site created (its admins); earlier ones stop working",
+        TAG,
+        Envelope(SetupTokenIssued),
+        "Issued",
+        status=201,
+        errors=(403, 404, 409),
+    ),
+)
 def issue_setup_token(call: Call, site_id: str, user_id: str):
     site, _, origin, _ = _at_site(call, site_id, lambda: None)
-    return ok(service.issue_setup_token(call.session, site_id=site, caller_id=call.token.user_id, origin=origin,
-                                        user_id=_member_id(user_id)), status=201)
+    return ok(
+        service.issue_setup_token(
+            call.session,
+            site_id=site,
+            caller_id=call.token.user_id,
+            origin=origin,
+            user_id=_member_id(user_id),
+        ),
+        status=201,
+    )
 
 
-@endpoint(bp, "PUT", MEMBER, spec=Spec(
-    "Change a member's role (the site's admins)", TAG, data(user=SiteUser), "The member",
-    errors=(403, 404, 409), body=MemberUpdate))
+@endpoint(
+    bp,
+    "PUT",
+    MEMBER,
+    spec=Spec(
+        "Change a member's role (the site's admins)",
+        TAG,
+        data(user=SiteUser),
+        "The member",
+        errors=(403, 404, 409),
+        body=MemberUpdate,
+    ),
+)
 def change_role(call: Call, site_id: str, user_id: str):
     site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberUpdate))
-    return ok({"user": service.change_role(call.session, site_id=site, caller_id=call.token.user_id,
-                                           origin=origin, user_id=_member_id(user_id), role=body.role)})
+    return ok(
+        {
+            "user": service.change_role(
+                call.session,
+                site_id=site,
+                caller_id=call.token.user_id,
+                origin=origin,
+                user_id=_member_id(user_id),
+                role=body.role,
+            )
+        }
+    )
 
 
-@endpoint(bp, "DELETE", MEMBER, spec=Spec(
-    "Remove a member (the site's admins); a pending account left without a site is deleted", TAG,
-    MESSAGE, "Removed", errors=(403, 404, 409)))
+@endpoint(
+    bp,
+    "DELETE",
+    MEMBER,
+    spec=Spec(
+        "Remove a member (the site's admins); a pending account left without a site is deleted",
+        TAG,
+        MESSAGE,
+        "Removed",
+        errors=(403, 404, 409),
+    ),
+)
 def remove_member(call: Call, site_id: str, user_id: str):
     site, _, origin, _ = _at_site(call, site_id, lambda: None)
-    service.remove_member(call.session, site_id=site, caller_id=call.token.user_id, origin=origin,
-                          user_id=_member_id(user_id))
+    service.remove_member(
+        call.session, site_id=site, caller_id=call.token.user_id, origin=origin, user_id=_member_id(user_id)
+    )
     return ok({"message": "Member removed"})

@@ -1,4 +1,5 @@
 """What the site endpoints accept and return (the OpenAPI document is generated from these)."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -20,8 +21,18 @@ from chalicelib.kit.timestamps import Timestamp
 from chalicelib.kit.usernames import NewUsername
 from chalicelib.models import ROLES
 
-__all__ = ["SiteUsersQuery", "SiteSummary", "SiteDetail", "SiteUser", "SiteCreate", "SiteUpdate",
-           "MemberAdd", "MemberUpdate", "MemberAdded", "SetupTokenIssued"]
+__all__ = [
+    "SiteUsersQuery",
+    "SiteSummary",
+    "SiteDetail",
+    "SiteUser",
+    "SiteCreate",
+    "SiteUpdate",
+    "MemberAdd",
+    "MemberUpdate",
+    "MemberAdded",
+    "SetupTokenIssued",
+]
 
 Role = Literal[ROLES]
 SERVER_OWNED = ("id", "created_at", "role", "user_count", "interaction_count")
@@ -29,18 +40,36 @@ SERVER_OWNED = ("id", "created_at", "role", "user_count", "interaction_count")
 SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
 SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
 
+
 def _email(value: str) -> str:
     local, at, domain = value.partition("@")
     # No white space in JSON Schema's sense either (the documented pattern's \s includes U+FEFF).
-    if not at or not local or not domain or "@" in domain or any(ch.isspace() or ch == "\ufeff" for ch in value):
+    if (
+        not at
+        or not local
+        or not domain
+        or "@" in domain
+        or any(ch.isspace() or ch == "\ufeff" for ch in value)
+    ):
         raise ValueError("must be an e-mail address: one '@' with text on both sides, no spaces")
     return value
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(storable), AfterValidator(_email),
-                  WithJsonSchema({"type": "string", "maxLength": 254, "pattern": r"^[^@\s]+@[^@\s]+$",
-                                  "description": "at most 254 characters, one '@' with text on both "
-                                                 "sides; unique case-insensitively"})]
+Email = Annotated[
+    str,
+    Field(max_length=254),
+    AfterValidator(storable),
+    AfterValidator(_email),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 254,
+            "pattern": r"^[^@\s]+@[^@\s]+$",
+            "description": "at most 254 characters, one '@' with text on both "
+            "sides; unique case-insensitively",
+        }
+    ),
+]
 
 
 class SiteUsersQuery(Pagination):
@@ -56,6 +85,7 @@ class _Body(BaseModel):
 
 class SiteCreate(_Body):
     """POST /api/sites (platform admins): the caller becomes the new site's admin."""
+
     name: SiteName
     description: SiteDescription = None
 
@@ -69,6 +99,7 @@ def _name_not_null(schema: dict[str, Any], _model: Any) -> None:
 class SiteUpdate(_Body):
     """PUT /api/sites/{id} (the site's admins): only the fields sent change; null clears the
     description. The detail's server-owned fields are ignored when sent back."""
+
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_name_not_null)
 
     name: SiteName = None
@@ -95,6 +126,7 @@ class SiteUpdate(_Body):
 class MemberAdd(_Body):
     """POST /api/sites/{id}/users: an existing account (username and e-mail both its own), or a new
     pending one when neither is taken."""
+
     username: NewUsername
     email: Email
     role: Role  # type: ignore[valid-type]

@@ -12,6 +12,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02
 """
+
 from __future__ import annotations
 
 from alembic import op
@@ -26,12 +27,22 @@ FOLDED = 'lower(username COLLATE "C")'
 
 
 def upgrade() -> None:
-    clashes = op.get_bind().execute(text(
-        f"SELECT string_agg(username, ', ' ORDER BY username) FROM users GROUP BY {FOLDED} "
-        "HAVING count(*) > 1")).scalars().all()
+    clashes = (
+        op.get_bind()
+        .execute(
+            text(
+                f"SELECT string_agg(username, ', ' ORDER BY username) FROM users GROUP BY {FOLDED} "
+                "HAVING count(*) > 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
     if clashes:
-        raise RuntimeError("these usernames differ only in the case of ASCII letters; rename all but "
-                           "one of each group, then migrate again: " + "; ".join(clashes))
+        raise RuntimeError(
+            "these usernames differ only in the case of ASCII letters; rename all but "
+            "one of each group, then migrate again: " + "; ".join(clashes)
+        )
     op.execute(f"CREATE UNIQUE INDEX uq_users_username_folded ON users ({FOLDED})")
     op.execute("DROP INDEX uq_users_username_lower")
 

@@ -22,6 +22,7 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02
 """
+
 from __future__ import annotations
 
 from alembic import op
@@ -33,11 +34,24 @@ branch_labels = None
 depends_on = None
 
 ACTIONS = (
-    "interaction.created", "interaction.updated", "interaction.deleted",
-    "membership.added", "membership.role_changed", "membership.removed",
-    "user.created", "user.setup_token_issued", "user.setup_completed", "user.password_changed",
-    "user.activated", "user.deactivated", "user.deleted", "user.platform_admin_changed",
-    "site.created", "site.updated", "site.activated", "site.deactivated",
+    "interaction.created",
+    "interaction.updated",
+    "interaction.deleted",
+    "membership.added",
+    "membership.role_changed",
+    "membership.removed",
+    "user.created",
+    "user.setup_token_issued",
+    "user.setup_completed",
+    "user.password_changed",
+    "user.activated",
+    "user.deactivated",
+    "user.deleted",
+    "user.platform_admin_changed",
+    "site.created",
+    "site.updated",
+    "site.activated",
+    "site.deactivated",
 )
 
 
@@ -48,20 +62,36 @@ def _quoted(values: tuple[str, ...]) -> str:
 def _application_roles() -> list[str]:
     """Roles other than the owner holding any privilege on interactions (the API's role), as SQL
     names (regrole quotes them where needed)."""
-    return list(op.get_bind().execute(text(
-        "SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, aclexplode(c.relacl) a "
-        "WHERE c.oid = 'interactions'::regclass AND a.grantee <> c.relowner AND a.grantee <> 0 "
-        "ORDER BY 1")).scalars())
+    return list(
+        op.get_bind()
+        .execute(
+            text(
+                "SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, aclexplode(c.relacl) a "
+                "WHERE c.oid = 'interactions'::regclass AND a.grantee <> c.relowner AND a.grantee <> 0 "
+                "ORDER BY 1"
+            )
+        )
+        .scalars()
+    )
 
 
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
-    clashes = op.get_bind().execute(text(
-        "SELECT string_agg(name, ', ' ORDER BY name) FROM sites GROUP BY lower(name) HAVING count(*) > 1"
-    )).scalars().all()
+    clashes = (
+        op.get_bind()
+        .execute(
+            text(
+                "SELECT string_agg(name, ', ' ORDER BY name) FROM sites GROUP BY lower(name) HAVING count(*) > 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
     if clashes:
-        raise RuntimeError("these site names differ only in case; rename all but one of each group, "
-                           "then migrate again: " + "; ".join(clashes))
+        raise RuntimeError(
+            "these site names differ only in case; rename all but one of each group, "
+            "then migrate again: " + "; ".join(clashes)
+        )
     op.execute("CREATE UNIQUE INDEX uq_sites_name_lower ON sites (lower(name))")
 
     op.execute("ALTER TABLE users ALTER COLUMN password_hash DROP NOT NULL")
@@ -106,8 +136,9 @@ def upgrade() -> None:
                 (via = 'cli' and actor_id is null and operator is not null))
         )""")
     op.execute("CREATE INDEX ix_audit_events_site_id_id ON audit_events (site_id, id)")
-    op.execute("CREATE INDEX ix_audit_events_site_id_target ON audit_events "
-               "(site_id, target_type, target_id, id)")
+    op.execute(
+        "CREATE INDEX ix_audit_events_site_id_target ON audit_events (site_id, target_type, target_id, id)"
+    )
     op.execute("CREATE INDEX ix_audit_events_site_id_actor_id ON audit_events (site_id, actor_id, id)")
     op.execute("CREATE INDEX ix_audit_events_site_id_action ON audit_events (site_id, action, id)")
     op.execute("CREATE INDEX ix_audit_events_occurred_at ON audit_events USING brin (occurred_at)")
@@ -168,8 +199,10 @@ def downgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
     op.execute("DROP TABLE site_audit_counts")
     op.execute("DROP TABLE audit_events")
-    op.execute("DROP FUNCTION site_audit_counts_add(), site_audit_counts_remove(), site_audit_counts_reset(), "
-               "audit_events_append_only()")
+    op.execute(
+        "DROP FUNCTION site_audit_counts_add(), site_audit_counts_remove(), site_audit_counts_reset(), "
+        "audit_events_append_only()"
+    )
     op.execute("DROP TABLE setup_tokens")
     op.execute("DELETE FROM users WHERE password_hash IS NULL")
     op.execute("ALTER TABLE users DROP COLUMN created_by_site_id")

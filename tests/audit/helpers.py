@@ -1,4 +1,5 @@
 """Reading the audit trail straight from its table, for tests of the changes that write it."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """The command line records its changes (via cli, no actor, the operating-system account as operator)
 in the command's transaction, records nothing for a no-op, and reads and prunes the trail."""
+
 from __future__ import annotations
 
 import getpass
@@ -37,18 +38,29 @@ def _cli_event(event, action, *, site_id, target):
 def test_create_site_and_create_user_record_their_events(capsys, monkeypatch):
     code, out, _ = run(capsys, "create-site", "Marketing", "--description", "Campaigns")
     site_id = int(out)
-    code, out, _ = run(capsys, "create-user", "jdoe", "jdoe@example.com", "--password-stdin",
-                       stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, out, _ = run(
+        capsys,
+        "create-user",
+        "jdoe",
+        "jdoe@example.com",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+        monkeypatch=monkeypatch,
+    )
     user_id = int(out)
 
     site_created, user_created = events()
     _cli_event(site_created, "site.created", site_id=site_id, target={"type": "site", "id": site_id})
-    assert site_created["changes"] == {"name": {"from": None, "to": "Marketing"},
-                                       "description": {"from": None, "to": "Campaigns"}}
+    assert site_created["changes"] == {
+        "name": {"from": None, "to": "Marketing"},
+        "description": {"from": None, "to": "Campaigns"},
+    }
     # No membership yet: recorded once, without a site.
     _cli_event(user_created, "user.created", site_id=None, target={"type": "user", "id": user_id})
-    assert user_created["changes"] == {"username": {"from": None, "to": "jdoe"},
-                                       "email": {"from": None, "to": "jdoe@example.com"}}
+    assert user_created["changes"] == {
+        "username": {"from": None, "to": "jdoe"},
+        "email": {"from": None, "to": "jdoe@example.com"},
+    }
 
 
 def test_grant_and_revoke_record_membership_events_and_nothing_for_the_same_role(capsys):
@@ -109,33 +121,55 @@ def test_platform_admin_needs_on_or_off(capsys):
 
 def test_set_password_finishes_a_pending_account_and_records_it(capsys, monkeypatch, client):
     world = make_world()
-    added = send(client, "POST", f"/api/sites/{world.site_a}/users", world.token("admin"),
-                 {"username": "waiting", "email": "waiting@example.com", "role": "viewer"}).json_body["data"]
+    added = send(
+        client,
+        "POST",
+        f"/api/sites/{world.site_a}/users",
+        world.token("admin"),
+        {"username": "waiting", "email": "waiting@example.com", "role": "viewer"},
+    ).json_body["data"]
 
-    code, _, _ = run(capsys, "set-password", "waiting", "--password-stdin", stdin=PASSWORD + "\n",
-                     monkeypatch=monkeypatch)
+    code, _, _ = run(
+        capsys, "set-password", "waiting", "--password-stdin", stdin=PASSWORD + "\n", monkeypatch=monkeypatch
+    )
 
     assert code == 0
     with session_scope() as session:
         assert session.get(User, added["user"]["id"]).password_hash is not None
         assert session.scalar(select(func.count()).select_from(SetupToken)) == 0
     [event] = events("user.password_changed")
-    _cli_event(event, "user.password_changed", site_id=world.site_a,
-               target={"type": "user", "id": added["user"]["id"]})
+    _cli_event(
+        event,
+        "user.password_changed",
+        site_id=world.site_a,
+        target={"type": "user", "id": added["user"]["id"]},
+    )
     assert event["changes"] == {}
 
 
 def test_a_password_equal_to_the_username_is_refused(capsys, monkeypatch):
-    code, _, err = run(capsys, "create-user", "jdoe1234", "jdoe@example.com", "--password-stdin",
-                       stdin="JDOE1234\n", monkeypatch=monkeypatch)
+    code, _, err = run(
+        capsys,
+        "create-user",
+        "jdoe1234",
+        "jdoe@example.com",
+        "--password-stdin",
+        stdin="JDOE1234\n",
+        monkeypatch=monkeypatch,
+    )
     assert code != 0 and "username" in err
     assert event_count() == 0
 
 
 def test_revoking_a_pending_accounts_only_site_deletes_it(capsys, client):
     world = make_world()
-    send(client, "POST", f"/api/sites/{world.site_a}/users", world.token("admin"),
-         {"username": "waiting", "email": "waiting@example.com", "role": "viewer"})
+    send(
+        client,
+        "POST",
+        f"/api/sites/{world.site_a}/users",
+        world.token("admin"),
+        {"username": "waiting", "email": "waiting@example.com", "role": "viewer"},
+    )
     assert run(capsys, "revoke", "waiting", "Marketing")[0] == 0
     with session_scope() as session:
         assert session.scalar(select(User).where(User.username == "waiting")) is None
@@ -171,25 +205,52 @@ def test_audit_prints_json_lines_newest_first(capsys, trail):
     code, out, _ = run(capsys, "audit")
     found = _lines(out)
     assert code == 0
-    assert [e["action"] for e in found] == ["site.deactivated", "membership.added", "membership.added",
-                                            "site.created", "site.created"]
+    assert [e["action"] for e in found] == [
+        "site.deactivated",
+        "membership.added",
+        "membership.added",
+        "site.created",
+        "site.created",
+    ]
     assert found == sorted(found, key=lambda e: e["id"], reverse=True)
-    assert set(found[0]) == {"id", "occurred_at", "via", "actor", "operator", "site_id", "request_id",
-                             "gateway_request_id", "action", "target", "changes"}
+    assert set(found[0]) == {
+        "id",
+        "occurred_at",
+        "via",
+        "actor",
+        "operator",
+        "site_id",
+        "request_id",
+        "gateway_request_id",
+        "action",
+        "target",
+        "changes",
+    }
 
 
 def test_audit_filters(capsys, trail):
     marketing = _lines(run(capsys, "audit", "--site", "Marketing")[1])
     assert [e["action"] for e in marketing] == ["membership.added", "site.created"]
     assert [e["action"] for e in _lines(run(capsys, "audit", "--action", "site.")[1])] == [
-        "site.deactivated", "site.created", "site.created"]
+        "site.deactivated",
+        "site.created",
+        "site.created",
+    ]
     assert len(_lines(run(capsys, "audit", "--limit", "2")[1])) == 2
     assert _lines(run(capsys, "audit", "--since", "2999-01-01")[1]) == []
     assert len(_lines(run(capsys, "audit", "--since", "2000-01-01T00:00:00Z")[1])) == 5
 
 
-@pytest.mark.parametrize("argv", [["audit", "--action", "site.bought"], ["audit", "--limit", "0"],
-                                  ["audit", "--since", "soon"], ["prune-audit"], ["prune-audit", "--before", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["audit", "--action", "site.bought"],
+        ["audit", "--limit", "0"],
+        ["audit", "--since", "soon"],
+        ["prune-audit"],
+        ["prune-audit", "--before", "x"],
+    ],
+)
 def test_bad_arguments_are_one_line(capsys, trail, argv):
     with pytest.raises(SystemExit) as exited:
         cli.main(argv)
@@ -241,9 +302,20 @@ def test_seed_demo_records_what_it_writes_and_gives_a_history(capsys, client):
         row = rows[event["target"]["id"]]
         assert event["site_id"] == row["site_id"]
         changed_since = any(u["target"]["id"] == row["id"] for u in updated)
-        expected = {name: {"from": None, "to": row[name]} for name in (
-            "title", "type", "lead", "start_datetime", "timezone", "end_datetime", "location", "description")
-            if row[name] is not None}
+        expected = {
+            name: {"from": None, "to": row[name]}
+            for name in (
+                "title",
+                "type",
+                "lead",
+                "start_datetime",
+                "timezone",
+                "end_datetime",
+                "location",
+                "description",
+            )
+            if row[name] is not None
+        }
         assert {k: v for k, v in event["changes"].items() if k != "notes"} == expected
         if not changed_since:
             assert event["changes"].get("notes", {"to": None})["to"] == row["notes"]
@@ -256,9 +328,17 @@ def test_seed_demo_records_what_it_writes_and_gives_a_history(capsys, client):
 
     # A pending member's printed setup token works; the history of a changed row shows both events.
     token = out.split("newhire")[1].split("setup token ")[1].split()[0]
-    assert post_json(client, "/api/auth/setup", {"token": token, "password": "newhire's own"}).status_code == 200
+    assert (
+        post_json(client, "/api/auth/setup", {"token": token, "password": "newhire's own"}).status_code == 200
+    )
     site_token = login(client, "editor", PASSWORD)["token"]
-    row_id = next(e["target"]["id"] for e in updated if e["site_id"] == rows[e["target"]["id"]]["site_id"]
-                  and e["site_id"] == min(r["site_id"] for r in rows.values()))
-    history = send(client, "GET", f"/api/interactions/{row_id}/history", site_token).json_body["data"]["events"]
+    row_id = next(
+        e["target"]["id"]
+        for e in updated
+        if e["site_id"] == rows[e["target"]["id"]]["site_id"]
+        and e["site_id"] == min(r["site_id"] for r in rows.values())
+    )
+    history = send(client, "GET", f"/api/interactions/{row_id}/history", site_token).json_body["data"][
+        "events"
+    ]
     assert [e["action"] for e in history] == ["interaction.updated", "interaction.created"]

@@ -7,6 +7,7 @@ audit_events` when no index can answer it, so the checks hold for a small table 
 plan check). The unfiltered first page is also run under EXPLAIN ANALYZE: it reads a page's worth of
 events, not the site's.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def data():
     sites = [make_site(f"Site {i}") for i in range(3)]
     admin = make_user("admin", sites={s: "admin" for s in sites})
     with session_scope() as session:
-        seed.bulk_create(session, site_ids=sites, writers={s: [admin] for s in sites}, count=ROWS,
-                         progress=False)
+        seed.bulk_create(
+            session, site_ids=sites, writers={s: [admin] for s in sites}, count=ROWS, progress=False
+        )
         seed.record_history(session, origin=by_cli(), after_id=0, progress=False)
     _vacuum_analyze(get_engine())
     with session_scope() as session:
@@ -69,10 +71,18 @@ def _site_page(data, **filters):
     return stmt, {**params, "site_id": data["site"], "caller_id": data["admin"]}
 
 
-@pytest.mark.parametrize("filters", [
-    {}, {"action": "interaction.updated"}, {"action": "interaction."}, {"actor_id": "1"},
-    {"target_type": "interaction", "target_id": "5"}, {"target_type": "user"},
-], ids=["unfiltered", "action", "family", "actor", "target", "target type"])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"action": "interaction.updated"},
+        {"action": "interaction."},
+        {"actor_id": "1"},
+        {"target_type": "interaction", "target_id": "5"},
+        {"target_type": "user"},
+    ],
+    ids=["unfiltered", "action", "family", "actor", "target", "target type"],
+)
 def test_a_sites_page_is_an_index_scan(data, filters):
     plan = _plan(*_site_page(data, **filters))
     assert "Seq Scan on audit_events" not in plan

@@ -1,6 +1,7 @@
 """Migration 0007 on a database of its own: where the application's role is not the schema owner it
 gets only INSERT and SELECT on the events table (whatever default privileges would have given it),
 and the migration goes down and up again."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,11 @@ def scratch():
 
 
 def _privileges(conn, role: str, table: str) -> set[str]:
-    return {p for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
-            if conn.scalar(text("SELECT has_table_privilege(:r, :t, :p)"), {"r": role, "t": table, "p": p})}
+    return {
+        p
+        for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        if conn.scalar(text("SELECT has_table_privilege(:r, :t, :p)"), {"r": role, "t": table, "p": p})
+    }
 
 
 def test_the_applications_role_may_only_insert_and_read_events(scratch):
@@ -58,7 +62,9 @@ def test_the_applications_role_may_only_insert_and_read_events(scratch):
     command.upgrade(config, BEFORE)
     with engine.connect() as conn:  # the API's role, as the deployment notes set it up
         conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'))
-        conn.execute(text(f'ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"'))
+        conn.execute(
+            text(f'ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"')
+        )
 
     command.upgrade(config, "head")
 
@@ -68,11 +74,18 @@ def test_the_applications_role_may_only_insert_and_read_events(scratch):
         assert {"SELECT", "INSERT", "UPDATE"} <= _privileges(conn, role, "site_audit_counts")
         conn.execute(text("INSERT INTO sites (name) VALUES ('Marketing')"))
         conn.execute(text(f'SET ROLE "{role}"'))
-        conn.execute(text("INSERT INTO audit_events (via, operator, site_id, action, target_type, target_id) "
-                          "VALUES ('cli', 'ops', 1, 'site.created', 'site', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (via, operator, site_id, action, target_type, target_id) "
+                "VALUES ('cli', 'ops', 1, 'site.created', 'site', 1)"
+            )
+        )
         assert conn.scalar(text("SELECT count(*) FROM audit_events")) == 1
-        for statement in ("UPDATE audit_events SET operator = 'x'", "DELETE FROM audit_events",
-                          "TRUNCATE audit_events"):
+        for statement in (
+            "UPDATE audit_events SET operator = 'x'",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+        ):
             with pytest.raises(ProgrammingError, match="permission denied"):
                 conn.execute(text(statement))
         conn.execute(text("RESET ROLE"))
@@ -84,8 +97,12 @@ def test_the_migration_goes_down_and_up_again(scratch):
     command.upgrade(config, "head")
     with engine.connect() as conn:
         conn.execute(text("INSERT INTO sites (name) VALUES ('Marketing'), ('Sales')"))
-        conn.execute(text("INSERT INTO users (username, email, password_hash) VALUES "
-                          "('kept', 'kept@example.com', 'x'), ('waiting', 'waiting@example.com', NULL)"))
+        conn.execute(
+            text(
+                "INSERT INTO users (username, email, password_hash) VALUES "
+                "('kept', 'kept@example.com', 'x'), ('waiting', 'waiting@example.com', NULL)"
+            )
+        )
 
     command.downgrade(config, BEFORE)
     with engine.connect() as conn:

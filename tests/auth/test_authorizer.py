@@ -2,6 +2,7 @@
 answer; it always allows and records a verdict. Deployed, API Gateway turns every context value into
 a string, so the middleware accepts exactly `auth == "ok"` with a complete context and nothing else
 ("False", "None", a missing flag...). It raises only when the signing keys cannot be loaded."""
+
 from __future__ import annotations
 
 import pytest
@@ -82,7 +83,9 @@ def test_a_header_that_is_no_token_of_ours_is_invalid(header):
 def test_the_authorizer_raises_when_the_signing_key_cannot_be_loaded(editor, reconfigure, monkeypatch):
     """API Gateway never caches a failure and answers it with the 503 Gateway Response; a cached
     `unavailable` verdict would outlive the outage."""
-    reconfigure(JWT_SECRET=None, JWT_SECRET_ARN="arn:aws:secretsmanager:eu-west-1:123456789012:secret:gone-AbC123")
+    reconfigure(
+        JWT_SECRET=None, JWT_SECRET_ARN="arn:aws:secretsmanager:eu-west-1:123456789012:secret:gone-AbC123"
+    )
 
     def unreachable(arn):
         raise ConnectionError("Secrets Manager is unreachable")
@@ -130,13 +133,35 @@ def _real_context(token):
     return gateway_context(run_authorizer(f"Bearer {token}"))
 
 
-@pytest.mark.parametrize("change", [
-    {"auth": "False"}, {"auth": "None"}, {"auth": "True"}, {"auth": "true"}, {"auth": "OK"},
-    {"auth": "ok "}, {"auth": ""}, {"auth": "1"}, {"auth": "invalid"}, {"auth": None},
-    {"user_id": None}, {"user_id": ""}, {"user_id": "None"}, {"user_id": "abc"},
-    {"session_id": None}, {"expires_at": None}, {"expires_at": "None"}, {"issued_at": None},
-    {"auth_time_ms": None}, {"site_id": "None"}, {"kid": None}, {"kid": ""}, {"kid": "0123456789abcdef"},
-], ids=lambda change: ",".join(f"{k}={v!r}" for k, v in change.items()))
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"auth": "False"},
+        {"auth": "None"},
+        {"auth": "True"},
+        {"auth": "true"},
+        {"auth": "OK"},
+        {"auth": "ok "},
+        {"auth": ""},
+        {"auth": "1"},
+        {"auth": "invalid"},
+        {"auth": None},
+        {"user_id": None},
+        {"user_id": ""},
+        {"user_id": "None"},
+        {"user_id": "abc"},
+        {"session_id": None},
+        {"expires_at": None},
+        {"expires_at": "None"},
+        {"issued_at": None},
+        {"auth_time_ms": None},
+        {"site_id": "None"},
+        {"kid": None},
+        {"kid": ""},
+        {"kid": "0123456789abcdef"},
+    ],
+    ids=lambda change: ",".join(f"{k}={v!r}" for k, v in change.items()),
+)
 def test_anything_but_a_complete_ok_context_is_401(app_module, editor, change):
     context = _real_context(editor["token"])
     for name, value in change.items():
@@ -152,8 +177,11 @@ def test_anything_but_a_complete_ok_context_is_401(app_module, editor, change):
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
 
 
-@pytest.mark.parametrize("context", [None, {}, {"principalId": "1"}, {"principalId": "1", "user_id": "1"}],
-                         ids=["no authorizer", "empty", "principal only", "no flag"])
+@pytest.mark.parametrize(
+    "context",
+    [None, {}, {"principalId": "1"}, {"principalId": "1", "user_id": "1"}],
+    ids=["no authorizer", "empty", "principal only", "no flag"],
+)
 def test_a_missing_flag_is_never_success(app_module, editor, context):
     response = call_app(app_module.app, "GET", ME, authorizer=context)
 
@@ -169,12 +197,20 @@ def test_an_outcome_the_authorizer_no_longer_gives_is_401(app_module, outcome):
 
 
 def test_public_routes_are_exactly_the_routes_without_the_authorizer(app_module):
-    unprotected = {(path, method) for path, methods in app_module.app.routes.items()
-                   for method, entry in methods.items() if entry.authorizer is None}
+    unprotected = {
+        (path, method)
+        for path, methods in app_module.app.routes.items()
+        for method, entry in methods.items()
+        if entry.authorizer is None
+    }
 
     assert unprotected == public_routes()
-    assert public_routes() == {("/api/auth/login", "POST"), ("/api/auth/setup", "POST"), ("/api/health", "GET"),
-                             ("/api/openapi.json", "GET")}
+    assert public_routes() == {
+        ("/api/auth/login", "POST"),
+        ("/api/auth/setup", "POST"),
+        ("/api/health", "GET"),
+        ("/api/openapi.json", "GET"),
+    }
 
 
 def test_every_protected_route_uses_our_authorizer(app_module):
@@ -201,9 +237,15 @@ def test_the_authorizer_lambda_works_from_its_own_module(editor):
         "print('app' in sys.modules, 'sqlalchemy' in sys.modules)\n"
     )
     events = [token_event(f"Bearer {editor['token']}"), token_event("Bearer forged")]
-    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
-                            env=dict(os.environ), input=json.dumps(events), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=dict(os.environ),
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stderr
     contexts, modules = result.stdout.strip().splitlines()

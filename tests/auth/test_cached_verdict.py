@@ -4,6 +4,7 @@ cannot know — expiry, a retired key, revocation, the user's active flag and th
 logout, an expired token, a deactivated user and a removed membership are refused on the next
 request even when the verdict comes from the cache. Here the verdict is taken once from the real
 authorizer and replayed, stringified, as the cache would."""
+
 from __future__ import annotations
 
 import time

@@ -3,6 +3,7 @@ first database statement waits on PostgreSQL, and its verdict is settled right a
 statement — before anything acts on the statement's answer, and before any error is answered. So a
 revoked session or a rate limit still wins over every other answer, and nothing is written for a
 request they refuse."""
+
 from __future__ import annotations
 
 import json
@@ -45,11 +46,14 @@ def test_a_revoked_session_changes_nothing(client, world):
     token = world.token("editor")
     _revoke(token)
 
-    for method, path, body in [("PUT", f"/api/interactions/{row_id}", {"title": "Changed"}),
-                               ("DELETE", f"/api/interactions/{row_id}", None),
-                               ("POST", "/api/interactions", VALID)]:
-        response = getattr(client.http, method.lower())(path, body=json.dumps(body) if body else None,
-                                                        headers=json_headers(token))
+    for method, path, body in [
+        ("PUT", f"/api/interactions/{row_id}", {"title": "Changed"}),
+        ("DELETE", f"/api/interactions/{row_id}", None),
+        ("POST", "/api/interactions", VALID),
+    ]:
+        response = getattr(client.http, method.lower())(
+            path, body=json.dumps(body) if body else None, headers=json_headers(token)
+        )
         assert response.status_code == 401, (method, response.json_body)
     assert stored(row_id) == before
 

@@ -1,6 +1,7 @@
 """Login lockout: 5 consecutive failures per username (known or not) lock it for 15 minutes, even
 against the right password; a success resets the count; `cli unlock` lifts a lock; concurrent
 guesses cannot get more than 5 passwords checked."""
+
 from __future__ import annotations
 
 import threading
@@ -159,7 +160,9 @@ def test_twenty_concurrent_wrong_passwords_get_at_most_five_checked(monkeypatch)
         start.wait()
         try:
             with Session(engine) as session:
-                service.login(session, source_ip=IP, username="JDoe" if i % 2 else "jdoe", password=f"wrong {i}")
+                service.login(
+                    session, source_ip=IP, username="JDoe" if i % 2 else "jdoe", password=f"wrong {i}"
+                )
             outcomes.append("ok")
         except AccountLocked:
             outcomes.append("locked")

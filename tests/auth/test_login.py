@@ -1,5 +1,6 @@
 """POST /api/auth/login: the envelope, automatic site context, case-insensitive usernames and
 identical failures."""
+
 from __future__ import annotations
 
 import re
@@ -39,6 +40,7 @@ def test_login_envelope_is_exactly_the_contracts(client):
     claims = unverified(data["token"])
     assert claims["exp"] - claims["iat"] == 86400  # the default lifetime
     from chalicelib.kit.timestamps import epoch_isoformat
+
     assert data["expires_at"] == epoch_isoformat(claims["exp"])
 
 
@@ -110,8 +112,10 @@ def test_unknown_user_wrong_password_and_inactive_user_fail_identically(client):
 
     assert {r.status_code for r in answers} == {401}
     assert all(r.json_body == answers[0].json_body for r in answers)
-    assert answers[0].json_body == {"status": "error", "error": {
-        "code": "AUTHENTICATION_ERROR", "message": "Invalid username or password"}}
+    assert answers[0].json_body == {
+        "status": "error",
+        "error": {"code": "AUTHENTICATION_ERROR", "message": "Invalid username or password"},
+    }
     header_names = [sorted(set(r.headers) - {"X-Request-Id"}) for r in answers]
     assert header_names[0] == header_names[1] == header_names[2]
 

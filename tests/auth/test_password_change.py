@@ -1,5 +1,6 @@
 """POST /api/auth/password: the caller changes their own password; every earlier session ends and a
 new one begins on the same site. A wrong current password is a 400 that counts towards the lockout."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,8 +36,12 @@ def test_a_change_ends_every_session_and_starts_one_on_the_same_site(client, sit
     assert response.status_code == 200
     data = response.json_body["data"]
     assert set(data) == {"token", "expires_at", "current_site"}
-    assert data["current_site"] == {"id": sites["second"], "name": "Sales", "description": "The site",
-                                    "role": "viewer"}
+    assert data["current_site"] == {
+        "id": sites["second"],
+        "name": "Sales",
+        "description": "The site",
+        "role": "viewer",
+    }
     for old in (token, other_session):
         assert error(client.http.get("/api/auth/me", headers=auth(old))) == (401, "AUTHENTICATION_ERROR")
     me = client.http.get("/api/auth/me", headers=auth(data["token"]))
@@ -45,7 +50,9 @@ def test_a_change_ends_every_session_and_starts_one_on_the_same_site(client, sit
     assert login(client, "jdoe", NEW)
     recorded = events("user.password_changed")
     assert sorted(e["site_id"] for e in recorded) == sorted([sites["first"], sites["second"]])
-    assert all(e["changes"] == {} and e["actor"] == {"id": sites["user"], "username": "jdoe"} for e in recorded)
+    assert all(
+        e["changes"] == {} and e["actor"] == {"id": sites["user"], "username": "jdoe"} for e in recorded
+    )
     with session_scope() as session:
         assert passwords.verify_password(session.get(User, sites["user"]).password_hash, NEW)
 
@@ -77,7 +84,9 @@ def test_wrong_current_passwords_count_towards_the_login_lockout(client, sites):
     locked = change(client, token)
     assert error(locked) == (429, "ACCOUNT_LOCKED") and int(locked.headers["Retry-After"]) > 0
     assert error(post_json(client, "/api/auth/login", {"username": "JDOE", "password": PASSWORD})) == (
-        429, "ACCOUNT_LOCKED")
+        429,
+        "ACCOUNT_LOCKED",
+    )
 
 
 def test_a_success_resets_the_count(client, sites):
@@ -108,12 +117,20 @@ def test_a_repeated_change_is_a_400(client, sites):
     assert error(change(client, fresh)) == (400, "VALIDATION_ERROR")
 
 
-@pytest.mark.parametrize("body,bad", [({}, {"current_password", "new_password"}),
-                                      ({"current_password": PASSWORD, "new_password": NEW, "x": 1}, {"x"})])
+@pytest.mark.parametrize(
+    "body,bad",
+    [
+        ({}, {"current_password", "new_password"}),
+        ({"current_password": PASSWORD, "new_password": NEW, "x": 1}, {"x"}),
+    ],
+)
 def test_a_malformed_body_is_a_400(client, sites, body, bad):
     response = post_json(client, "/api/auth/password", body, login(client)["token"])
     assert error(response) == (400, "VALIDATION_ERROR") and fields(response) == bad
 
 
 def test_a_bad_token_is_401_before_the_body(client):
-    assert error(post_json(client, "/api/auth/password", {"x": 1}, "not-a-token")) == (401, "AUTHENTICATION_ERROR")
+    assert error(post_json(client, "/api/auth/password", {"x": 1}, "not-a-token")) == (
+        401,
+        "AUTHENTICATION_ERROR",
+    )

@@ -5,6 +5,7 @@ requests a minute by one user, get 429 RATE_LIMITED with Retry-After.
 The login tests drive the Lambda handler with API Gateway events, because the test client always
 reports 127.0.0.1. The clock is frozen inside one window so a minute boundary cannot split a test.
 """
+
 from __future__ import annotations
 
 import time
@@ -69,8 +70,7 @@ def test_x_forwarded_for_is_never_trusted(app_module):
     for spoofed in ("198.51.100.99", "198.51.100.99, 10.0.0.1"):
         _assert_rate_limited(_attempt(app_module.app, "198.51.100.1", **{"X-Forwarded-For": spoofed}))
     # and a header naming the limited IP does not hurt another client either
-    assert _attempt(app_module.app, "198.51.100.3",
-                    **{"X-Forwarded-For": "198.51.100.1"}).status_code == 400
+    assert _attempt(app_module.app, "198.51.100.3", **{"X-Forwarded-For": "198.51.100.1"}).status_code == 400
 
 
 def test_the_login_rate_is_configurable(app_module, reconfigure):
@@ -137,8 +137,9 @@ def test_the_api_rate_limit_applies_before_the_body_is_looked_at(client, reconfi
     token = login(client)["token"]
     client.http.get("/api/auth/me", headers=auth(token))
 
-    response = client.http.post("/api/auth/site", headers={**auth(token), "Content-Type": "text/plain"},
-                                body=b"x" * (256 * 1024 + 1))
+    response = client.http.post(
+        "/api/auth/site", headers={**auth(token), "Content-Type": "text/plain"}, body=b"x" * (256 * 1024 + 1)
+    )
 
     assert response.status_code == 429
 
@@ -146,9 +147,16 @@ def test_the_api_rate_limit_applies_before_the_body_is_looked_at(client, reconfi
 def _verdict(user_id=7):
     """What the authorizer hands the API for a valid token (as guard.check reads it)."""
     key = get_settings().signing_key()
-    return {"auth": "ok", "user_id": str(user_id), "session_id": "a" * 32, "site_id": "",
-            "kid": tokens.key_id(key), "expires_at": str(int(time.time()) + 3600),
-            "issued_at": str(int(time.time())), "auth_time_ms": str(int(time.time() * 1000))}
+    return {
+        "auth": "ok",
+        "user_id": str(user_id),
+        "session_id": "a" * 32,
+        "site_id": "",
+        "kid": tokens.key_id(key),
+        "expires_at": str(int(time.time()) + 3600),
+        "issued_at": str(int(time.time())),
+        "auth_time_ms": str(int(time.time() * 1000)),
+    }
 
 
 def test_the_default_api_rate_is_600_a_minute(redis_client):
@@ -161,8 +169,9 @@ def test_the_default_api_rate_is_600_a_minute(redis_client):
 
 
 @pytest.mark.parametrize("second,expected", [(0.0, 60), (45.0, 15), (48.5, 11), (59.0, 1), (59.6, 0)])
-def test_retry_after_is_the_whole_seconds_until_the_window_ends_never_more(monkeypatch, reconfigure,
-                                                                          second, expected):
+def test_retry_after_is_the_whole_seconds_until_the_window_ends_never_more(
+    monkeypatch, reconfigure, second, expected
+):
     reconfigure(API_RATE_PER_MINUTE="3")
     start = (int(time.time()) // 60) * 60
     monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: start + second))
@@ -217,7 +226,9 @@ def test_substring_searches_have_a_limit_of_their_own(client, reconfigure):
     assert refused.json_body["error"]["code"] == "RATE_LIMITED"
     assert refused.headers["Retry-After"] == "30"  # the frozen clock is at second :30
     assert client.http.get("/api/interactions", headers=auth(token)).status_code == 200
-    assert client.http.get("/api/interactions?search=+", headers=auth(token)).status_code == 200  # empty: no search
+    assert (
+        client.http.get("/api/interactions?search=+", headers=auth(token)).status_code == 200
+    )  # empty: no search
 
 
 def test_the_search_limit_is_per_user(client, reconfigure):

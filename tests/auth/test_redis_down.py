@@ -1,5 +1,6 @@
 """Redis unreachable: authenticated requests and logins fail closed with 503 SERVICE_UNAVAILABLE,
 quickly, with the envelope and CORS headers; nothing is accepted unchecked."""
+
 from __future__ import annotations
 
 import os
@@ -32,10 +33,15 @@ def _assert_unavailable(response):
     assert response.headers["X-Request-Id"]
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/auth/me"), ("GET", "/api/auth/sites"), ("POST", "/api/auth/logout"),
-    ("GET", "/api/interactions"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/auth/me"),
+        ("GET", "/api/auth/sites"),
+        ("POST", "/api/auth/logout"),
+        ("GET", "/api/interactions"),
+    ],
+)
 def test_authenticated_requests_fail_closed(client, token, reconfigure, method, path):
     reconfigure(REDIS_URL=CLOSED_PORT)
 

@@ -1,5 +1,6 @@
 """Rights are read from the database on every request: membership, role, site and user changes
 take effect on the next request, whatever the token says. Also caller.load on its own."""
+
 from __future__ import annotations
 
 import io
@@ -90,9 +91,12 @@ def test_a_deactivated_site_behaves_as_no_membership(client, editor):
 def test_a_deactivated_user_gets_401_on_the_next_request(client, editor):
     _set(User, editor["user"], is_active=False)
 
-    for response in (_me(client, editor["token"]), _list(client, editor["token"]),
-                     client.http.get("/api/auth/sites", headers=auth(editor["token"])),
-                     post_json(client, "/api/auth/site", {"site_id": editor["site"]}, editor["token"])):
+    for response in (
+        _me(client, editor["token"]),
+        _list(client, editor["token"]),
+        client.http.get("/api/auth/sites", headers=auth(editor["token"])),
+        post_json(client, "/api/auth/site", {"site_id": editor["site"]}, editor["token"]),
+    ):
         assert response.status_code == 401
         assert response.json_body["error"]["code"] == "AUTHENTICATION_ERROR"
 
@@ -124,8 +128,12 @@ def test_cli_deactivate_user_applies_on_the_next_request(client, editor, capsys)
     assert cli.main(["deactivate-user", "jdoe"]) == 0
 
     assert _me(client, editor["token"]).status_code == 401
-    assert post_json(client, "/api/auth/login",
-                     {"username": "jdoe", "password": "correct horse battery staple"}).status_code == 401
+    assert (
+        post_json(
+            client, "/api/auth/login", {"username": "jdoe", "password": "correct horse battery staple"}
+        ).status_code
+        == 401
+    )
 
 
 def test_cli_deactivate_site_applies_on_the_next_request(client, editor, capsys):
@@ -149,15 +157,21 @@ def test_cli_set_password_ends_every_session_of_the_user(client, monkeypatch, ca
     for token in (first, switched, other_device):
         assert _me(client, token).status_code == 401
     assert _me(client, alice).status_code == 200  # other users are untouched
-    assert post_json(client, "/api/auth/login",
-                     {"username": "jdoe", "password": "correct horse battery staple"}).status_code == 401
+    assert (
+        post_json(
+            client, "/api/auth/login", {"username": "jdoe", "password": "correct horse battery staple"}
+        ).status_code
+        == 401
+    )
     # A login straight after the change (same second) starts a session that stays valid.
     fresh = login(client, password="a brand new password")["token"]
     assert _me(client, fresh).status_code == 200
     assert _me(client, select_site(client, fresh, beta)).status_code == 200
 
 
-def test_set_password_revocation_lasts_as_long_as_a_session(client, editor, monkeypatch, redis_client, capsys):
+def test_set_password_revocation_lasts_as_long_as_a_session(
+    client, editor, monkeypatch, redis_client, capsys
+):
     monkeypatch.setattr(sys, "stdin", io.StringIO("a brand new password\n"))
     assert cli.main(["set-password", "jdoe", "--password-stdin"]) == 0
 
@@ -175,9 +189,15 @@ def test_a_site_switch_cannot_outlive_a_password_change(client, monkeypatch, cap
 
     # A token issued now for the old session (as a switch racing the change would be) is dead too.
     from chalicelib.auth import tokens
+
     claims = tokens.verify(first)
-    late, _ = tokens.issue(user_id=claims.user_id, site_id=beta, session_id=claims.session_id,
-                           expires_at=claims.expires_at, auth_time_ms=claims.auth_time_ms)
+    late, _ = tokens.issue(
+        user_id=claims.user_id,
+        site_id=beta,
+        session_id=claims.session_id,
+        expires_at=claims.expires_at,
+        auth_time_ms=claims.auth_time_ms,
+    )
     assert _me(client, late).status_code == 401
 
 
@@ -189,9 +209,16 @@ def _load(session, request, **requirements):
 
 
 def _request(user_id, site_id=None, **extra):
-    context = {"auth": "ok", "user_id": str(user_id), "session_id": "s" * 32,
-               "site_id": "" if site_id is None else str(site_id), "expires_at": "4102444800",
-               "issued_at": "1700000000", "auth_time_ms": "1700000000000", **extra}
+    context = {
+        "auth": "ok",
+        "user_id": str(user_id),
+        "session_id": "s" * 32,
+        "site_id": "" if site_id is None else str(site_id),
+        "expires_at": "4102444800",
+        "issued_at": "1700000000",
+        "auth_time_ms": "1700000000000",
+        **extra,
+    }
     return SimpleNamespace(context={"authorizer": context})
 
 
@@ -228,8 +255,12 @@ def test_principal_load_is_one_query():
 def test_principal_without_a_usable_site(case):
     site, other, closed = make_site("A"), make_site("B"), make_site("C", active=False)
     user_id = make_user(sites={site: "editor", closed: "admin"})
-    token_site = {"no site in token": None, "not a member": other, "inactive site": closed,
-                  "no such site": 999}[case]
+    token_site = {
+        "no site in token": None,
+        "not a member": other,
+        "inactive site": closed,
+        "no such site": 999,
+    }[case]
     with session_scope() as s:
         caller = _load(s, _request(user_id, token_site))
         assert caller.site_id is None and caller.role is None
@@ -255,9 +286,16 @@ def test_principal_unknown_or_inactive_user_is_401(case):
         _load(s, _request(user_id + 100 if case == "unknown" else user_id))
 
 
-@pytest.mark.parametrize("context", [
-    {"auth": "invalid"}, {"auth": "False"}, {"user_id": "x"}, {"site_id": "None"}, {"expires_at": ""},
-])
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"auth": "invalid"},
+        {"auth": "False"},
+        {"user_id": "x"},
+        {"site_id": "None"},
+        {"expires_at": ""},
+    ],
+)
 def test_principal_refuses_a_context_it_cannot_trust(context):
     user_id = make_user()
     request = _request(user_id)

@@ -1,4 +1,5 @@
 """me, auth/sites, site selection and logout."""
+
 from __future__ import annotations
 
 import time
@@ -37,6 +38,7 @@ def test_auth_sites_lists_active_memberships_by_name(client, two_sites):
     make_user("alice", sites={other: "admin"})
     from chalicelib.db import session_scope
     from chalicelib.models import SiteMembership
+
     with session_scope() as s:
         s.add(SiteMembership(user_id=two_sites["user"], site_id=closed, role="admin"))
     token = login(client)["token"]
@@ -44,10 +46,15 @@ def test_auth_sites_lists_active_memberships_by_name(client, two_sites):
     response = client.http.get("/api/auth/sites", headers=auth(token))
 
     assert response.status_code == 200
-    assert response.json_body == {"status": "success", "data": {"sites": [
-        {"id": two_sites["alpha"], "name": "Alpha", "description": "First", "role": "admin"},
-        {"id": two_sites["beta"], "name": "Beta", "description": None, "role": "viewer"},
-    ]}}
+    assert response.json_body == {
+        "status": "success",
+        "data": {
+            "sites": [
+                {"id": two_sites["alpha"], "name": "Alpha", "description": "First", "role": "admin"},
+                {"id": two_sites["beta"], "name": "Beta", "description": None, "role": "viewer"},
+            ]
+        },
+    }
     assert "meta" not in response.json_body
 
 
@@ -60,8 +67,12 @@ def test_selecting_a_site_returns_a_new_token_for_the_same_session(client, two_s
     assert response.status_code == 200
     data = response.json_body["data"]
     assert set(data) == {"token", "expires_at", "current_site"}
-    assert data["current_site"] == {"id": two_sites["beta"], "name": "Beta", "description": None,
-                                    "role": "viewer"}
+    assert data["current_site"] == {
+        "id": two_sites["beta"],
+        "name": "Beta",
+        "description": None,
+        "role": "viewer",
+    }
     old, new = unverified(first["token"]), unverified(data["token"])
     assert data["token"] != first["token"] and new["jti"] != old["jti"]
     assert new["sid"] == old["sid"]
@@ -94,10 +105,17 @@ def test_selecting_a_site_one_may_not_use_is_403(client, two_sites, case):
     closed = make_site("Closed", active=False)
     from chalicelib.db import session_scope
     from chalicelib.models import SiteMembership
+
     with session_scope() as s:
         s.add(SiteMembership(user_id=two_sites["user"], site_id=closed, role="admin"))
-    site_id = {"non-member": foreign, "inactive": closed, "nonexistent": 9999, "zero": 0,
-               "negative": -1, "huge": 10**30}[case]
+    site_id = {
+        "non-member": foreign,
+        "inactive": closed,
+        "nonexistent": 9999,
+        "zero": 0,
+        "negative": -1,
+        "huge": 10**30,
+    }[case]
     token = login(client)["token"]
 
     response = post_json(client, "/api/auth/site", {"site_id": site_id}, token)
@@ -115,10 +133,22 @@ def test_non_member_and_nonexistent_sites_get_the_same_answer(client, two_sites)
     assert answers[0].json_body == answers[1].json_body
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"site_id": None}, {"site_id": "2"}, {"site_id": 2.0}, {"site_id": 2.5}, {"site_id": True},
-    {"site_id": False}, {"site_id": [2]}, {"site_id": {"id": 2}}, {"site_id": 1, "extra": 1},
-], ids=["missing", "null", "string", "float", "fraction", "true", "false", "list", "object", "unknown"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"site_id": None},
+        {"site_id": "2"},
+        {"site_id": 2.0},
+        {"site_id": 2.5},
+        {"site_id": True},
+        {"site_id": False},
+        {"site_id": [2]},
+        {"site_id": {"id": 2}},
+        {"site_id": 1, "extra": 1},
+    ],
+    ids=["missing", "null", "string", "float", "fraction", "true", "false", "list", "object", "unknown"],
+)
 def test_selecting_a_site_needs_an_integer_site_id(client, two_sites, body):
     token = login(client)["token"]
 
@@ -134,8 +164,9 @@ def test_selecting_a_site_needs_an_integer_site_id(client, two_sites, body):
 def test_selecting_a_site_with_a_malformed_body_is_400(client, two_sites, raw):
     token = login(client)["token"]
 
-    response = client.http.post("/api/auth/site", body=raw,
-                                headers={**auth(token), "Content-Type": "application/json"})
+    response = client.http.post(
+        "/api/auth/site", body=raw, headers={**auth(token), "Content-Type": "application/json"}
+    )
 
     assert response.status_code == 400
     assert response.json_body["error"]["code"] == "VALIDATION_ERROR"

@@ -1,6 +1,7 @@
 """Forged, expired and malformed tokens get the 401 envelope (with CORS headers and a request id)
 through the real authorizer; the same tokens fail tokens.verify; key rotation keeps the previous
 key's tokens valid."""
+
 from __future__ import annotations
 
 import base64
@@ -52,13 +53,16 @@ HS256 = {"alg": "HS256", "typ": "JWT", "kid": KID}
 FORGED = {
     "alg none": lambda: "Bearer " + unsigned(claims_for(1)),
     "alg None": lambda: "Bearer " + unsigned(claims_for(1), {"alg": "None", "kid": KID}),
-    "alg none with a signature": lambda: "Bearer " + _hmac_with_header({"alg": "none", "kid": KID}, claims_for(1)),
+    "alg none with a signature": lambda: (
+        "Bearer " + _hmac_with_header({"alg": "none", "kid": KID}, claims_for(1))
+    ),
     "wrong key": lambda: "Bearer " + forge(claims_for(1), key=OTHER_KEY),
     "HS512 with our key": lambda: "Bearer " + forge(claims_for(1), algorithm="HS512"),
     "HS384 with our key": lambda: "Bearer " + forge(claims_for(1), algorithm="HS384"),
     "RS256": lambda: "Bearer " + _rs256(),
-    "RS256 header, HMAC signature": lambda: "Bearer " + _hmac_with_header(
-        {"alg": "RS256", "typ": "JWT", "kid": KID}, claims_for(1)),
+    "RS256 header, HMAC signature": lambda: (
+        "Bearer " + _hmac_with_header({"alg": "RS256", "typ": "JWT", "kid": KID}, claims_for(1))
+    ),
     "expired": lambda: "Bearer " + forge(claims_for(1, iat=NOW - 7200, exp=NOW - 1, auth_time=NOW - 7200)),
     "issued in the future": lambda: "Bearer " + forge(claims_for(1, iat=NOW + 3600, auth_time=NOW + 3600)),
     "not before in the future": lambda: "Bearer " + forge(claims_for(1, nbf=NOW + 3600)),
@@ -71,8 +75,9 @@ FORGED = {
     "unknown kid": lambda: "Bearer " + forge(claims_for(1), kid="0123456789abcdef"),
     "no kid": lambda: "Bearer " + forge(claims_for(1), kid=None),
     "kid not a string": lambda: "Bearer " + _hmac_with_header({"alg": "HS256", "kid": 7}, claims_for(1)),
-    "kid of an unrelated key": lambda: "Bearer " + forge(claims_for(1), key=OTHER_KEY,
-                                                         kid=tokens.key_id(OTHER_KEY)),
+    "kid of an unrelated key": lambda: (
+        "Bearer " + forge(claims_for(1), key=OTHER_KEY, kid=tokens.key_id(OTHER_KEY))
+    ),
     "sub not a string": lambda: "Bearer " + _hmac_with_header(HS256, claims_for(1, sub=1)),
     "sub not a number": lambda: "Bearer " + forge(claims_for(1, sub="admin")),
     "sub zero": lambda: "Bearer " + forge(claims_for(1, sub="0")),
@@ -127,20 +132,25 @@ def test_the_scheme_is_case_insensitive(client, user):
 
 @pytest.mark.parametrize("name", sorted(FORGED))
 def test_a_bad_token_gets_the_401_envelope(client, user, name):
-    response = client.http.get("/api/auth/me", headers={"Authorization": FORGED[name](),
-                                                        "X-Request-Id": "trace-1"})
+    response = client.http.get(
+        "/api/auth/me", headers={"Authorization": FORGED[name](), "X-Request-Id": "trace-1"}
+    )
 
     assert response.status_code == 401
-    assert response.json_body == {"status": "error", "error": {
-        "code": "AUTHENTICATION_ERROR", "message": "Invalid or expired token"}}
+    assert response.json_body == {
+        "status": "error",
+        "error": {"code": "AUTHENTICATION_ERROR", "message": "Invalid or expired token"},
+    }
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]
     assert response.headers["X-Request-Id"] == "trace-1"
     assert response.headers["Content-Type"] == "application/json"
 
 
-BARE = sorted(set(FORGED) - {"bearer only", "empty bearer", "no Bearer prefix", "Basic scheme",
-                             "two tokens", "two tokens, comma"})
+BARE = sorted(
+    set(FORGED)
+    - {"bearer only", "empty bearer", "no Bearer prefix", "Basic scheme", "two tokens", "two tokens, comma"}
+)
 
 
 def test_the_hmac_helper_signs_like_pyjwt(client, user):
@@ -218,6 +228,7 @@ def test_a_site_switch_during_a_rotation_signs_with_the_new_key(client, reconfig
     reconfigure(JWT_SECRET=NEW_KEY, JWT_PREVIOUS_SECRET=TEST_JWT_SECRET)
 
     from tests.factories import select_site
+
     switched = select_site(client, old_token, beta)
 
     assert jwt.get_unverified_header(switched)["kid"] == tokens.key_id(NEW_KEY)

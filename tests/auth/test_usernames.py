@@ -1,6 +1,7 @@
 """Usernames: new ones are 3-64 characters of A-Z a-z 0-9 . _ -; every lookup folds case one way
 (ASCII letters only) in Python, in SQL and in the lockout key, so the login, the CLI and the unique
 index always agree; an older account with other characters still logs in by its exact name."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,25 @@ def _login(client, username, password=PASSWORD):
 # --- the rule for new names ------------------------------------------------------------------------
 
 ACCEPTED = ["abc", "jdoe", "J.Doe", "ana_lima-2", "007", "a" * 64, "...", "-_-"]
-REFUSED = ["", "ab", "a" * 65, " jdoe", "jdoe ", "j doe", "jdoe\n", "İlker", "ΣΟΣ", "Müller", "ｊｄｏｅ",
-           "jdoe@example.com", "jdoe+1", "j'doe", "jdoe\x00", "١٢٣", "ab\u0301"]
+REFUSED = [
+    "",
+    "ab",
+    "a" * 65,
+    " jdoe",
+    "jdoe ",
+    "j doe",
+    "jdoe\n",
+    "İlker",
+    "ΣΟΣ",
+    "Müller",
+    "ｊｄｏｅ",
+    "jdoe@example.com",
+    "jdoe+1",
+    "j'doe",
+    "jdoe\x00",
+    "١٢٣",
+    "ab\u0301",
+]
 
 
 class _Member(BaseModel):
@@ -52,10 +70,20 @@ def test_the_schema_type_documents_the_rule():
 
 # --- one fold everywhere ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("typed,key", [
-    ("JDoe", "jdoe"), ("  JDOE ", "jdoe"), ("İlker", "İlker"), ("İLKER", "İlker"), ("ΣΟΣ", "ΣΟΣ"),
-    ("Émile", "Émile"), ("K", "k"), ("\u212a", "\u212a"),  # the Kelvin sign is not a K
-])
+
+@pytest.mark.parametrize(
+    "typed,key",
+    [
+        ("JDoe", "jdoe"),
+        ("  JDOE ", "jdoe"),
+        ("İlker", "İlker"),
+        ("İLKER", "İlker"),
+        ("ΣΟΣ", "ΣΟΣ"),
+        ("Émile", "Émile"),
+        ("K", "k"),
+        ("\u212a", "\u212a"),  # the Kelvin sign is not a K
+    ],
+)
 def test_fold_lowercases_ascii_letters_only(typed, key):
     assert usernames.fold(typed) == key
 
@@ -66,8 +94,11 @@ def test_the_sql_fold_is_the_python_fold_for_every_character(session):
     in Python: identical, whatever the database's locale."""
     points = [*range(1, 0xD800), *range(0xE000, 0x10000), 0x1D518, 0x1F469, 0x10FFFF]
     rows = session.execute(
-        select(literal_column("cp"), usernames.folded(literal_column("('X' || chr(cp) || 'X')", Text)))
-        .select_from(text("unnest(CAST(:points AS int[])) AS cp")), {"points": points}).all()
+        select(
+            literal_column("cp"), usernames.folded(literal_column("('X' || chr(cp) || 'X')", Text))
+        ).select_from(text("unnest(CAST(:points AS int[])) AS cp")),
+        {"points": points},
+    ).all()
     assert len(rows) == len(points)
     assert [hex(cp) for cp, value in rows if value != usernames.fold(f"X{chr(cp)}X")] == []
 
@@ -84,17 +115,21 @@ def test_the_lookup_is_the_expression_of_the_unique_index(session):
 
 # --- logins ----------------------------------------------------------------------------------------
 
+
 def test_a_name_of_the_rule_logs_in_in_any_case(client):
     make_user("J.Doe_1")
     for typed in ("J.Doe_1", "j.doe_1", "J.DOE_1", " j.DoE_1 "):
         assert _login(client, typed).status_code == 200, typed
 
 
-@pytest.mark.parametrize("stored,same,different", [
-    ("İlker", ["İlker", "İLKER"], ["ilker", "i\u0307lker", "ILKER"]),
-    ("ΣΟΣ", ["ΣΟΣ"], ["σοσ", "σος", "Σοσ"]),
-    ("Émile", ["Émile", "ÉMILE"], ["émile", "Emile"]),
-])
+@pytest.mark.parametrize(
+    "stored,same,different",
+    [
+        ("İlker", ["İlker", "İLKER"], ["ilker", "i\u0307lker", "ILKER"]),
+        ("ΣΟΣ", ["ΣΟΣ"], ["σοσ", "σος", "Σοσ"]),
+        ("Émile", ["Émile", "ÉMILE"], ["émile", "Emile"]),
+    ],
+)
 def test_an_older_name_outside_the_rule_logs_in_by_its_exact_name(client, stored, same, different):
     make_user(stored, email="older@example.com")
     for typed in same:
@@ -133,10 +168,18 @@ def test_every_spelling_of_one_account_shares_its_lockout(client):
 
 # --- the command line ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["İlker", "ΣΟΣ", "ab", "j doe", "a" * 65, "jdoe+1"])
 def test_create_user_refuses_a_name_outside_the_rule(capsys, monkeypatch, name):
-    code, out, err = run(capsys, "create-user", name, "x@example.com", "--password-stdin",
-                         stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, out, err = run(
+        capsys,
+        "create-user",
+        name,
+        "x@example.com",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+        monkeypatch=monkeypatch,
+    )
     assert_one_line_failure(code, err)
     assert "must be 3-64 characters of A-Z, a-z, 0-9" in err
     with session_scope() as s:
@@ -145,16 +188,30 @@ def test_create_user_refuses_a_name_outside_the_rule(capsys, monkeypatch, name):
 
 def test_create_user_beside_an_older_name_a_locale_would_fold_together(capsys, monkeypatch, client):
     make_user("İlker", email="older@example.com")
-    code, out, err = run(capsys, "create-user", "ilker", "ilker@example.com", "--password-stdin",
-                         stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, out, err = run(
+        capsys,
+        "create-user",
+        "ilker",
+        "ilker@example.com",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 0, err
     assert _login(client, "ilker").json_body["data"]["user"]["id"] == int(out)
 
 
 def test_create_user_refuses_another_case_of_an_existing_name(capsys, monkeypatch):
     make_user("J.Doe")
-    code, out, err = run(capsys, "create-user", "j.DOE", "other@example.com", "--password-stdin",
-                         stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, out, err = run(
+        capsys,
+        "create-user",
+        "j.DOE",
+        "other@example.com",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+        monkeypatch=monkeypatch,
+    )
     assert_one_line_failure(code, err)
     assert "already exists" in err
 

@@ -1,6 +1,7 @@
 """The benchmark's model of API Gateway's authorizer result cache (bench/events.py): the authorizer
 Lambda runs once per token per TTL, a cached answer reaches the API Lambda unchanged, failures are
 never cached, and a TTL of 0 caches nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,6 +21,7 @@ def _counting_authorizer(calls: list[str]):
     def authorizer(event, _context):
         calls.append(event["authorizationToken"])
         return {"principalId": "7", "context": {"auth": "ok", "user_id": 7, "site_id": None}}
+
     return authorizer
 
 
@@ -27,6 +29,7 @@ def _app(seen: list[dict]):
     def app(event, _context):
         seen.append(dict(event["requestContext"]["authorizer"]))
         return {"statusCode": 200, "body": "{}"}
+
     return app
 
 
@@ -49,7 +52,8 @@ def test_each_token_has_its_own_answer():
     cache = AuthorizerCache(300, clock=Clock())
     for token in ("a", "b", "a", "b"):
         Prepared(Call("GET", "/api/auth/me", "/api/auth/me", token=token)).invoke(
-            _app([]), _counting_authorizer(calls), cache)
+            _app([]), _counting_authorizer(calls), cache
+        )
 
     assert calls == ["Bearer a", "Bearer b"]
 

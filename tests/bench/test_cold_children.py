@@ -2,6 +2,7 @@
 import what the Lambda bundle lacks (PyJWT then verifies HS256 without `cryptography`), the import
 profile is read and summed by package, blocks of requests are shared out evenly, and the README's
 table is read back for the comparison with the last published run."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,9 @@ import pytest
 from bench import coldstart, report
 from bench.__main__ import _split
 
-CHILD = coldstart._PRELUDE + """
+CHILD = (
+    coldstart._PRELUDE
+    + """
 import jwt
 token = jwt.encode({"sub": "1"}, "k" * 40, algorithm="HS256")
 try:
@@ -25,20 +28,36 @@ except ModuleNotFoundError:
 print(json.dumps({"blocked": blocked, "has_crypto": jwt.algorithms.has_crypto,
                   "sub": jwt.decode(token, "k" * 40, algorithms=["HS256"])["sub"]}))
 """
+)
 
 
 def test_the_bundle_lacks_what_requirements_txt_does_not_install():
     lacks = set(coldstart.bundle_lacks())
 
-    assert not lacks & {"sqlalchemy", "pg8000", "jwt", "redis", "pydantic", "argon2", "chalice", "boto3", "tzdata"}
+    assert not lacks & {
+        "sqlalchemy",
+        "pg8000",
+        "jwt",
+        "redis",
+        "pydantic",
+        "argon2",
+        "chalice",
+        "boto3",
+        "tzdata",
+    }
     assert {"pytest", "moto"} <= lacks
     if find_spec("cryptography") is not None:
         assert "cryptography" in lacks
 
 
 def test_a_child_cannot_import_a_blocked_module_and_pyjwt_still_verifies_hs256():
-    result = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60,
-                            env={"BENCH_BLOCKED": json.dumps(["cryptography"]), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"BENCH_BLOCKED": json.dumps(["cryptography"]), "PATH": "/usr/bin:/bin"},
+    )
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"blocked": True, "has_crypto": False, "sub": "1"}
@@ -71,9 +90,11 @@ def test_requests_are_shared_out_evenly_over_the_blocks(total, parts):
 
 def test_the_readmes_loopback_table_is_read_back(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# X\n\n## Performance\n\ntext\n\n| scenario | handler median ms | p95 |\n|---|---:|---:|\n"
-                      "| login | 170.24 | 180 |\n| get by id | 2.66 | 3 |\n\n| scenario | handler median ms |\n"
-                      "|---|---:|\n| login | 1.0 |\n\n## Design\n\n| scenario | handler median ms |\n| me | 9 |\n")
+    readme.write_text(
+        "# X\n\n## Performance\n\ntext\n\n| scenario | handler median ms | p95 |\n|---|---:|---:|\n"
+        "| login | 170.24 | 180 |\n| get by id | 2.66 | 3 |\n\n| scenario | handler median ms |\n"
+        "|---|---:|\n| login | 1.0 |\n\n## Design\n\n| scenario | handler median ms |\n| me | 9 |\n"
+    )
 
     assert report.readme_baseline(readme) == {"login": 170.24, "get by id": 2.66}
     assert report.readme_baseline(tmp_path / "missing.md") == {}
@@ -82,8 +103,9 @@ def test_the_readmes_loopback_table_is_read_back(tmp_path):
 def test_a_scenario_named_after_the_data_matches_its_readme_row_by_kind():
     baseline = {"filter start_date=2026-12-27": 5.8, "filter title=product": 6.4, "get by id": 2.7}
 
-    matched = report.match_baseline(baseline, ["filter start_date=2027-01-02", "filter title=report", "get by id",
-                                               "filter title=product"])
+    matched = report.match_baseline(
+        baseline, ["filter start_date=2027-01-02", "filter title=report", "get by id", "filter title=product"]
+    )
 
     assert matched == {"filter start_date=2027-01-02": 5.8, "get by id": 2.7, "filter title=product": 6.4}
 

@@ -1,5 +1,6 @@
 """The seed stack's worker protocol (bench/flask_ref_worker.py and bench/flask_ref.Worker), run with a
 stand-in for Flask's test client: the seed stack's own environment is not the project's."""
+
 from __future__ import annotations
 
 import io
@@ -63,11 +64,17 @@ def test_run_answers_one_timing_per_request():
 
 
 def test_failures_are_answers_and_the_worker_keeps_serving():
-    answers = _talk(Handler(FakeClient(), "tok", {"rows": 1}),
-                    "not json", json.dumps({"op": "dance"}), json.dumps(["run"]),
-                    json.dumps({"op": "run", "path": "/api/boom", "n": 1}),
-                    json.dumps({"op": "run", "path": "no-slash", "n": 1}),
-                    json.dumps({"op": "info"}), json.dumps({"op": "quit"}), json.dumps({"op": "info"}))
+    answers = _talk(
+        Handler(FakeClient(), "tok", {"rows": 1}),
+        "not json",
+        json.dumps({"op": "dance"}),
+        json.dumps(["run"]),
+        json.dumps({"op": "run", "path": "/api/boom", "n": 1}),
+        json.dumps({"op": "run", "path": "no-slash", "n": 1}),
+        json.dumps({"op": "info"}),
+        json.dumps({"op": "quit"}),
+        json.dumps({"op": "info"}),
+    )
 
     assert [a["ok"] for a in answers] == [False, False, False, False, False, True, True]
     assert "unknown op 'dance'" in answers[1]["error"]
@@ -121,8 +128,9 @@ def test_the_seed_stacks_processes_get_its_urls_and_none_of_ours(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://ours")
     monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
 
-    env = flask_ref.environment(database_url="postgresql+psycopg2://theirs", redis_url="redis://theirs/0",
-                                jwt_secret="k" * 40)
+    env = flask_ref.environment(
+        database_url="postgresql+psycopg2://theirs", redis_url="redis://theirs/0", jwt_secret="k" * 40
+    )
 
     assert env["DATABASE_URL"] == "postgresql+psycopg2://theirs" and env["REDIS_URL"] == "redis://theirs/0"
     assert env["JWT_SECRET_KEY"] == "k" * 40 and "JWT_SECRET" not in env

@@ -2,6 +2,7 @@
 layer (SQLAlchemy, pg8000), nor validation (pydantic), nor password hashing (argon2), nor Redis (its verdict depends on the token alone), nor the AWS SDK
 (boto3) when no secret ARN is configured. Checked in a fresh interpreter, with a real token.
 (The API Lambda, which imports app.py, loads all of them at init on purpose.)"""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ print(json.dumps({"auth": result["context"]["auth"],
 def _verify_in_fresh_process(module: str, token: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_ARN")}
     env.update(GUARD_MODULE=module, GUARD_TOKEN=token)
-    result = subprocess.run([sys.executable, "-c", _CHILD], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -1,6 +1,7 @@
 """The benchmark's modeled network (bench/network.py): relays in a process of their own in front of
 the test servers count one round trip per exchange, add the configured delay each way, and the
 URLs through them reach the same database and Redis."""
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,24 @@ PG_DELAY_MS, REDIS_DELAY_MS = 2.0, 1.0
 
 @pytest.fixture
 def net():
-    with network.Network(pg=network.pg_upstream(os.environ["DATABASE_URL"]),
-                         redis=network.redis_upstream(os.environ["REDIS_URL"]),
-                         pg_delay_ms=PG_DELAY_MS, redis_delay_ms=REDIS_DELAY_MS) as running:
+    with network.Network(
+        pg=network.pg_upstream(os.environ["DATABASE_URL"]),
+        redis=network.redis_upstream(os.environ["REDIS_URL"]),
+        pg_delay_ms=PG_DELAY_MS,
+        redis_delay_ms=REDIS_DELAY_MS,
+    ) as running:
         yield running
 
 
 def _pg(net):
     url = make_url(os.environ["DATABASE_URL"])
-    return pg8000.connect(user=url.username or "postgres", password=url.password, host="127.0.0.1",
-                          port=net.pg_port, database=url.database)
+    return pg8000.connect(
+        user=url.username or "postgres",
+        password=url.password,
+        host="127.0.0.1",
+        port=net.pg_port,
+        database=url.database,
+    )
 
 
 def _redis(net):
@@ -73,8 +82,9 @@ def test_new_connections_are_counted_apart(net):
 
 
 def test_calibration_finds_one_round_trip_per_exchange_and_at_least_the_modeled_time(net):
-    figures = network.calibrate(net, pg_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"],
-                                samples=20)
+    figures = network.calibrate(
+        net, pg_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"], samples=20
+    )
 
     assert figures["pg"]["round_trips_per_exchange"] == 1
     assert figures["redis"]["round_trips_per_exchange"] == 1
@@ -83,19 +93,32 @@ def test_calibration_finds_one_round_trip_per_exchange_and_at_least_the_modeled_
 
 
 def test_the_relay_process_ends_when_closed():
-    running = network.Network(pg=network.pg_upstream(os.environ["DATABASE_URL"]),
-                              redis=network.redis_upstream(os.environ["REDIS_URL"]), pg_delay_ms=0, redis_delay_ms=0)
+    running = network.Network(
+        pg=network.pg_upstream(os.environ["DATABASE_URL"]),
+        redis=network.redis_upstream(os.environ["REDIS_URL"]),
+        pg_delay_ms=0,
+        redis_delay_ms=0,
+    )
     running.close()
 
     assert running._process.poll() == 0
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("postgresql+pg8000://postgres@/db?unix_sock=/run/pg/.s.PGSQL.5433", network.Upstream(unix="/run/pg/.s.PGSQL.5433")),
-    ("postgresql+psycopg2://postgres@/db?host=/run/pg&port=5433", network.Upstream(unix="/run/pg/.s.PGSQL.5433")),
-    ("postgresql+pg8000://u:p@db.internal:6432/db", network.Upstream(host="db.internal", port=6432)),
-    ("postgresql+pg8000://u@127.0.0.1/db", network.Upstream(host="127.0.0.1", port=5432)),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (
+            "postgresql+pg8000://postgres@/db?unix_sock=/run/pg/.s.PGSQL.5433",
+            network.Upstream(unix="/run/pg/.s.PGSQL.5433"),
+        ),
+        (
+            "postgresql+psycopg2://postgres@/db?host=/run/pg&port=5433",
+            network.Upstream(unix="/run/pg/.s.PGSQL.5433"),
+        ),
+        ("postgresql+pg8000://u:p@db.internal:6432/db", network.Upstream(host="db.internal", port=6432)),
+        ("postgresql+pg8000://u@127.0.0.1/db", network.Upstream(host="127.0.0.1", port=5432)),
+    ],
+)
 def test_the_postgresql_server_is_read_from_either_drivers_url(url, expected):
     assert network.pg_upstream(url) == expected
 
@@ -107,8 +130,13 @@ def test_urls_through_the_relays_keep_the_database_credentials_and_redis_databas
     seed = make_url(network.psycopg2_url(pg8000_url, "bench_flask_ref"))
     seed_relayed = make_url(network.relayed_pg_url(network.psycopg2_url(pg8000_url, "other"), 40001))
 
-    assert (relayed.host, relayed.port, relayed.database, relayed.username, relayed.password) == \
-        ("127.0.0.1", 40001, "bench", "alice", "s3cret")
+    assert (relayed.host, relayed.port, relayed.database, relayed.username, relayed.password) == (
+        "127.0.0.1",
+        40001,
+        "bench",
+        "alice",
+        "s3cret",
+    )
     assert "unix_sock" not in relayed.query
     assert seed.drivername == "postgresql+psycopg2" and seed.database == "bench_flask_ref"
     assert dict(seed.query) == {"host": "/run/pg", "port": "5432"}

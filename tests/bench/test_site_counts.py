@@ -1,5 +1,6 @@
 """An unfiltered list's `total_records` and a site's `interaction_count` come from per-site counts
 kept by triggers (migration 0004): they must stay exact whatever writes the rows."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,13 @@ from chalicelib.db import session_scope
 from tests import environment
 from tests.factories import auth, login, make_site, make_user, post_json
 
-BODY = {"title": "Kick-off", "type": "Meeting", "lead": "Ana Lima",
-        "start_datetime": "2025-03-04T10:00:00Z", "timezone": "UTC"}
+BODY = {
+    "title": "Kick-off",
+    "type": "Meeting",
+    "lead": "Ana Lima",
+    "start_datetime": "2025-03-04T10:00:00Z",
+    "timezone": "UTC",
+}
 
 
 @pytest.fixture
@@ -33,22 +39,28 @@ def _listed_total(client, token: str) -> int:
 
 def _real_count(site_id: int) -> int:
     with session_scope() as session:
-        return session.execute(text("SELECT count(*) FROM interactions WHERE site_id = :s"),
-                               {"s": site_id}).scalar_one()
+        return session.execute(
+            text("SELECT count(*) FROM interactions WHERE site_id = :s"), {"s": site_id}
+        ).scalar_one()
 
 
 def _bulk_insert(site_id: int, rows: int) -> None:
     with session_scope() as session:
-        session.execute(text(
-            "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone)"
-            " SELECT :s, 'Row ' || g, 'Call', 'Bo', now(), 'UTC' FROM generate_series(1, :n) AS g"),
-            {"s": site_id, "n": rows})
+        session.execute(
+            text(
+                "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone)"
+                " SELECT :s, 'Row ' || g, 'Call', 'Bo', now(), 'UTC' FROM generate_series(1, :n) AS g"
+            ),
+            {"s": site_id, "n": rows},
+        )
 
 
 def test_the_unfiltered_total_follows_creates_and_deletes(client, editor):
     token, site_id = editor["tokens"]["a"], editor["sites"]["a"]
-    ids = [post_json(client, "/api/interactions", BODY, token).json_body["data"]["interaction"]["id"]
-           for _ in range(3)]
+    ids = [
+        post_json(client, "/api/interactions", BODY, token).json_body["data"]["interaction"]["id"]
+        for _ in range(3)
+    ]
     assert _listed_total(client, token) == 3
 
     assert client.http.delete(f"/api/interactions/{ids[0]}", headers=auth(token)).status_code == 200
@@ -60,12 +72,23 @@ def test_the_total_follows_bulk_inserts_moves_and_truncation(client, editor):
     a, b = editor["sites"]["a"], editor["sites"]["b"]
     _bulk_insert(a, 30)
     _bulk_insert(b, 5)
-    assert (_listed_total(client, editor["tokens"]["a"]), _listed_total(client, editor["tokens"]["b"])) == (30, 5)
+    assert (_listed_total(client, editor["tokens"]["a"]), _listed_total(client, editor["tokens"]["b"])) == (
+        30,
+        5,
+    )
 
     with session_scope() as session:
-        session.execute(text("UPDATE interactions SET site_id = :b WHERE id IN"
-                             " (SELECT id FROM interactions WHERE site_id = :a LIMIT 10)"), {"a": a, "b": b})
-    assert (_listed_total(client, editor["tokens"]["a"]), _listed_total(client, editor["tokens"]["b"])) == (20, 15)
+        session.execute(
+            text(
+                "UPDATE interactions SET site_id = :b WHERE id IN"
+                " (SELECT id FROM interactions WHERE site_id = :a LIMIT 10)"
+            ),
+            {"a": a, "b": b},
+        )
+    assert (_listed_total(client, editor["tokens"]["a"]), _listed_total(client, editor["tokens"]["b"])) == (
+        20,
+        15,
+    )
 
     with session_scope() as session:
         session.execute(text("TRUNCATE interactions CASCADE"))
@@ -76,8 +99,13 @@ def test_a_rolled_back_insert_leaves_the_total_unchanged(client, editor):
     a = editor["sites"]["a"]
     _bulk_insert(a, 4)
     with pytest.raises(RuntimeError), session_scope() as session:
-        session.execute(text("INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone)"
-                             " VALUES (:s, 'x', 'Call', 'Bo', now(), 'UTC')"), {"s": a})
+        session.execute(
+            text(
+                "INSERT INTO interactions (site_id, title, type, lead, start_datetime, timezone)"
+                " VALUES (:s, 'x', 'Call', 'Bo', now(), 'UTC')"
+            ),
+            {"s": a},
+        )
         raise RuntimeError("abandon the transaction")
 
     assert _listed_total(client, editor["tokens"]["a"]) == 4 == _real_count(a)
@@ -108,8 +136,11 @@ def test_a_remembered_filtered_total_follows_every_kind_of_write(client, editor)
     assert _search_total(client, token, "row") == 31
 
     row_id = created.json_body["data"]["interaction"]["id"]
-    response = client.http.put(f"/api/interactions/{row_id}", body='{"title": "Kick-off"}',
-                               headers={**auth(token), "Content-Type": "application/json"})
+    response = client.http.put(
+        f"/api/interactions/{row_id}",
+        body='{"title": "Kick-off"}',
+        headers={**auth(token), "Content-Type": "application/json"},
+    )
     assert response.status_code == 200
     assert _search_total(client, token, "row") == 30
 

@@ -1,5 +1,6 @@
 """The authorizer remembers tokens it has verified (a performance measure): a remembered verdict
 never outlives the token, and never survives a change of key, issuer or audience."""
+
 from __future__ import annotations
 
 import time
@@ -21,11 +22,14 @@ def test_a_remembered_token_is_refused_once_it_expires():
         tokens.verify(token)
 
 
-@pytest.mark.parametrize("variable, value", [
-    ("JWT_SECRET", "another-signing-key-" + "y" * 40),
-    ("JWT_ISSUER", "another-issuer"),
-    ("JWT_AUDIENCE", "another-audience"),
-])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("JWT_SECRET", "another-signing-key-" + "y" * 40),
+        ("JWT_ISSUER", "another-issuer"),
+        ("JWT_AUDIENCE", "another-audience"),
+    ],
+)
 def test_a_remembered_token_is_checked_again_when_the_configuration_changes(monkeypatch, variable, value):
     token, _ = tokens.issue(user_id=1, site_id=None)
     assert tokens.verify(token).user_id == 1

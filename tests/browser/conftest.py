@@ -1,6 +1,7 @@
 """The browser test's stage: the local run command on scratch data, a page served from a second
 origin, and Debian's Chromium driven by Playwright. `make browser-test` runs it (with
 --confcutdir, so the suite's database fixtures stay out of it); elsewhere it is skipped."""
+
 from __future__ import annotations
 
 import functools

@@ -5,14 +5,20 @@ what that call returned inside the page — the status, the headers CORS lets th
 parsed body — or on the browser refusing the call. Chromium enforces CORS itself: a request with
 any header the preflight did not allow, or an error without CORS headers, never reaches the page.
 """
+
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
 ALLOWED = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
-NEW = {"title": "Browser meeting", "type": "Meeting", "lead": "Pat Page",
-       "start_datetime": "2026-05-01T14:00", "timezone": "Europe/Paris"}
+NEW = {
+    "title": "Browser meeting",
+    "type": "Meeting",
+    "lead": "Pat Page",
+    "start_datetime": "2026-05-01T14:00",
+    "timezone": "Europe/Paris",
+}
 
 
 def call(page: Any, method: str, path: str, **options: Any) -> dict[str, Any]:
@@ -32,15 +38,19 @@ def readable(reply: dict[str, Any], status: int, code: str | None = None) -> dic
 
 
 def login(page: Any, username: str, password: str) -> dict[str, Any]:
-    return readable(call(page, "POST", "/api/auth/login", body={"username": username, "password": password}), 200)
+    return readable(
+        call(page, "POST", "/api/auth/login", body={"username": username, "password": password}), 200
+    )
 
 
 def site_token(page: Any, password: str) -> str:
     """demo belongs to three sites: log in (no site yet), then switch to the first one."""
     data = login(page, "demo", password)["data"]
     assert data["current_site"] is None and len(data["sites"]) == 3
-    switched = readable(call(page, "POST", "/api/auth/site", token=data["token"],
-                             body={"site_id": data["sites"][0]["id"]}), 200)["data"]
+    switched = readable(
+        call(page, "POST", "/api/auth/site", token=data["token"], body={"site_id": data["sites"][0]["id"]}),
+        200,
+    )["data"]
     assert switched["current_site"]["id"] == data["sites"][0]["id"]
     return switched["token"]
 
@@ -56,7 +66,9 @@ def test_a_frontend_on_another_origin_logs_in_works_and_logs_out(page, api):
     interaction = readable(created, 201)["data"]["interaction"]
     assert created["headers"]["etag"] == '"1"'  # exposed: the page can read it
     assert created["headers"]["location"].endswith(f"/api/interactions/{interaction['id']}")
-    replayed = call(page, "POST", "/api/interactions", token=token, body=NEW, headers={"Idempotency-Key": key})
+    replayed = call(
+        page, "POST", "/api/interactions", token=token, body=NEW, headers={"Idempotency-Key": key}
+    )
     assert readable(replayed, 201)["data"]["interaction"]["id"] == interaction["id"]
 
     path = f"/api/interactions/{interaction['id']}"
@@ -64,17 +76,29 @@ def test_a_frontend_on_another_origin_logs_in_works_and_logs_out(page, api):
     etag = read["headers"]["etag"]
     request_id = f"page-{uuid.uuid4().hex[:12]}"
     # Every header the contract allows, at once: Chromium preflights it and sends it only if allowed.
-    updated = call(page, "PUT", path, token=token, body={"title": "Renamed in the browser"},
-                   headers={"If-Match": etag, "X-Request-Id": request_id, "Idempotency-Key": "ignored-on-put"})
+    updated = call(
+        page,
+        "PUT",
+        path,
+        token=token,
+        body={"title": "Renamed in the browser"},
+        headers={"If-Match": etag, "X-Request-Id": request_id, "Idempotency-Key": "ignored-on-put"},
+    )
     assert readable(updated, 200)["data"]["interaction"]["title"] == "Renamed in the browser"
     assert updated["headers"]["etag"] == '"2"'
     assert updated["headers"]["x-request-id"] == request_id
 
-    stale = readable(call(page, "PUT", path, token=token, body={"title": "Too late"}, headers={"If-Match": etag}),
-                     412, "PRECONDITION_FAILED")
+    stale = readable(
+        call(page, "PUT", path, token=token, body={"title": "Too late"}, headers={"If-Match": etag}),
+        412,
+        "PRECONDITION_FAILED",
+    )
     assert "current version" in stale["error"]["message"]
-    unquoted = readable(call(page, "PUT", path, token=token, body={"title": "Too late"}, headers={"If-Match": "2"}),
-                        412, "PRECONDITION_FAILED")
+    unquoted = readable(
+        call(page, "PUT", path, token=token, body={"title": "Too late"}, headers={"If-Match": "2"}),
+        412,
+        "PRECONDITION_FAILED",
+    )
     assert "entity tags are quoted" in unquoted["error"]["message"]
 
     readable(call(page, "DELETE", path, token=token, headers={"If-Match": '"2"'}), 200)
@@ -85,7 +109,9 @@ def test_a_frontend_on_another_origin_logs_in_works_and_logs_out(page, api):
 def test_the_preflight_allows_exactly_the_contracts_headers(page, api):
     headers = {name: "1" for name in ALLOWED if name != "Authorization"}
     headers["Content-Type"] = "application/json"
-    reply = call(page, "POST", "/api/auth/login", headers=headers, body={"username": "nobody", "password": "x"})
+    reply = call(
+        page, "POST", "/api/auth/login", headers=headers, body={"username": "nobody", "password": "x"}
+    )
     readable(reply, 401, "AUTHENTICATION_ERROR")  # every allowed header passed the preflight
     refused = call(page, "GET", "/api/health", headers={"X-Not-Allowed": "1"})
     assert not refused["ok"] and "TypeError" in refused["error"]  # the browser refused, as it must
@@ -98,18 +124,51 @@ def test_errors_are_readable_json_with_cors(page, api):
     assert body["error"]["request_id"] == missing["headers"]["x-amzn-requestid"]
     readable(call(page, "GET", "/api/auth/me", token="not.a.token"), 401, "AUTHENTICATION_ERROR")
     readable(call(page, "GET", "/api/no-such-route"), 404, "RESOURCE_NOT_FOUND")
-    readable(call(page, "POST", "/api/interactions", token=token, rawBytes=256 * 1024 + 1,
-                  headers={"Content-Type": "application/json"}), 413, "PAYLOAD_TOO_LARGE")
-    readable(call(page, "POST", "/api/interactions", token=token, rawBytes=10 * 1024 * 1024 + 1,
-                  headers={"Content-Type": "application/json"}), 413, "PAYLOAD_TOO_LARGE")
-    readable(call(page, "POST", "/api/interactions", token=token, raw="title=x",
-                  headers={"Content-Type": "text/plain"}), 415, "UNSUPPORTED_MEDIA_TYPE")
+    readable(
+        call(
+            page,
+            "POST",
+            "/api/interactions",
+            token=token,
+            rawBytes=256 * 1024 + 1,
+            headers={"Content-Type": "application/json"},
+        ),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    readable(
+        call(
+            page,
+            "POST",
+            "/api/interactions",
+            token=token,
+            rawBytes=10 * 1024 * 1024 + 1,
+            headers={"Content-Type": "application/json"},
+        ),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    readable(
+        call(
+            page,
+            "POST",
+            "/api/interactions",
+            token=token,
+            raw="title=x",
+            headers={"Content-Type": "text/plain"},
+        ),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
 
 
 def test_a_locked_account_is_a_429_whose_retry_after_the_page_can_read(page, api):
     for _ in range(5):
-        readable(call(page, "POST", "/api/auth/login", body={"username": "viewer", "password": "wrong"}),
-                 401, "AUTHENTICATION_ERROR")
+        readable(
+            call(page, "POST", "/api/auth/login", body={"username": "viewer", "password": "wrong"}),
+            401,
+            "AUTHENTICATION_ERROR",
+        )
     locked = call(page, "POST", "/api/auth/login", body={"username": "viewer", "password": api.password})
     readable(locked, 429, "ACCOUNT_LOCKED")
     assert 0 < int(locked["headers"]["retry-after"]) <= 900

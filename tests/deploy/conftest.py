@@ -1,6 +1,7 @@
 """Both stages packaged once per test session (SAM/CloudFormation and Terraform), for the
 template tests. The Lambda runtime's wheels come from PyPI the first time, then from the
 installed set cached under build/lambda-deps/."""
+
 from __future__ import annotations
 
 import copy
@@ -23,14 +24,18 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
 @pytest.fixture(scope="session")
 def sam(packaged: dict[str, dict[str, Path]]) -> dict[str, dict[str, Any]]:
     """{stage: the SAM template as JSON}"""
-    return {stage: json.loads((dirs["cloudformation"] / "sam.json").read_text())
-            for stage, dirs in packaged.items()}
+    return {
+        stage: json.loads((dirs["cloudformation"] / "sam.json").read_text())
+        for stage, dirs in packaged.items()
+    }
 
 
 @pytest.fixture(scope="session")
 def terraform(packaged: dict[str, dict[str, Path]]) -> dict[str, dict[str, Any]]:
-    return {stage: json.loads((dirs["terraform"] / "chalice.tf.json").read_text())
-            for stage, dirs in packaged.items()}
+    return {
+        stage: json.loads((dirs["terraform"] / "chalice.tf.json").read_text())
+        for stage, dirs in packaged.items()
+    }
 
 
 def sam_transform(template: dict[str, Any], region: str = "eu-west-1") -> dict[str, Any]:
@@ -44,8 +49,9 @@ def sam_transform(template: dict[str, Any], region: str = "eu-west-1") -> dict[s
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://artifacts/interactions-api/0123456789abcdef"
-    translator = Translator(managed_policy_map={}, sam_parser=Parser(),
-                            boto_session=boto3.session.Session(region_name=region))
+    translator = Translator(
+        managed_policy_map={}, sam_parser=Parser(), boto_session=boto3.session.Session(region_name=region)
+    )
     return translator.translate(template, parameter_values={})
 
 

@@ -1,4 +1,5 @@
 """deploy/deploy.sh with a stand-in `aws` command that records its calls (no AWS account here)."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def project_copy(tmp_path: Path, *, real_account: bool) -> Path:
     """The files deploy.sh needs, with the placeholder account swapped for a real-looking one."""
     project = tmp_path / "project"
     for name in ("deploy", "chalicelib", ".chalice"):
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
+        shutil.copytree(
+            ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments")
+        )
     if real_account:
         for path in (project / ".chalice").glob("*.json"):
             path.write_text(path.read_text().replace("123456789012", "210987654321"))
@@ -40,17 +43,31 @@ def project_copy(tmp_path: Path, *, real_account: bool) -> Path:
     return project
 
 
-def run_deploy(project: Path, tmp_path: Path, **env_extra: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+def run_deploy(
+    project: Path, tmp_path: Path, **env_extra: str
+) -> tuple[subprocess.CompletedProcess, list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "aws").write_text(FAKE_AWS)
     (bin_dir / "aws").chmod(0o755)
     calls = tmp_path / "aws-calls.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ARTIFACT_"))}
-    env.update(PATH=f"{bin_dir}:{env['PATH']}", AWS_CALLS=str(calls), PYTHON=sys.executable,
-               PYTHONPATH=str(project), **env_extra)
-    result = subprocess.run(["bash", str(project / "deploy" / "deploy.sh"), "dev"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    env.update(
+        PATH=f"{bin_dir}:{env['PATH']}",
+        AWS_CALLS=str(calls),
+        PYTHON=sys.executable,
+        PYTHONPATH=str(project),
+        **env_extra,
+    )
+    result = subprocess.run(
+        ["bash", str(project / "deploy" / "deploy.sh"), "dev"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     return result, calls.read_text().splitlines() if calls.exists() else []
 
 
@@ -68,7 +85,9 @@ def test_packages_deploys_and_reports_the_url(tmp_path):
     assert "--stack-name interactions-api-dev" in deploy
     assert "--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND" in deploy
     assert "--no-fail-on-empty-changeset" in deploy
-    assert describe.startswith("cloudformation describe-stacks --region eu-west-1 --stack-name interactions-api-dev")
+    assert describe.startswith(
+        "cloudformation describe-stacks --region eu-west-1 --stack-name interactions-api-dev"
+    )
 
 
 def test_refuses_the_documented_placeholders_before_calling_aws(tmp_path):

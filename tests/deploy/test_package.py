@@ -1,4 +1,5 @@
 """deploy/package.py's own guards, and packaging offline from a wheelhouse."""
+
 from __future__ import annotations
 
 import json
@@ -94,24 +95,49 @@ def test_packaging_works_offline_from_a_wheelhouse(tmp_path):
     """A fresh copy of the project (no Chalice cache) packaged with PIP_NO_INDEX=1 from the wheelhouse."""
     house = wheelhouse.DEFAULT
     wheelhouse.build(house)  # kept under .devdata/; pip downloads only what it does not hold yet
-    wheels = {w.name.split("-")[0].lower(): w.name for w in house.glob("*.whl")
-              if any(runtime.tag_fits(t) for t in _tags(w.name))}
+    wheels = {
+        w.name.split("-")[0].lower(): w.name
+        for w in house.glob("*.whl")
+        if any(runtime.tag_fits(t) for t in _tags(w.name))
+    }
     assert set(package.runtime_pins()) <= set(wheels), wheels
     project = tmp_path / "project"
     for name in ("deploy", "chalicelib", ".chalice"):
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
+        shutil.copytree(
+            ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments")
+        )
     for name in ("app.py", "requirements.txt"):
         shutil.copy(ROOT / name, project / name)
-    result = subprocess.run([sys.executable, "-m", "deploy.package", "dev", "--format", "cloudformation",
-                             "--wheelhouse", str(house)], cwd=project, capture_output=True, text=True,
-                            timeout=900, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deploy.package",
+            "dev",
+            "--format",
+            "cloudformation",
+            "--wheelhouse",
+            str(house),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     package.check_bundle(project / "build" / "dev" / "cloudformation" / "deployment.zip")
-    assert json.loads((project / "build" / "dev" / "cloudformation" / "sam.json").read_text())[
-        "Resources"]["APIHandler"]["Properties"]["Runtime"] == runtime.RUNTIME
+    assert (
+        json.loads((project / "build" / "dev" / "cloudformation" / "sam.json").read_text())["Resources"][
+            "APIHandler"
+        ]["Properties"]["Runtime"]
+        == runtime.RUNTIME
+    )
 
 
 def _tags(wheel_name: str) -> list[str]:
     """The tags a wheel's file name stands for (compressed tag sets expanded)."""
     interpreters, abis, platforms = wheel_name[: -len(".whl")].split("-")[-3:]
-    return [f"{i}-{a}-{p}" for i in interpreters.split(".") for a in abis.split(".") for p in platforms.split(".")]
+    return [
+        f"{i}-{a}-{p}" for i in interpreters.split(".") for a in abis.split(".") for p in platforms.split(".")
+    ]

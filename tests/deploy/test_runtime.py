@@ -2,6 +2,7 @@
 for that runtime: the templates' Runtime against the WHEEL tags and extension modules in
 deployment.zip, the dependency closure evaluated for 3.12, the wheelhouse, and (where a 3.12
 interpreter exists) the bundle importing and answering under it."""
+
 from __future__ import annotations
 
 import json
@@ -51,15 +52,23 @@ def test_the_runtime_matches_every_wheel_in_the_bundle(stage, sam, terraform, pa
     runtimes |= {f["runtime"] for f in terraform[stage]["resource"]["aws_lambda_function"].values()}
     assert runtimes == {"python3.12"}
     (python,) = runtimes
-    machines = {a for f in ("APIHandler", "JwtAuthorizer") for a in sam[stage]["Resources"][f]["Properties"]["Architectures"]}
+    machines = {
+        a
+        for f in ("APIHandler", "JwtAuthorizer")
+        for a in sam[stage]["Resources"][f]["Properties"]["Architectures"]
+    }
     assert machines == {"x86_64"}
     (machine,) = machines
     for fmt in package.FORMATS:
         tags = package.wheel_tags(packaged[stage][fmt] / "deployment.zip")
         assert len(tags) == len(package.runtime_pins())
         compiled = {top for top, (purelib, _) in tags.items() if not purelib}
-        assert {top.split("-")[0] for top in compiled} >= {"pydantic_core", "sqlalchemy", "cffi",
-                                                          "argon2_cffi_bindings"}
+        assert {top.split("-")[0] for top in compiled} >= {
+            "pydantic_core",
+            "sqlalchemy",
+            "cffi",
+            "argon2_cffi_bindings",
+        }
         for top, (purelib, found) in tags.items():
             assert any(_fits(tag, python, machine) for tag in found), (top, found)
             if not purelib:
@@ -86,17 +95,27 @@ def _wheel_bundle(tmp_path: Path, wheel_tag: str, module: str | None = None) -> 
 
 
 def test_the_bundle_check_accepts_cp312_and_abi3_wheels(tmp_path):
-    package.check_bundle(_wheel_bundle(tmp_path, "cp312-cp312-manylinux_2_17_x86_64",
-                                       "pydantic_core/_pydantic_core.cpython-312-x86_64-linux-gnu.so"))
+    package.check_bundle(
+        _wheel_bundle(
+            tmp_path,
+            "cp312-cp312-manylinux_2_17_x86_64",
+            "pydantic_core/_pydantic_core.cpython-312-x86_64-linux-gnu.so",
+        )
+    )
     package.check_bundle(_wheel_bundle(tmp_path, "cp310-abi3-manylinux_2_28_x86_64", "_ffi.abi3.so"))
 
 
-@pytest.mark.parametrize("tag", ["cp311-cp311-manylinux_2_17_x86_64",   # the packaging interpreter's ABI
-                                 "cp312-cp312-manylinux_2_35_x86_64",   # newer glibc than Amazon Linux 2023
-                                 "cp312-cp312-manylinux_2_17_aarch64",  # the other architecture
-                                 "cp312-cp312-musllinux_1_2_x86_64",
-                                 "cp312-cp312-linux_x86_64",            # a local build
-                                 "cp313-abi3-manylinux_2_17_x86_64"])   # stable ABI of a later Python
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "cp311-cp311-manylinux_2_17_x86_64",  # the packaging interpreter's ABI
+        "cp312-cp312-manylinux_2_35_x86_64",  # newer glibc than Amazon Linux 2023
+        "cp312-cp312-manylinux_2_17_aarch64",  # the other architecture
+        "cp312-cp312-musllinux_1_2_x86_64",
+        "cp312-cp312-linux_x86_64",  # a local build
+        "cp313-abi3-manylinux_2_17_x86_64",
+    ],
+)  # stable ABI of a later Python
 def test_the_bundle_check_refuses_a_wheel_the_runtime_cannot_load(tmp_path, tag):
     with pytest.raises(package.PackagingError, match="not built for python3.12"):
         package.check_bundle(_wheel_bundle(tmp_path, tag))
@@ -104,35 +123,62 @@ def test_the_bundle_check_refuses_a_wheel_the_runtime_cannot_load(tmp_path, tag)
 
 def test_the_bundle_check_refuses_an_extension_module_of_another_python(tmp_path):
     with pytest.raises(package.PackagingError, match="would not import"):
-        package.check_bundle(_wheel_bundle(tmp_path, "cp312-cp312-manylinux_2_17_x86_64",
-                                           "pydantic_core/_pydantic_core.cpython-311-x86_64-linux-gnu.so"))
+        package.check_bundle(
+            _wheel_bundle(
+                tmp_path,
+                "cp312-cp312-manylinux_2_17_x86_64",
+                "pydantic_core/_pydantic_core.cpython-311-x86_64-linux-gnu.so",
+            )
+        )
 
 
 def test_the_runtime_module_agrees_with_the_independent_rule():
-    for tag in ["cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-manylinux2014_x86_64", "cp39-abi3-manylinux_2_34_x86_64",
-                "py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_35_x86_64",
-                "cp312-cp312-manylinux_2_17_aarch64", "cp313-abi3-manylinux_2_17_x86_64", "cp312-none-win_amd64"]:
+    for tag in [
+        "cp312-cp312-manylinux_2_17_x86_64",
+        "cp312-cp312-manylinux2014_x86_64",
+        "cp39-abi3-manylinux_2_34_x86_64",
+        "py3-none-any",
+        "cp311-cp311-manylinux_2_17_x86_64",
+        "cp312-cp312-manylinux_2_35_x86_64",
+        "cp312-cp312-manylinux_2_17_aarch64",
+        "cp313-abi3-manylinux_2_17_x86_64",
+        "cp312-none-win_amd64",
+    ]:
         assert runtime.tag_fits(tag) == _fits(tag, runtime.RUNTIME, runtime.ARCHITECTURE), tag
     assert runtime.RUNTIME == f"python{runtime.PYTHON_VERSION}" and runtime.ABI == "cp312"
 
 
 def _metadata(name: str, version: str, *requires: str) -> str:
-    return "\n".join([f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]) + \
-        "\n\nA description: with colons.\nRequires-Dist: not-a-header\n"
+    return (
+        "\n".join([f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)])
+        + "\n\nA description: with colons.\nRequires-Dist: not-a-header\n"
+    )
 
 
 def test_the_closure_is_evaluated_for_python_3_12():
-    bundled = [_metadata("pydantic", "2.14.3", "pydantic-core==2.50.4", "typing-extensions>=4.16.0"),
-               _metadata("pydantic_core", "2.50.4"), _metadata("typing_extensions", "4.16.0"),
-               # markers for other Pythons or extras are not needed on 3.12
-               _metadata("redis", "8.1.0", "async-timeout>=4.0.3; python_full_version < '3.11.3'",
-                         "hiredis>=3; extra == 'hiredis'", "tomli; python_version < '3.11'")]
+    bundled = [
+        _metadata("pydantic", "2.14.3", "pydantic-core==2.50.4", "typing-extensions>=4.16.0"),
+        _metadata("pydantic_core", "2.50.4"),
+        _metadata("typing_extensions", "4.16.0"),
+        # markers for other Pythons or extras are not needed on 3.12
+        _metadata(
+            "redis",
+            "8.1.0",
+            "async-timeout>=4.0.3; python_full_version < '3.11.3'",
+            "hiredis>=3; extra == 'hiredis'",
+            "tomli; python_version < '3.11'",
+        ),
+    ]
     assert dependencies.closure_problems(bundled) == []
-    missing = bundled + [_metadata("scramp", "1.5.0", "asn1crypto>=1.5.1", "backports-x; python_version >= '3.12'")]
+    missing = bundled + [
+        _metadata("scramp", "1.5.0", "asn1crypto>=1.5.1", "backports-x; python_version >= '3.12'")
+    ]
     found = dependencies.closure_problems(missing)
     assert len(found) == 2 and "asn1crypto" in found[0] and "backports-x" in found[1]
     wrong = [_metadata("pydantic", "2.14.3", "pydantic-core==2.50.4"), _metadata("pydantic-core", "2.41.0")]
-    assert dependencies.closure_problems(wrong) == ["pydantic 2.14.3 needs pydantic-core==2.50.4; the bundle has 2.41.0"]
+    assert dependencies.closure_problems(wrong) == [
+        "pydantic 2.14.3 needs pydantic-core==2.50.4; the bundle has 2.41.0"
+    ]
 
 
 def test_the_installed_set_is_rebuilt_when_the_pins_change(tmp_path):
@@ -166,8 +212,12 @@ def test_the_wheelhouse_downloads_for_the_runtime():
 def _python_3_12() -> str | None:
     for candidate in (os.environ.get("LAMBDA_PYTHON"), shutil.which("python3.12")):
         if candidate:
-            probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                                   capture_output=True, text=True, timeout=30)
+            probe = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
                 return candidate
     return None
@@ -195,9 +245,20 @@ result = authorizer.jwt_authorizer({"type": "TOKEN", "authorizationToken": "Bear
                                     "methodArn": "arn:aws:execute-api:eu-west-1:1:api/api/GET/x"}, None)
 print(json.dumps(result["context"]))
 """
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "JWT_SECRET": "k" * 40,
-           "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1/0"}
-    result = subprocess.run([python, "-I", "-c", script, str(task)], env=env, capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "JWT_SECRET": "k" * 40,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = subprocess.run(
+        [python, "-I", "-c", script, str(task)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["auth"] == "invalid"

@@ -1,5 +1,6 @@
 """scripts/smoke.py against the app served the way `chalice local` serves it (Chalice's local
 server, in a thread of the test process, on the test database and Redis)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -49,9 +50,14 @@ def smoke_module():
 def run_smoke(base_url: str, username: str, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
     env["SMOKE_PASSWORD"] = PASSWORD
-    return subprocess.run([sys.executable, str(SMOKE), "--base-url", base_url, "--username", username,
-                           "--wait", "5", *extra], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(SMOKE), "--base-url", base_url, "--username", username, "--wait", "5", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def interactions_left(session) -> int:
@@ -64,8 +70,16 @@ def test_the_smoke_test_passes_for_an_editor_and_leaves_nothing_behind(base_url,
     result = run_smoke(base_url, "smoke", "--origin", "https://app.example.com")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke test passed: 9 steps" in result.stdout
-    for step in ("login", "site selection", "create interaction", "read it back", "list with search",
-                 "update with If-Match", "delete, then 404", "both tokens of the session refused"):
+    for step in (
+        "login",
+        "site selection",
+        "create interaction",
+        "read it back",
+        "list with search",
+        "update with If-Match",
+        "delete, then 404",
+        "both tokens of the session refused",
+    ):
         assert step in result.stdout
     assert "members: skipped, the user is editor of Marketing, not admin" in result.stdout
     assert interactions_left(session) == 0
@@ -93,8 +107,9 @@ def test_a_failure_after_adding_the_member_removes_it(base_url, smoke_module, se
             return super().call(method, path, **kwargs)
 
     with pytest.raises(smoke_module.SmokeFailure, match="simulated outage"):
-        smoke_module.run(BrokenRemoval(base_url), username="smoke", password=PASSWORD, site_wanted=None,
-                         wait_seconds=5)
+        smoke_module.run(
+            BrokenRemoval(base_url), username="smoke", password=PASSWORD, site_wanted=None, wait_seconds=5
+        )
     assert session.scalar(select(func.count()).select_from(User)) == 1
 
 

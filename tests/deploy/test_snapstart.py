@@ -2,6 +2,7 @@
 what SAM's own transform makes of it (what CloudFormation deploys), and in the Terraform output;
 API Gateway invokes only the alias, never $LATEST or the unqualified function. Also the stage
 options: SnapStart off and the authorizer cache at 0, and what SnapStart cannot be combined with."""
+
 from __future__ import annotations
 
 import copy
@@ -24,10 +25,15 @@ def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def _invocation_uris(body: dict[str, Any]) -> list[Any]:
-    uris = [operation["x-amazon-apigateway-integration"]["uri"]
-            for methods in body["paths"].values() for method, operation in methods.items()
-            if operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"]
-    uris += [d["x-amazon-apigateway-authorizer"]["authorizerUri"] for d in body["securityDefinitions"].values()]
+    uris = [
+        operation["x-amazon-apigateway-integration"]["uri"]
+        for methods in body["paths"].values()
+        for method, operation in methods.items()
+        if operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    ]
+    uris += [
+        d["x-amazon-apigateway-authorizer"]["authorizerUri"] for d in body["securityDefinitions"].values()
+    ]
     return uris
 
 
@@ -53,11 +59,16 @@ def test_what_cloudformation_deploys_has_a_version_and_an_alias_per_function(sta
         function = template["Resources"][logical_id]
         assert function["Type"] == "AWS::Lambda::Function"
         assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
-        (version_id,) = [k for k, v in versions.items() if v["Properties"]["FunctionName"] == {"Ref": logical_id}]
+        (version_id,) = [
+            k for k, v in versions.items() if v["Properties"]["FunctionName"] == {"Ref": logical_id}
+        ]
         assert versions[version_id]["DeletionPolicy"] == "Retain"  # earlier versions stay for a rollback
         alias = aliases[f"{logical_id}Alias{stages.ALIAS}"]["Properties"]
-        assert alias == {"Name": stages.ALIAS, "FunctionName": {"Ref": logical_id},
-                         "FunctionVersion": {"Fn::GetAtt": [version_id, "Version"]}}
+        assert alias == {
+            "Name": stages.ALIAS,
+            "FunctionName": {"Ref": logical_id},
+            "FunctionVersion": {"Fn::GetAtt": [version_id, "Version"]},
+        }
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -70,15 +81,21 @@ def test_api_gateway_invokes_only_the_aliases(stage, cloudformation, app_module)
     assert len(uris) == routes + 1  # every route, and the authorizer
     api_alias, authorizer_alias = (f"APIHandlerAlias{stages.ALIAS}", f"JwtAuthorizerAlias{stages.ALIAS}")
     for uri in uris[:-1]:
-        assert uri == {"Fn::Sub": ["arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/"
-                                   "functions/${FunctionAlias}/invocations", {"FunctionAlias": {"Ref": api_alias}}]}
+        assert uri == {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/"
+                "functions/${FunctionAlias}/invocations",
+                {"FunctionAlias": {"Ref": api_alias}},
+            ]
+        }
     assert uris[-1]["Fn::Sub"][1] == {"FunctionAlias": {"Ref": authorizer_alias}}
     text = json.dumps(body)
     for logical_id in FUNCTIONS:  # never the unqualified function ($LATEST)
         assert f"${{{logical_id}.Arn}}" not in text and f'"{logical_id}"' not in text
     permissions = _of_type(template, "AWS::Lambda::Permission")
     assert sorted(p["Properties"]["FunctionName"]["Ref"] for p in permissions.values()) == sorted(
-        [api_alias, authorizer_alias])
+        [api_alias, authorizer_alias]
+    )
     for permission in permissions.values():
         assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
     assert template["Outputs"]["APIHandlerAliasArn"]["Value"] == {"Ref": api_alias}
@@ -88,9 +105,13 @@ def test_api_gateway_invokes_only_the_aliases(stage, cloudformation, app_module)
 
 def test_a_configuration_change_alone_publishes_a_new_version(sam):
     """AutoPublishAliasAllProperties: new environment values reach the alias even with the same code."""
+
     def version_id(template):
-        (found,) = [k for k, v in _of_type(sam_transform(template), "AWS::Lambda::Version").items()
-                    if v["Properties"]["FunctionName"] == {"Ref": "APIHandler"}]
+        (found,) = [
+            k
+            for k, v in _of_type(sam_transform(template), "AWS::Lambda::Version").items()
+            if v["Properties"]["FunctionName"] == {"Ref": "APIHandler"}
+        ]
         return found
 
     changed = copy.deepcopy(sam["dev"])
@@ -110,8 +131,10 @@ def test_terraform_publishes_versions_with_snapstart_and_the_api_invokes_the_ali
         assert function["publish"] is True
         assert function["snap_start"] == {"apply_on": "PublishedVersions"}
         assert resources["aws_lambda_alias"][name] == {
-            "name": "live", "function_name": f"${{aws_lambda_function.{name}.function_name}}",
-            "function_version": f"${{aws_lambda_function.{name}.version}}"}
+            "name": "live",
+            "function_name": f"${{aws_lambda_function.{name}.function_name}}",
+            "function_version": f"${{aws_lambda_function.{name}.version}}",
+        }
         assert f"aws_lambda_function.{name}.invoke_arn" not in swagger_text
         assert f"${{aws_lambda_alias.{name}.invoke_arn}}" in swagger_text
     swagger = json.loads(swagger_text)
@@ -119,8 +142,9 @@ def test_terraform_publishes_versions_with_snapstart_and_the_api_invokes_the_ali
     assert set(uris[:-1]) == {"${aws_lambda_alias.api_handler.invoke_arn}"}
     assert uris[-1] == "${aws_lambda_alias.jwt_authorizer.invoke_arn}"
     qualifiers = {p["function_name"]: p["qualifier"] for p in resources["aws_lambda_permission"].values()}
-    assert qualifiers == {f"${{aws_lambda_function.{n}.arn}}": f"${{aws_lambda_alias.{n}.name}}"
-                          for n in stages.FUNCTIONS}
+    assert qualifiers == {
+        f"${{aws_lambda_function.{n}.arn}}": f"${{aws_lambda_alias.{n}.name}}" for n in stages.FUNCTIONS
+    }
 
 
 def test_snapstart_off_and_no_authorizer_cache_for_a_stage(monkeypatch, tmp_path):
@@ -135,18 +159,28 @@ def test_snapstart_off_and_no_authorizer_cache_for_a_stage(monkeypatch, tmp_path
         assert "SnapStart" not in properties
         assert properties["AutoPublishAlias"] == "live"
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
-    assert body["securityDefinitions"]["jwt_authorizer"]["x-amazon-apigateway-authorizer"][
-        "authorizerResultTtlInSeconds"] == 0
+    assert (
+        body["securityDefinitions"]["jwt_authorizer"]["x-amazon-apigateway-authorizer"][
+            "authorizerResultTtlInSeconds"
+        ]
+        == 0
+    )
     transformed = sam_transform(template)
     assert len(_of_type(transformed, "AWS::Lambda::Alias")) == 2
-    assert all("SnapStart" not in f["Properties"] for f in _of_type(transformed, "AWS::Lambda::Function").values())
+    assert all(
+        "SnapStart" not in f["Properties"] for f in _of_type(transformed, "AWS::Lambda::Function").values()
+    )
     tf = json.loads((written["terraform"] / "chalice.tf.json").read_text())
     for name in stages.FUNCTIONS:
         assert "snap_start" not in tf["resource"]["aws_lambda_function"][name]
         assert tf["resource"]["aws_lambda_function"][name]["publish"] is True
     swagger = json.loads(tf["locals"]["chalice_api_swagger"])
-    assert swagger["securityDefinitions"]["jwt_authorizer"]["x-amazon-apigateway-authorizer"][
-        "authorizerResultTtlInSeconds"] == 0
+    assert (
+        swagger["securityDefinitions"]["jwt_authorizer"]["x-amazon-apigateway-authorizer"][
+            "authorizerResultTtlInSeconds"
+        ]
+        == 0
+    )
 
 
 def test_a_template_snapstart_cannot_run_is_not_packaged(monkeypatch, tmp_path):

@@ -1,5 +1,6 @@
 """The stage rules in deploy/stages.py hold for .chalice/config.json, and each rule catches the
 mistake it is for."""
+
 from __future__ import annotations
 
 import copy
@@ -67,20 +68,26 @@ def test_a_redis_endpoint_with_a_password_is_refused(edited_config):
 
 def test_a_secret_the_policy_does_not_grant_is_refused(edited_config):
     env = edited_config["stages"]["prod"]["environment_variables"]
-    env["JWT_PREVIOUS_SECRET_ARN"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:interactions/prod/jwt-old-Zz9"
+    env["JWT_PREVIOUS_SECRET_ARN"] = (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:interactions/prod/jwt-old-Zz9"
+    )
     found = stages.problems("prod")
     assert any("policy's secrets" in problem for problem in found)
 
 
 def test_a_policy_granting_more_secrets_than_the_lambda_gets_is_refused(edited_config):
     # The authorizer with the API's policy could read the database secret it never uses.
-    edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["iam_policy_file"] = "policy-dev.json"
+    edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["iam_policy_file"] = (
+        "policy-dev.json"
+    )
     assert any("jwt_authorizer: the policy's secrets" in problem for problem in stages.problems("dev"))
 
 
 def test_an_authorizer_given_the_database_secret_is_refused(edited_config):
     del edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["environment_variables"]
-    edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["iam_policy_file"] = "policy-dev.json"
+    edited_config["stages"]["dev"]["lambda_functions"]["jwt_authorizer"]["iam_policy_file"] = (
+        "policy-dev.json"
+    )
     assert any("never uses the database" in problem for problem in stages.problems("dev"))
 
 
@@ -135,8 +142,20 @@ def test_the_command_line_check_passes_and_names_the_figures(capsys):
     assert stages.main(["prod", "--for-deploy"]) == 1
 
 
-@pytest.mark.parametrize("seconds, ok", [(0, True), (300, True), (3600, True), (-1, False), (3601, False),
-                                         (300.0, False), ("300", False), (True, False), (None, False)])
+@pytest.mark.parametrize(
+    "seconds, ok",
+    [
+        (0, True),
+        (300, True),
+        (3600, True),
+        (-1, False),
+        (3601, False),
+        (300.0, False),
+        ("300", False),
+        (True, False),
+        (None, False),
+    ],
+)
 def test_the_authorizer_cache_must_be_0_to_3600_whole_seconds(monkeypatch, seconds, ok):
     monkeypatch.setitem(stages.AUTHORIZER_CACHE_SECONDS, "dev", seconds)
     if seconds is None:
@@ -164,14 +183,26 @@ def test_a_stage_on_another_architecture_than_the_bundles_wheels_is_refused(edit
     assert any("prod/api_handler: lambda_architecture arm64" in problem for problem in found)
 
 
-@pytest.mark.parametrize("properties, ok", [
-    ({}, True),
-    ({"EphemeralStorage": {"Size": 512}}, True),
-    ({"EphemeralStorage": {"Size": 513}}, False),
-    ({"ProvisionedConcurrencyConfig": {"ProvisionedConcurrentExecutions": 2}}, False),
-    ({"FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:eu-west-1:1:access-point/fsap-1",
-                             "LocalMountPath": "/mnt/x"}]}, False),
-])
+@pytest.mark.parametrize(
+    "properties, ok",
+    [
+        ({}, True),
+        ({"EphemeralStorage": {"Size": 512}}, True),
+        ({"EphemeralStorage": {"Size": 513}}, False),
+        ({"ProvisionedConcurrencyConfig": {"ProvisionedConcurrentExecutions": 2}}, False),
+        (
+            {
+                "FileSystemConfigs": [
+                    {
+                        "Arn": "arn:aws:elasticfilesystem:eu-west-1:1:access-point/fsap-1",
+                        "LocalMountPath": "/mnt/x",
+                    }
+                ]
+            },
+            False,
+        ),
+    ],
+)
 def test_what_snapstart_cannot_be_combined_with(properties, ok):
     assert (stages.snapstart_conflicts("dev/api_handler", properties) == []) is ok
 

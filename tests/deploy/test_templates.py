@@ -1,6 +1,7 @@
 """What `make package` produces, read back from the packaged templates of both stages: routes behind
 the authorizer, the stage's authorizer cache, VPC, environment, concurrency, IAM, Gateway Responses with CORS
 headers, throttling, log groups, the Lambda bundle, and cfn-lint on the CloudFormation template."""
+
 from __future__ import annotations
 
 import json
@@ -108,7 +109,10 @@ def test_timeouts_memory_and_reserved_concurrency(stage, sam):
     assert authorizer["Timeout"] < stages.API_GATEWAY_TIMEOUT_S
     assert api["MemorySize"] >= stages.MIN_API_MEMORY_MB
     concurrency = api["ReservedConcurrentExecutions"]
-    assert concurrency * stages.CONNECTIONS_PER_CONTAINER + stages.OPS_CONNECTIONS <= stages.CONNECTION_BUDGET[stage]
+    assert (
+        concurrency * stages.CONNECTIONS_PER_CONTAINER + stages.OPS_CONNECTIONS
+        <= stages.CONNECTION_BUDGET[stage]
+    )
     assert "ReservedConcurrentExecutions" not in authorizer
 
 
@@ -116,8 +120,10 @@ def test_timeouts_memory_and_reserved_concurrency(stage, sam):
 def test_each_lambda_has_its_own_role_with_the_policy_file_and_nothing_more(stage, sam):
     resources = sam[stage]["Resources"]
     assert "DefaultRole" not in resources  # autogen_policy is off
-    for logical_id, role_id, function_name in (("APIHandler", "ApiHandlerRole", "api_handler"),
-                                               ("JwtAuthorizer", "JwtAuthorizerRole", "jwt_authorizer")):
+    for logical_id, role_id, function_name in (
+        ("APIHandler", "ApiHandlerRole", "api_handler"),
+        ("JwtAuthorizer", "JwtAuthorizerRole", "jwt_authorizer"),
+    ):
         assert resources[logical_id]["Properties"]["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
         policies = resources[role_id]["Properties"]["Policies"]
         assert len(policies) == 1
@@ -130,8 +136,10 @@ def test_each_lambda_has_its_own_role_with_the_policy_file_and_nothing_more(stag
         assert "*" not in json.dumps(secrets[0]["Resource"])
         for statement in document["Statement"]:
             if statement["Sid"] == "WriteOwnLogs":
-                assert all(r.split(":log-group:")[1].startswith(f"/aws/lambda/interactions-api-{stage}")
-                           for r in statement["Resource"])
+                assert all(
+                    r.split(":log-group:")[1].startswith(f"/aws/lambda/interactions-api-{stage}")
+                    for r in statement["Resource"]
+                )
 
 
 def test_the_authorizer_cannot_read_the_database_secret(sam):
@@ -146,11 +154,17 @@ def test_gateway_responses_carry_the_envelope_cors_headers_and_request_id(stage,
     swagger = _swagger(sam[stage])
     responses = swagger["x-amazon-apigateway-gateway-responses"]
     origin = stages.function(stage, "api_handler").settings().cors_allow_origin
-    expected = {"UNAUTHORIZED": ("401", "AUTHENTICATION_ERROR"), "ACCESS_DENIED": ("403", "AUTHORIZATION_ERROR"),
-                "MISSING_AUTHENTICATION_TOKEN": ("404", "RESOURCE_NOT_FOUND"),
-                "REQUEST_TOO_LARGE": ("413", "PAYLOAD_TOO_LARGE"), "THROTTLED": ("429", "RATE_LIMITED"),
-                "AUTHORIZER_FAILURE": ("503", "SERVICE_UNAVAILABLE"), "INTEGRATION_TIMEOUT": ("504", "TIMEOUT"),
-                "DEFAULT_4XX": (None, "VALIDATION_ERROR"), "DEFAULT_5XX": (None, "INTERNAL_ERROR")}
+    expected = {
+        "UNAUTHORIZED": ("401", "AUTHENTICATION_ERROR"),
+        "ACCESS_DENIED": ("403", "AUTHORIZATION_ERROR"),
+        "MISSING_AUTHENTICATION_TOKEN": ("404", "RESOURCE_NOT_FOUND"),
+        "REQUEST_TOO_LARGE": ("413", "PAYLOAD_TOO_LARGE"),
+        "THROTTLED": ("429", "RATE_LIMITED"),
+        "AUTHORIZER_FAILURE": ("503", "SERVICE_UNAVAILABLE"),
+        "INTEGRATION_TIMEOUT": ("504", "TIMEOUT"),
+        "DEFAULT_4XX": (None, "VALIDATION_ERROR"),
+        "DEFAULT_5XX": (None, "INTERNAL_ERROR"),
+    }
     for response_type, (status, code) in expected.items():
         response = responses[response_type]
         assert response.get("statusCode") == status, response_type
@@ -158,9 +172,13 @@ def test_gateway_responses_carry_the_envelope_cors_headers_and_request_id(stage,
         assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{origin}'"
         assert "X-Request-Id" in headers["gatewayresponse.header.Access-Control-Expose-Headers"]
         assert "x-amzn-RequestId" in headers["gatewayresponse.header.Access-Control-Expose-Headers"]
-        body = json.loads(response["responseTemplates"]["application/json"].replace("$context.requestId", "r-1"))
-        assert body == {"status": "error", "error": {"code": code, "message": body["error"]["message"],
-                                                    "request_id": "r-1"}}
+        body = json.loads(
+            response["responseTemplates"]["application/json"].replace("$context.requestId", "r-1")
+        )
+        assert body == {
+            "status": "error",
+            "error": {"code": code, "message": body["error"]["message"], "request_id": "r-1"},
+        }
     assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
 
@@ -171,7 +189,9 @@ def test_gateway_and_preflight_allow_the_same_origin_as_the_stage(stage, sam):
     origin = stages.function(stage, "api_handler").settings().cors_allow_origin
     swagger = _swagger(sam[stage])
     for path, methods in swagger["paths"].items():
-        params = methods["options"]["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+        params = methods["options"]["x-amazon-apigateway-integration"]["responses"]["default"][
+            "responseParameters"
+        ]
         assert params["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'", path
 
 
@@ -180,8 +200,12 @@ def test_stage_throttle_and_log_groups(stage, sam):
     resources = sam[stage]["Resources"]
     (settings,) = resources["RestAPI"]["Properties"]["MethodSettings"]
     limits = stages.throttle(stage)
-    assert settings == {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": limits["rate"],
-                        "ThrottlingBurstLimit": limits["burst"]}
+    assert settings == {
+        "ResourcePath": "/*",
+        "HttpMethod": "*",
+        "ThrottlingRateLimit": limits["rate"],
+        "ThrottlingBurstLimit": limits["burst"],
+    }
     assert limits["burst"] <= resources["APIHandler"]["Properties"]["ReservedConcurrentExecutions"]
     for function_id in ("APIHandler", "JwtAuthorizer"):
         group = resources[f"{function_id}LogGroup"]
@@ -190,13 +214,16 @@ def test_stage_throttle_and_log_groups(stage, sam):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_cfn_lint_finds_nothing_in_the_template_or_in_what_sam_makes_of_it(stage, packaged, cloudformation,
-                                                                           tmp_path):
+def test_cfn_lint_finds_nothing_in_the_template_or_in_what_sam_makes_of_it(
+    stage, packaged, cloudformation, tmp_path
+):
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     transformed = tmp_path / "transformed.json"
     transformed.write_text(json.dumps(cloudformation[stage]))
     for template in (packaged[stage]["cloudformation"] / "sam.json", transformed):
-        result = subprocess.run([str(cfn_lint), "--", str(template)], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [str(cfn_lint), "--", str(template)], capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, f"{template.name}: {result.stdout}{result.stderr}"
 
 
@@ -214,20 +241,31 @@ def test_the_bundle_holds_the_app_and_exactly_the_pinned_runtime_dependencies(st
 def test_terraform_output_has_the_same_additions(stage, terraform, sam):
     tf = terraform[stage]
     swagger = json.loads(tf["locals"]["chalice_api_swagger"])
-    assert swagger["x-amazon-apigateway-gateway-responses"] == _swagger(sam[stage])[
-        "x-amazon-apigateway-gateway-responses"]
-    assert swagger["securityDefinitions"]["jwt_authorizer"]["x-amazon-apigateway-authorizer"][
-        "authorizerResultTtlInSeconds"] == stages.AUTHORIZER_CACHE_SECONDS[stage]
+    assert (
+        swagger["x-amazon-apigateway-gateway-responses"]
+        == _swagger(sam[stage])["x-amazon-apigateway-gateway-responses"]
+    )
+    assert (
+        swagger["securityDefinitions"]["jwt_authorizer"]["x-amazon-apigateway-authorizer"][
+            "authorizerResultTtlInSeconds"
+        ]
+        == stages.AUTHORIZER_CACHE_SECONDS[stage]
+    )
     resources = tf["resource"]
     limits = stages.throttle(stage)
     assert resources["aws_api_gateway_method_settings"]["rest_api"]["settings"] == {
-        "throttling_rate_limit": limits["rate"], "throttling_burst_limit": limits["burst"]}
+        "throttling_rate_limit": limits["rate"],
+        "throttling_burst_limit": limits["burst"],
+    }
     api = resources["aws_lambda_function"]["api_handler"]
     assert api["reserved_concurrent_executions"] == stages.function(stage, "api_handler").reserved_concurrency
     assert api["vpc_config"]["subnet_ids"] == stages.function(stage, "api_handler").subnet_ids
     assert api["environment"]["variables"] == stages.function(stage, "api_handler").environment
     for name in stages.FUNCTIONS:
-        assert resources["aws_cloudwatch_log_group"][name]["retention_in_days"] == stages.LOG_RETENTION_DAYS[stage]
+        assert (
+            resources["aws_cloudwatch_log_group"][name]["retention_in_days"]
+            == stages.LOG_RETENTION_DAYS[stage]
+        )
         policy = json.loads(resources["aws_iam_role_policy"][f"{name}_role"]["policy"])
         assert policy == stages.function(stage, name).policy()
     assert tf["terraform"]["required_version"]  # Chalice pins Terraform < 1.4 (README)
@@ -236,5 +274,7 @@ def test_terraform_output_has_the_same_additions(stage, terraform, sam):
 def test_gateway_response_types_are_ones_api_gateway_knows():
     import botocore.session
 
-    known = botocore.session.get_session().get_service_model("apigateway").shape_for("GatewayResponseType").enum
+    known = (
+        botocore.session.get_session().get_service_model("apigateway").shape_for("GatewayResponseType").enum
+    )
     assert set(gateway_responses.RESPONSES) <= set(known)

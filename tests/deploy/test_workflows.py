@@ -1,6 +1,7 @@
 """The GitHub Actions workflows parse, validate against GitHub's workflow schema, and do what the
 README says: PR checks with real PostgreSQL and Redis; main -> package -> dev (migrate, deploy,
 smoke) -> approval -> prod; credentials only through the OIDC role."""
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,12 @@ def steps_running(job: dict, pattern: str) -> list[int]:
 def test_workflow_matches_githubs_schema(name):
     check = Path(sys.executable).parent / "check-jsonschema"
     for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
-        result = subprocess.run([str(check), "--builtin-schema", schema, str(WORKFLOWS / name)],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(check), "--builtin-schema", schema, str(WORKFLOWS / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -83,7 +88,9 @@ def test_aws_credentials_come_only_from_the_oidc_role():
     assert not re.search(r"AKIA[0-9A-Z]{16}", text)
     assert deploy["permissions"] == {"contents": "read"}
     for name, job in deploy["jobs"].items():
-        uses_aws = [s for s in job.get("steps", []) if s.get("uses", "").startswith("aws-actions/configure-aws")]
+        uses_aws = [
+            s for s in job.get("steps", []) if s.get("uses", "").startswith("aws-actions/configure-aws")
+        ]
         if uses_aws:
             assert job["permissions"]["id-token"] == "write", name
             assert uses_aws[0]["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
@@ -95,8 +102,10 @@ def test_the_smoke_credentials_are_environment_secrets():
     for job_name in ("release-dev", "release-prod"):
         job = load("deploy.yml")["jobs"][job_name]
         (smoke,) = steps_running(job, r"scripts/smoke\.py")
-        assert job["steps"][smoke]["env"] == {"SMOKE_USERNAME": "${{ secrets.SMOKE_USERNAME }}",
-                                              "SMOKE_PASSWORD": "${{ secrets.SMOKE_PASSWORD }}"}
+        assert job["steps"][smoke]["env"] == {
+            "SMOKE_USERNAME": "${{ secrets.SMOKE_USERNAME }}",
+            "SMOKE_PASSWORD": "${{ secrets.SMOKE_PASSWORD }}",
+        }
 
 
 def test_ci_tests_with_the_project_python_and_installs_the_lambda_runtime_beside_it():
@@ -106,6 +115,11 @@ def test_ci_tests_with_the_project_python_and_installs_the_lambda_runtime_beside
 
     ci = load("ci.yml")
     assert ci["env"]["LAMBDA_PYTHON_VERSION"] == runtime.PYTHON_VERSION
-    (setup,) = [s for s in ci["jobs"]["test"]["steps"] if s.get("uses", "").startswith("actions/setup-python")]
-    assert setup["with"]["python-version"].strip().splitlines() == ["${{ env.LAMBDA_PYTHON_VERSION }}", "${{ env.PYTHON_VERSION }}"]
+    (setup,) = [
+        s for s in ci["jobs"]["test"]["steps"] if s.get("uses", "").startswith("actions/setup-python")
+    ]
+    assert setup["with"]["python-version"].strip().splitlines() == [
+        "${{ env.LAMBDA_PYTHON_VERSION }}",
+        "${{ env.PYTHON_VERSION }}",
+    ]
     assert ci["env"]["PYTHON_VERSION"] == load("deploy.yml")["env"]["PYTHON_VERSION"]

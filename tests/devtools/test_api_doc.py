@@ -1,4 +1,5 @@
 """docs/api.md, the contract in the repository, names every route the app has."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,8 @@ def _shape(path: str) -> str:
 def indexed_routes() -> set[tuple[str, str]]:
     """(method, path shape) of every row of the endpoint index."""
     text = DOC.read_text()
-    index = text[text.index("### Index"):]
-    index = index[:index.index("\n\n", index.index("|---"))]
+    index = text[text.index("### Index") :]
+    index = index[: index.index("\n\n", index.index("|---"))]
     rows = re.findall(r"^\| `([A-Z]+) (/[^`]*)`", index, flags=re.M)
     return {(method, _shape(path)) for method, path in rows}
 
@@ -30,7 +31,7 @@ def test_every_route_of_the_app_is_in_the_index_of_docs_api_md(app_module):
 
 def test_every_indexed_route_is_described_in_the_endpoints_section():
     text = DOC.read_text()
-    body = text[text.index("### Index"):]
-    body = body[body.index("\n\n", body.index("|---")):]  # past the index table
+    body = text[text.index("### Index") :]
+    body = body[body.index("\n\n", body.index("|---")) :]  # past the index table
     mentioned = {(m, _shape(p)) for m, p in re.findall(r"`([A-Z]+) (/api/[^`\s]*)`", body)}
     assert indexed_routes() <= mentioned, sorted(indexed_routes() - mentioned)

@@ -2,6 +2,7 @@
 small app of its own so that every authorizer behaviour can be staged: the Gateway Responses, the
 order of the gateway's checks, the authorizer cache and the context the handler receives. Every
 test runs through both fronts: the in-process gateway and the local run's HTTP server."""
+
 from __future__ import annotations
 
 import functools
@@ -47,8 +48,12 @@ class Verdicts:
 
 def tiny_app(verdicts: Verdicts) -> Chalice:
     app = Chalice(app_name="edge-test")
-    app.api.cors = CORSConfig(allow_origin=ORIGIN, allow_headers=["Authorization", "Content-Type"],
-                              expose_headers=["X-Request-Id"], max_age=600)
+    app.api.cors = CORSConfig(
+        allow_origin=ORIGIN,
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["X-Request-Id"],
+        max_age=600,
+    )
 
     @app.authorizer()
     def staged(auth_request):
@@ -90,8 +95,9 @@ class InProcess:
         self.gateway = Gateway(app)
         self.gateway.edge = edge
 
-    def send(self, method: str, path: str, headers: dict[str, str] | None = None,
-             body: bytes | None = None) -> Reply:
+    def send(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+    ) -> Reply:
         result = self.gateway.request(method, path, body=body, headers=headers)
         return Reply(result.status, {k.lower(): v for k, v in result.headers.items()}, result.body)
 
@@ -106,14 +112,16 @@ class OverHttp:
         from chalice.local import LocalDevServer
 
         handler = functools.partial(EdgeRequestHandler, edge=edge)
-        self.server = LocalDevServer(app, Config.create(chalice_stage="dev", app_name="edge-test"),
-                                     "127.0.0.1", 0, handler_cls=handler)
+        self.server = LocalDevServer(
+            app, Config.create(chalice_stage="dev", app_name="edge-test"), "127.0.0.1", 0, handler_cls=handler
+        )
         self.port = self.server.server.server_address[1]
         self.thread = threading.Thread(target=self.server.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def send(self, method: str, path: str, headers: dict[str, str] | None = None,
-             body: bytes | None = None) -> Reply:
+    def send(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+    ) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -139,7 +147,8 @@ def stage(request):
     def build(cache_seconds: int = 0):
         app = tiny_app(verdicts)
         front = (InProcess if request.param == "in-process" else OverHttp)(
-            app, Edge(app, cache_seconds=cache_seconds, clock=clock))
+            app, Edge(app, cache_seconds=cache_seconds, clock=clock)
+        )
         fronts.append(front)
         return front
 
@@ -157,13 +166,16 @@ def assert_gateway_response(reply: Reply, response_type: str) -> None:
     packaged = gateway_responses(ORIGIN)[response_type]
     assert reply.status == int(packaged["statusCode"]), reply.body
     request_id = reply.headers["x-amzn-requestid"]
-    expected = json.loads(packaged["responseTemplates"]["application/json"].replace("$context.requestId", request_id))
+    expected = json.loads(
+        packaged["responseTemplates"]["application/json"].replace("$context.requestId", request_id)
+    )
     assert reply.body == expected
     for name, value in packaged["responseParameters"].items():
         assert reply.headers[name.removeprefix("gatewayresponse.header.").lower()] == value.strip("'")
 
 
 # --- the gateway's own answers ----------------------------------------------------------------------
+
 
 def test_no_authorization_header_is_the_unauthorized_response_and_runs_no_authorizer(stage):
     build, verdicts, _ = stage
@@ -188,10 +200,19 @@ def test_unknown_paths_and_methods_are_the_gateway_404(stage):
 def test_a_body_over_api_gateways_10_mb_is_its_413_before_anything_else(stage):
     build, verdicts, _ = stage
     front = build()
-    reply = front.send("POST", "/api/nowhere", {"Content-Type": "application/json"}, b"x" * (MAX_PAYLOAD_BYTES + 1))
+    reply = front.send(
+        "POST", "/api/nowhere", {"Content-Type": "application/json"}, b"x" * (MAX_PAYLOAD_BYTES + 1)
+    )
     assert_gateway_response(reply, "REQUEST_TOO_LARGE")
-    assert front.send("POST", "/api/echo", {**bearer("t"), "Content-Type": "application/json"},
-                      b"[" + b" " * (MAX_PAYLOAD_BYTES - 2) + b"]").status == 200  # exactly 10 MB passes
+    assert (
+        front.send(
+            "POST",
+            "/api/echo",
+            {**bearer("t"), "Content-Type": "application/json"},
+            b"[" + b" " * (MAX_PAYLOAD_BYTES - 2) + b"]",
+        ).status
+        == 200
+    )  # exactly 10 MB passes
     assert verdicts.calls == 1
 
 
@@ -219,6 +240,7 @@ def test_an_answer_api_gateway_cannot_use_is_a_503_and_is_never_cached(stage):
 
 
 # --- the authorizer cache ---------------------------------------------------------------------------
+
 
 def test_an_answer_is_reused_per_authorization_header_until_the_ttl_ends(stage):
     build, verdicts, clock = stage
@@ -259,8 +281,14 @@ def test_the_context_reaches_the_handler_stringified_with_the_gateways_request_i
     build, _, _ = stage
     front = build()
     reply = front.send("GET", "/api/echo", bearer("tok"))
-    assert reply.body["authorizer"] == {"auth": "ok", "user_id": "7", "admin": "false", "ratio": "1.5",
-                                        "token": "Bearer tok", "principalId": "u1"}
+    assert reply.body["authorizer"] == {
+        "auth": "ok",
+        "user_id": "7",
+        "admin": "false",
+        "ratio": "1.5",
+        "token": "Bearer tok",
+        "principalId": "u1",
+    }
     assert reply.body["request_id"] == reply.headers["x-amzn-requestid"]
 
 
@@ -268,7 +296,9 @@ def test_public_routes_pass_without_a_token_and_preflights_answer_on_known_paths
     build, verdicts, _ = stage
     front = build()
     assert front.send("GET", "/api/open").body == {"open": True}
-    preflight = front.send("OPTIONS", "/api/echo", {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    preflight = front.send(
+        "OPTIONS", "/api/echo", {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
     assert preflight.status == 200
     assert preflight.headers["access-control-allow-methods"] == "GET,POST,OPTIONS"
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
@@ -289,11 +319,14 @@ def test_the_http_front_answers_methods_chalice_local_does_not_know():
 
 # --- how long the local run caches -----------------------------------------------------------------
 
+
 def test_local_cache_seconds_follow_the_environment_else_the_stages_packaged_value():
     from deploy import stages
 
-    assert local_cache_seconds({}) == (stages.authorizer_cache_seconds("dev"),
-                                       "the dev stage's packaged value, deploy/stages.py")
+    assert local_cache_seconds({}) == (
+        stages.authorizer_cache_seconds("dev"),
+        "the dev stage's packaged value, deploy/stages.py",
+    )
     assert local_cache_seconds({}, stage="elsewhere")[0] == 300  # API Gateway's default
     assert local_cache_seconds({"AUTHORIZER_CACHE_SECONDS": "0"})[0] == 0
     assert local_cache_seconds({"AUTHORIZER_CACHE_SECONDS": " 60 "})[0] == 60
@@ -304,7 +337,11 @@ def test_local_cache_seconds_follow_the_environment_else_the_stages_packaged_val
 
 def test_context_values_are_stringified_as_api_gateway_does():
     assert edge_module.stringify_context({"a": True, "b": 0, "c": "x", "d": 2.5}) == {
-        "a": "true", "b": "0", "c": "x", "d": "2.5"}
+        "a": "true",
+        "b": "0",
+        "c": "x",
+        "d": "2.5",
+    }
     for unusable in ({"a": None}, {"a": [1]}, {"a": {"b": 1}}):
         with pytest.raises(edge_module.GatewayAnswer) as raised:
             edge_module.stringify_context(unusable)

@@ -1,6 +1,7 @@
 """The in-process gateway (devtools/gateway.py) in front of the real app: the gateway's refusals are
 the packaged Gateway Responses, its authorizer cache is off unless asked for and counts every
 authorizer invocation, and a cached answer still leaves every check of the API's own to it."""
+
 from __future__ import annotations
 
 import json
@@ -35,13 +36,18 @@ def test_the_gateways_own_refusals_are_the_packaged_gateway_responses(world):
     origin = get_settings().cors_allow_origin
     gateway = Gateway()
     assert_gateway_response(gateway.request("GET", "/api/auth/me"), "UNAUTHORIZED", origin)
-    assert_gateway_response(gateway.request("GET", "/api/nowhere", world.token("editor")),
-                            "MISSING_AUTHENTICATION_TOKEN", origin)
+    assert_gateway_response(
+        gateway.request("GET", "/api/nowhere", world.token("editor")), "MISSING_AUTHENTICATION_TOKEN", origin
+    )
     # Deployed, a method the path does not have is the gateway's 404, not the app's 405.
-    assert_gateway_response(gateway.request("PATCH", PATH, world.token("editor"), {}),
-                            "MISSING_AUTHENTICATION_TOKEN", origin)
-    assert_gateway_response(gateway.request("POST", PATH, world.token("editor"), "x" * (MAX_PAYLOAD_BYTES + 1)),
-                            "REQUEST_TOO_LARGE", origin)
+    assert_gateway_response(
+        gateway.request("PATCH", PATH, world.token("editor"), {}), "MISSING_AUTHENTICATION_TOKEN", origin
+    )
+    assert_gateway_response(
+        gateway.request("POST", PATH, world.token("editor"), "x" * (MAX_PAYLOAD_BYTES + 1)),
+        "REQUEST_TOO_LARGE",
+        origin,
+    )
     assert gateway.authorizer_invocations == 0
 
 

@@ -1,6 +1,7 @@
 """The local run command (`make run`, devtools/run.py) as a client meets it: API Gateway's answers
 with the packaged Gateway Responses, scratch data that never touches .devdata, and a clean stop on
 SIGINT or SIGTERM — to the command, to its process group, or to `make` alone."""
+
 from __future__ import annotations
 
 import http.client
@@ -25,7 +26,11 @@ pytestmark = pytest.mark.slow
 def scratch_env() -> dict[str, str]:
     """The scratch run goes to the tests' PostgreSQL server (its own database) and starts its own
     throwaway Redis: the tests' Redis is emptied before every test."""
-    return {"DATABASE_URL": os.environ["TEST_ADMIN_DATABASE_URL"], "REDIS_URL": "", "CORS_ALLOW_ORIGIN": ORIGIN}
+    return {
+        "DATABASE_URL": os.environ["TEST_ADMIN_DATABASE_URL"],
+        "REDIS_URL": "",
+        "CORS_ALLOW_ORIGIN": ORIGIN,
+    }
 
 
 def databases() -> set[str]:
@@ -37,15 +42,20 @@ def databases() -> set[str]:
         engine.dispose()
 
 
-def send(base_url: str, method: str, path: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> tuple[int, dict[str, str], object]:
+def send(
+    base_url: str, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, dict[str, str], object]:
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         raw = response.read()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(raw) if raw else None
+        return (
+            response.status,
+            {k.lower(): v for k, v in response.getheaders()},
+            json.loads(raw) if raw else None,
+        )
     finally:
         conn.close()
 
@@ -54,8 +64,11 @@ def is_gateway_response(reply: tuple[int, dict[str, str], object], response_type
     status, headers, body = reply
     packaged = gateway_responses(ORIGIN)[response_type]
     template = packaged["responseTemplates"]["application/json"]
-    return (status == int(packaged["statusCode"]) and headers.get("access-control-allow-origin") == ORIGIN
-            and body == json.loads(template.replace("$context.requestId", headers["x-amzn-requestid"])))
+    return (
+        status == int(packaged["statusCode"])
+        and headers.get("access-control-allow-origin") == ORIGIN
+        and body == json.loads(template.replace("$context.requestId", headers["x-amzn-requestid"]))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,18 +90,33 @@ def test_gateway_refusals_are_the_packaged_gateway_responses(local_run):
     base = local_run.base_url
     assert is_gateway_response(send(base, "GET", "/api/auth/me"), "UNAUTHORIZED")
     assert is_gateway_response(send(base, "GET", "/api/nowhere"), "MISSING_AUTHENTICATION_TOKEN")
-    assert is_gateway_response(send(base, "GET", "/api/nowhere", {"Authorization": "Bearer x"}),
-                               "MISSING_AUTHENTICATION_TOKEN")
-    assert is_gateway_response(send(base, "PATCH", "/api/interactions", {"Authorization": "Bearer x"}),
-                               "MISSING_AUTHENTICATION_TOKEN")
+    assert is_gateway_response(
+        send(base, "GET", "/api/nowhere", {"Authorization": "Bearer x"}), "MISSING_AUTHENTICATION_TOKEN"
+    )
+    assert is_gateway_response(
+        send(base, "PATCH", "/api/interactions", {"Authorization": "Bearer x"}),
+        "MISSING_AUTHENTICATION_TOKEN",
+    )
     assert is_gateway_response(send(base, "TRACE", "/api/health"), "MISSING_AUTHENTICATION_TOKEN")
-    assert is_gateway_response(send(base, "POST", "/api/interactions", {"Content-Type": "application/json"},
-                                    b"x" * (MAX_PAYLOAD_BYTES + 1)), "REQUEST_TOO_LARGE")
+    assert is_gateway_response(
+        send(
+            base,
+            "POST",
+            "/api/interactions",
+            {"Content-Type": "application/json"},
+            b"x" * (MAX_PAYLOAD_BYTES + 1),
+        ),
+        "REQUEST_TOO_LARGE",
+    )
 
 
 def test_a_bad_token_is_the_apps_own_401_with_cors_and_a_request_id(local_run):
-    status, headers, body = send(local_run.base_url, "GET", "/api/auth/me",
-                                 {"Authorization": "Bearer not-a-token", "X-Request-Id": "abc-1"})
+    status, headers, body = send(
+        local_run.base_url,
+        "GET",
+        "/api/auth/me",
+        {"Authorization": "Bearer not-a-token", "X-Request-Id": "abc-1"},
+    )
     assert status == 401
     assert body["error"]["code"] == "AUTHENTICATION_ERROR"
     assert headers["access-control-allow-origin"] == ORIGIN
@@ -98,8 +126,13 @@ def test_a_bad_token_is_the_apps_own_401_with_cors_and_a_request_id(local_run):
 
 def test_the_scratch_demo_login_works_and_logout_ends_the_session(local_run):
     base = local_run.base_url
-    status, _, body = send(base, "POST", "/api/auth/login", {"Content-Type": "application/json"},
-                           json.dumps({"username": "editor", "password": local_run.password}).encode())
+    status, _, body = send(
+        base,
+        "POST",
+        "/api/auth/login",
+        {"Content-Type": "application/json"},
+        json.dumps({"username": "editor", "password": local_run.password}).encode(),
+    )
     assert status == 200, body
     token = body["data"]["token"]
     me = send(base, "GET", "/api/auth/me", {"Authorization": f"Bearer {token}"})

@@ -4,6 +4,7 @@
 a TCP proxy between the app and the test database, so the test can make PostgreSQL unreachable
 without stopping the server everybody else uses.
 """
+
 from __future__ import annotations
 
 import os

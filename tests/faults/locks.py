@@ -1,4 +1,5 @@
 """Side connections for tests that hold locks while the app works (outside the app's small pool)."""
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,12 @@ def wait_for_lock_waiters(count: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with side_connection() as conn:
-            waiting = conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND application_name = 'interactions-api'"))
+            waiting = conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND application_name = 'interactions-api'"
+                )
+            )
         if waiting >= count:
             return
         time.sleep(0.02)

@@ -1,5 +1,6 @@
 """PostgreSQL failures: a connection killed between requests is replaced unnoticed; an unreachable
 database is a quick 503 (never a 500 or a hang) and the app recovers by itself when it returns."""
+
 from __future__ import annotations
 
 import time
@@ -13,6 +14,7 @@ from tests.factories import auth, login, post_json
 from tests.faults.conftest import CREDENTIALS, assert_unavailable, timed
 
 pytestmark = pytest.mark.faults
+
 
 def _app_backend_pids() -> set[int]:
     with db.session_scope() as session:

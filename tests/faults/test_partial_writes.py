@@ -1,6 +1,7 @@
 """A failure in the middle of a write leaves nothing behind: the request's one transaction is rolled
 back, the client gets 503 (the request had no effect) and a retry with the same Idempotency-Key
 creates the record exactly once."""
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,9 @@ class FailAfter:
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany=False):
         text = statement.lstrip().upper()
-        if not self.fired and (text.startswith(self.prefix) or (text.startswith("WITH") and self.prefix in text)):
+        if not self.fired and (
+            text.startswith(self.prefix) or (text.startswith("WITH") and self.prefix in text)
+        ):
             self.fired = True
             self.action(conn)
 
@@ -155,8 +158,9 @@ def test_a_create_waiting_on_a_lock_finishes_when_it_is_released(client, world):
     result = {}
     with side_connection() as blocker:
         blocker.execute(text("LOCK TABLE interactions IN SHARE MODE"))
-        thread = threading.Thread(target=lambda: result.setdefault(
-            "r", gateway.request("POST", PATH, world.token("editor"), VALID)))
+        thread = threading.Thread(
+            target=lambda: result.setdefault("r", gateway.request("POST", PATH, world.token("editor"), VALID))
+        )
         thread.start()
         wait_for_lock_waiters(1)
         blocker.rollback()

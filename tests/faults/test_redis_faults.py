@@ -1,5 +1,6 @@
 """Redis is the session store: when it is gone, authenticated requests and logins fail closed with
 a quick 503, and they work again as soon as it is back, without restarting the app."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,6 +9,7 @@ from tests.factories import auth, login, post_json
 from tests.faults.conftest import CREDENTIALS, assert_unavailable, timed
 
 pytestmark = pytest.mark.faults
+
 
 def test_authenticated_requests_get_503_fast_while_redis_is_down(client, own_redis, user):
     token = login(client)["token"]

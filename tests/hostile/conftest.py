@@ -1,5 +1,6 @@
 """The hostile-input catalogue's shared pieces: the payloads, a world to attack, and a fingerprint
 of every table to prove that a refused request wrote nothing."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ SQL_INJECTION = [
     "' OR '1'='1",
     "' OR 1=1 --",
     "'; DROP TABLE interactions; --",
-    "\"; DROP TABLE users; --",
+    '"; DROP TABLE users; --',
     "1; SELECT pg_sleep(10) --",
     "' UNION SELECT password_hash, NULL FROM users --",
     "') OR ('a'='a",
@@ -41,7 +42,8 @@ def world():
 LIBRARY_WORDS = re.compile(
     r"\b\w+\(\)|\bsys\.|set_int_max_str_digits|utf-8-sig|decode using|codec|Traceback|File \"|"
     r"\b[A-Z]\w*(?:Error|Exception)\b|pydantic|sqlalchemy|pg8000|psycopg|\bSELECT\b|\bFROM\b|"
-    r"https?://")
+    r"https?://"
+)
 
 
 class _RecordingHttp:
@@ -59,6 +61,7 @@ class _RecordingHttp:
             response = attribute(*args, **kwargs)
             self.responses.append(response)
             return response
+
         return call
 
 
@@ -86,8 +89,9 @@ def fingerprint() -> dict[str, str]:
     digests = {}
     with side_connection() as conn:
         for table in Base.metadata.sorted_tables:
-            rows = conn.execute(text(f'SELECT md5(string_agg(t::text, \'|\' ORDER BY t::text)) '
-                                     f'FROM "{table.name}" t')).scalar()
+            rows = conn.execute(
+                text(f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM \"{table.name}\" t")
+            ).scalar()
             digests[table.name] = rows or ""
     return digests
 

@@ -1,5 +1,6 @@
 """Hostile bodies: sizes around the limits, deep nesting, huge arrays, NUL, invalid UTF-8, bodies
 that are not objects. Each gets its documented 4xx and writes nothing, or is stored as sent."""
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ def _one_interaction(client, world) -> int:
 
 # --- size -----------------------------------------------------------------------------------------
 
+
 def test_a_body_of_256_kib_plus_one_is_413_and_writes_nothing(client, world):
     before = fingerprint()
     body = _padded(VALID, MAX_BODY_BYTES + 1)
@@ -51,10 +53,12 @@ def test_every_write_endpoint_refuses_256_kib_plus_one(client, world):
     row = _one_interaction(client, world)
     before = fingerprint()
     huge = _padded({"title": "x"}, MAX_BODY_BYTES + 1)
-    for method, path, token in [("PUT", f"{PATH}/{row}", world.token("editor")),
-                                ("POST", "/api/auth/login", None),
-                                ("POST", "/api/auth/site", world.token("admin")),
-                                ("POST", "/api/auth/logout", world.token("admin"))]:
+    for method, path, token in [
+        ("PUT", f"{PATH}/{row}", world.token("editor")),
+        ("POST", "/api/auth/login", None),
+        ("POST", "/api/auth/site", world.token("admin")),
+        ("POST", "/api/auth/logout", world.token("admin")),
+    ]:
         assert _error(send(client, method, path, token, huge)) == (413, "PAYLOAD_TOO_LARGE"), path
     assert fingerprint() == before
 
@@ -66,17 +70,24 @@ def test_a_413_comes_before_the_body_is_parsed(client, world):
 
 def test_a_valid_body_of_64_kib_plus_one_is_stored_exactly(client, world):
     # Multi-byte text makes the fields large in bytes while within their limits in characters.
-    body = {**VALID, "title": "\U0001F600" * 255, "description": "\u00e9\u4e2d" * 5000,
-            "notes": "\u4e2d" * 10_000, "location": "\u05e9" * 255}
+    body = {
+        **VALID,
+        "title": "\U0001f600" * 255,
+        "description": "\u00e9\u4e2d" * 5000,
+        "notes": "\u4e2d" * 10_000,
+        "location": "\u05e9" * 255,
+    }
     raw = _padded(body, 64 * KIB + 1)
 
     response = send(client, "POST", PATH, world.token("editor"), raw)
 
     assert response.status_code == 201, response.json_body
-    stored = send(client, "GET", f"{PATH}/{response.json_body['data']['interaction']['id']}",
-                  world.token("editor")).json_body["data"]["interaction"]
-    assert {k: stored[k] for k in ("title", "description", "notes", "location")} == \
-        {k: body[k] for k in ("title", "description", "notes", "location")}
+    stored = send(
+        client, "GET", f"{PATH}/{response.json_body['data']['interaction']['id']}", world.token("editor")
+    ).json_body["data"]["interaction"]
+    assert {k: stored[k] for k in ("title", "description", "notes", "location")} == {
+        k: body[k] for k in ("title", "description", "notes", "location")
+    }
 
 
 def test_a_body_of_64_kib_plus_one_with_an_over_long_field_is_400_naming_it(client, world):
@@ -92,17 +103,29 @@ def test_a_body_of_64_kib_plus_one_with_an_over_long_field_is_400_naming_it(clie
 
 
 def test_every_over_long_field_is_reported_at_once(client, world):
-    body = {**VALID, "title": "t" * 256, "lead": "l" * 101, "location": "o" * 256,
-            "description": "d" * 10_001, "notes": "n" * 10_001}
+    body = {
+        **VALID,
+        "title": "t" * 256,
+        "lead": "l" * 101,
+        "location": "o" * 256,
+        "description": "d" * 10_001,
+        "notes": "n" * 10_001,
+    }
 
     response = send(client, "POST", PATH, world.token("editor"), body)
 
     assert response.status_code == 400
-    assert {d["field"] for d in response.json_body["error"]["details"]} == \
-        {"title", "lead", "location", "description", "notes"}
+    assert {d["field"] for d in response.json_body["error"]["details"]} == {
+        "title",
+        "lead",
+        "location",
+        "description",
+        "notes",
+    }
 
 
 # --- structure ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("depth", [1_000, 100_000])
 def test_deeply_nested_json_in_a_field_is_400(client, world, depth):
@@ -119,10 +142,12 @@ def _assert_400_everywhere_and_nothing_written(client, world, raw) -> None:
     """The raw body is a 400 on every endpoint that reads a body, and changes nothing."""
     row = _one_interaction(client, world)
     before = fingerprint()
-    for method, path, token in [("POST", PATH, world.token("editor")),
-                                ("PUT", f"{PATH}/{row}", world.token("editor")),
-                                ("POST", "/api/auth/login", None),
-                                ("POST", "/api/auth/site", world.token("admin"))]:
+    for method, path, token in [
+        ("POST", PATH, world.token("editor")),
+        ("PUT", f"{PATH}/{row}", world.token("editor")),
+        ("POST", "/api/auth/login", None),
+        ("POST", "/api/auth/site", world.token("admin")),
+    ]:
         assert _error(send(client, method, path, token, raw)) == (400, "VALIDATION_ERROR"), path
     assert fingerprint() == before
 
@@ -159,33 +184,52 @@ def test_many_unknown_fields_are_400(client, world):
 @pytest.mark.parametrize("raw", ["[]", "[1, 2]", "null", "1", '"text"', "true", "", "   "])
 def test_a_body_that_is_not_an_object_is_400(client, world, raw):
     before = fingerprint()
-    for method, path, token in [("POST", PATH, world.token("editor")),
-                                ("POST", "/api/auth/login", None),
-                                ("POST", "/api/auth/site", world.token("admin"))]:
+    for method, path, token in [
+        ("POST", PATH, world.token("editor")),
+        ("POST", "/api/auth/login", None),
+        ("POST", "/api/auth/site", world.token("admin")),
+    ]:
         response = send(client, method, path, token, raw, **{"Content-Type": "application/json"})
         assert _error(response) == (400, "VALIDATION_ERROR"), (path, raw)
     assert fingerprint() == before
 
 
-@pytest.mark.parametrize("raw", ['{"title": NaN}', '{"title": Infinity}', '{"site_id": -Infinity}',
-                                 '{"title": "x",}', "{'title': 'x'}", '{"title": "x"', '{"a": 1}{"b": 2}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"title": NaN}',
+        '{"title": Infinity}',
+        '{"site_id": -Infinity}',
+        '{"title": "x",}',
+        "{'title': 'x'}",
+        '{"title": "x"',
+        '{"a": 1}{"b": 2}',
+    ],
+)
 def test_json_that_is_not_strict_json_is_400(client, world, raw):
-    for method, path, token in [("POST", PATH, world.token("editor")),
-                                ("POST", "/api/auth/site", world.token("admin"))]:
+    for method, path, token in [
+        ("POST", PATH, world.token("editor")),
+        ("POST", "/api/auth/site", world.token("admin")),
+    ]:
         assert _error(send(client, method, path, token, raw)) == (400, "VALIDATION_ERROR"), raw
 
 
 def test_a_number_with_thousands_of_digits_is_400_not_500(client, world):
     raw = '{"site_id": ' + "9" * 5000 + "}"
-    assert _error(send(client, "POST", "/api/auth/site", world.token("admin"), raw)) == (400, "VALIDATION_ERROR")
+    assert _error(send(client, "POST", "/api/auth/site", world.token("admin"), raw)) == (
+        400,
+        "VALIDATION_ERROR",
+    )
     raw = json.dumps(VALID)[:-1] + ', "title": ' + "9" * 5000 + "}"
     assert _error(send(client, "POST", PATH, world.token("editor"), raw)) == (400, "VALIDATION_ERROR")
 
 
 # --- NUL and encodings ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field", ["title", "lead", "location", "description", "notes", "timezone",
-                                   "type", "start_datetime"])
+
+@pytest.mark.parametrize(
+    "field", ["title", "lead", "location", "description", "notes", "timezone", "type", "start_datetime"]
+)
 def test_a_nul_character_in_a_field_is_400_naming_it(client, world, field):
     before = fingerprint()
     value = (VALID[field] or "x") + "\u0000tail"
@@ -212,8 +256,22 @@ def test_a_raw_nul_byte_in_the_body_is_400(client, world):
     assert _error(send(client, "POST", PATH, world.token("editor"), raw)) == (400, "VALIDATION_ERROR")
 
 
-@pytest.mark.parametrize("param", ["search", "title", "lead", "location", "type", "start_date",
-                                   "end_date", "page", "per_page", "sort_by", "sort_direction"])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "search",
+        "title",
+        "lead",
+        "location",
+        "type",
+        "start_date",
+        "end_date",
+        "page",
+        "per_page",
+        "sort_by",
+        "sort_direction",
+    ],
+)
 def test_a_nul_character_in_a_query_parameter_is_400(client, world, param):
     response = send(client, "GET", f"{PATH}?{param}=a%00b", world.token("editor"))
 
@@ -236,13 +294,16 @@ def test_a_nul_or_control_character_in_the_idempotency_key_is_400(client, world)
     assert fingerprint() == before
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"title": "\xff\xfe"}',
-    b'{"title": "\xc0\xaf"}',  # an overlong encoding of "/"
-    b'{"title": "\xed\xa0\x80"}',  # a UTF-8-encoded surrogate
-    b'{"title": "caf\xe9"}',  # Latin-1, not UTF-8
-    b'\xef\xbb\xbf{"title": "x"}',  # a byte order mark
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"title": "\xff\xfe"}',
+        b'{"title": "\xc0\xaf"}',  # an overlong encoding of "/"
+        b'{"title": "\xed\xa0\x80"}',  # a UTF-8-encoded surrogate
+        b'{"title": "caf\xe9"}',  # Latin-1, not UTF-8
+        b'\xef\xbb\xbf{"title": "x"}',  # a byte order mark
+    ],
+)
 def test_a_body_that_is_not_valid_utf8_is_400_on_every_endpoint(client, world, raw):
     _assert_400_everywhere_and_nothing_written(client, world, raw)
 
@@ -258,8 +319,16 @@ def test_an_escaped_lone_surrogate_is_400_naming_the_field(client, world):
     assert fingerprint() == before
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/jsonp"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonp",
+    ],
+)
 def test_a_body_without_a_json_content_type_is_415_and_writes_nothing(client, world, content_type):
     before = fingerprint()
     headers = {"Authorization": f"Bearer {world.token('editor')}"}
@@ -274,12 +343,16 @@ def test_a_body_without_a_json_content_type_is_415_and_writes_nothing(client, wo
 
 def _administration_writes(world) -> list[tuple[str, str, str | None]]:
     site, member = world.site_a, world.users["editor"]
-    return [("POST", "/api/sites", world.token("admin")), ("PUT", f"/api/sites/{site}", world.token("admin")),
-            ("POST", f"/api/sites/{site}/users", world.token("admin")),
-            ("PUT", f"/api/sites/{site}/users/{member}", world.token("admin")),
-            ("POST", f"/api/sites/{site}/users/{member}/setup-token", world.token("admin")),
-            ("DELETE", f"/api/sites/{site}/users/{member}", world.token("admin")),
-            ("POST", "/api/auth/setup", None), ("POST", "/api/auth/password", world.token("editor"))]
+    return [
+        ("POST", "/api/sites", world.token("admin")),
+        ("PUT", f"/api/sites/{site}", world.token("admin")),
+        ("POST", f"/api/sites/{site}/users", world.token("admin")),
+        ("PUT", f"/api/sites/{site}/users/{member}", world.token("admin")),
+        ("POST", f"/api/sites/{site}/users/{member}/setup-token", world.token("admin")),
+        ("DELETE", f"/api/sites/{site}/users/{member}", world.token("admin")),
+        ("POST", "/api/auth/setup", None),
+        ("POST", "/api/auth/password", world.token("editor")),
+    ]
 
 
 def test_the_administration_endpoints_refuse_256_kib_plus_one_and_other_media_types(client, world):

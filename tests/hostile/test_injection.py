@@ -1,6 +1,7 @@
 """SQL injection in every string field and every query parameter: text fields store the string
 exactly as sent and find it literally; constrained fields answer 400 and write nothing; nothing is
 ever executed (no delay, no 500, every table intact)."""
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,9 @@ def test_injection_in_every_text_field_is_stored_exactly_as_sent(client, world, 
 
     assert response.status_code == 201, response.json_body
     created = response.json_body["data"]["interaction"]
-    fetched = send(client, "GET", f"{PATH}/{created['id']}", world.token("editor")).json_body["data"]["interaction"]
+    fetched = send(client, "GET", f"{PATH}/{created['id']}", world.token("editor")).json_body["data"][
+        "interaction"
+    ]
     for name in TEXT_FIELDS:
         assert created[name] == fetched[name] == payload
 
@@ -45,8 +48,13 @@ def test_injection_in_every_text_field_is_stored_exactly_as_sent(client, world, 
 def test_injection_in_an_update_is_stored_exactly_as_sent(client, world, payload):
     created = send(client, "POST", PATH, world.token("editor"), VALID).json_body["data"]["interaction"]
 
-    response = send(client, "PUT", f"{PATH}/{created['id']}", world.token("editor"),
-                    {name: payload for name in TEXT_FIELDS})
+    response = send(
+        client,
+        "PUT",
+        f"{PATH}/{created['id']}",
+        world.token("editor"),
+        {name: payload for name in TEXT_FIELDS},
+    )
 
     assert response.status_code == 200, response.json_body
     assert all(response.json_body["data"]["interaction"][name] == payload for name in TEXT_FIELDS)
@@ -71,11 +79,20 @@ def test_injection_in_text_filters_matches_literally(client, world, payload):
     # Payloads without three ASCII letters or digits in a row (`' OR '1'='1`, `%_\`) are refused by
     # the term rule; with a word in front they are searched for like any other term.
     term = payload if re.search("[A-Za-z0-9]{3}", payload) else f"inj {payload}"
-    target = send(client, "POST", PATH, world.token("editor"),
-                  {**VALID, "title": f"before {term} after", "lead": term[:100],
-                   "location": term}).json_body["data"]["interaction"]
-    send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "Plain", "lead": "Plain",
-                                                       "location": "Plain"})
+    target = send(
+        client,
+        "POST",
+        PATH,
+        world.token("editor"),
+        {**VALID, "title": f"before {term} after", "lead": term[:100], "location": term},
+    ).json_body["data"]["interaction"]
+    send(
+        client,
+        "POST",
+        PATH,
+        world.token("editor"),
+        {**VALID, "title": "Plain", "lead": "Plain", "location": "Plain"},
+    )
     send(client, "POST", PATH, world.token("other"), {**VALID, "title": term})  # another site
 
     for name in TEXT_FILTERS:
@@ -123,8 +140,14 @@ def test_injection_in_the_if_match_header_is_412_and_changes_nothing(client, wor
     created = send(client, "POST", PATH, world.token("editor"), VALID).json_body["data"]["interaction"]
     before = fingerprint()
 
-    put = send(client, "PUT", f"{PATH}/{created['id']}", world.token("editor"), {"title": "x"},
-               **{"If-Match": payload})
+    put = send(
+        client,
+        "PUT",
+        f"{PATH}/{created['id']}",
+        world.token("editor"),
+        {"title": "x"},
+        **{"If-Match": payload},
+    )
     delete = send(client, "DELETE", f"{PATH}/{created['id']}", world.token("editor"), **{"If-Match": payload})
 
     assert (put.status_code, delete.status_code) == (412, 412)
@@ -144,8 +167,9 @@ def test_injection_as_an_idempotency_key_is_just_a_key(client, world, payload):
 def test_injection_in_login_fields_is_an_ordinary_failed_login(client, world, payload):
     before = fingerprint()
     started = time.perf_counter()
-    as_username = send(client, "POST", "/api/auth/login", None,
-                       {"username": payload[:64], "password": "whatever-password"})
+    as_username = send(
+        client, "POST", "/api/auth/login", None, {"username": payload[:64], "password": "whatever-password"}
+    )
     as_password = send(client, "POST", "/api/auth/login", None, {"username": "eddie", "password": payload})
     _fast(started)
 

@@ -5,6 +5,7 @@ tells which usernames exist.
 Timing on a shared machine is noisy, so this prints its figures and fails only on a gross gap (one
 case under half the median of another), which is what skipping the password hash for unknown
 users would look like."""
+
 from __future__ import annotations
 
 import statistics
@@ -54,7 +55,9 @@ def test_unknown_and_known_usernames_take_similar_time(client, generous_limits, 
 
     medians = {name: statistics.median(values) * 1000 for name, values in timings.items()}
     with capsys.disabled():
-        print(f"\nlogin timing (ms, median of {ROUNDS}):",
-              ", ".join(f"{name} {ms:.1f}" for name, ms in medians.items()),
-              f"| spread {max(medians.values()) / min(medians.values()):.2f}x")
+        print(
+            f"\nlogin timing (ms, median of {ROUNDS}):",
+            ", ".join(f"{name} {ms:.1f}" for name, ms in medians.items()),
+            f"| spread {max(medians.values()) / min(medians.values()):.2f}x",
+        )
     assert max(medians.values()) < 2 * min(medians.values()), medians

@@ -6,6 +6,7 @@ with a UTF-8 byte order mark used to answer with Python's advice ("use sys.set_i
 (conftest.py). Dates and datetimes take ASCII digits only: Arabic-Indic or fullwidth digits, which
 Python's int() would read, are a 400 naming the field, and nothing is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,10 +56,12 @@ def test_a_number_just_within_pythons_digit_limit_is_judged_by_the_field_rules(c
 def test_a_body_starting_with_a_byte_order_mark_is_400_in_our_words_everywhere(client, world, raw):
     row = send(client, "POST", PATH, world.token("editor"), VALID).json_body["data"]["interaction"]
     before = fingerprint()
-    for method, path, token in [("POST", PATH, world.token("editor")),
-                                ("PUT", f"{PATH}/{row['id']}", world.token("editor")),
-                                ("POST", "/api/auth/site", world.token("admin")),
-                                ("POST", "/api/auth/login", None)]:
+    for method, path, token in [
+        ("POST", PATH, world.token("editor")),
+        ("PUT", f"{PATH}/{row['id']}", world.token("editor")),
+        ("POST", "/api/auth/site", world.token("admin")),
+        ("POST", "/api/auth/login", None),
+    ]:
         error = _only_error(send(client, method, path, token, raw.encode("utf-8")))
         assert error["message"] == BOM, (path, error)
     assert fingerprint() == before
@@ -66,14 +69,21 @@ def test_a_body_starting_with_a_byte_order_mark_is_400_in_our_words_everywhere(c
 
 def test_the_words_check_catches_pythons_own_advice():
     """The check every hostile test runs (conftest.py) would have caught the old messages."""
-    for old in ["Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits;"
-                " use sys.set_int_max_str_digits() to increase the limit",
-                "Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)",
-                "JSONDecodeError: Expecting value", "invalid literal for int() with base 10"]:
+    for old in [
+        "Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits;"
+        " use sys.set_int_max_str_digits() to increase the limit",
+        "Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)",
+        "JSONDecodeError: Expecting value",
+        "invalid literal for int() with base 10",
+    ]:
         assert LIBRARY_WORDS.search(old), old
-    for ours in [TOO_MANY_DIGITS, BOM, "The request body is not valid UTF-8",
-                 "Malformed JSON body: a value was expected (line 1, column 2)",
-                 "must be an ISO 8601 date and time (e.g. 2024-05-01T14:00:00-04:00)"]:
+    for ours in [
+        TOO_MANY_DIGITS,
+        BOM,
+        "The request body is not valid UTF-8",
+        "Malformed JSON body: a value was expected (line 1, column 2)",
+        "must be an ISO 8601 date and time (e.g. 2024-05-01T14:00:00-04:00)",
+    ]:
         assert not LIBRARY_WORDS.search(ours), ours
 
 
@@ -88,15 +98,21 @@ def test_the_words_check_sees_every_error_answer(client, world):
 ARABIC_INDIC = "٢٠٢٤-٠١-٠١T١٠:٠٠:٠٠Z"
 NOT_ASCII_DATETIMES = [
     ARABIC_INDIC,
-    "２０２４-０１-０１T１０:００:００Z",           # fullwidth
-    "2024-01-01T10:00:00+０２:００",               # fullwidth offset
-    "2024-01-0١T10:00:00Z",                       # one Arabic-Indic digit
-    "२०२४-०१-०१T१०:००:००",                        # Devanagari, local time
-    "2024-01-01T10:00:00.１２３Z",                 # fullwidth fraction
-    "2024-01-01T10:00:00\uff3a",                  # fullwidth Z
+    "２０２４-０１-０１T１０:００:００Z",  # fullwidth
+    "2024-01-01T10:00:00+０２:００",  # fullwidth offset
+    "2024-01-0١T10:00:00Z",  # one Arabic-Indic digit
+    "२०२४-०१-०१T१०:००:००",  # Devanagari, local time
+    "2024-01-01T10:00:00.１２３Z",  # fullwidth fraction
+    "2024-01-01T10:00:00\uff3a",  # fullwidth Z
 ]
-NOT_ASCII_DATES = ["２０２４-０１-０１", "٢٠٢٤-٠١-٠١", "2024-01-0１", "２０２４-０１-０１T００:００:００Z",
-                   "2024-01-01T00:00:00+٠٢:٠٠", "𝟐𝟎𝟐𝟒-𝟎𝟏-𝟎𝟏"]
+NOT_ASCII_DATES = [
+    "２０２４-０１-０１",
+    "٢٠٢٤-٠١-٠١",
+    "2024-01-0１",
+    "２０２４-０１-０１T００:００:００Z",
+    "2024-01-01T00:00:00+٠٢:٠٠",
+    "𝟐𝟎𝟐𝟒-𝟎𝟏-𝟎𝟏",
+]
 
 
 @pytest.mark.parametrize("value", NOT_ASCII_DATETIMES)
@@ -125,9 +141,15 @@ def test_a_date_filter_with_other_digits_is_400_naming_it(client, world, param, 
 
 
 def test_the_same_times_in_ascii_digits_are_accepted(client, world):
-    created = send(client, "POST", PATH, world.token("editor"),
-                   {**VALID, "start_datetime": "2024-01-01T10:00:00Z", "end_datetime": "2024-01-01T10:00:00+00:00"})
+    created = send(
+        client,
+        "POST",
+        PATH,
+        world.token("editor"),
+        {**VALID, "start_datetime": "2024-01-01T10:00:00Z", "end_datetime": "2024-01-01T10:00:00+00:00"},
+    )
     assert created.status_code == 201, created.json_body
     listed = send(client, "GET", f"{PATH}?start_date=2024-01-01&end_date=2024-01-01", world.token("editor"))
     assert [r["id"] for r in listed.json_body["data"]["interactions"]] == [
-        created.json_body["data"]["interaction"]["id"]]
+        created.json_body["data"]["interaction"]["id"]
+    ]

@@ -1,5 +1,6 @@
 """Ids and page numbers beyond 64 bits, negative, zero or oddly written: a 404 for ids (no such
 resource), a 400 for parameters, a 403 for a site the caller is not a member of; never a 500."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,9 +9,26 @@ from tests.hostile.conftest import fingerprint
 from tests.interactions.helpers import VALID, send
 
 PATH = "/api/interactions"
-BAD_IDS = ["0", "-1", "-9223372036854775808", "9223372036854775808", "18446744073709551616",
-           "99999999999999999999999999999999", "1e3", "0x1", "01", "1.0", "%201", "1%20", "+1", "１",
-           "NaN", "null", "true", "[1]"]
+BAD_IDS = [
+    "0",
+    "-1",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "18446744073709551616",
+    "99999999999999999999999999999999",
+    "1e3",
+    "0x1",
+    "01",
+    "1.0",
+    "%201",
+    "1%20",
+    "+1",
+    "１",
+    "NaN",
+    "null",
+    "true",
+    "[1]",
+]
 
 
 @pytest.mark.parametrize("raw", BAD_IDS)
@@ -51,8 +69,22 @@ def test_a_site_id_that_is_not_an_integer_is_400(client, world, value):
 
 
 @pytest.mark.parametrize("param", ["page", "per_page"])
-@pytest.mark.parametrize("raw", ["0", "-1", "18446744073709551616", "9223372036854775808",
-                                 "99999999999999999999999999", "1e2", "1.5", "0x10", "", "%20", "abc"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0",
+        "-1",
+        "18446744073709551616",
+        "9223372036854775808",
+        "99999999999999999999999999",
+        "1e2",
+        "1.5",
+        "0x10",
+        "",
+        "%20",
+        "abc",
+    ],
+)
 def test_an_out_of_range_page_parameter_is_400(client, world, param, raw):
     response = send(client, "GET", f"{PATH}?{param}={raw}", world.token("editor"))
 
@@ -68,7 +100,11 @@ def test_the_largest_page_is_an_empty_page_with_correct_meta(client, world):
     assert response.status_code == 200, response.json_body
     assert response.json_body["data"]["interactions"] == []
     assert response.json_body["meta"]["pagination"] == {
-        "page": 2147483647, "per_page": 100, "total_pages": 1, "total_records": 1}
+        "page": 2147483647,
+        "per_page": 100,
+        "total_pages": 1,
+        "total_records": 1,
+    }
 
 
 def test_server_owned_numbers_beyond_64_bits_are_ignored(client, world):
@@ -81,13 +117,27 @@ def test_server_owned_numbers_beyond_64_bits_are_ignored(client, world):
     assert (created["site_id"], created["version"]) == (world.site_a, 1)
 
 
-@pytest.mark.parametrize("header", ['"18446744073709551616"', '"-1"', '"0"', '"1.0"', '"01"', "1",
-                                    'W/"1"', '"1", W/"2"x', '"' + "9" * 1000 + '"'])
+@pytest.mark.parametrize(
+    "header",
+    [
+        '"18446744073709551616"',
+        '"-1"',
+        '"0"',
+        '"1.0"',
+        '"01"',
+        "1",
+        'W/"1"',
+        '"1", W/"2"x',
+        '"' + "9" * 1000 + '"',
+    ],
+)
 def test_an_impossible_if_match_is_412_and_changes_nothing(client, world, header):
     row = send(client, "POST", PATH, world.token("editor"), VALID).json_body["data"]["interaction"]
     before = fingerprint()
 
-    put = send(client, "PUT", f"{PATH}/{row['id']}", world.token("editor"), {"title": "x"}, **{"If-Match": header})
+    put = send(
+        client, "PUT", f"{PATH}/{row['id']}", world.token("editor"), {"title": "x"}, **{"If-Match": header}
+    )
     delete = send(client, "DELETE", f"{PATH}/{row['id']}", world.token("editor"), **{"If-Match": header})
 
     assert (put.status_code, delete.status_code) == (412, 412)

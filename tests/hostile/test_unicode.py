@@ -1,6 +1,7 @@
 """Right-to-left, combining, invisible and astral characters are valid text: stored and returned
 exactly as sent (no normalisation), counted in characters, and found by a search for the same
 characters."""
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -18,8 +19,8 @@ TRICKY = {
     "combining": "Cafe\u0301 Zalgo: Z\u0351\u0358\u0363A\u0311\u0350L\u0346G\u036aO\u0364",
     "decomposed_vs_precomposed": "e\u0301 \u00e9",
     "zero_width": "zero\u200bwidth\u200djoiner\u2060word",
-    "emoji_sequences": "\U0001F469\u200d\U0001F4BB \U0001F44D\U0001F3FD \U0001F1EB\U0001F1F7",
-    "astral": "\U0001D518\U0001D52B\U0001D526\U0001D520\U0001D52C\U0001D521\U0001D522 \U00020000",
+    "emoji_sequences": "\U0001f469\u200d\U0001f4bb \U0001f44d\U0001f3fd \U0001f1eb\U0001f1f7",
+    "astral": "\U0001d518\U0001d52b\U0001d526\U0001d520\U0001d52c\U0001d521\U0001d522 \U00020000",
     "bom_inside": "before\ufeffafter",
     "line_separators": "one\u2028two\u2029three",
     "private_use_and_nonchars": "\ue000\uf8ff\ufffd",
@@ -30,14 +31,21 @@ TRICKY = {
 @pytest.mark.parametrize("name", sorted(TRICKY))
 def test_tricky_text_is_stored_and_returned_exactly_as_sent(client, world, name):
     value = TRICKY[name]
-    body = {**VALID, "title": value, "lead": value[:100], "location": value, "description": value,
-            "notes": value}
+    body = {
+        **VALID,
+        "title": value,
+        "lead": value[:100],
+        "location": value,
+        "description": value,
+        "notes": value,
+    }
 
     created = send(client, "POST", PATH, world.token("editor"), body)
 
     assert created.status_code == 201, created.json_body
-    fetched = send(client, "GET", f"{PATH}/{created.json_body['data']['interaction']['id']}",
-                   world.token("editor")).json_body["data"]["interaction"]
+    fetched = send(
+        client, "GET", f"{PATH}/{created.json_body['data']['interaction']['id']}", world.token("editor")
+    ).json_body["data"]["interaction"]
     for field in ("title", "lead", "location", "description", "notes"):
         assert fetched[field] == body[field], field
 
@@ -56,8 +64,9 @@ def test_tricky_text_is_found_by_searching_for_the_same_characters(client, world
     assert [row["id"] for row in response.json_body["data"]["interactions"]] == [target_id]
 
 
-@pytest.mark.parametrize("name", ["decomposed_vs_precomposed", "emoji_sequences", "astral",
-                                  "private_use_and_nonchars"])
+@pytest.mark.parametrize(
+    "name", ["decomposed_vs_precomposed", "emoji_sequences", "astral", "private_use_and_nonchars"]
+)
 def test_tricky_text_without_three_ascii_letters_in_a_row_is_not_a_search_term(client, world, name):
     # Mathematical letters (astral) and accented letters count as letters to Python, but not to the
     # trigram index of a database whose LC_CTYPE is C: the rule counts what every database counts.
@@ -74,12 +83,13 @@ def test_decomposed_and_precomposed_forms_are_different_text(client, world):
     wanted = quote("Caf\u00e9")
     response = send(client, "GET", f"{PATH}?title={wanted}", world.token("editor"))
 
-    assert [r["id"] for r in response.json_body["data"]["interactions"]] == \
-        [precomposed.json_body["data"]["interaction"]["id"]]
+    assert [r["id"] for r in response.json_body["data"]["interactions"]] == [
+        precomposed.json_body["data"]["interaction"]["id"]
+    ]
     assert decomposed.json_body["data"]["interaction"]["title"] == "Cafe\u0301"
 
 
-@pytest.mark.parametrize("char", ["\U0001F600", "e\u0301"[1], "\u05e9", "\u4e2d"])
+@pytest.mark.parametrize("char", ["\U0001f600", "e\u0301"[1], "\u05e9", "\u4e2d"])
 def test_length_limits_count_characters_not_bytes(client, world, char):
     at_limit = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": char * 255})
     over = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": char * 256})
@@ -99,7 +109,9 @@ def test_a_title_of_only_invisible_characters_is_kept(client, world):
 
 
 def test_unicode_whitespace_around_a_title_is_trimmed(client, world):
-    response = send(client, "POST", PATH, world.token("editor"), {**VALID, "title": "\u3000\u00a0 Title \u2003"})
+    response = send(
+        client, "POST", PATH, world.token("editor"), {**VALID, "title": "\u3000\u00a0 Title \u2003"}
+    )
 
     assert response.status_code == 201
     assert response.json_body["data"]["interaction"]["title"] == "Title"
@@ -116,6 +128,6 @@ def test_tricky_text_in_an_update_is_stored_exactly(client, world):
 
 
 def test_a_unicode_username_that_does_not_exist_is_an_ordinary_failed_login(client, world):
-    for username in (TRICKY["rtl_override"], TRICKY["combining"][:60], "\U0001F600" * 64):
+    for username in (TRICKY["rtl_override"], TRICKY["combining"][:60], "\U0001f600" * 64):
         response = send(client, "POST", "/api/auth/login", None, {"username": username, "password": "x" * 12})
         assert response.status_code == 401, response.json_body

@@ -3,6 +3,7 @@
 Tokens are issued with chalicelib.auth.tokens (what login does, without argon2's deliberate cost);
 every request still goes through the real authorizer and middleware.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,15 @@ from chalicelib.models import Interaction
 from tests.factories import json_headers, make_site, make_user
 
 VALID = {
-    "title": "Client Meeting", "type": "Meeting", "lead": "John Smith",
-    "start_datetime": "2023-08-15T14:00:00", "timezone": "America/New_York",
-    "end_datetime": "2023-08-15T15:30:00", "location": "Conference Room A",
-    "description": "Quarterly review", "notes": None,
+    "title": "Client Meeting",
+    "type": "Meeting",
+    "lead": "John Smith",
+    "start_datetime": "2023-08-15T14:00:00",
+    "timezone": "America/New_York",
+    "end_datetime": "2023-08-15T15:30:00",
+    "location": "Conference Room A",
+    "description": "Quarterly review",
+    "notes": None,
 }
 
 
@@ -59,8 +65,9 @@ def make_world() -> World:
     return World(site_a, site_b, users, toks)
 
 
-def send(client: Any, method: str, path: str, token: str | None = None, body: Any = None,
-         **headers: str) -> Any:
+def send(
+    client: Any, method: str, path: str, token: str | None = None, body: Any = None, **headers: str
+) -> Any:
     kwargs: dict[str, Any] = {"headers": json_headers(token, **headers)}
     if body is not None:
         kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
@@ -77,8 +84,13 @@ def create(client: Any, token: str, **fields: Any) -> dict[str, Any]:
 
 def insert_rows(site_id: int, rows: list[dict[str, Any]], *, user_id: int | None = None) -> list[int]:
     """Rows straight into the table (for list tests that need many or exact values)."""
-    defaults = {"title": "T", "type": "Call", "lead": "L", "timezone": "UTC",
-                "start_datetime": datetime(2024, 1, 1, tzinfo=UTC)}
+    defaults = {
+        "title": "T",
+        "type": "Call",
+        "lead": "L",
+        "timezone": "UTC",
+        "start_datetime": datetime(2024, 1, 1, tzinfo=UTC),
+    }
     with session_scope() as session:
         objs = [Interaction(**{**defaults, **row, "site_id": site_id, "created_by": user_id}) for row in rows]
         session.add_all(objs)

@@ -1,4 +1,5 @@
 """Who may do what: roles, the active site, and the order of checks in front of the handlers."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,11 @@ from chalicelib.db import session_scope
 from chalicelib.models import Site, SiteMembership
 from tests.interactions.helpers import VALID, create, error, insert_rows, send, stored
 
-WRITES = [("POST", "/api/interactions"), ("PUT", "/api/interactions/{id}"), ("DELETE", "/api/interactions/{id}")]
+WRITES = [
+    ("POST", "/api/interactions"),
+    ("PUT", "/api/interactions/{id}"),
+    ("DELETE", "/api/interactions/{id}"),
+]
 SITE_SCOPED = [("GET", "/api/interactions"), ("GET", "/api/interactions/{id}"), *WRITES]
 
 
@@ -39,7 +44,9 @@ def test_a_viewer_gets_403_before_the_body_is_validated(client, world):
 def test_a_viewer_may_read(client, world):
     interaction_id = insert_rows(world.site_a, [{}])[0]
     assert send(client, "GET", "/api/interactions", world.token("viewer")).status_code == 200
-    assert send(client, "GET", f"/api/interactions/{interaction_id}", world.token("viewer")).status_code == 200
+    assert (
+        send(client, "GET", f"/api/interactions/{interaction_id}", world.token("viewer")).status_code == 200
+    )
 
 
 @pytest.mark.parametrize("role", ["editor", "admin"])
@@ -72,8 +79,11 @@ def test_a_removed_membership_takes_effect_on_the_next_request(client, world):
 
 def test_a_role_downgrade_takes_effect_on_the_next_request(client, world):
     with session_scope() as session:
-        session.execute(update(SiteMembership).where(SiteMembership.user_id == world.users["editor"])
-                        .values(role="viewer"))
+        session.execute(
+            update(SiteMembership)
+            .where(SiteMembership.user_id == world.users["editor"])
+            .values(role="viewer")
+        )
     response = send(client, "POST", "/api/interactions", world.token("editor"), VALID)
     assert error(response) == (403, "AUTHORIZATION_ERROR")
 
@@ -99,15 +109,19 @@ def test_an_invalid_token_is_401_on_every_interaction_endpoint(client, world, me
 def test_a_too_large_body_is_413_before_the_role_check(client, world):
     body = {**VALID, "notes": "x" * (257 * 1024)}
     assert error(send(client, "POST", "/api/interactions", world.token("viewer"), body)) == (
-        413, "PAYLOAD_TOO_LARGE")
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
 
 
 def test_a_body_without_json_content_type_is_415_before_the_role_check(client, world):
     import json
 
-    response = client.http.post("/api/interactions", body=json.dumps(VALID),
-                                headers={"Authorization": f"Bearer {world.token('viewer')}",
-                                         "Content-Type": "text/plain"})
+    response = client.http.post(
+        "/api/interactions",
+        body=json.dumps(VALID),
+        headers={"Authorization": f"Bearer {world.token('viewer')}", "Content-Type": "text/plain"},
+    )
     assert error(response) == (415, "UNSUPPORTED_MEDIA_TYPE")
 
 
@@ -121,4 +135,6 @@ def test_a_member_of_two_sites_sees_only_the_tokens_site(client, world):
     # alice is admin of site A and viewer of site B; her token is scoped to A.
     in_b = insert_rows(world.site_b, [{}])[0]
     assert error(send(client, "GET", f"/api/interactions/{in_b}", world.token("admin"))) == (
-        404, "RESOURCE_NOT_FOUND")
+        404,
+        "RESOURCE_NOT_FOUND",
+    )

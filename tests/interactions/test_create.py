@@ -1,4 +1,5 @@
 """POST /api/interactions: field rules, time rules, server-owned and unknown fields."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,24 @@ def test_create_returns_201_with_the_representation_etag_and_location(client, wo
     response = post(client, world.token("editor"), VALID)
     assert response.status_code == 201
     item = response.json_body["data"]["interaction"]
-    assert set(item) == {"id", "site_id", "title", "type", "lead", "start_datetime", "timezone",
-                         "end_datetime", "location", "description", "notes", "created_by",
-                         "created_at", "updated_by", "updated_at", "version"}
+    assert set(item) == {
+        "id",
+        "site_id",
+        "title",
+        "type",
+        "lead",
+        "start_datetime",
+        "timezone",
+        "end_datetime",
+        "location",
+        "description",
+        "notes",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "version",
+    }
     assert item["site_id"] == world.site_a
     assert item["created_by"] == world.users["editor"]
     assert item["updated_by"] is None and item["updated_at"] is None
@@ -35,15 +51,22 @@ def test_offsetless_times_are_local_in_the_records_time_zone(client, world):
 
 
 def test_times_with_an_offset_are_taken_as_they_are(client, world):
-    item = create(client, world.token("editor"), start_datetime="2023-08-15T14:00:00+02:00",
-                  end_datetime="2023-08-15T12:30:00Z")
+    item = create(
+        client,
+        world.token("editor"),
+        start_datetime="2023-08-15T14:00:00+02:00",
+        end_datetime="2023-08-15T12:30:00Z",
+    )
     assert item["start_datetime"] == "2023-08-15T12:00:00Z"
     assert item["end_datetime"] == "2023-08-15T12:30:00Z"
 
 
 def test_a_local_time_in_a_daylight_saving_gap_is_rejected(client, world):
-    response = post(client, world.token("editor"),
-                    {**VALID, "start_datetime": "2024-03-10T02:30:00", "end_datetime": None})
+    response = post(
+        client,
+        world.token("editor"),
+        {**VALID, "start_datetime": "2024-03-10T02:30:00", "end_datetime": None},
+    )
     assert error(response) == (400, "VALIDATION_ERROR")
     assert fields(response) == {"start_datetime"}
 
@@ -57,7 +80,8 @@ def test_end_before_start_is_rejected(client, world):
     response = post(client, world.token("editor"), {**VALID, "end_datetime": "2023-08-15T13:59:59"})
     assert error(response) == (400, "VALIDATION_ERROR")
     assert response.json_body["error"]["details"] == [
-        {"field": "end_datetime", "message": "must not be before start_datetime"}]
+        {"field": "end_datetime", "message": "must not be before start_datetime"}
+    ]
 
 
 def test_end_equal_to_start_is_allowed(client, world):
@@ -66,17 +90,41 @@ def test_end_equal_to_start_is_allowed(client, world):
 
 
 def test_every_invalid_field_is_reported(client, world):
-    response = post(client, world.token("editor"), {
-        "title": "   ", "type": "Party", "lead": "x" * 101, "start_datetime": "yesterday",
-        "timezone": "Mars/Olympus", "end_datetime": 5, "location": "x" * 256,
-        "description": "x" * 10_001, "notes": ["no"], "colour": "red"})
+    response = post(
+        client,
+        world.token("editor"),
+        {
+            "title": "   ",
+            "type": "Party",
+            "lead": "x" * 101,
+            "start_datetime": "yesterday",
+            "timezone": "Mars/Olympus",
+            "end_datetime": 5,
+            "location": "x" * 256,
+            "description": "x" * 10_001,
+            "notes": ["no"],
+            "colour": "red",
+        },
+    )
     assert error(response) == (400, "VALIDATION_ERROR")
-    assert fields(response) == {"title", "type", "lead", "start_datetime", "timezone", "end_datetime",
-                                "location", "description", "notes", "colour"}
+    assert fields(response) == {
+        "title",
+        "type",
+        "lead",
+        "start_datetime",
+        "timezone",
+        "end_datetime",
+        "location",
+        "description",
+        "notes",
+        "colour",
+    }
 
 
 def test_field_rules_and_time_rules_are_reported_together(client, world):
-    response = post(client, world.token("editor"), {**VALID, "title": "", "end_datetime": "2023-08-15T10:00:00"})
+    response = post(
+        client, world.token("editor"), {**VALID, "title": "", "end_datetime": "2023-08-15T10:00:00"}
+    )
     assert fields(response) == {"title", "end_datetime"}
 
 
@@ -93,14 +141,22 @@ def test_null_for_a_required_field_is_rejected(client, world):
 
 
 def test_strings_are_trimmed_and_lengths_count_after_trimming(client, world):
-    item = create(client, world.token("editor"), title="  " + "t" * 255 + "  ", lead=" Ann ",
-                  location="  Room 1 ", notes=" n ")
+    item = create(
+        client,
+        world.token("editor"),
+        title="  " + "t" * 255 + "  ",
+        lead=" Ann ",
+        location="  Room 1 ",
+        notes=" n ",
+    )
     assert item["title"] == "t" * 255
     assert (item["lead"], item["location"], item["notes"]) == ("Ann", "Room 1", "n")
 
 
-@pytest.mark.parametrize("field,limit", [("title", 255), ("lead", 100), ("location", 255),
-                                         ("description", 10_000), ("notes", 10_000)])
+@pytest.mark.parametrize(
+    "field,limit",
+    [("title", 255), ("lead", 100), ("location", 255), ("description", 10_000), ("notes", 10_000)],
+)
 def test_length_limits_are_inclusive(client, world, field, limit):
     assert create(client, world.token("editor"), **{field: "é" * limit})[field] == "é" * limit
     response = post(client, world.token("editor"), {**VALID, field: "é" * (limit + 1)})
@@ -117,8 +173,19 @@ def test_type_must_be_one_of_the_types_list(client, world):
     assert create(client, world.token("editor"), type="Training")["type"] == "Training"
 
 
-@pytest.mark.parametrize("name", ["UTC ", "../etc", "/etc/passwd", "america/new_york", "", "EST5EDT/../UTC",
-                                  "Europe/Nowhere", "zoneinfo/UTC"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "UTC ",
+        "../etc",
+        "/etc/passwd",
+        "america/new_york",
+        "",
+        "EST5EDT/../UTC",
+        "Europe/Nowhere",
+        "zoneinfo/UTC",
+    ],
+)
 def test_time_zone_names_outside_the_iana_database_are_rejected(client, world, name):
     assert fields(post(client, world.token("editor"), {**VALID, "timezone": name})) == {"timezone"}
 
@@ -128,12 +195,24 @@ def test_iana_time_zone_names_are_accepted(client, world, name):
     assert create(client, world.token("editor"), timezone=name)["timezone"] == name
 
 
-@pytest.mark.parametrize("value", ["2023-08-15", "15/08/2023 14:00", "2023-08-15T25:00:00",
-                                   "2023-02-30T10:00:00", "2023-08-15T14:00:00+24:00",
-                                   "2023-08-15T14:00:00.1234567", "0001-01-01T00:00:00+01:00",
-                                   1692108000, True])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2023-08-15",
+        "15/08/2023 14:00",
+        "2023-08-15T25:00:00",
+        "2023-02-30T10:00:00",
+        "2023-08-15T14:00:00+24:00",
+        "2023-08-15T14:00:00.1234567",
+        "0001-01-01T00:00:00+01:00",
+        1692108000,
+        True,
+    ],
+)
 def test_malformed_datetimes_are_rejected(client, world, value):
-    assert fields(post(client, world.token("editor"), {**VALID, "start_datetime": value})) == {"start_datetime"}
+    assert fields(post(client, world.token("editor"), {**VALID, "start_datetime": value})) == {
+        "start_datetime"
+    }
 
 
 @pytest.mark.parametrize("field", ["title", "lead", "location", "description", "notes"])
@@ -144,8 +223,10 @@ def test_nul_characters_are_rejected_with_the_field_named(client, world, field):
 
 
 def test_unpaired_surrogates_are_rejected(client, world):
-    body = '{"title": "a\\ud800b", "type": "Call", "lead": "x", "start_datetime": "2024-01-01T10:00:00Z", ' \
-           '"timezone": "UTC"}'
+    body = (
+        '{"title": "a\\ud800b", "type": "Call", "lead": "x", "start_datetime": "2024-01-01T10:00:00Z", '
+        '"timezone": "UTC"}'
+    )
     response = send(client, "POST", "/api/interactions", world.token("editor"), body)
     assert error(response) == (400, "VALIDATION_ERROR")
     assert fields(response) == {"title"}
@@ -162,9 +243,17 @@ def test_unknown_fields_are_rejected(client, world):
 
 
 def test_server_owned_fields_are_ignored(client, world):
-    item = create(client, world.token("editor"), id=999, site_id=world.site_b, created_by=12345,
-                  created_at="2000-01-01T00:00:00Z", updated_by=1, updated_at="2000-01-01T00:00:00Z",
-                  version=77)
+    item = create(
+        client,
+        world.token("editor"),
+        id=999,
+        site_id=world.site_b,
+        created_by=12345,
+        created_at="2000-01-01T00:00:00Z",
+        updated_by=1,
+        updated_at="2000-01-01T00:00:00Z",
+        version=77,
+    )
     assert item["id"] != 999
     assert item["site_id"] == world.site_a
     assert item["created_by"] == world.users["editor"]
@@ -172,8 +261,14 @@ def test_server_owned_fields_are_ignored(client, world):
 
 
 def test_a_body_that_is_not_an_object_is_rejected(client, world):
-    assert error(send(client, "POST", "/api/interactions", world.token("editor"), "[]")) == (400, "VALIDATION_ERROR")
-    assert error(send(client, "POST", "/api/interactions", world.token("editor"), "{")) == (400, "VALIDATION_ERROR")
+    assert error(send(client, "POST", "/api/interactions", world.token("editor"), "[]")) == (
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert error(send(client, "POST", "/api/interactions", world.token("editor"), "{")) == (
+        400,
+        "VALIDATION_ERROR",
+    )
 
 
 def test_location_reflects_a_stage_prefix_in_the_request_path(client, world, app_module):

@@ -1,4 +1,5 @@
 """Idempotency-Key on POST /api/interactions (API.md): a retried create is answered, not repeated."""
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,12 @@ def test_bodies_are_compared_as_parsed_json(client, world):
 def test_the_replay_is_the_first_answer_even_after_the_record_changed(client, world):
     first = _post(client, world.token("editor"), VALID, key="k-1")
     interaction_id = first.json_body["data"]["interaction"]["id"]
-    assert send(client, "PUT", f"{PATH}/{interaction_id}", world.token("editor"),
-                {"title": "Renamed"}).status_code == 200
+    assert (
+        send(
+            client, "PUT", f"{PATH}/{interaction_id}", world.token("editor"), {"title": "Renamed"}
+        ).status_code
+        == 200
+    )
 
     again = _post(client, world.token("editor"), VALID, key="k-1")
 
@@ -95,8 +100,10 @@ def test_keys_are_scoped_to_the_site(client, world):
     first = _post(client, world.token("admin"), VALID, key="shared")
     # alice is admin of site A and viewer of site B; make her an editor of B to write there
     with session_scope() as session:
-        session.execute(text("UPDATE site_memberships SET role = 'editor' WHERE user_id = :u AND site_id = :s"),
-                        {"u": world.users["admin"], "s": world.site_b})
+        session.execute(
+            text("UPDATE site_memberships SET role = 'editor' WHERE user_id = :u AND site_id = :s"),
+            {"u": world.users["admin"], "s": world.site_b},
+        )
     on_b = _post(client, token_for(world.users["admin"], world.site_b), VALID, key="shared")
 
     assert on_b.status_code == 201
@@ -127,7 +134,8 @@ def test_a_key_longer_than_255_characters_is_400(client, world):
     assert response.status_code == 400
     assert response.json_body["error"]["code"] == "VALIDATION_ERROR"
     assert response.json_body["error"]["details"] == [
-        {"field": "Idempotency-Key", "message": "must be at most 255 characters"}]
+        {"field": "Idempotency-Key", "message": "must be at most 255 characters"}
+    ]
     assert _rows() == 0
 
 
@@ -184,7 +192,9 @@ def test_expired_keys_are_cleaned_up_by_later_creates(client, world):
 def test_a_key_kept_just_under_24_hours_still_replays(client, world):
     first = _post(client, world.token("editor"), VALID, key="k-1")
     with session_scope() as session:
-        session.execute(update(IdempotencyKey).values(created_at=func.now() - text("interval '23 hours 59 minutes'")))
+        session.execute(
+            update(IdempotencyKey).values(created_at=func.now() - text("interval '23 hours 59 minutes'"))
+        )
 
     again = _post(client, world.token("editor"), VALID, key="k-1")
 
@@ -203,17 +213,24 @@ def test_a_duplicate_while_the_first_is_still_running_is_409_and_the_first_still
         blocker.execute(text("LOCK TABLE interactions IN SHARE MODE"))
 
         def first():
-            results["first"] = gateway.request("POST", PATH, world.token("editor"), VALID,
-                                               headers={"Idempotency-Key": "k-1"})
+            results["first"] = gateway.request(
+                "POST", PATH, world.token("editor"), VALID, headers={"Idempotency-Key": "k-1"}
+            )
 
         thread = threading.Thread(target=first)
         with gateway.threads():
             thread.start()
             wait_for_lock_waiters(1)
-            duplicate = gateway.request("POST", PATH, world.token("editor"), VALID,
-                                        headers={"Idempotency-Key": "k-1"})
-            different = gateway.request("POST", PATH, world.token("editor"), {**VALID, "title": "x"},
-                                        headers={"Idempotency-Key": "k-1"})
+            duplicate = gateway.request(
+                "POST", PATH, world.token("editor"), VALID, headers={"Idempotency-Key": "k-1"}
+            )
+            different = gateway.request(
+                "POST",
+                PATH,
+                world.token("editor"),
+                {**VALID, "title": "x"},
+                headers={"Idempotency-Key": "k-1"},
+            )
             blocker.rollback()  # lets the first request go on
             thread.join(10)
 
@@ -239,8 +256,9 @@ def test_concurrent_retries_of_one_create_store_one_row(world):
 
     def attempt():
         barrier.wait()
-        responses.append(gateway.request("POST", PATH, world.token("editor"), VALID,
-                                         headers={"Idempotency-Key": "burst"}))
+        responses.append(
+            gateway.request("POST", PATH, world.token("editor"), VALID, headers={"Idempotency-Key": "burst"})
+        )
 
     with gateway.threads():
         threads = [threading.Thread(target=attempt) for _ in range(8)]

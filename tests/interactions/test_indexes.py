@@ -11,6 +11,7 @@ checks run the count with EXPLAIN ANALYZE and require the trigram index to narro
 the same checks run on a second database whose LC_CTYPE classifies characters differently (C
 against a UTF-8 locale), because pg_trgm takes its word characters from the database's LC_CTYPE.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,16 +56,26 @@ def site_id():
     sites = [make_site(f"Site {i}") for i in range(3)]
     writer = make_user("writer", sites={s: "editor" for s in sites})
     with session_scope() as session:
-        seed.bulk_create(session, site_ids=sites, writers={s: [writer] for s in sites}, count=ROWS,
-                         progress=False)
+        seed.bulk_create(
+            session, site_ids=sites, writers={s: [writer] for s in sites}, count=ROWS, progress=False
+        )
     _vacuum_analyze(get_engine())
     yield sites[0]
     truncate_all()
 
 
 def _query(**values):
-    base = dict(search=None, title=None, lead=None, location=None, type=None, start_date=None,
-                end_date=None, sort_by="start_datetime", sort_direction="desc")
+    base = dict(
+        search=None,
+        title=None,
+        lead=None,
+        location=None,
+        type=None,
+        start_date=None,
+        end_date=None,
+        sort_by="start_datetime",
+        sort_direction="desc",
+    )
     return SimpleNamespace(**{**base, **values})
 
 
@@ -126,14 +137,20 @@ def test_the_date_filters_use_the_start_index(site_id):
 
 
 EXPECTED_SORT_INDEX = {
-    ("start_datetime", "asc"): "ix_interactions_site_start", ("start_datetime", "desc"): "ix_interactions_site_start",
-    ("end_datetime", "asc"): "ix_interactions_site_end_asc", ("end_datetime", "desc"): "ix_interactions_site_end_desc",
-    ("title", "asc"): "ix_interactions_site_title", ("title", "desc"): "ix_interactions_site_title",
-    ("type", "asc"): "ix_interactions_site_type", ("type", "desc"): "ix_interactions_site_type",
-    ("lead", "asc"): "ix_interactions_site_lead", ("lead", "desc"): "ix_interactions_site_lead",
+    ("start_datetime", "asc"): "ix_interactions_site_start",
+    ("start_datetime", "desc"): "ix_interactions_site_start",
+    ("end_datetime", "asc"): "ix_interactions_site_end_asc",
+    ("end_datetime", "desc"): "ix_interactions_site_end_desc",
+    ("title", "asc"): "ix_interactions_site_title",
+    ("title", "desc"): "ix_interactions_site_title",
+    ("type", "asc"): "ix_interactions_site_type",
+    ("type", "desc"): "ix_interactions_site_type",
+    ("lead", "asc"): "ix_interactions_site_lead",
+    ("lead", "desc"): "ix_interactions_site_lead",
     ("location", "asc"): "ix_interactions_site_location_asc",
     ("location", "desc"): "ix_interactions_site_location_desc",
-    ("created_at", "asc"): "ix_interactions_site_created", ("created_at", "desc"): "ix_interactions_site_created",
+    ("created_at", "asc"): "ix_interactions_site_created",
+    ("created_at", "desc"): "ix_interactions_site_created",
     ("updated_at", "asc"): "ix_interactions_site_updated_asc",
     ("updated_at", "desc"): "ix_interactions_site_updated_desc",
 }
@@ -159,15 +176,38 @@ def test_the_count_reads_only_an_index(site_id):
 # shortest, those made mostly of punctuation and LIKE's own characters, and those whose other
 # characters are letters in one locale and separators in another. None occurs in the seeded rows.
 SHORTEST = ["q7z", "QZX", "x9y", "7q7"]
-PUNCTUATION_HEAVY = ["%%%q7z%%%", "\\_%q7z%_\\", "...q7z...", "'q7z'--", "(q7z)", "-_-q7z-_-",
-                     "%" * 126 + "q7z" + "%" * 126, "q7z" + " ." * 126]
-NON_ASCII = ["éq7zé", "Zürich q7z", "Łódź-q7z", "東京q7z", "Σοφία q7z", "q7z\u0301", "ｑ７ｚq7z",
-             "\U0001D518q7z", "١٢٣q7z", "q7z²", "İq7zı"]
+PUNCTUATION_HEAVY = [
+    "%%%q7z%%%",
+    "\\_%q7z%_\\",
+    "...q7z...",
+    "'q7z'--",
+    "(q7z)",
+    "-_-q7z-_-",
+    "%" * 126 + "q7z" + "%" * 126,
+    "q7z" + " ." * 126,
+]
+NON_ASCII = [
+    "éq7zé",
+    "Zürich q7z",
+    "Łódź-q7z",
+    "東京q7z",
+    "Σοφία q7z",
+    "q7z\u0301",
+    "ｑ７ｚq7z",
+    "\U0001d518q7z",
+    "١٢٣q7z",
+    "q7z²",
+    "İq7zı",
+]
 ACCEPTED = SHORTEST + PUNCTUATION_HEAVY + NON_ASCII
 # Refused terms: a trigram index used for them reads every row of the site.
 REFUSED = ["%", "ab", "a.b", "éé", "東京都", "Σοφία"]
-FIELD_INDEX = {"search": "ix_interactions_site_search_trgm", "title": "ix_interactions_site_title_trgm",
-               "lead": "ix_interactions_site_lead_trgm", "location": "ix_interactions_site_location_trgm"}
+FIELD_INDEX = {
+    "search": "ix_interactions_site_search_trgm",
+    "title": "ix_interactions_site_title_trgm",
+    "lead": "ix_interactions_site_lead_trgm",
+    "location": "ix_interactions_site_location_trgm",
+}
 
 
 def _nodes(plan: dict) -> list[dict]:
@@ -196,7 +236,9 @@ def _check_narrowed(connection, site: int, site_rows: int, name: str, term: str)
 
 
 def _site_rows(connection, site: int) -> int:
-    return connection.execute(text("SELECT count(*) FROM interactions WHERE site_id = :s"), {"s": site}).scalar_one()
+    return connection.execute(
+        text("SELECT count(*) FROM interactions WHERE site_id = :s"), {"s": site}
+    ).scalar_one()
 
 
 @pytest.mark.parametrize("term", ACCEPTED)
@@ -213,8 +255,11 @@ def _check_refused(connection, site: int, site_rows: int, term: str) -> None:
     narrowed = bool(scans) and scans[0] < site_rows // 20
     # Under a UTF-8 LC_CTYPE the index could answer three non-ASCII letters ("東京都"); under
     # LC_CTYPE=C it cannot, and the rule is the same on every database.
-    assert narrowed == (_word_chars_are_unicode(connection) and re.search(r"[^\W_]{3}", term) is not None), \
-        (term, scans, site_rows)
+    assert narrowed == (_word_chars_are_unicode(connection) and re.search(r"[^\W_]{3}", term) is not None), (
+        term,
+        scans,
+        site_rows,
+    )
 
 
 @pytest.mark.parametrize("term", REFUSED)
@@ -255,10 +300,14 @@ def other_ctype(site_id):
     created = None
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        for ctype in (["C"] if here_unicode else UTF8_LOCALES):
+        for ctype in ["C"] if here_unicode else UTF8_LOCALES:
             try:
-                conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
-                                  f"LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"))
+                conn.execute(
+                    text(
+                        f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+                        f"LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"
+                    )
+                )
             except Exception:  # the server has no such locale: try the next
                 continue
             created = ctype
@@ -275,13 +324,21 @@ def other_ctype(site_id):
         config.attributes["configure_logger"] = False
         command.upgrade(config, "head")
         with Session(engine) as session:
-            sites = [session.execute(text("INSERT INTO sites (name) VALUES (:n) RETURNING id"),
-                                     {"n": f"Site {i}"}).scalar_one() for i in range(3)]
-            writer = session.execute(text(
-                "INSERT INTO users (username, email, password_hash) VALUES ('writer', 'w@example.com', 'x')"
-                " RETURNING id")).scalar_one()
-            seed.bulk_create(session, site_ids=sites, writers={s: [writer] for s in sites}, count=ROWS,
-                             progress=False)
+            sites = [
+                session.execute(
+                    text("INSERT INTO sites (name) VALUES (:n) RETURNING id"), {"n": f"Site {i}"}
+                ).scalar_one()
+                for i in range(3)
+            ]
+            writer = session.execute(
+                text(
+                    "INSERT INTO users (username, email, password_hash) VALUES ('writer', 'w@example.com', 'x')"
+                    " RETURNING id"
+                )
+            ).scalar_one()
+            seed.bulk_create(
+                session, site_ids=sites, writers={s: [writer] for s in sites}, count=ROWS, progress=False
+            )
             session.commit()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM (ANALYZE) interactions"))
@@ -321,5 +378,5 @@ def test_under_lc_ctype_c_non_ascii_letters_are_separators_and_ascii_ones_words(
     ascii_ = {"  q", " q7", "q7z", "7z "}
     assert ascii_ <= set(here) and ascii_ <= set(there)
     c_locale, unicode_locale = (there, here) if other_ctype.ctype == "C" else (here, there)
-    assert set(c_locale) == ascii_ | {"  d", " d "}   # only the ASCII 'd' of "Łódź" is a word
+    assert set(c_locale) == ascii_ | {"  d", " d "}  # only the ASCII 'd' of "Łódź" is a word
     assert len(unicode_locale) > len(c_locale)

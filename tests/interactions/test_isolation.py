@@ -1,5 +1,6 @@
 """Tenancy: for every interaction and site endpoint and method, a user of another site gets 404
 (the users list: 404 for non-members) and the foreign row is unchanged afterwards."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,15 +25,18 @@ ENDPOINTS = [
 @pytest.fixture
 def foreign(world):
     """A row in site A and a snapshot of it."""
-    interaction_id = insert_rows(world.site_a, [{"title": "Secret plan", "notes": "only for A"}],
-                                 user_id=world.users["editor"])[0]
+    interaction_id = insert_rows(
+        world.site_a, [{"title": "Secret plan", "notes": "only for A"}], user_id=world.users["editor"]
+    )[0]
     return interaction_id, stored(interaction_id)
 
 
-@pytest.mark.parametrize("method,template,body,headers", ENDPOINTS,
-                         ids=[f"{m} {t} {h or ''}" for m, t, _b, h in ENDPOINTS])
-def test_another_sites_user_gets_404_and_changes_nothing(client, world, foreign, method, template, body,
-                                                         headers):
+@pytest.mark.parametrize(
+    "method,template,body,headers", ENDPOINTS, ids=[f"{m} {t} {h or ''}" for m, t, _b, h in ENDPOINTS]
+)
+def test_another_sites_user_gets_404_and_changes_nothing(
+    client, world, foreign, method, template, body, headers
+):
     interaction_id, before = foreign
     path = template.format(id=interaction_id, site=world.site_a)
     response = send(client, method, path, world.token("other"), body, **headers)
@@ -40,8 +44,16 @@ def test_another_sites_user_gets_404_and_changes_nothing(client, world, foreign,
     assert stored(interaction_id) == before
 
 
-@pytest.mark.parametrize("query", ["", "?search=secret", "?title=secret", "?search=only%20for%20A",
-                                   "?per_page=100&sort_by=title&sort_direction=asc"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?search=secret",
+        "?title=secret",
+        "?search=only%20for%20A",
+        "?per_page=100&sort_by=title&sort_direction=asc",
+    ],
+)
 def test_another_sites_list_never_shows_the_row(client, world, foreign, query):
     response = send(client, "GET", f"/api/interactions{query}", world.token("other"))
     assert response.status_code == 200
@@ -50,7 +62,9 @@ def test_another_sites_list_never_shows_the_row(client, world, foreign, query):
 
 
 def test_another_sites_create_cannot_reach_site_a(client, world, foreign):
-    response = send(client, "POST", "/api/interactions", world.token("other"), {**VALID, "site_id": world.site_a})
+    response = send(
+        client, "POST", "/api/interactions", world.token("other"), {**VALID, "site_id": world.site_a}
+    )
     assert response.status_code == 201
     assert response.json_body["data"]["interaction"]["site_id"] == world.site_b
 
@@ -65,6 +79,10 @@ def test_a_same_numbered_id_is_found_only_in_its_own_site(client, world):
     in_a = insert_rows(world.site_a, [{"title": "A"}])[0]
     in_b = insert_rows(world.site_b, [{"title": "B"}])[0]
     assert error(send(client, "GET", f"/api/interactions/{in_b}", world.token("editor"))) == (
-        404, "RESOURCE_NOT_FOUND")
+        404,
+        "RESOURCE_NOT_FOUND",
+    )
     assert error(send(client, "GET", f"/api/interactions/{in_a}", world.token("other"))) == (
-        404, "RESOURCE_NOT_FOUND")
+        404,
+        "RESOURCE_NOT_FOUND",
+    )

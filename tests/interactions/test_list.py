@@ -1,4 +1,5 @@
 """GET /api/interactions: search, filters, sorting and pagination as API.md describes them."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -31,9 +32,24 @@ def test_default_order_is_newest_start_first_with_pagination_meta(client, world)
 def test_rows_are_the_interaction_representation(client, world):
     insert_rows(world.site_a, [{"title": "Client Meeting"}])
     row = listing(client, world)["data"]["interactions"][0]
-    assert list(row) == ["id", "site_id", "title", "type", "lead", "start_datetime", "timezone",
-                         "end_datetime", "location", "description", "notes", "created_by", "created_at",
-                         "updated_by", "updated_at", "version"]
+    assert list(row) == [
+        "id",
+        "site_id",
+        "title",
+        "type",
+        "lead",
+        "start_datetime",
+        "timezone",
+        "end_datetime",
+        "location",
+        "description",
+        "notes",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "version",
+    ]
     assert row["start_datetime"] == "2024-01-01T00:00:00Z"
 
 
@@ -67,14 +83,28 @@ def test_per_page_allows_up_to_100(client, world):
     assert body["meta"]["pagination"]["total_pages"] == 2
 
 
-@pytest.mark.parametrize("query,field", [
-    ("per_page=0", "per_page"), ("per_page=101", "per_page"), ("per_page=-1", "per_page"),
-    ("page=0", "page"), ("page=abc", "page"), ("page=1.5", "page"), ("page=99999999999", "page"),
-    ("sort_by=password_hash", "sort_by"), ("sort_by=id", "sort_by"), ("sort_direction=up", "sort_direction"),
-    ("type=Lunch", "type"), ("type=meeting", "type"), ("start_date=2024-02-30", "start_date"),
-    ("end_date=yesterday", "end_date"), ("start_date=2024-05-01T25:00", "start_date"),
-    ("search=" + "x" * 256, "search"), ("title=a%00b", "title"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("per_page=0", "per_page"),
+        ("per_page=101", "per_page"),
+        ("per_page=-1", "per_page"),
+        ("page=0", "page"),
+        ("page=abc", "page"),
+        ("page=1.5", "page"),
+        ("page=99999999999", "page"),
+        ("sort_by=password_hash", "sort_by"),
+        ("sort_by=id", "sort_by"),
+        ("sort_direction=up", "sort_direction"),
+        ("type=Lunch", "type"),
+        ("type=meeting", "type"),
+        ("start_date=2024-02-30", "start_date"),
+        ("end_date=yesterday", "end_date"),
+        ("start_date=2024-05-01T25:00", "start_date"),
+        ("search=" + "x" * 256, "search"),
+        ("title=a%00b", "title"),
+    ],
+)
 def test_a_bad_parameter_is_a_400_naming_it(client, world, query, field):
     response = send(client, "GET", f"/api/interactions?{query}", world.token("editor"))
     assert error(response) == (400, "VALIDATION_ERROR")
@@ -82,8 +112,12 @@ def test_a_bad_parameter_is_a_400_naming_it(client, world, query, field):
 
 
 def test_every_bad_parameter_is_reported_at_once(client, world):
-    response = send(client, "GET", "/api/interactions?page=0&per_page=500&sort_by=x&sort_direction=y",
-                    world.token("editor"))
+    response = send(
+        client,
+        "GET",
+        "/api/interactions?page=0&per_page=500&sort_by=x&sort_direction=y",
+        world.token("editor"),
+    )
     assert fields(response) == {"page", "per_page", "sort_by", "sort_direction"}
 
 
@@ -98,10 +132,15 @@ def test_parameters_starting_with_an_underscore_are_ignored(client, world):
     assert len(ids(listing(client, world, "?_=12345&_cache=x"))) == 1
 
 
-@pytest.mark.parametrize("query,named", [
-    ("?pageSize=10", {"pageSize"}), ("?sort_dir=asc", {"sort_dir"}), ("?sortField=title", {"sortField"}),
-    ("?foo=bar&per_page=0", {"foo", "per_page"}),
-])
+@pytest.mark.parametrize(
+    "query,named",
+    [
+        ("?pageSize=10", {"pageSize"}),
+        ("?sort_dir=asc", {"sort_dir"}),
+        ("?sortField=title", {"sortField"}),
+        ("?foo=bar&per_page=0", {"foo", "per_page"}),
+    ],
+)
 def test_an_unknown_parameter_is_a_400_naming_it_with_every_other_problem(client, world, query, named):
     response = send(client, "GET", f"/api/interactions{query}", world.token("editor"))
     assert error(response) == (400, "VALIDATION_ERROR")
@@ -109,8 +148,9 @@ def test_an_unknown_parameter_is_a_400_naming_it_with_every_other_problem(client
 
 
 def test_an_inverted_date_range_is_a_400_naming_end_date(client, world):
-    response = send(client, "GET", "/api/interactions?start_date=2024-05-02&end_date=2024-05-01",
-                    world.token("editor"))
+    response = send(
+        client, "GET", "/api/interactions?start_date=2024-05-02&end_date=2024-05-01", world.token("editor")
+    )
     assert error(response) == (400, "VALIDATION_ERROR")
     assert fields(response) == {"end_date"}
 
@@ -135,8 +175,16 @@ def test_search_does_not_match_across_two_fields(client, world):
     assert len(ids(listing(client, world, "?search=budget"))) == 1
 
 
-@pytest.mark.parametrize("term,expected", [("100%", "100% sure"), ("abc_", "abc_def"), ("_def", "abc_def"),
-                                           ("back\\", "back\\slash"), ("100% s", "100% sure")])
+@pytest.mark.parametrize(
+    "term,expected",
+    [
+        ("100%", "100% sure"),
+        ("abc_", "abc_def"),
+        ("_def", "abc_def"),
+        ("back\\", "back\\slash"),
+        ("100% s", "100% sure"),
+    ],
+)
 def test_like_wildcards_in_search_terms_match_literally(client, world, term, expected):
     titles = ["100% sure", "100 sure", "abc_def", "abcxdef", "back\\slash", "backslash"]
     made = dict(zip(titles, insert_rows(world.site_a, [{"title": t} for t in titles]), strict=True))
@@ -146,8 +194,29 @@ def test_like_wildcards_in_search_terms_match_literally(client, world, term, exp
 
 # Terms the trigram index cannot answer: no three ASCII letters or digits in a row. Accented and
 # non-Latin letters are not counted (a database whose LC_CTYPE is C splits words at them).
-UNSEARCHABLE = ["%", "%" * 255, "_", ".", "\\", "ab", "a b c", "0%", "a_", "...", "a.b.c", "1-2-3", "é", "Łódź",
-                "東京都", "Σοφία", "e\u0301e\u0301e\u0301", "ＡＢＣ", "١٢٣", "²³¹", "\U0001D518\U0001D52B\U0001D526"]
+UNSEARCHABLE = [
+    "%",
+    "%" * 255,
+    "_",
+    ".",
+    "\\",
+    "ab",
+    "a b c",
+    "0%",
+    "a_",
+    "...",
+    "a.b.c",
+    "1-2-3",
+    "é",
+    "Łódź",
+    "東京都",
+    "Σοφία",
+    "e\u0301e\u0301e\u0301",
+    "ＡＢＣ",
+    "١٢٣",
+    "²³¹",
+    "\U0001d518\U0001d52b\U0001d526",
+]
 
 
 @pytest.mark.parametrize("term", UNSEARCHABLE)
@@ -157,13 +226,21 @@ def test_a_term_without_three_ascii_letters_or_digits_in_a_row_is_a_400_naming_i
     response = send(client, "GET", f"/api/interactions?{name}={quote(term)}", world.token("editor"))
     assert error(response) == (400, "VALIDATION_ERROR")
     assert response.json_body["error"]["details"] == [
-        {"field": name, "message": "must contain at least three letters or digits in a row "
-                                   "(A-Z, a-z, 0-9), or be empty for no filter"}]
+        {
+            "field": name,
+            "message": "must contain at least three letters or digits in a row "
+            "(A-Z, a-z, 0-9), or be empty for no filter",
+        }
+    ]
 
 
 def test_every_unsearchable_term_is_named_at_once(client, world):
-    response = send(client, "GET", "/api/interactions?search=%25&title=ab&lead=..&location=x&per_page=0",
-                    world.token("editor"))
+    response = send(
+        client,
+        "GET",
+        "/api/interactions?search=%25&title=ab&lead=..&location=x&per_page=0",
+        world.token("editor"),
+    )
     assert fields(response) == {"search", "title", "lead", "location", "per_page"}
 
 
@@ -174,11 +251,21 @@ def test_an_empty_or_blank_term_is_no_filter(client, world, term):
         assert len(ids(listing(client, world, f"?{name}={term}"))) == 2
 
 
-@pytest.mark.parametrize("term,title", [
-    ("abc", "xabcx"), ("A1b", "za1bz"), ("007", "Agent 007"), ("%%%abc%%%", "1 %%%ABC%%% 2"),
-    ("._-abc-_.", "x._-abc-_.x"), ("Müller", "Ivan Müller"), ("Café Zoo", "the café zoo"),
-    ("Łódź office", "Łódź office"), ("東京 abc", "東京 ABC"), ("ｘabcｘ", "ｘabcｘ"),
-])
+@pytest.mark.parametrize(
+    "term,title",
+    [
+        ("abc", "xabcx"),
+        ("A1b", "za1bz"),
+        ("007", "Agent 007"),
+        ("%%%abc%%%", "1 %%%ABC%%% 2"),
+        ("._-abc-_.", "x._-abc-_.x"),
+        ("Müller", "Ivan Müller"),
+        ("Café Zoo", "the café zoo"),
+        ("Łódź office", "Łódź office"),
+        ("東京 abc", "東京 ABC"),
+        ("ｘabcｘ", "ｘabcｘ"),
+    ],
+)
 def test_a_term_with_three_ascii_letters_or_digits_in_a_row_is_searched_for(client, world, term, title):
     wanted, _other = insert_rows(world.site_a, [{"title": title}, {"title": "Plain"}])
     for name in ("search", "title"):
@@ -187,17 +274,21 @@ def test_a_term_with_three_ascii_letters_or_digits_in_a_row_is_searched_for(clie
 
 @pytest.mark.parametrize("name", ["title", "lead", "location"])
 def test_substring_filters_apply_to_their_own_field(client, world, name):
-    wanted, _elsewhere, _none = insert_rows(world.site_a, [
-        {name: "The Harbour view"}, {"description": "harbour"}, {}])
+    wanted, _elsewhere, _none = insert_rows(
+        world.site_a, [{name: "The Harbour view"}, {"description": "harbour"}, {}]
+    )
     assert ids(listing(client, world, f"?{name}=HARBOUR")) == [wanted]
 
 
 def test_filters_combine(client, world):
-    wanted, *_ = insert_rows(world.site_a, [
-        {"title": "Renewal", "lead": "Ann", "type": "Call"},
-        {"title": "Renewal", "lead": "Bob", "type": "Call"},
-        {"title": "Renewal", "lead": "Ann", "type": "Email"},
-    ])
+    wanted, *_ = insert_rows(
+        world.site_a,
+        [
+            {"title": "Renewal", "lead": "Ann", "type": "Call"},
+            {"title": "Renewal", "lead": "Bob", "type": "Call"},
+            {"title": "Renewal", "lead": "Ann", "type": "Email"},
+        ],
+    )
     assert ids(listing(client, world, "?title=renew&lead=ann&type=Call")) == [wanted]
 
 
@@ -212,8 +303,12 @@ def test_an_empty_filter_matches_everything(client, world):
 
 
 def test_bare_dates_cover_whole_utc_days(client, world):
-    starts = [datetime(2024, 4, 30, 23, 59, 59, 999999, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC),
-              datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)]
+    starts = [
+        datetime(2024, 4, 30, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 5, 1, tzinfo=UTC),
+        datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 5, 2, tzinfo=UTC),
+    ]
     made = insert_rows(world.site_a, [{"start_datetime": s} for s in starts])
     body = listing(client, world, "?start_date=2024-05-01&end_date=2024-05-01&sort_direction=asc")
     assert ids(body) == made[1:3]
@@ -221,15 +316,23 @@ def test_bare_dates_cover_whole_utc_days(client, world):
 
 def test_date_bounds_with_an_offset_select_a_local_day(client, world):
     # 2024-05-01 in New York (UTC-4) runs from 04:00Z to 03:59:59Z the next day.
-    starts = [datetime(2024, 5, 1, 3, 59, tzinfo=UTC), datetime(2024, 5, 1, 4, 0, tzinfo=UTC),
-              datetime(2024, 5, 2, 3, 59, tzinfo=UTC), datetime(2024, 5, 2, 4, 0, tzinfo=UTC)]
+    starts = [
+        datetime(2024, 5, 1, 3, 59, tzinfo=UTC),
+        datetime(2024, 5, 1, 4, 0, tzinfo=UTC),
+        datetime(2024, 5, 2, 3, 59, tzinfo=UTC),
+        datetime(2024, 5, 2, 4, 0, tzinfo=UTC),
+    ]
     made = insert_rows(world.site_a, [{"start_datetime": s} for s in starts])
-    query = "?start_date=2024-05-01T00:00:00-04:00&end_date=2024-05-01T23:59:59.999999-04:00&sort_direction=asc"
+    query = (
+        "?start_date=2024-05-01T00:00:00-04:00&end_date=2024-05-01T23:59:59.999999-04:00&sort_direction=asc"
+    )
     assert ids(listing(client, world, query.replace("+", "%2B"))) == made[1:3]
 
 
 def test_start_and_end_date_alone_are_inclusive_bounds(client, world):
-    early, late = insert_rows(world.site_a, [{"start_datetime": T0}, {"start_datetime": T0 + timedelta(days=2)}])
+    early, late = insert_rows(
+        world.site_a, [{"start_datetime": T0}, {"start_datetime": T0 + timedelta(days=2)}]
+    )
     assert ids(listing(client, world, "?start_date=2024-05-02")) == [late]
     assert ids(listing(client, world, "?end_date=2024-05-01")) == [early]
 
@@ -258,18 +361,27 @@ def test_ties_are_broken_by_id_in_the_same_direction(client, world, direction):
     assert got == (made if direction == "asc" else made[::-1])
 
 
-@pytest.mark.parametrize("sort_by,value", [
-    ("end_datetime", T0), ("location", "Room"), ("updated_at", T0)])
+@pytest.mark.parametrize("sort_by,value", [("end_datetime", T0), ("location", "Room"), ("updated_at", T0)])
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 def test_nulls_sort_last_in_both_directions(client, world, sort_by, value, direction):
-    with_value, without = insert_rows(world.site_a, [{sort_by: value, "start_datetime": T0 - timedelta(days=1)},
-                                                     {}])
+    with_value, without = insert_rows(
+        world.site_a, [{sort_by: value, "start_datetime": T0 - timedelta(days=1)}, {}]
+    )
     # `without` sorts first by id in both directions if nulls were not placed last.
-    assert ids(listing(client, world, f"?sort_by={sort_by}&sort_direction={direction}")) == [with_value, without]
+    assert ids(listing(client, world, f"?sort_by={sort_by}&sort_direction={direction}")) == [
+        with_value,
+        without,
+    ]
 
 
 @pytest.mark.parametrize("sort_by", ["start_datetime", "end_datetime", "created_at", "updated_at"])
 def test_time_sorts_follow_the_instants(client, world, sort_by):
-    made = insert_rows(world.site_a, [{"start_datetime": T0, sort_by: T0 + timedelta(hours=h)} for h in (2, 0, 1)])
-    assert ids(listing(client, world, f"?sort_by={sort_by}&sort_direction=asc")) == [made[1], made[2], made[0]]
+    made = insert_rows(
+        world.site_a, [{"start_datetime": T0, sort_by: T0 + timedelta(hours=h)} for h in (2, 0, 1)]
+    )
+    assert ids(listing(client, world, f"?sort_by={sort_by}&sort_direction=asc")) == [
+        made[1],
+        made[2],
+        made[0],
+    ]
     assert ids(listing(client, world, f"?sort_by={sort_by}")) == [made[0], made[2], made[1]]

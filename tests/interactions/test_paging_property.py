@@ -1,5 +1,6 @@
 """Property: walking every page of any filter/sort/per_page combination returns every matching row
 exactly once, in the documented order (checked against a Python oracle over the same rows)."""
+
 from __future__ import annotations
 
 import math
@@ -26,14 +27,30 @@ NULLABLE = {"end_datetime", "location", "updated_at"}
 words = st.text(ALPHABET, min_size=1, max_size=6)
 # A filter term is empty (no filter) or holds three ASCII letters in a row (the search rule), with
 # the alphabet's spaces and LIKE wildcards around them.
-terms = st.just("") | st.builds(lambda before, run, after: before + run + after, st.text(ALPHABET, max_size=2),
-                                st.text("aAbB", min_size=3, max_size=3), st.text(ALPHABET, max_size=2))
-rows_strategy = st.lists(st.fixed_dictionaries({
-    "title": words, "lead": words, "type": st.sampled_from(INTERACTION_TYPES),
-    "location": st.none() | words, "description": st.none() | words, "notes": st.none() | words,
-    "start_datetime": st.sampled_from(INSTANTS), "end_datetime": st.none() | st.sampled_from(ENDS),
-    "created_at": st.sampled_from(INSTANTS), "updated_at": st.none() | st.sampled_from(INSTANTS),
-}), min_size=3, max_size=25)
+terms = st.just("") | st.builds(
+    lambda before, run, after: before + run + after,
+    st.text(ALPHABET, max_size=2),
+    st.text("aAbB", min_size=3, max_size=3),
+    st.text(ALPHABET, max_size=2),
+)
+rows_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "title": words,
+            "lead": words,
+            "type": st.sampled_from(INTERACTION_TYPES),
+            "location": st.none() | words,
+            "description": st.none() | words,
+            "notes": st.none() | words,
+            "start_datetime": st.sampled_from(INSTANTS),
+            "end_datetime": st.none() | st.sampled_from(ENDS),
+            "created_at": st.sampled_from(INSTANTS),
+            "updated_at": st.none() | st.sampled_from(INSTANTS),
+        }
+    ),
+    min_size=3,
+    max_size=25,
+)
 
 
 def _bound(instant: datetime, bare: bool) -> str:
@@ -53,8 +70,20 @@ def queries(draw):
         query["start_date"] = _bound(bounds[0], draw(st.booleans()))
     if len(bounds) == 2 and draw(st.booleans()):
         query["end_date"] = _bound(bounds[1], draw(st.booleans()))
-    query["sort_by"] = draw(st.sampled_from(["start_datetime", "end_datetime", "title", "type", "lead",
-                                             "location", "created_at", "updated_at"]))
+    query["sort_by"] = draw(
+        st.sampled_from(
+            [
+                "start_datetime",
+                "end_datetime",
+                "title",
+                "type",
+                "lead",
+                "location",
+                "created_at",
+                "updated_at",
+            ]
+        )
+    )
     query["sort_direction"] = draw(st.sampled_from(["asc", "desc"]))
     query["per_page"] = str(draw(st.sampled_from([2, 3, 7, 100])))
     return query
@@ -76,8 +105,10 @@ def oracle(rows: list[dict], query: dict[str, str]) -> list[int]:
         search = query.get("search", "").strip()
         if search and not any(contains(row[f], search) for f in TEXT_FIELDS):
             continue
-        if any(query.get(f, "").strip() and not contains(row[f], query[f].strip())
-               for f in ("title", "lead", "location")):
+        if any(
+            query.get(f, "").strip() and not contains(row[f], query[f].strip())
+            for f in ("title", "lead", "location")
+        ):
             continue
         if "type" in query and row["type"] != query["type"]:
             continue
@@ -92,8 +123,9 @@ def oracle(rows: list[dict], query: dict[str, str]) -> list[int]:
         value = row[sort_by]
         return value.lower() if isinstance(value, str) and sort_by != "type" else value
 
-    present = sorted((r for r in matching if r[sort_by] is not None), key=lambda r: (key(r), r["id"]),
-                     reverse=descending)
+    present = sorted(
+        (r for r in matching if r[sort_by] is not None), key=lambda r: (key(r), r["id"]), reverse=descending
+    )
     absent = sorted((r for r in matching if r[sort_by] is None), key=lambda r: r["id"], reverse=descending)
     return [r["id"] for r in present + absent]
 
@@ -111,8 +143,11 @@ def walk(client, token: str, query: dict[str, str]) -> tuple[list[int], dict]:
         page += 1
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(rows=rows_strategy, walks=st.lists(queries(), min_size=1, max_size=3))
 def test_walking_all_pages_returns_every_matching_row_exactly_once(client, world, redis_client, rows, walks):
     with session_scope() as session:

@@ -1,4 +1,5 @@
 """GET /api/interactions/{id} and GET /api/interactions/types."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,13 +24,20 @@ def test_the_representation_matches_the_read_schema(client, world):
 
 
 def test_an_unknown_id_is_not_found(client, world):
-    assert error(send(client, "GET", "/api/interactions/999999", world.token("editor"))) == (404, "RESOURCE_NOT_FOUND")
+    assert error(send(client, "GET", "/api/interactions/999999", world.token("editor"))) == (
+        404,
+        "RESOURCE_NOT_FOUND",
+    )
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", "01", "9223372036854775808", "99999999999999999999999",
-                                 "1e3", "%20"])
+@pytest.mark.parametrize(
+    "raw", ["0", "-1", "abc", "1.5", "01", "9223372036854775808", "99999999999999999999999", "1e3", "%20"]
+)
 def test_ids_that_cannot_exist_are_not_found(client, world, raw):
-    assert error(send(client, "GET", f"/api/interactions/{raw}", world.token("editor"))) == (404, "RESOURCE_NOT_FOUND")
+    assert error(send(client, "GET", f"/api/interactions/{raw}", world.token("editor"))) == (
+        404,
+        "RESOURCE_NOT_FOUND",
+    )
 
 
 def test_the_largest_int64_id_is_a_plain_not_found(client, world):
@@ -52,6 +60,7 @@ def test_types_needs_a_token_but_no_site(client, world):
 
 
 def test_timestamps_are_utc_with_z(client, world):
-    item = create(client, world.token("editor"), start_datetime="2023-08-15T14:00:00.250000+05:30",
-                  end_datetime=None)
+    item = create(
+        client, world.token("editor"), start_datetime="2023-08-15T14:00:00.250000+05:30", end_datetime=None
+    )
     assert item["start_datetime"] == "2023-08-15T08:30:00.250000Z"

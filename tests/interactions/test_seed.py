@@ -1,4 +1,5 @@
 """seed-demo: realistic interactions streamed with COPY, the first site holding the largest share."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select, text
@@ -29,8 +30,9 @@ def test_small_seeds_split_evenly_and_never_lose_a_row():
 
 def _per_site() -> dict[str, int]:
     with session_scope() as session:
-        rows = session.execute(select(Site.name, func.count(Interaction.id)).join(Interaction)
-                               .group_by(Site.name)).all()
+        rows = session.execute(
+            select(Site.name, func.count(Interaction.id)).join(Interaction).group_by(Site.name)
+        ).all()
     return dict(rows)
 
 
@@ -49,7 +51,9 @@ def test_seed_demo_fills_the_sites_with_valid_searchable_rows(client, capsys):
     token = login(client, "editor", PASSWORD)["token"]  # one site: already scoped to Marketing
     found = send(client, "GET", "/api/interactions?search=acme&per_page=100", token).json_body
     assert found["meta"]["pagination"]["total_records"] > 0
-    assert all("acme" in " ".join(str(v) for v in row.values()).lower() for row in found["data"]["interactions"])
+    assert all(
+        "acme" in " ".join(str(v) for v in row.values()).lower() for row in found["data"]["interactions"]
+    )
 
 
 def test_a_big_seed_rebuilds_the_same_indexes(monkeypatch):

@@ -1,4 +1,5 @@
 """PUT /api/interactions/{id}: partial updates, nulls, time zones, no-op bodies."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,13 +29,22 @@ def test_only_the_fields_sent_change(client, world):
 def test_every_change_increments_the_version(client, world):
     item = create(client, world.token("editor"))
     for n, title in enumerate(["a", "b", "c"], start=2):
-        assert put(client, world.token("editor"), item["id"], {"title": title}).json_body["data"]["interaction"]["version"] == n
+        assert (
+            put(client, world.token("editor"), item["id"], {"title": title}).json_body["data"]["interaction"][
+                "version"
+            ]
+            == n
+        )
 
 
 def test_null_clears_an_optional_field(client, world):
     item = create(client, world.token("editor"))
-    updated = put(client, world.token("editor"), item["id"],
-                  {"location": None, "description": None, "end_datetime": None}).json_body["data"]["interaction"]
+    updated = put(
+        client,
+        world.token("editor"),
+        item["id"],
+        {"location": None, "description": None, "end_datetime": None},
+    ).json_body["data"]["interaction"]
     assert (updated["location"], updated["description"], updated["end_datetime"]) == (None, None, None)
 
 
@@ -49,15 +59,23 @@ def test_null_for_a_required_field_is_rejected(client, world, field):
 
 def test_the_same_field_rules_apply(client, world):
     item = create(client, world.token("editor"))
-    response = put(client, world.token("editor"), item["id"],
-                   {"title": "", "type": "Party", "timezone": "UTC ", "notes": "\u0000", "extra": 1})
+    response = put(
+        client,
+        world.token("editor"),
+        item["id"],
+        {"title": "", "type": "Party", "timezone": "UTC ", "notes": "\u0000", "extra": 1},
+    )
     assert fields(response) == {"title", "type", "timezone", "notes", "extra"}
 
 
 def test_server_owned_fields_are_ignored(client, world):
     item = create(client, world.token("editor"))
-    response = put(client, world.token("editor"), item["id"],
-                   {"version": 40, "site_id": world.site_b, "id": 5, "created_by": 1})
+    response = put(
+        client,
+        world.token("editor"),
+        item["id"],
+        {"version": 40, "site_id": world.site_b, "id": 5, "created_by": 1},
+    )
     assert response.status_code == 200
     assert response.json_body["data"]["interaction"] == item
 
@@ -72,8 +90,20 @@ def test_an_empty_body_returns_the_record_unchanged(client, world):
 
 def test_sending_the_same_values_keeps_the_version(client, world):
     item = create(client, world.token("editor"))
-    same = {k: item[k] for k in ("title", "type", "lead", "timezone", "location", "description", "notes",
-                                 "start_datetime", "end_datetime")}
+    same = {
+        k: item[k]
+        for k in (
+            "title",
+            "type",
+            "lead",
+            "timezone",
+            "location",
+            "description",
+            "notes",
+            "start_datetime",
+            "end_datetime",
+        )
+    }
     response = put(client, world.token("editor"), item["id"], {**same, "title": f" {item['title']} "})
     assert response.json_body["data"]["interaction"] == item
     # the same instants written as local times are the same values too
@@ -83,16 +113,25 @@ def test_sending_the_same_values_keeps_the_version(client, world):
 
 def test_changing_only_the_time_zone_keeps_the_stored_instants(client, world):
     item = create(client, world.token("editor"))
-    updated = put(client, world.token("editor"), item["id"], {"timezone": "Asia/Tokyo"}).json_body["data"]["interaction"]
+    updated = put(client, world.token("editor"), item["id"], {"timezone": "Asia/Tokyo"}).json_body["data"][
+        "interaction"
+    ]
     assert updated["timezone"] == "Asia/Tokyo"
-    assert (updated["start_datetime"], updated["end_datetime"]) == (item["start_datetime"], item["end_datetime"])
+    assert (updated["start_datetime"], updated["end_datetime"]) == (
+        item["start_datetime"],
+        item["end_datetime"],
+    )
     assert updated["version"] == 2
 
 
 def test_an_offsetless_time_is_local_in_the_new_time_zone_when_both_are_sent(client, world):
     item = create(client, world.token("editor"))
-    updated = put(client, world.token("editor"), item["id"],
-                  {"timezone": "Asia/Tokyo", "start_datetime": "2023-08-16T09:00:00", "end_datetime": None})
+    updated = put(
+        client,
+        world.token("editor"),
+        item["id"],
+        {"timezone": "Asia/Tokyo", "start_datetime": "2023-08-16T09:00:00", "end_datetime": None},
+    )
     assert updated.json_body["data"]["interaction"]["start_datetime"] == "2023-08-16T00:00:00Z"
 
 
@@ -127,26 +166,42 @@ def test_rules_across_the_stored_record_come_after_not_found_and_precondition(cl
     item = create(client, world.token("editor"))
     late_end = {"end_datetime": "2000-01-01T00:00:00Z"}
     assert error(put(client, world.token("editor"), 999999, late_end)) == (404, "RESOURCE_NOT_FOUND")
-    assert error(put(client, world.token("editor"), item["id"], late_end, **{"If-Match": '"9"'})) == \
-        (412, "PRECONDITION_FAILED")
-    assert error(put(client, world.token("editor"), item["id"], late_end, **{"If-Match": '"1"'})) == \
-        (400, "VALIDATION_ERROR")
+    assert error(put(client, world.token("editor"), item["id"], late_end, **{"If-Match": '"9"'})) == (
+        412,
+        "PRECONDITION_FAILED",
+    )
+    assert error(put(client, world.token("editor"), item["id"], late_end, **{"If-Match": '"1"'})) == (
+        400,
+        "VALIDATION_ERROR",
+    )
 
 
 def test_a_malformed_body_is_rejected(client, world):
     item = create(client, world.token("editor"))
-    assert error(send(client, "PUT", f"/api/interactions/{item['id']}", world.token("editor"), "nope")) == \
-        (400, "VALIDATION_ERROR")
-    assert error(send(client, "PUT", f"/api/interactions/{item['id']}", world.token("editor"), "null")) == \
-        (400, "VALIDATION_ERROR")
+    assert error(send(client, "PUT", f"/api/interactions/{item['id']}", world.token("editor"), "nope")) == (
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert error(send(client, "PUT", f"/api/interactions/{item['id']}", world.token("editor"), "null")) == (
+        400,
+        "VALIDATION_ERROR",
+    )
 
 
 def test_time_rules_the_body_can_answer_alone_are_reported_with_the_field_rules(client, world):
-    body = {"title": "", "timezone": "America/New_York", "start_datetime": "2024-03-10T02:30:00",
-            "end_datetime": "2024-03-09T10:00:00Z"}
+    body = {
+        "title": "",
+        "timezone": "America/New_York",
+        "start_datetime": "2024-03-10T02:30:00",
+        "end_datetime": "2024-03-09T10:00:00Z",
+    }
     response = put(client, world.token("editor"), 999999, body)
     assert error(response) == (400, "VALIDATION_ERROR")
     assert fields(response) == {"title", "start_datetime"}
-    response = put(client, world.token("editor"), 999999, {"start_datetime": "2024-05-02T00:00:00Z",
-                                                          "end_datetime": "2024-05-01T00:00:00Z"})
+    response = put(
+        client,
+        world.token("editor"),
+        999999,
+        {"start_datetime": "2024-05-02T00:00:00Z", "end_datetime": "2024-05-01T00:00:00Z"},
+    )
     assert fields(response) == {"end_datetime"}

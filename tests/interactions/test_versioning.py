@@ -1,4 +1,5 @@
 """ETag and If-Match: optimistic concurrency on PUT and DELETE."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,23 @@ def test_put_with_the_current_version_succeeds(client, world):
     assert response.headers["ETag"] == '"2"'
 
 
-@pytest.mark.parametrize("header", ['"2"', 'W/"1"', "1", '"1', "", "  ", '"abc"', '"0"', '"-1"',
-                                    '"99999999999999999999"', '"1" "2"', 'W/"1", W/"2"'])
+@pytest.mark.parametrize(
+    "header",
+    [
+        '"2"',
+        'W/"1"',
+        "1",
+        '"1',
+        "",
+        "  ",
+        '"abc"',
+        '"0"',
+        '"-1"',
+        '"99999999999999999999"',
+        '"1" "2"',
+        'W/"1", W/"2"',
+    ],
+)
 def test_put_with_a_stale_weak_or_malformed_if_match_fails_and_changes_nothing(client, world, header):
     item = create(client, world.token("editor"))
     response = put(client, world.token("editor"), item["id"], {"title": "x"}, **{"If-Match": header})
@@ -37,24 +53,37 @@ def test_if_match_star_matches_any_existing_record(client, world):
     put(client, world.token("editor"), item["id"], {"title": "v2"})
     response = put(client, world.token("editor"), item["id"], {"title": "v3"}, **{"If-Match": "*"})
     assert response.json_body["data"]["interaction"]["version"] == 3
-    assert error(put(client, world.token("editor"), 999999, {"title": "x"}, **{"If-Match": "*"})) == (404, "RESOURCE_NOT_FOUND")
+    assert error(put(client, world.token("editor"), 999999, {"title": "x"}, **{"If-Match": "*"})) == (
+        404,
+        "RESOURCE_NOT_FOUND",
+    )
 
 
 def test_if_match_may_list_several_versions(client, world):
     item = create(client, world.token("editor"))
-    response = put(client, world.token("editor"), item["id"], {"title": "x"}, **{"If-Match": '"7", W/"1", "1"'})
+    response = put(
+        client, world.token("editor"), item["id"], {"title": "x"}, **{"If-Match": '"7", W/"1", "1"'}
+    )
     assert response.status_code == 200
 
 
 def test_not_found_comes_before_precondition_failed(client, world):
-    assert error(put(client, world.token("editor"), 424242, {"title": "x"}, **{"If-Match": 'W/"x"'})) == \
-        (404, "RESOURCE_NOT_FOUND")
-    assert error(delete(client, world.token("editor"), 424242, **{"If-Match": "garbage"})) == (404, "RESOURCE_NOT_FOUND")
+    assert error(put(client, world.token("editor"), 424242, {"title": "x"}, **{"If-Match": 'W/"x"'})) == (
+        404,
+        "RESOURCE_NOT_FOUND",
+    )
+    assert error(delete(client, world.token("editor"), 424242, **{"If-Match": "garbage"})) == (
+        404,
+        "RESOURCE_NOT_FOUND",
+    )
 
 
 def test_a_stale_if_match_fails_even_for_a_no_op_body(client, world):
     item = create(client, world.token("editor"))
-    assert error(put(client, world.token("editor"), item["id"], {}, **{"If-Match": '"5"'})) == (412, "PRECONDITION_FAILED")
+    assert error(put(client, world.token("editor"), item["id"], {}, **{"If-Match": '"5"'})) == (
+        412,
+        "PRECONDITION_FAILED",
+    )
 
 
 def test_delete_with_the_current_version_succeeds(client, world):
@@ -66,7 +95,10 @@ def test_delete_with_the_current_version_succeeds(client, world):
 @pytest.mark.parametrize("header", ['"2"', 'W/"1"', "one"])
 def test_delete_with_a_stale_weak_or_malformed_if_match_fails(client, world, header):
     item = create(client, world.token("editor"))
-    assert error(delete(client, world.token("editor"), item["id"], **{"If-Match": header})) == (412, "PRECONDITION_FAILED")
+    assert error(delete(client, world.token("editor"), item["id"], **{"If-Match": header})) == (
+        412,
+        "PRECONDITION_FAILED",
+    )
     assert stored(item["id"]) == item
 
 
@@ -105,9 +137,11 @@ def test_a_concurrent_change_between_read_and_write_makes_a_conditional_put_fail
 
     def changes_then_concurrent_write(row, sent):
         with session_scope() as other:
-            other.execute(service.sql_update(service.Interaction)
-                          .where(service.Interaction.id == item["id"])
-                          .values(title="by someone else", version=service.Interaction.version + 1))
+            other.execute(
+                service.sql_update(service.Interaction)
+                .where(service.Interaction.id == item["id"])
+                .values(title="by someone else", version=service.Interaction.version + 1)
+            )
         return original(row, sent)
 
     monkeypatch.setattr(service, "_changes", changes_then_concurrent_write)
@@ -117,7 +151,9 @@ def test_a_concurrent_change_between_read_and_write_makes_a_conditional_put_fail
     assert stored(item["id"])["lead"] == item["lead"]
 
 
-def test_an_unconditional_put_retries_on_the_fresh_record_and_keeps_the_other_change(client, world, monkeypatch):
+def test_an_unconditional_put_retries_on_the_fresh_record_and_keeps_the_other_change(
+    client, world, monkeypatch
+):
     from chalicelib.db import session_scope
     from chalicelib.interactions import service
 
@@ -128,9 +164,11 @@ def test_an_unconditional_put_retries_on_the_fresh_record_and_keeps_the_other_ch
     def changes_with_one_concurrent_write(row, sent):
         if not calls:
             with session_scope() as other:
-                other.execute(service.sql_update(service.Interaction)
-                              .where(service.Interaction.id == item["id"])
-                              .values(title="by someone else", version=service.Interaction.version + 1))
+                other.execute(
+                    service.sql_update(service.Interaction)
+                    .where(service.Interaction.id == item["id"])
+                    .values(title="by someone else", version=service.Interaction.version + 1)
+                )
         calls.append(row.version)
         return original(row, sent)
 

@@ -1,6 +1,7 @@
 """A site's admins manage its members over the API: POST /api/sites/{id}/users (an existing account,
 or a new pending one with a setup token), POST .../{user_id}/setup-token, PUT and DELETE
 .../{user_id}. Other sites' members are never revealed; the last active, non-pending admin stays."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -50,9 +51,18 @@ def test_an_existing_account_is_added_with_its_role(client, world):
 
     assert response.status_code == 201
     data = response.json_body["data"]
-    assert data == {"user": {"id": world.users["nobody"], "username": "nora", "email": "nora@example.com",
-                             "role": "editor", "last_login": None, "is_active": True, "pending": False},
-                    "created": False}
+    assert data == {
+        "user": {
+            "id": world.users["nobody"],
+            "username": "nora",
+            "email": "nora@example.com",
+            "role": "editor",
+            "last_login": None,
+            "is_active": True,
+            "pending": False,
+        },
+        "created": False,
+    }
     assert world.users["nobody"] in _member_ids(world.site_a)
     [event] = events("membership.added")
     assert event["target"] == {"type": "user", "id": world.users["nobody"]}
@@ -66,8 +76,15 @@ def test_a_new_account_is_created_pending_with_a_setup_token(client, world):
     assert response.status_code == 201
     data = response.json_body["data"]
     assert data["created"] is True
-    assert data["user"] == {"id": data["user"]["id"], "username": "Newbie", "email": "Newbie@example.com",
-                            "role": "admin", "last_login": None, "is_active": True, "pending": True}
+    assert data["user"] == {
+        "id": data["user"]["id"],
+        "username": "Newbie",
+        "email": "Newbie@example.com",
+        "role": "admin",
+        "last_login": None,
+        "is_active": True,
+        "pending": True,
+    }
     assert len(data["setup_token"]) >= 43  # 32 random bytes, URL-safe base64
     expires = datetime.fromisoformat(data["setup_expires_at"].replace("Z", "+00:00"))
     assert 259200 - 60 < (expires - datetime.now(UTC)).total_seconds() <= 259200
@@ -76,12 +93,19 @@ def test_a_new_account_is_created_pending_with_a_setup_token(client, world):
         assert user.password_hash is None and user.created_by_site_id == world.site_a
         stored = session.get(SetupToken, user.id)
         # Only the token's digest is stored.
-        assert stored.token_hash == digest(data["setup_token"]) and data["setup_token"] not in stored.token_hash
+        assert (
+            stored.token_hash == digest(data["setup_token"]) and data["setup_token"] not in stored.token_hash
+        )
     assert [e["action"] for e in events(site_id=world.site_a)] == [
-        "user.created", "user.setup_token_issued", "membership.added"]
+        "user.created",
+        "user.setup_token_issued",
+        "membership.added",
+    ]
     created = events("user.created")[0]
-    assert created["changes"] == {"username": {"from": None, "to": "Newbie"},
-                                  "email": {"from": None, "to": "Newbie@example.com"}}
+    assert created["changes"] == {
+        "username": {"from": None, "to": "Newbie"},
+        "email": {"from": None, "to": "Newbie@example.com"},
+    }
 
 
 def test_pending_members_are_listed_and_counted(client, world):
@@ -95,8 +119,18 @@ def test_pending_members_are_listed_and_counted(client, world):
     assert site["user_count"] == 4  # alice, eddie, vera and the pending newbie
 
 
-@pytest.mark.parametrize("case", ["username only", "email only", "two accounts", "pending here",
-                                  "already a member", "pending elsewhere", "case of another name"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "username only",
+        "email only",
+        "two accounts",
+        "pending here",
+        "already a member",
+        "pending elsewhere",
+        "case of another name",
+    ],
+)
 def test_anything_but_one_free_name_or_one_whole_account_is_the_same_409(client, world, case):
     make_user("mia", email="mia@example.com")
     _pending_id(client, world, "waiting")
@@ -120,20 +154,26 @@ def test_anything_but_one_free_name_or_one_whole_account_is_the_same_409(client,
     assert fingerprint() == before
 
 
-@pytest.mark.parametrize("body,bad", [
-    ({"username": "ab", "email": "ab@example.com", "role": "viewer"}, {"username"}),
-    ({"username": "has space", "email": "x@example.com", "role": "viewer"}, {"username"}),
-    ({"username": "ünïcode", "email": "x@example.com", "role": "viewer"}, {"username"}),
-    ({"username": "x" * 65, "email": "x@example.com", "role": "viewer"}, {"username"}),
-    ({"username": "okname", "email": "a@b@c", "role": "viewer"}, {"email"}),
-    ({"username": "okname", "email": "@example.com", "role": "viewer"}, {"email"}),
-    ({"username": "okname", "email": "me@", "role": "viewer"}, {"email"}),
-    ({"username": "okname", "email": "a b@example.com", "role": "viewer"}, {"email"}),
-    ({"username": "okname", "email": "a" * 250 + "@x.io", "role": "viewer"}, {"email"}),
-    ({"username": "okname", "email": "x@example.com", "role": "owner"}, {"role"}),
-    ({"username": "okname", "email": "x@example.com"}, {"role"}),
-    ({"username": 5, "email": None, "role": "viewer", "password": "x"}, {"username", "email", "password"}),
-])
+@pytest.mark.parametrize(
+    "body,bad",
+    [
+        ({"username": "ab", "email": "ab@example.com", "role": "viewer"}, {"username"}),
+        ({"username": "has space", "email": "x@example.com", "role": "viewer"}, {"username"}),
+        ({"username": "ünïcode", "email": "x@example.com", "role": "viewer"}, {"username"}),
+        ({"username": "x" * 65, "email": "x@example.com", "role": "viewer"}, {"username"}),
+        ({"username": "okname", "email": "a@b@c", "role": "viewer"}, {"email"}),
+        ({"username": "okname", "email": "@example.com", "role": "viewer"}, {"email"}),
+        ({"username": "okname", "email": "me@", "role": "viewer"}, {"email"}),
+        ({"username": "okname", "email": "a b@example.com", "role": "viewer"}, {"email"}),
+        ({"username": "okname", "email": "a" * 250 + "@x.io", "role": "viewer"}, {"email"}),
+        ({"username": "okname", "email": "x@example.com", "role": "owner"}, {"role"}),
+        ({"username": "okname", "email": "x@example.com"}, {"role"}),
+        (
+            {"username": 5, "email": None, "role": "viewer", "password": "x"},
+            {"username", "email", "password"},
+        ),
+    ],
+)
 def test_an_invalid_body_is_a_400_naming_every_field_and_writes_nothing(client, world, body, bad):
     before = fingerprint()
     response = add(client, world, body)
@@ -155,7 +195,9 @@ def test_a_non_member_gets_400_for_a_bad_body_then_404(client, world):
     assert error(add(client, world, {"bogus": 1}, token="other")) == (400, "VALIDATION_ERROR")
     assert error(add(client, world, new_member(), token="other")) == (404, "RESOURCE_NOT_FOUND")
     assert error(send(client, "POST", _users(world) + "?x=1", world.token("admin"), new_member())) == (
-        400, "VALIDATION_ERROR")
+        400,
+        "VALIDATION_ERROR",
+    )
 
 
 @pytest.mark.parametrize("site", ["424242", "0", "abc", str(2**31)])
@@ -179,8 +221,11 @@ def test_the_path_site_counts_not_the_tokens(client, world):
 
 def test_a_demoted_admin_loses_the_right_on_the_next_request(client, world):
     with session_scope() as session:
-        session.execute(update(SiteMembership).where(SiteMembership.user_id == world.users["admin"],
-                                                     SiteMembership.site_id == world.site_a).values(role="editor"))
+        session.execute(
+            update(SiteMembership)
+            .where(SiteMembership.user_id == world.users["admin"], SiteMembership.site_id == world.site_a)
+            .values(role="editor")
+        )
     assert error(add(client, world, new_member())) == (403, "AUTHORIZATION_ERROR")
 
 
@@ -202,7 +247,8 @@ def test_a_new_setup_token_replaces_the_old_one(client, world):
     assert set(data) == {"setup_token", "setup_expires_at"} and data["setup_token"] != first["setup_token"]
     with session_scope() as session:
         assert session.scalars(select(SetupToken.token_hash).where(SetupToken.user_id == user_id)).all() == [
-            digest(data["setup_token"])]
+            digest(data["setup_token"])
+        ]
     assert len(events("user.setup_token_issued", target_id=user_id)) == 2
 
 
@@ -287,7 +333,9 @@ def test_a_role_change_for_another_sites_member_is_404(client, world):
 def test_a_role_change_checks_the_body_before_the_member(client, world):
     response = send(client, "PUT", f"{_users(world)}/999999", world.token("admin"), {"role": "boss"})
     assert error(response) == (400, "VALIDATION_ERROR") and fields(response) == {"role"}
-    response = send(client, "PUT", f"{_users(world)}/999999", world.token("admin"), {"role": "viewer", "x": 1})
+    response = send(
+        client, "PUT", f"{_users(world)}/999999", world.token("admin"), {"role": "viewer", "x": 1}
+    )
     assert fields(response) == {"x"}
 
 
@@ -320,8 +368,10 @@ def test_a_pending_account_losing_its_only_site_is_deleted_with_its_token(client
         assert session.scalar(select(func.count()).select_from(SetupToken)) == 0
     [deleted] = events("user.deleted")
     assert deleted["site_id"] == world.site_a
-    assert deleted["changes"] == {"username": {"from": "newbie", "to": None},
-                                  "email": {"from": "newbie@example.com", "to": None}}
+    assert deleted["changes"] == {
+        "username": {"from": "newbie", "to": None},
+        "email": {"from": "newbie@example.com", "to": None},
+    }
 
 
 def test_a_pending_account_with_another_site_stays(client, world):

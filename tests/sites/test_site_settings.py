@@ -1,4 +1,5 @@
 """POST /api/sites (platform admins) and PUT /api/sites/{id} (the site's admins)."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,17 +25,29 @@ def test_a_platform_admin_creates_a_site_and_becomes_its_admin(client, world):
 
     assert response.status_code == 201
     site = response.json_body["data"]["site"]
-    assert site == {"id": site["id"], "name": "Research", "description": "Labs",
-                    "created_at": site["created_at"], "role": "admin", "user_count": 1, "interaction_count": 0}
+    assert site == {
+        "id": site["id"],
+        "name": "Research",
+        "description": "Labs",
+        "created_at": site["created_at"],
+        "role": "admin",
+        "user_count": 1,
+        "interaction_count": 0,
+    }
     assert response.headers["Location"] == f"/api/sites/{site['id']}"
     with session_scope() as session:
         assert session.get(SiteMembership, (world.users["admin"], site["id"])).role == "admin"
-    assert send(client, "GET", f"/api/sites/{site['id']}", world.token("admin")).json_body["data"]["site"] == site
+    assert (
+        send(client, "GET", f"/api/sites/{site['id']}", world.token("admin")).json_body["data"]["site"]
+        == site
+    )
     assert [e["action"] for e in events(site_id=site["id"])] == ["site.created", "membership.added"]
     created = events("site.created")[0]
     assert created["target"] == {"type": "site", "id": site["id"]}
-    assert created["changes"] == {"name": {"from": None, "to": "Research"},
-                                  "description": {"from": None, "to": "Labs"}}
+    assert created["changes"] == {
+        "name": {"from": None, "to": "Research"},
+        "description": {"from": None, "to": "Labs"},
+    }
 
 
 def test_a_site_without_a_description(client, world):
@@ -50,7 +63,9 @@ def test_others_get_403_even_with_a_bad_body(client, world, token):
     assert error(_create(client, world, {"name": "Research"}, token=token)) == (403, "AUTHORIZATION_ERROR")
     assert error(_create(client, world, {"nope": 1}, token=token)) == (403, "AUTHORIZATION_ERROR")
     assert error(send(client, "POST", "/api/sites?x=1", world.token(token), {"name": "R"})) == (
-        403, "AUTHORIZATION_ERROR")
+        403,
+        "AUTHORIZATION_ERROR",
+    )
     assert fingerprint() == before
 
 
@@ -71,11 +86,20 @@ def test_a_taken_name_is_409_case_insensitively(client, world, name):
     assert fingerprint() == before
 
 
-@pytest.mark.parametrize("body,bad", [
-    ({}, {"name"}), ({"name": ""}, {"name"}), ({"name": "   "}, {"name"}), ({"name": "x" * 101}, {"name"}),
-    ({"name": None}, {"name"}), ({"name": 5}, {"name"}), ({"name": "ok", "description": "x" * 1001}, {"description"}),
-    ({"name": "ok", "id": 7}, {"id"}), ({"name": "nul\x00"}, {"name"}),
-])
+@pytest.mark.parametrize(
+    "body,bad",
+    [
+        ({}, {"name"}),
+        ({"name": ""}, {"name"}),
+        ({"name": "   "}, {"name"}),
+        ({"name": "x" * 101}, {"name"}),
+        ({"name": None}, {"name"}),
+        ({"name": 5}, {"name"}),
+        ({"name": "ok", "description": "x" * 1001}, {"description"}),
+        ({"name": "ok", "id": 7}, {"id"}),
+        ({"name": "nul\x00"}, {"name"}),
+    ],
+)
 def test_an_invalid_site_is_400_and_writes_nothing(client, world, body, bad):
     make_platform_admin("alice")
     before = fingerprint()
@@ -88,7 +112,9 @@ def test_an_invalid_site_is_400_and_writes_nothing(client, world, body, bad):
 
 
 def _edit(client, world, body, token="admin", site=None):
-    return send(client, "PUT", f"/api/sites/{world.site_a if site is None else site}", world.token(token), body)
+    return send(
+        client, "PUT", f"/api/sites/{world.site_a if site is None else site}", world.token(token), body
+    )
 
 
 def test_an_admin_renames_the_site_and_clears_its_description(client, world):
@@ -96,10 +122,17 @@ def test_an_admin_renames_the_site_and_clears_its_description(client, world):
 
     assert response.status_code == 200
     site = response.json_body["data"]["site"]
-    assert (site["name"], site["description"], site["role"], site["user_count"]) == ("Brand", None, "admin", 3)
+    assert (site["name"], site["description"], site["role"], site["user_count"]) == (
+        "Brand",
+        None,
+        "admin",
+        3,
+    )
     [event] = events("site.updated")
-    assert event["changes"] == {"name": {"from": "Marketing", "to": "Brand"},
-                                "description": {"from": "The site", "to": None}}
+    assert event["changes"] == {
+        "name": {"from": "Marketing", "to": "Brand"},
+        "description": {"from": "The site", "to": None},
+    }
     assert event["target"] == {"type": "site", "id": world.site_a} and event["site_id"] == world.site_a
 
 
@@ -122,10 +155,15 @@ def test_a_change_of_case_is_allowed_a_rename_onto_another_site_is_409(client, w
     assert fingerprint() == before
 
 
-@pytest.mark.parametrize("body,bad", [
-    ({"name": None}, {"name"}), ({"name": ""}, {"name"}), ({"colour": "red"}, {"colour"}),
-    ({"description": 5}, {"description"}),
-])
+@pytest.mark.parametrize(
+    "body,bad",
+    [
+        ({"name": None}, {"name"}),
+        ({"name": ""}, {"name"}),
+        ({"colour": "red"}, {"colour"}),
+        ({"description": 5}, {"description"}),
+    ],
+)
 def test_an_invalid_edit_is_400(client, world, body, bad):
     response = _edit(client, world, body)
     assert error(response) == (400, "VALIDATION_ERROR") and fields(response) == bad
