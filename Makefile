@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser-test lint bench package wheelhouse clean-devdata
+.PHONY: run test browser-test lint typecheck bench package wheelhouse clean-devdata
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ browser-test: $(STAMP)
 	$(BIN)/python -m devtools.browser install
 	BROWSER_TEST=1 $(BIN)/python -m pytest --confcutdir=tests/browser tests/browser $(PYTEST_ARGS)
 
+# ruff's lint rules and its formatting; `make typecheck`: mypy --strict over chalicelib/ (mypy.ini).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # 1M rows, on loopback (handler vs database floor) and on a modeled network (relays adding
 # 0.5 ms each way to PostgreSQL, 0.25 ms to Redis), beside the seed stack of ../shared/anchors/flask_ref

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
-from chalicelib.models import ROLES, WRITE_ROLES, Site, SiteMembership, User
+from chalicelib.models import WRITE_ROLES, RoleName, Site, SiteMembership, User
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def token_context(request: Any) -> TokenContext:
         raise AuthenticationFailed("Invalid or expired token") from None
 
 
-def memberships() -> Select[Any]:
+def memberships() -> Select[int, str, str | None, datetime, int, str]:
     """Active memberships: (site id, name, description, created_at, user id, role) for every
     membership of an active site."""
     return (
@@ -91,7 +91,7 @@ class SiteSummary(BaseModel):
     id: int
     name: str
     description: str | None
-    role: Literal[ROLES] = Field(description="the caller's role on this site")  # type: ignore[valid-type]
+    role: RoleName = Field(description="the caller's role on this site")
 
 
 def site_summary(row: Any) -> dict[str, Any]:
@@ -126,7 +126,7 @@ ADMIN = CALLER.c.caller_role == "admin"
 
 
 def fold(
-    stmt: Select[Any] | None = None,
+    stmt: Select[*tuple[Any, ...]] | None = None,
     *,
     when: Any = MEMBER,
     order_by: Callable[[Any], list[Any]] | None = None,
@@ -152,7 +152,8 @@ class Caller:
 
     @property
     def role(self) -> str | None:
-        return self.row.caller_role
+        role: str | None = self.row.caller_role
+        return role
 
     def site(self) -> dict[str, Any] | None:
         """The site asked about, as its member sees it, or None when not an active member."""

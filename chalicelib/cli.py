@@ -14,11 +14,13 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from chalicelib.audit import events as audit
 from chalicelib.config import ConfigError
@@ -36,13 +38,13 @@ class CommandError(Exception):
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _session():
+def _session() -> AbstractContextManager[Session]:
     from chalicelib.db import session_scope
 
     return session_scope()
 
 
-def _user(session, username: str) -> User:
+def _user(session: Session, username: str) -> User:
     from chalicelib.kit.usernames import same_name
 
     user = session.scalars(select(User).where(same_name(User.username, username))).first()
@@ -51,19 +53,19 @@ def _user(session, username: str) -> User:
     return user
 
 
-def _site(session, name: str) -> Site:
+def _site(session: Session, name: str) -> Site:
     site = session.scalars(select(Site).where(Site.name == name.strip())).first()
     if site is None:
         raise CommandError(f"no site named {name!r}")
     return site
 
 
-def _record(session, **event: Any) -> None:
+def _record(session: Session, **event: Any) -> None:
     """One audit event of this command, in its transaction."""
     session.execute(audit.record(None, origin=audit.by_cli(), **event))
 
 
-def _record_for_account(session, user_id: int, **event: Any) -> None:
+def _record_for_account(session: Session, user_id: int, **event: Any) -> None:
     """An event about an account: once per site it belongs to, or once without a site."""
     session.execute(audit.account_event(user_id, origin=audit.by_cli(), **event))
 
@@ -312,7 +314,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 def cmd_prune_audit(args: argparse.Namespace) -> None:
     with _session() as session:
-        pruned = session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < args.before)).rowcount
+        result = session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < args.before))
+        pruned = getattr(result, "rowcount", 0)  # a CursorResult: a DELETE's count
     print(pruned)
 
 
@@ -335,7 +338,7 @@ def _at_least_one(value: str) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes are failures too: one line on stderr (the usage is under --help)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> None:  # type: ignore[override]  # it exits, as argparse's does
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -422,7 +425,7 @@ def _constraint(exc: IntegrityError) -> str:
     orig: Any = exc.orig
     args = getattr(orig, "args", ())
     if args and isinstance(args[0], dict):
-        return args[0].get("n") or args[0].get("M", "constraint")
+        return str(args[0].get("n") or args[0].get("M", "constraint"))
     return "constraint"
 
 

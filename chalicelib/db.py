@@ -141,7 +141,7 @@ def remember_converted_statements() -> None:
                 converted[query] = statement
         return statement, args
 
-    convert_paramstyle.remembers = True  # type: ignore[attr-defined]
+    convert_paramstyle.remembers = True  # type: ignore[attr-defined]  # a marker on the wrapper itself
     legacy.convert_paramstyle = convert_paramstyle
 
 

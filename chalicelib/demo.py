@@ -5,8 +5,12 @@ writes is recorded as its audit events (`via: "cli"`)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from chalicelib.audit import events as audit
 from chalicelib.auth.passwords import hash_password
@@ -47,7 +51,7 @@ def _site_name(index: int) -> str:
 
 
 def seed_accounts(
-    session, *, sites: int, password: str, origin: audit.Origin | None = None
+    session: Session, *, sites: int, password: str, origin: audit.Origin | None = None
 ) -> tuple[list[int], list[int], dict[str, str]]:
     """Create (or reuse) the demo sites, users and pending members; set the demo users' password and
     give each pending member a fresh setup token; record every change. Returns the site ids, the
@@ -56,7 +60,7 @@ def seed_accounts(
 
     origin = origin or audit.by_cli()
 
-    def record(**event) -> None:
+    def record(**event: Any) -> None:
         session.execute(audit.record(None, origin=origin, **event))
 
     site_ids = []
@@ -86,20 +90,21 @@ def seed_accounts(
             grant(session, user_id=user.id, site_id=site_id, role=role, origin=origin)
     setup_tokens = {}
     for username, role in PENDING_USERS:
-        user = session.scalars(select(User).where(same_name(User.username, username))).first()
-        if user is not None and user.password_hash is not None:
+        found = session.scalars(select(User).where(same_name(User.username, username))).first()
+        if found is not None and found.password_hash is not None:
             continue  # its setup is done: an ordinary account now
-        if user is None:
-            user = _account(session, record, username, password_hash=None, origin=origin, site_id=site_ids[0])
-        grant(session, user_id=user.id, site_id=site_ids[0], role=role, origin=origin)
-        setup_tokens[username] = replace_setup_token(session, user_id=user.id, origin=origin)
+        pending = found or _account(
+            session, record, username, password_hash=None, origin=origin, site_id=site_ids[0]
+        )
+        grant(session, user_id=pending.id, site_id=site_ids[0], role=role, origin=origin)
+        setup_tokens[username] = replace_setup_token(session, user_id=pending.id, origin=origin)
     session.flush()
     return site_ids, user_ids, setup_tokens
 
 
 def _account(
-    session,
-    record,
+    session: Session,
+    record: Callable[..., None],
     username: str,
     *,
     password_hash: str | None,
@@ -170,9 +175,9 @@ def seed(
         )
         # Rows are written by the users who may write there: demo (admin everywhere), and the
         # editor on the first site.
-        writers = {site_id: [user_ids[0]] for site_id in site_ids}
+        writers: dict[int, Sequence[int]] = {site_id: [user_ids[0]] for site_id in site_ids}
         writers[site_ids[0]] = user_ids[:2]
-        before = session.scalar(select(func.coalesce(func.max(Interaction.id), 0)))
+        before = int(session.scalar(select(func.coalesce(func.max(Interaction.id), 0))) or 0)
         shares = interaction_seed.bulk_create(
             session, site_ids=site_ids, writers=writers, count=interactions, progress=progress
         )
@@ -198,7 +203,7 @@ def seed(
     return password
 
 
-def _vacuum_analyze(engine) -> None:
+def _vacuum_analyze(engine: Engine) -> None:
     """VACUUM (ANALYZE) interactions and audit_events: fresh statistics for the planner and a visibility map for
     index-only counts. VACUUM needs autocommit and no statement timeout; the pool's pre-ping may
     have opened a transaction on a reused connection, so end it first, and throw the connection
@@ -209,6 +214,7 @@ def _vacuum_analyze(engine) -> None:
     try:
         raw.rollback()
         driver = raw.driver_connection
+        assert driver is not None  # a connection fresh from the pool
         driver.autocommit = True
         with no_read_timeout(driver):
             cursor = driver.cursor()

@@ -262,9 +262,9 @@ def install(engine: Engine) -> None:
     """Route the engine's statements through this module and check connections at checkout."""
     dialect = engine.dialect
     dialect.do_execute = do_execute  # type: ignore[method-assign]  # instance-level driver hooks
-    dialect.do_execute_no_params = do_execute_no_params  # type: ignore[method-assign]
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_execute_no_params = do_execute_no_params  # type: ignore[method-assign]  # as above
+    dialect.do_commit = do_commit  # type: ignore[method-assign]  # as above
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]  # as above
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:

@@ -110,6 +110,13 @@ class Call:
         assert self._caller is not None
         return self._caller
 
+    @property
+    def site_id(self) -> int:
+        """The token's active site, for an endpoint declared `site=True` (checked by `caller`)."""
+        site_id = self.caller.site_id
+        assert site_id is not None, "declare the endpoint with site=True"
+        return site_id
+
     def _settle(self, caller: callers.Caller) -> None:
         self._caller = callers.principal(
             self.token,
@@ -179,7 +186,8 @@ class Call:
         return parse_query(self.request, model)
 
     def header(self, name: str) -> str | None:
-        return self.request.headers.get(name.lower())
+        value = self.request.headers.get(name.lower())
+        return None if value is None else str(value)
 
     @property
     def request_ids(self) -> RequestIds:

@@ -4,7 +4,7 @@ migrations can refer to them."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -25,9 +25,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ROLES = ("viewer", "editor", "admin")
+RoleName = Literal["viewer", "editor", "admin"]
+InteractionTypeName = Literal["Meeting", "Call", "Email", "Update", "Review", "Training"]
+ROLES: tuple[str, ...] = get_args(RoleName)
 WRITE_ROLES = ("editor", "admin")
-INTERACTION_TYPES = ("Meeting", "Call", "Email", "Update", "Review", "Training")
+INTERACTION_TYPES: tuple[str, ...] = get_args(InteractionTypeName)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -141,7 +143,7 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[int] = mapped_column(SmallInteger)  # the HTTP status replayed
-    response: Mapped[dict] = mapped_column(JSONB)  # {"body": ..., "headers": {...}}
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"body": ..., "headers": {...}}
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -170,9 +172,9 @@ class SetupToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-AUDIT_VIAS = ("api", "cli")
-AUDIT_TARGETS = ("interaction", "user", "site")
-AUDIT_ACTIONS = (
+AuditVia = Literal["api", "cli"]
+AuditTarget = Literal["interaction", "user", "site"]
+AuditAction = Literal[
     "interaction.created",
     "interaction.updated",
     "interaction.deleted",
@@ -191,7 +193,10 @@ AUDIT_ACTIONS = (
     "site.updated",
     "site.activated",
     "site.deactivated",
-)
+]
+AUDIT_VIAS: tuple[str, ...] = get_args(AuditVia)
+AUDIT_TARGETS: tuple[str, ...] = get_args(AuditTarget)
+AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
 
 
 class AuditEvent(Base):

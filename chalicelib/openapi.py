@@ -117,6 +117,7 @@ class _Models:
     def components(self) -> dict[str, Any]:
         shared = [ErrorEnvelope, ListMeta]
         pairs = [(m, "serialization") for m in shared] + list(self.modes.items())
+        # pydantic's signature wants Literal modes; ours are the two strings it takes.
         _refs, top = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
         return dict(sorted(top.get("$defs", {}).items()))
 

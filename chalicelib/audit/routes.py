@@ -3,7 +3,7 @@ site's events (its admins). Both are site-scoped: another site's events are neve
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib import caller as callers
 from chalicelib.audit import service
@@ -32,7 +32,7 @@ TAG = "audit"
         query=HistoryQuery,
     ),
 )
-def interaction_history(call: Call, interaction_id: str):
+def interaction_history(call: Call, interaction_id: str) -> Response:
     found = parse_id(interaction_id)  # None: no such interaction (a 404 after 401, 403 and 400)
     query, rows = call.fold_query(
         HistoryQuery, lambda q: (service.HISTORY, service.history_params(found or 0, q))
@@ -60,7 +60,7 @@ def interaction_history(call: Call, interaction_id: str):
         query=AuditQuery,
     ),
 )
-def site_audit(call: Call, site_id: str):
+def site_audit(call: Call, site_id: str) -> Response:
     site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (a 404 after 401, 403 and 400)
     message = "Only the site's admins may read its audit trail"
     try:

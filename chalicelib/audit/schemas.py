@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from chalicelib.audit.events import ACTIONS, FAMILIES
 from chalicelib.kit.ids import INT32_MAX, parse_id
 from chalicelib.kit.pagination import Pagination, between
-from chalicelib.kit.timestamps import Timestamp, query_bound
-from chalicelib.models import AUDIT_TARGETS, AUDIT_VIAS
+from chalicelib.kit.timestamps import FromBound, Timestamp, ToBound
+from chalicelib.models import AuditAction, AuditTarget, AuditVia
 
 
 def _actions(value: Any) -> tuple[str, ...]:
@@ -51,7 +51,6 @@ ActionFilter = Annotated[
 TargetId = Annotated[
     int, PlainValidator(_target_id), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
 ]
-Since, Until = query_bound(end_of_day=False), query_bound(end_of_day=True)
 ActorId = Annotated[
     int,
     PlainValidator(between(1, INT32_MAX)),
@@ -64,12 +63,10 @@ class AuditQuery(Pagination):
 
     action: ActionFilter | None = Field(None, description="an action, or a family followed by '.'")
     actor_id: ActorId | None = Field(None, description="events made by this user through the API")
-    target_type: Literal[AUDIT_TARGETS] | None = Field(  # type: ignore[valid-type]
-        None, description="what the events are about"
-    )
+    target_type: AuditTarget | None = Field(None, description="what the events are about")
     target_id: TargetId | None = Field(None, description="with target_type: one interaction, account or site")
-    since: Since | None = Field(None, description="events at or after this")
-    until: Until | None = Field(None, description="events at or before this")
+    since: FromBound | None = Field(None, description="events at or after this")
+    until: ToBound | None = Field(None, description="events at or before this")
 
     def problems(self) -> list[dict[str, str]]:
         found = []
@@ -97,7 +94,7 @@ class Actor(_Read):
 
 
 class Target(_Read):
-    type: Literal[AUDIT_TARGETS]  # type: ignore[valid-type]
+    type: AuditTarget
     id: int
     version: int | None = Field(
         None, description="interactions only: the version after the change (the last one for a deletion)"
@@ -112,13 +109,13 @@ class Change(_Read):
 class EventRead(_Read):
     id: int
     occurred_at: Timestamp
-    via: Literal[AUDIT_VIAS]  # type: ignore[valid-type]
+    via: AuditVia
     actor: Actor | None = Field(description="who, through the API; null for the command line")
     operator: str | None = Field(description="the operating-system account that ran a command")
     site_id: int | None
     request_id: str | None = Field(description="the id in the request's log line (X-Request-Id)")
     gateway_request_id: str | None = Field(description="API Gateway's own id for the request")
-    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    action: AuditAction
     target: Target
     changes: dict[str, Change] = Field(
         description="only the fields that changed; never a password, hash or token"

@@ -3,7 +3,7 @@ sites, site switch, logout."""
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib import caller as callers
 from chalicelib.audit import events as audit
@@ -34,7 +34,7 @@ bp = Blueprint(__name__)
         body=schemas.LoginRequest,
     ),
 )
-def login(call: Call):
+def login(call: Call) -> Response:
     try:
         body = call.body(schemas.LoginRequest)
     except ValidationFailed:
@@ -60,7 +60,7 @@ def login(call: Call):
         body=schemas.SetupRequest,
     ),
 )
-def setup(call: Call):
+def setup(call: Call) -> Response:
     try:
         body = call.body(schemas.SetupRequest)
     except ValidationFailed:
@@ -91,7 +91,7 @@ def setup(call: Call):
         body=schemas.PasswordChange,
     ),
 )
-def change_password(call: Call):
+def change_password(call: Call) -> Response:
     try:
         body = call.body(schemas.PasswordChange)
     except ValidationFailed:
@@ -122,7 +122,7 @@ def change_password(call: Call):
         "The caller",
     ),
 )
-def me(call: Call):
+def me(call: Call) -> Response:
     return ok(service.me(call.caller))
 
 
@@ -137,7 +137,7 @@ def me(call: Call):
         "Sites with the caller's role",
     ),
 )
-def my_sites(call: Call):
+def my_sites(call: Call) -> Response:
     return ok({"sites": [callers.site_summary(row) for row in call.fold(callers.MY_SITES)]})
 
 
@@ -155,7 +155,7 @@ def my_sites(call: Call):
         body=schemas.SiteSelect,
     ),
 )
-def select_site(call: Call):
+def select_site(call: Call) -> Response:
     try:
         body = call.body(schemas.SiteSelect)
     except ValidationFailed:
@@ -174,6 +174,6 @@ def select_site(call: Call):
     ends_session=True,
     spec=Spec("End the session (every token of it)", "auth", MESSAGE, "Logged out"),
 )
-def logout(call: Call):
+def logout(call: Call) -> Response:
     # The session ended in the request's token check (auth.guard), in its one Redis round trip.
     return ok({"message": "Successfully logged out"})

@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Table,
     and_,
     bindparam,
     delete,
@@ -55,7 +56,7 @@ def key_from(headers: Any) -> str | None:
     raw = headers.get(HEADER.lower())
     if raw is None:
         return None
-    key = raw.strip()
+    key = str(raw).strip()
     problem = None
     if not key:
         problem = "must not be empty"
@@ -114,7 +115,7 @@ def run(
     costs two statements: the stored answer looked for and the create made only without one (one
     statement), then the key stored with the answer. `event(created)` is the audit event of the
     row the CTE `created` inserts, recorded in the create's statement."""
-    table = Interaction.__table__
+    table = cast(Table, Interaction.__table__)
     if key is None:
         created = insert(table).values(**values).returning(*table.c).cte("created")
         return answer(session.execute(select(*created.c).add_cte(event(created))).one())

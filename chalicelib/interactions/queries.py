@@ -11,8 +11,11 @@ import functools
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     ColumnElement,
     DateTime,
+    Integer,
     Select,
     and_,
     asc,
@@ -44,17 +47,17 @@ def in_site(site_id: int) -> ColumnElement[bool]:
     return Interaction.site_id == site_id
 
 
-def scoped(site_id: int) -> Select[tuple[Interaction]]:
+def scoped(site_id: int) -> Select[Interaction]:
     return select(Interaction).where(in_site(site_id))
 
 
-def scoped_rows(site_id: int) -> Select[Any]:
+def scoped_rows(site_id: Any) -> Select[Any]:
     """The same scope selecting plain rows: a page is serialised straight from the driver's tuples,
     without building (and then reading through) an ORM object per row."""
     return select(*Interaction.__table__.columns).where(in_site(site_id))
 
 
-def by_id(site_id: int, interaction_id: int) -> Select[tuple[Interaction]]:
+def by_id(site_id: int, interaction_id: int) -> Select[Interaction]:
     return scoped(site_id).where(Interaction.id == interaction_id)
 
 
@@ -63,7 +66,8 @@ def by_id(site_id: int, interaction_id: int) -> Select[tuple[Interaction]]:
 # answer a page of it.
 SITE_ROWS = scoped_rows(bindparam("site_id"))
 ROW_BY_ID = SITE_ROWS.where(Interaction.id == bindparam("interaction_id"))
-OFFSET, LIMIT = bindparam("offset"), bindparam("limit")
+OFFSET: BindParameter[int] = bindparam("offset", type_=BigInteger)  # page x per_page exceeds int4
+LIMIT: BindParameter[int] = bindparam("limit", type_=Integer)
 
 
 @functools.cache
@@ -79,7 +83,8 @@ def like_pattern(term: str) -> str:
 
 
 def _contains(column: Any, pattern: Any) -> ColumnElement[bool]:
-    return column.ilike(pattern, escape="\\")
+    condition: ColumnElement[bool] = column.ilike(pattern, escape="\\")
+    return condition
 
 
 def search_document() -> ColumnElement[str]:
@@ -215,7 +220,7 @@ def folded_filtered_page(active: tuple[str, ...], sort_by: str, direction: str) 
 
 
 @functools.cache
-def filtered_count(active: tuple[str, ...]) -> Select[tuple[int, int | None]]:
+def filtered_count(active: tuple[str, ...]) -> Select[int, int | None]:
     """The filtered count and the site's change number, in one statement (one snapshot)."""
     return count_and_changes(filtered_rows(active), bindparam("site_id"))
 
@@ -224,11 +229,11 @@ def active_filters(query: Any) -> tuple[str, ...]:
     return _active(query)
 
 
-def count(stmt: Select[Any]) -> Select[tuple[int]]:
+def count(stmt: Select[Any]) -> Select[int]:
     return select(func.count()).select_from(stmt.with_only_columns(Interaction.id).order_by(None).subquery())
 
 
-def count_and_changes(stmt: Select[Any], site_id: Any) -> Select[tuple[int, int | None]]:
+def count_and_changes(stmt: Select[Any], site_id: Any) -> Select[int, int | None]:
     """The filtered count and the site's change number, in one statement: one snapshot."""
     changes = select(SiteInteractionCount.changes).where(SiteInteractionCount.site_id == site_id)
     return select(count(stmt).scalar_subquery(), changes.scalar_subquery())

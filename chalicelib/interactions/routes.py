@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib.audit import events as audit
 from chalicelib.endpoint import Call, endpoint
@@ -66,9 +66,9 @@ def _read(call: Call, raw_id: str) -> Any:
         query=InteractionQuery,
     ),
 )
-def list_interactions(call: Call):
+def list_interactions(call: Call) -> Response:
     query, rows = call.fold_query(InteractionQuery, service.list_params)
-    items, total = service.page(call.session, site_id=call.caller.site_id, query=query, rows=rows)
+    items, total = service.page(call.session, site_id=call.site_id, query=query, rows=rows)
     return paginated({"interactions": [service.serialize(row) for row in items]}, query=query, total=total)
 
 
@@ -89,7 +89,7 @@ def list_interactions(call: Call):
         response_headers=("ETag", "Location"),
     ),
 )
-def create_interaction(call: Call):
+def create_interaction(call: Call) -> Response:
     raw_key = call.header(idempotency.HEADER)
     # With a key, the rights and the key's lock are one statement (the request's first).
     locked = (
@@ -145,7 +145,7 @@ def create_interaction(call: Call):
         "The types list",
     ),
 )
-def interaction_types(call: Call):
+def interaction_types(call: Call) -> Response:
     call.caller  # noqa: B018 - a token of an active user; no site needed
     return ok({"types": list(INTERACTION_TYPES)})
 
@@ -164,7 +164,7 @@ def interaction_types(call: Call):
         response_headers=("ETag",),
     ),
 )
-def get_interaction(call: Call, interaction_id: str):
+def get_interaction(call: Call, interaction_id: str) -> Response:
     row = service.found(_read(call, interaction_id))
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
@@ -186,7 +186,7 @@ def get_interaction(call: Call, interaction_id: str):
         response_headers=("ETag",),
     ),
 )
-def update_interaction(call: Call, interaction_id: str):
+def update_interaction(call: Call, interaction_id: str) -> Response:
     current = _read(call, interaction_id)
     changes = schemas.parse_update(call.json())
     row = service.update(
@@ -208,7 +208,7 @@ def update_interaction(call: Call, interaction_id: str):
     transaction=False,
     spec=Spec("Delete (editor, admin)", TAG, MESSAGE, "Deleted", errors=(403, 404, 412), headers=(IF_MATCH,)),
 )
-def delete_interaction(call: Call, interaction_id: str):
+def delete_interaction(call: Call, interaction_id: str) -> Response:
     current = _read(call, interaction_id)
     service.delete(
         call.session,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -30,29 +30,27 @@ from chalicelib.http import error_details
 from chalicelib.interactions.times import check_zone, resolve_times, zone_names
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.text import optional_text, storable, text
-from chalicelib.kit.timestamps import Timestamp, parse_datetime, query_bound
-from chalicelib.models import INTERACTION_TYPES
+from chalicelib.kit.timestamps import FromBound, Timestamp, ToBound, parse_datetime
+from chalicelib.models import InteractionTypeName
 
 SERVER_OWNED = ("id", "site_id", "created_by", "created_at", "updated_by", "updated_at", "version")
-SORT_FIELDS = (
-    "start_datetime",
-    "end_datetime",
-    "title",
-    "type",
-    "lead",
-    "location",
-    "created_at",
-    "updated_at",
-)
+SortField = Literal[
+    "start_datetime", "end_datetime", "title", "type", "lead", "location", "created_at", "updated_at"
+]
+SORT_FIELDS: tuple[str, ...] = get_args(SortField)
 MAX_FILTER_LENGTH = 255
 
-Title = text(1, 255, "1-255 characters after trimming")
-Lead = text(1, 100, "1-100 characters after trimming")
-Location = optional_text(255, "at most 255 characters after trimming; blank or null clears it")
-LongText = optional_text(10_000, "at most 10 000 characters after trimming; blank or null clears it")
-InteractionType = Annotated[
-    Literal[INTERACTION_TYPES], Field(description="one of GET /api/interactions/types")
-]
+if TYPE_CHECKING:  # what the fields hold once validated; pydantic builds them from the runtime side
+    Title = str
+    Lead = str
+    Location = str | None
+    LongText = str | None
+else:
+    Title = text(1, 255, "1-255 characters after trimming")
+    Lead = text(1, 100, "1-100 characters after trimming")
+    Location = optional_text(255, "at most 255 characters after trimming; blank or null clears it")
+    LongText = optional_text(10_000, "at most 10 000 characters after trimming; blank or null clears it")
+InteractionType = Annotated[InteractionTypeName, Field(description="one of GET /api/interactions/types")]
 
 _DATETIME_SCHEMA = {
     "type": "string",
@@ -126,11 +124,12 @@ class InteractionUpdate(_Body):
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_no_null_defaults)
 
-    title: Title = None
-    type: InteractionType = None
-    lead: Lead = None
-    start_datetime: DateTimeInput = None
-    timezone: TimeZoneName = None
+    # Not sent is None; a null that is sent is refused below (the type says what a sent value is).
+    title: Title = None  # type: ignore[assignment]  # None: not sent
+    type: InteractionType = None  # type: ignore[assignment]  # None: not sent
+    lead: Lead = None  # type: ignore[assignment]  # None: not sent
+    start_datetime: DateTimeInput = None  # type: ignore[assignment]  # None: not sent
+    timezone: TimeZoneName = None  # type: ignore[assignment]  # None: not sent
     end_datetime: DateTimeInput | None = None
     location: Location = None
     description: LongText = None
@@ -185,7 +184,8 @@ def parse_create(data: Any) -> InteractionCreate:
     details += time_details
     if details or body is None:
         raise ValidationFailed("The request body is not valid", details=details)
-    return body.model_copy(update={"start_datetime": start_at, "end_datetime": end_at})
+    created: InteractionCreate = body.model_copy(update={"start_datetime": start_at, "end_datetime": end_at})
+    return created
 
 
 def parse_update(data: Any) -> InteractionUpdate:
@@ -200,7 +200,8 @@ def parse_update(data: Any) -> InteractionUpdate:
     details += resolve_times(start=start, end=end, zone_name=zone_name)[2]
     if details or body is None:
         raise ValidationFailed("The request body is not valid", details=details)
-    return body
+    update: InteractionUpdate = body
+    return update
 
 
 # --- query parameters ------------------------------------------------------------------------------
@@ -235,8 +236,6 @@ _TERM = (
     "; empty for no filter, else it must contain three letters or digits in a row "
     "(A-Z, a-z, 0-9), at most 255 characters after trimming"
 )
-StartBound = query_bound(end_of_day=False)
-EndBound = query_bound(end_of_day=True)
 
 
 class InteractionQuery(Pagination):
@@ -250,10 +249,10 @@ class InteractionQuery(Pagination):
     title: FilterText | None = Field(None, description="substring of the title" + _TERM)
     lead: FilterText | None = Field(None, description="substring of the lead" + _TERM)
     location: FilterText | None = Field(None, description="substring of the location" + _TERM)
-    type: Literal[INTERACTION_TYPES] | None = Field(None, description="exact type")
-    start_date: StartBound | None = Field(None, description="interactions starting at or after this")
-    end_date: EndBound | None = Field(None, description="interactions starting at or before this")
-    sort_by: Literal[SORT_FIELDS] = "start_datetime"
+    type: InteractionTypeName | None = Field(None, description="exact type")
+    start_date: FromBound | None = Field(None, description="interactions starting at or after this")
+    end_date: ToBound | None = Field(None, description="interactions starting at or before this")
+    sort_by: SortField = "start_datetime"
     sort_direction: Literal["asc", "desc"] = "desc"
 
     def problems(self) -> list[dict[str, str]]:
@@ -272,7 +271,7 @@ class InteractionRead(BaseModel):
     id: int
     site_id: int
     title: str
-    type: Literal[INTERACTION_TYPES]
+    type: InteractionTypeName
     lead: str
     start_datetime: Timestamp
     timezone: str

@@ -460,7 +460,7 @@ def record_history(session: Any, *, origin: Any, after_id: int, progress: bool =
         FROM changed ORDER BY id""",
         (after_id, _FOLLOW_UP, _FOLLOW_UP, origin.operator),
     ).rowcount
-    return rows + changed
+    return int(rows + changed)
 
 
 def secondary_indexes(connection: Any, table: str = "interactions") -> list[tuple[str, str]]:

@@ -157,7 +157,11 @@ _NOT_FILTERS = {"page", "per_page", "sort_by", "sort_direction"}
 
 def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, changes: int | None) -> int:
     # The database's URL is part of the key: change numbers are only unique within one database.
-    key = (session.get_bind().url, site_id, *sorted(query.model_dump(exclude=_NOT_FILTERS).items()))
+    key = (
+        str(session.get_bind().engine.url),
+        site_id,
+        *sorted(query.model_dump(exclude=_NOT_FILTERS).items()),
+    )
     remembered = _counted.get(key)
     if remembered is not None and changes is not None and changes == remembered[0]:
         return remembered[1]

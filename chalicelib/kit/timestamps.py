@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, PlainValidator, WithJsonSchema
 
@@ -113,3 +113,11 @@ def query_bound(*, end_of_day: bool) -> Any:
             }
         ),
     ]
+
+
+if TYPE_CHECKING:  # what the parameters hold once validated
+    FromBound = datetime
+    ToBound = datetime
+else:
+    FromBound = query_bound(end_of_day=False)  # a bare date: from 00:00 UTC
+    ToBound = query_bound(end_of_day=True)  # a bare date: through 23:59:59.999999 UTC

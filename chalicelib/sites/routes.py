@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib import caller as callers
 from chalicelib.audit import events as audit
@@ -51,7 +51,7 @@ T = TypeVar("T")
         "Sites with the caller's role",
     ),
 )
-def list_sites(call: Call):
+def list_sites(call: Call) -> Response:
     return ok({"sites": service.summaries(call.fold(callers.MY_SITES))})
 
 
@@ -71,7 +71,7 @@ def list_sites(call: Call):
         response_headers=("Location",),
     ),
 )
-def create_site(call: Call):
+def create_site(call: Call) -> Response:
     caller = call.caller  # 401, then 403 for a caller who is not a platform admin
     body = call.body(SiteCreate)
     site = service.create_site(
@@ -94,7 +94,7 @@ def create_site(call: Call):
         "One site the caller belongs to, with counts", TAG, data(site=SiteDetail), "The site", errors=(404,)
     ),
 )
-def get_site(call: Call, site_id: str):
+def get_site(call: Call, site_id: str) -> Response:
     caller, _ = call.fold_at(parse_id(site_id, maximum=INT32_MAX), service.DETAIL)
     site = service.detail(caller)
     if site is None:
@@ -115,7 +115,7 @@ def get_site(call: Call, site_id: str):
         query=SiteUsersQuery,
     ),
 )
-def list_site_users(call: Call, site_id: str):
+def list_site_users(call: Call, site_id: str) -> Response:
     site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (404 after the 401 check)
     message = "Only the site's admins may list its users"
     # The order of checks: 403 (a member without the role), 400 (parameters), 404 (no member).
@@ -176,7 +176,7 @@ def _member_id(raw: str) -> int:
         body=SiteUpdate,
     ),
 )
-def update_site(call: Call, site_id: str):
+def update_site(call: Call, site_id: str) -> Response:
     site, locked, origin, body = _at_site(call, site_id, lambda: call.body(SiteUpdate))
     return ok(
         {
@@ -206,7 +206,7 @@ def update_site(call: Call, site_id: str):
         body=MemberAdd,
     ),
 )
-def add_member(call: Call, site_id: str):
+def add_member(call: Call, site_id: str) -> Response:
     site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberAdd))
     return ok(
         service.add_member(
@@ -235,7 +235,7 @@ def add_member(call: Call, site_id: str):
         errors=(403, 404, 409),
     ),
 )
-def issue_setup_token(call: Call, site_id: str, user_id: str):
+def issue_setup_token(call: Call, site_id: str, user_id: str) -> Response:
     site, _, origin, _ = _at_site(call, site_id, lambda: None)
     return ok(
         service.issue_setup_token(
@@ -262,7 +262,7 @@ def issue_setup_token(call: Call, site_id: str, user_id: str):
         body=MemberUpdate,
     ),
 )
-def change_role(call: Call, site_id: str, user_id: str):
+def change_role(call: Call, site_id: str, user_id: str) -> Response:
     site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberUpdate))
     return ok(
         {
@@ -290,7 +290,7 @@ def change_role(call: Call, site_id: str, user_id: str):
         errors=(403, 404, 409),
     ),
 )
-def remove_member(call: Call, site_id: str, user_id: str):
+def remove_member(call: Call, site_id: str, user_id: str) -> Response:
     site, _, origin, _ = _at_site(call, site_id, lambda: None)
     service.remove_member(
         call.session, site_id=site, caller_id=call.token.user_id, origin=origin, user_id=_member_id(user_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +19,7 @@ from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.text import optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
 from chalicelib.kit.usernames import NewUsername
-from chalicelib.models import ROLES
+from chalicelib.models import RoleName
 
 __all__ = [
     "SiteUsersQuery",
@@ -34,11 +34,15 @@ __all__ = [
     "SetupTokenIssued",
 ]
 
-Role = Literal[ROLES]
+Role = RoleName
 SERVER_OWNED = ("id", "created_at", "role", "user_count", "interaction_count")
 
-SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
-SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
+if TYPE_CHECKING:  # what the fields hold once validated; pydantic builds them from the runtime side
+    SiteName = str
+    SiteDescription = str | None
+else:
+    SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
+    SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
 
 
 def _email(value: str) -> str:
@@ -102,7 +106,7 @@ class SiteUpdate(_Body):
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_name_not_null)
 
-    name: SiteName = None
+    name: SiteName = None  # type: ignore[assignment]  # not sent is None; a sent null is refused
     description: SiteDescription = None
 
     @model_validator(mode="before")
@@ -129,11 +133,11 @@ class MemberAdd(_Body):
 
     username: NewUsername
     email: Email
-    role: Role  # type: ignore[valid-type]
+    role: Role
 
 
 class MemberUpdate(_Body):
-    role: Role  # type: ignore[valid-type]
+    role: Role
 
 
 # --- responses (documentation; the services build dicts) -------------------------------------------
@@ -151,7 +155,7 @@ class SiteUser(BaseModel):
     id: int
     username: str
     email: str
-    role: Role  # type: ignore[valid-type]
+    role: Role
     last_login: Timestamp | None
     is_active: bool
     pending: bool = Field(description="created by a site admin, waiting for its first password")

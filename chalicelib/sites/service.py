@@ -356,7 +356,7 @@ def add_member(
         )
         .add_cte(events)
     )
-    row = session.execute(stmt).first()
+    row = session.execute(stmt).one()
     _still_admin(row)
     if row.role is None:
         raise Conflict(IN_USE)
@@ -408,7 +408,7 @@ def issue_setup_token(
         select(admin.label("caller_admin"), *target.c, issued.c.expires_at)
         .select_from(one.outerjoin(target, true()).outerjoin(issued, true()))
         .add_cte(event)
-    ).first()
+    ).one()
     _still_admin(row)
     if row.id is None:
         raise NotFound(MEMBER_NOT_FOUND)
@@ -457,7 +457,7 @@ def change_role(
         select(admin.label("caller_admin"), *target.c, changed.c.role.label("new_role"))
         .select_from(one.outerjoin(target, true()).outerjoin(changed, true()))
         .add_cte(event)
-    ).first()
+    ).one()
     _still_admin(row)
     if row.id is None:
         raise NotFound(MEMBER_NOT_FOUND)
@@ -528,7 +528,7 @@ def remove_member(
         select(admin.label("caller_admin"), target.c.id, removed.c.user_id.label("removed_id"))
         .select_from(one.outerjoin(target, true()).outerjoin(removed, true()))
         .add_cte(events)
-    ).first()
+    ).one()
     _still_admin(row)
     if row.id is None:
         raise NotFound(MEMBER_NOT_FOUND)
@@ -563,7 +563,13 @@ def update_site(
     changes = {name: value for name, value in sent.items() if before[name] != value}
     counts = {"user_count": locked.user_count or 0, "interaction_count": locked.interaction_count or 0}
     if not changes:
-        return _site_detail(id=locked.locked_id, created_at=locked.locked_created_at, **before, **counts)
+        return _site_detail(
+            id=locked.locked_id,
+            created_at=locked.locked_created_at,
+            name=before["name"],
+            description=before["description"],
+            **counts,
+        )
     admin = _is_admin(site_id, caller_id)
     changed = (
         update(Site)
@@ -590,7 +596,7 @@ def update_site(
             select(admin.label("caller_admin"), *changed.c)
             .select_from(one.outerjoin(changed, true()))
             .add_cte(event)
-        ).first()
+        ).one()
     except IntegrityError:  # another site has the name (case-insensitively)
         raise Conflict(NAME_TAKEN) from None
     _still_admin(row)
@@ -646,7 +652,7 @@ def create_site(
     one = _one()
     row = session.execute(
         select(allowed.label("allowed"), *new.c).select_from(one.outerjoin(new, true())).add_cte(events)
-    ).first()
+    ).one()
     if not row.allowed:
         raise Forbidden("Only platform admins may create sites")
     if row.id is None:  # ON CONFLICT DO NOTHING: the name is taken
