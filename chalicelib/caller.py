@@ -202,6 +202,14 @@ def run(
 
 RIGHTS = fold()
 
+
+def require_active(session: Session, user_id: int) -> None:
+    """401, as `run` answers it, unless `user_id` is an active account."""
+    row = session.execute(RIGHTS, {"caller_id": user_id, "site_id": -1}).first()
+    if row is None or not row.caller_active:
+        raise AuthenticationFailed("Invalid or expired token")
+
+
 # The caller's active sites, by name, with the rights: what login, `GET /api/auth/sites` and
 # `GET /api/sites` list.
 MY_SITES = fold(

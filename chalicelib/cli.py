@@ -148,7 +148,7 @@ def cmd_create_user(args: argparse.Namespace) -> None:
 
 
 def cmd_grant(args: argparse.Namespace) -> None:
-    from chalicelib.sites.service import grant
+    from chalicelib.sites.members import grant
 
     with _session() as session:
         user, site = _user(session, args.username), _site(session, args.site_name)

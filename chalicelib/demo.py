@@ -56,7 +56,7 @@ def seed_accounts(
     """Create (or reuse) the demo sites, users and pending members; set the demo users' password and
     give each pending member a fresh setup token; record every change. Returns the site ids, the
     user ids and the setup tokens by username."""
-    from chalicelib.sites.service import grant, replace_setup_token
+    from chalicelib.sites.members import grant, replace_setup_token
 
     origin = origin or audit.by_cli()
 

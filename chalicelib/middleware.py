@@ -19,10 +19,10 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import db
+from chalicelib import caller, db
 from chalicelib.auth import guard
 from chalicelib.config import get_settings
-from chalicelib.endpoint import REGISTRY
+from chalicelib.endpoint import REGISTRY, Endpoint, NoQuery
 from chalicelib.errors import (
     ApiError,
     InternalError,
@@ -31,7 +31,7 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     for_status,
 )
-from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id
+from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id, parse_query
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
 EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id"]
@@ -108,6 +108,33 @@ def _check_body(request: Any) -> None:
             raise UnsupportedMediaType()
 
 
+def _refused_before_database(request: Any, declared: Endpoint) -> bool:
+    """Whether a check that needs neither Redis nor the database refuses the request (its body's
+    size or type, an unknown query parameter on an endpoint that takes none). A request that ends
+    its session (logout) ends it only when none does: a refusal changes nothing."""
+    try:
+        _check_body(request)
+        if declared.spec.query is None:
+            parse_query(request, NoQuery)
+    except ApiError:
+        return True
+    return False
+
+
+def _check_body_after_401s(request: Any, verdict: guard.Verdict | None, declared: Endpoint | None) -> None:
+    """The body's size and type (413, 415), which come after every 401: a refusal here is answered
+    only once the token's checks are settled and, for an endpoint that reads the database, the
+    caller's account is known to be active (one statement, on this refusal's path only)."""
+    try:
+        _check_body(request)
+    except ApiError:
+        if verdict is not None and declared is not None and declared.session:
+            verdict.settle()
+            with db.session_scope(transaction=False) as session:
+                caller.require_active(session, verdict.user_id)
+        raise
+
+
 def _ignore_media_type_without_body(request: Any) -> None:
     """Chalice refuses any Content-Type but JSON even on a request without a body (a GET from a
     client that sets the header everywhere); our 415 is for bodies only, checked above."""
@@ -165,11 +192,12 @@ def handle(
             # Expiry, key, revocation and rate limit: whatever API Gateway may have cached. The
             # Redis part travels while the request's first statement waits on PostgreSQL, and is
             # settled right after it (or at once, for a request without a database session).
-            verdict = guard.start(auth, end_session=declared.ends_session, search=declared.is_search(request))
+            ends_session = declared.ends_session and not _refused_before_database(request, declared)
+            verdict = guard.start(auth, end_session=ends_session, search=declared.is_search(request))
             user_id = str(verdict.user_id)
             if not declared.session:
                 verdict.settle()
-        _check_body(request)
+        _check_body_after_401s(request, verdict, declared)
         _ignore_media_type_without_body(request)
         with db.around_first_statement(verdict.settle if verdict is not None else None):
             response = get_response(request)

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from chalice import BadRequestError
+from sqlalchemy import select
 
 from chalicelib.auth import service
 from chalicelib.http import MAX_BODY_BYTES
@@ -289,6 +290,30 @@ def test_401_comes_before_413_and_415(client, editor):
     response = raw_post(client, SITE, BIG, "text/plain", token="forged")
 
     assert_error(response, 401, "AUTHENTICATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    "path,body,content_type,status",
+    [
+        ("/api/interactions", BIG, "application/json", 413),
+        ("/api/interactions", b"{}", "text/plain", 415),
+        (SITE, BIG, "text/plain", 413),
+        ("/api/auth/password", b"{}", "text/plain", 415),
+    ],
+    ids=["413 on a write", "415 on a write", "413 on a site switch", "415 on a password change"],
+)
+def test_a_deactivated_users_token_is_401_before_413_and_415(
+    client, editor, session, path, body, content_type, status
+):
+    from chalicelib.models import User
+
+    assert raw_post(client, path, body, content_type, token=editor).status_code == status
+    user = session.scalars(select(User)).one()
+    user.is_active = False
+    session.commit()
+
+    assert_error(raw_post(client, path, body, content_type, token=editor), 401, "AUTHENTICATION_ERROR")
+    assert client.http.get("/api/auth/me", headers=auth(editor)).status_code == 401
 
 
 def test_413_comes_before_415(client, editor):

@@ -15,7 +15,7 @@ from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.http import location, ok, paginated
 from chalicelib.kit.docs import MESSAGE, Envelope, ListOf, Spec, data, page
 from chalicelib.kit.ids import INT32_MAX, parse_id
-from chalicelib.sites import service
+from chalicelib.sites import members, service
 from chalicelib.sites.schemas import (
     MemberAdd,
     MemberAdded,
@@ -124,11 +124,11 @@ def list_site_users(call: Call, site_id: str) -> Response:
     except ValidationFailed:
         callers.admin_only(call.role_on(site), message)
         raise
-    caller, rows = call.fold_at(site, service.MEMBERS_PAGE, service.members_params(query))
+    caller, rows = call.fold_at(site, members.MEMBERS_PAGE, members.members_params(query))
     callers.admin_only(caller.role, message)
     if caller.role is None or site is None:
         raise NotFound(SITE_NOT_FOUND)
-    users, total = service.members(call.session, site_id=site, query=query, rows=rows)
+    users, total = members.members(call.session, site_id=site, query=query, rows=rows)
     return paginated({"users": users}, query=query, total=total)
 
 
@@ -159,7 +159,7 @@ def _at_site(call: Call, site_id: str, parse: Callable[[], T]) -> tuple[int, Any
 def _member_id(raw: str) -> int:
     found = parse_id(raw, maximum=INT32_MAX)
     if found is None:
-        raise NotFound(service.MEMBER_NOT_FOUND)
+        raise NotFound(members.MEMBER_NOT_FOUND)
     return found
 
 
@@ -209,7 +209,7 @@ def update_site(call: Call, site_id: str) -> Response:
 def add_member(call: Call, site_id: str) -> Response:
     site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberAdd))
     return ok(
-        service.add_member(
+        members.add_member(
             call.session,
             site_id=site,
             caller_id=call.token.user_id,
@@ -238,7 +238,7 @@ def add_member(call: Call, site_id: str) -> Response:
 def issue_setup_token(call: Call, site_id: str, user_id: str) -> Response:
     site, _, origin, _ = _at_site(call, site_id, lambda: None)
     return ok(
-        service.issue_setup_token(
+        members.issue_setup_token(
             call.session,
             site_id=site,
             caller_id=call.token.user_id,
@@ -266,7 +266,7 @@ def change_role(call: Call, site_id: str, user_id: str) -> Response:
     site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberUpdate))
     return ok(
         {
-            "user": service.change_role(
+            "user": members.change_role(
                 call.session,
                 site_id=site,
                 caller_id=call.token.user_id,
@@ -292,7 +292,7 @@ def change_role(call: Call, site_id: str, user_id: str) -> Response:
 )
 def remove_member(call: Call, site_id: str, user_id: str) -> Response:
     site, _, origin, _ = _at_site(call, site_id, lambda: None)
-    service.remove_member(
+    members.remove_member(
         call.session, site_id=site, caller_id=call.token.user_id, origin=origin, user_id=_member_id(user_id)
     )
     return ok({"message": "Member removed"})

@@ -223,3 +223,30 @@ def test_logout_works_for_a_deactivated_user(client, two_sites, session):
     session.commit()
 
     assert client.http.post("/api/auth/logout", headers=auth(token)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path,body,headers,status",
+    [
+        ("/api/auth/logout?scope=all", None, {}, 400),
+        ("/api/auth/logout", b"{" + b" " * 262144, {"Content-Type": "application/json"}, 413),
+        ("/api/auth/logout", b"{}", {"Content-Type": "text/plain"}, 415),
+    ],
+    ids=["unknown query parameter", "body too large", "body not JSON"],
+)
+def test_a_refused_logout_leaves_the_session_alive(client, two_sites, path, body, headers, status):
+    token = login(client)["token"]
+
+    refused = client.http.post(path, body=body, headers={**auth(token), **headers})
+
+    assert refused.status_code == status, refused.body
+    assert client.http.get("/api/auth/me", headers=auth(token)).status_code == 200
+    assert client.http.post("/api/auth/logout", headers=auth(token)).status_code == 200
+    assert client.http.get("/api/auth/me", headers=auth(token)).status_code == 401
+
+
+def test_a_refused_logout_with_a_revoked_token_is_401(client, two_sites):
+    token = login(client)["token"]
+    client.http.post("/api/auth/logout", headers=auth(token))
+
+    assert client.http.post("/api/auth/logout?scope=all", headers=auth(token)).status_code == 401
