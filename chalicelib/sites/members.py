@@ -150,21 +150,10 @@ def _expiry() -> Any:
 # --- administration: the changes -----------------------------------------------------------------
 
 
-def add_member(
-    session: Session,
-    *,
-    site_id: int,
-    caller_id: int,
-    origin: audit.Origin,
-    username: str,
-    email: str,
-    role: str,
-) -> dict[str, Any]:
-    """An existing, non-pending account whose username and e-mail are both its own becomes a member;
-    when neither is taken, a pending account is created with a setup token. Anything else is one
-    409. One statement, with the events (user.created, user.setup_token_issued, membership.added)."""
-    token, digest = new_secret()
-    admin = is_admin(site_id, caller_id)
+def _account_for(site_id: int, username: str, email: str, admin: Any) -> Any:
+    """The account `add_member` adds: an existing, non-pending one whose username and e-mail are
+    both its own and that is not yet a member, or (neither name nor e-mail taken, the caller an
+    admin) a pending one created here. At most one row; none for every 409 case."""
     by_name = (
         select(User.id, _PENDING.label("pending")).where(same_name(User.username, username)).cte("by_name")
     )
@@ -208,26 +197,14 @@ def add_member(
         )
         .cte("fresh")
     )
-    chosen = union_all(existing, select(*fresh.c)).cte("chosen")
-    added = (
-        pg_insert(SiteMembership)
-        .from_select(
-            ["user_id", "site_id", "role"],
-            select(chosen.c.id, literal(site_id), literal(role, String)).where(admin),
-        )
-        .on_conflict_do_nothing()
-        .returning(SiteMembership.user_id, SiteMembership.role)
-        .cte("added")
-    )
-    issued = (
-        insert(SetupToken)
-        .from_select(
-            ["user_id", "token_hash", "expires_at"], select(fresh.c.id, literal(digest, String), _expiry())
-        )
-        .returning(SetupToken.user_id, SetupToken.expires_at)
-        .cte("issued")
-    )
-    events = audit.as_cte(
+    return fresh, union_all(existing, select(*fresh.c)).cte("chosen")
+
+
+def _member_added_events(
+    *, site_id: int, origin: audit.Origin, username: str, email: str, fresh: Any, issued: Any, added: Any
+) -> Any:
+    """user.created and user.setup_token_issued for a pending account made here, membership.added."""
+    return audit.as_cte(
         audit.insert_all(
             audit.rows(
                 fresh,
@@ -257,6 +234,51 @@ def add_member(
             ),
         ),
         "events",
+    )
+
+
+def add_member(
+    session: Session,
+    *,
+    site_id: int,
+    caller_id: int,
+    origin: audit.Origin,
+    username: str,
+    email: str,
+    role: str,
+) -> dict[str, Any]:
+    """An existing, non-pending account whose username and e-mail are both its own becomes a member;
+    when neither is taken, a pending account is created with a setup token. Anything else is one
+    409. One statement, with the events (user.created, user.setup_token_issued, membership.added)."""
+    token, digest = new_secret()
+    admin = is_admin(site_id, caller_id)
+    fresh, chosen = _account_for(site_id, username, email, admin)
+    added = (
+        pg_insert(SiteMembership)
+        .from_select(
+            ["user_id", "site_id", "role"],
+            select(chosen.c.id, literal(site_id), literal(role, String)).where(admin),
+        )
+        .on_conflict_do_nothing()
+        .returning(SiteMembership.user_id, SiteMembership.role)
+        .cte("added")
+    )
+    issued = (
+        insert(SetupToken)
+        .from_select(
+            ["user_id", "token_hash", "expires_at"], select(fresh.c.id, literal(digest, String), _expiry())
+        )
+        .returning(SetupToken.user_id, SetupToken.expires_at)
+        .cte("issued")
+    )
+    events = _member_added_events(
+        site_id=site_id,
+        origin=origin,
+        username=username,
+        email=email,
+        fresh=fresh,
+        issued=issued,
+        added=added,
     )
     one = one_row()
     stmt = (
