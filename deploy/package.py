@@ -44,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy import dependencies, runtime, stages  # noqa: E402
+from deploy import bytecode, dependencies, runtime, stages  # noqa: E402
 from deploy.gateway_responses import gateway_responses  # noqa: E402
 
 # Every variable chalicelib/config.py reads: none of the caller's may leak into the packaged app
@@ -415,17 +415,34 @@ def check_bundle(zip_path: Path) -> None:
         raise PackagingError(
             f"{zip_path}: extension modules {runtime.RUNTIME} would not import: {modules[:5]}"
         )
-    if any("__pycache__/" in n for n in names):
-        raise PackagingError(f"{zip_path}: holds .pyc files of the packaging interpreter")
+    foreign = [
+        n for n in names if n.endswith(".pyc") and f".{bytecode.CACHE_TAG}." not in n.rsplit("/", 1)[-1]
+    ]
+    if foreign:
+        raise PackagingError(f"{zip_path}: holds .pyc files of another interpreter: {foreign[:3]}")
     problems = dependencies.closure_problems(metadata)
     if problems:
         raise PackagingError(f"{zip_path}: incomplete for {runtime.RUNTIME}:\n  " + "\n  ".join(problems))
 
 
+def _compile(zip_path: Path, python: str | None) -> None:
+    if python is not None:
+        try:
+            bytecode.compile_bundle(zip_path, python)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            raise PackagingError(f"{zip_path}: compiling its bytecode failed: {exc}") from None
+
+
 def package(
-    stage: str, *, out: Path | None = None, formats: tuple[str, ...] = FORMATS, wheelhouse: Path | None = None
+    stage: str,
+    *,
+    out: Path | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    wheelhouse: Path | None = None,
+    compile_with: str | None = None,
 ) -> dict[str, Path]:
-    """Package `stage`; returns {format: output directory}."""
+    """Package `stage`; returns {format: output directory}. `compile_with`: a Python of the
+    runtime's version that adds the bundle's bytecode (deploy/bytecode.py); None ships sources."""
     found = stages.problems(stage)
     if found:
         raise PackagingError("the stage breaks its rules:\n  " + "\n  ".join(found))
@@ -447,6 +464,7 @@ def package(
             merge.write_text(json.dumps(merge_template(stage), indent=2) + "\n")
             chalice_package(stage, project, target, env, "--merge-template", str(merge))
             finish_sam(target / "sam.json", stage)
+            _compile(target / "deployment.zip", compile_with)
             check_bundle(target / "deployment.zip")
             written["cloudformation"] = target
         if "terraform" in formats:
@@ -454,6 +472,7 @@ def package(
             shutil.rmtree(target, ignore_errors=True)
             chalice_package(stage, project, target, env, "--pkg-format", "terraform")
             finish_terraform(target / "chalice.tf.json", stage)
+            _compile(target / "deployment.zip", compile_with)
             check_bundle(target / "deployment.zip")
             written["terraform"] = target
     return written
@@ -465,15 +484,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output directory (default build/<stage>)")
     parser.add_argument("--format", choices=[*FORMATS, "both"], default="both")
     parser.add_argument("--wheelhouse", type=Path, help="install Linux wheels from this directory only")
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="ship sources only, even with a python3.12 at hand"
+    )
     args = parser.parse_args(argv)
     formats = FORMATS if args.format == "both" else (args.format,)
     started = time.perf_counter()
+    python = None if args.no_bytecode else bytecode.interpreter()
     try:
-        written = package(args.stage, out=args.out, formats=formats, wheelhouse=args.wheelhouse)
+        written = package(
+            args.stage, out=args.out, formats=formats, wheelhouse=args.wheelhouse, compile_with=python
+        )
     except PackagingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(stages.describe(args.stage))
+    if python is not None:
+        print(f"bytecode: compiled by {python} ({bytecode.CACHE_TAG}, unchecked-hash)")
+    elif not args.no_bytecode:
+        print(
+            f"bytecode: none (no python{runtime.PYTHON_VERSION} on PATH and no LAMBDA_PYTHON): a cold start "
+            "without SnapStart compiles every module it imports"
+        )
     for fmt, target in written.items():
         size = (target / "deployment.zip").stat().st_size / 2**20
         print(

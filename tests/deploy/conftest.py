@@ -11,14 +11,18 @@ from typing import Any
 
 import pytest
 
-from deploy import package, stages
+from deploy import bytecode, package, stages
 
 
 @pytest.fixture(scope="session")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     """{stage: {"cloudformation": dir, "terraform": dir}}"""
     root = tmp_path_factory.mktemp("packages")
-    return {stage: package.package(stage, out=root / stage) for stage in stages.stage_names()}
+    # With a python3.12 at hand (CI installs one), the bundles carry its bytecode, as `make package` does.
+    python = bytecode.interpreter()
+    return {
+        stage: package.package(stage, out=root / stage, compile_with=python) for stage in stages.stage_names()
+    }
 
 
 @pytest.fixture(scope="session")

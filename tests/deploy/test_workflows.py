@@ -123,3 +123,19 @@ def test_ci_tests_with_the_project_python_and_installs_the_lambda_runtime_beside
         "${{ env.PYTHON_VERSION }}",
     ]
     assert ci["env"]["PYTHON_VERSION"] == load("deploy.yml")["env"]["PYTHON_VERSION"]
+
+
+def test_packaging_for_a_deploy_has_the_runtimes_python_for_the_bytecode():
+    """deploy/bytecode.py compiles the bundle with python3.12 when one is on PATH: the package job
+    sets it up beside the tools' Python."""
+    from deploy import runtime
+
+    deploy = load("deploy.yml")
+    assert deploy["env"]["LAMBDA_PYTHON_VERSION"] == runtime.PYTHON_VERSION
+    (setup,) = [
+        s for s in deploy["jobs"]["package"]["steps"] if s.get("uses", "").startswith("actions/setup-python")
+    ]
+    assert setup["with"]["python-version"].strip().splitlines() == [
+        "${{ env.LAMBDA_PYTHON_VERSION }}",
+        "${{ env.PYTHON_VERSION }}",
+    ]
