@@ -88,6 +88,12 @@ def stop_session(process: subprocess.Popen, *, grace: float = 45.0, first: int =
         while time.monotonic() < deadline:
             process.poll()
             if not session_members(sid):
+                # It may have exited since the poll above: a zombie is no member, but its exit
+                # status is only ours once it is reaped.
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
                 return []
             time.sleep(0.2)
     leftovers = session_members(sid)

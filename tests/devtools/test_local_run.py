@@ -167,3 +167,39 @@ def test_make_run_stops_cleanly_on_sigint_to_make_or_its_process_group(target):
     assert f"Stopped cleanly ({expected})" in run.output, run.output[-2000:]
     assert "Error" not in run.output.split("Stopped cleanly")[1]  # no "make: *** [run] Error ..."
     assert not run.killed
+
+
+def test_stopping_a_session_whose_leader_has_exited_keeps_its_exit_status():
+    """A leader that exited before the stop is a zombie, no member of its session: its status is
+    still collected."""
+    import subprocess
+    import time
+
+    from devtools.local_run import _state, session_members, stop_session
+
+    process = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while _state(process.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # As if it exited just after stop_session's last poll: only a wait collects its status.
+    process.poll = lambda: None  # type: ignore[method-assign]
+
+    assert stop_session(process, grace=10) == []
+    assert process.returncode == 3
+    assert session_members(process.pid) == []
+
+
+def test_stopping_a_session_that_exits_on_sigint_keeps_its_exit_status():
+    import subprocess
+
+    from devtools.local_run import session_members, stop_session
+
+    script = "trap 'exit 0' INT; echo ready; while :; do sleep 0.05; done"
+    process = subprocess.Popen(
+        ["sh", "-c", script], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+
+    assert stop_session(process, grace=10) == []
+    assert process.returncode == 0
+    assert session_members(process.pid) == []
