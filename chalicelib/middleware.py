@@ -108,31 +108,35 @@ def _check_body(request: Any) -> None:
             raise UnsupportedMediaType()
 
 
-def _refused_before_database(request: Any, declared: Endpoint) -> bool:
-    """Whether a check that needs neither Redis nor the database refuses the request (its body's
-    size or type, an unknown query parameter on an endpoint that takes none). A request that ends
-    its session (logout) ends it only when none does: a refusal changes nothing."""
+def _body_refusal(request: Any) -> ApiError | None:
+    """The body's size and type (413, 415), checked before anything else reads the request."""
     try:
         _check_body(request)
-        if declared.spec.query is None:
-            parse_query(request, NoQuery)
+    except ApiError as refused:
+        return refused
+    return None
+
+
+def _query_refused(request: Any, declared: Endpoint) -> bool:
+    """An unknown query parameter on an endpoint that takes none (its 400 comes later)."""
+    if declared.spec.query is not None:
+        return False
+    try:
+        parse_query(request, NoQuery)
     except ApiError:
         return True
     return False
 
 
-def _check_body_after_401s(request: Any, verdict: guard.Verdict | None, declared: Endpoint | None) -> None:
-    """The body's size and type (413, 415), which come after every 401: a refusal here is answered
-    only once the token's checks are settled and, for an endpoint that reads the database, the
-    caller's account is known to be active (one statement, on this refusal's path only)."""
-    try:
-        _check_body(request)
-    except ApiError:
-        if verdict is not None and declared is not None and declared.session:
-            verdict.settle()
-            with db.session_scope(transaction=False) as session:
-                caller.require_active(session, verdict.user_id)
-        raise
+def _refuse_after_401s(refusal: ApiError, verdict: guard.Verdict | None, declared: Endpoint | None) -> None:
+    """A 413 or 415 comes after every 401: it is answered once the token's checks are settled and,
+    for an endpoint that reads the database, the caller's account is known to be active (one
+    statement, on this refusal's path only)."""
+    if verdict is not None and declared is not None and declared.session:
+        verdict.settle()
+        with db.session_scope(transaction=False) as session:
+            caller.require_active(session, verdict.user_id)
+    raise refusal
 
 
 def _ignore_media_type_without_body(request: Any) -> None:
@@ -188,16 +192,19 @@ def handle(
     verdict: guard.Verdict | None = None
     try:
         declared = REGISTRY.get((route, method))
+        refusal = _body_refusal(request)
         if declared is not None and not declared.public:
             # Expiry, key, revocation and rate limit: whatever API Gateway may have cached. The
             # Redis part travels while the request's first statement waits on PostgreSQL, and is
             # settled right after it (or at once, for a request without a database session).
-            ends_session = declared.ends_session and not _refused_before_database(request, declared)
+            # A logout ends its session only if nothing refuses it: a refusal changes nothing.
+            ends_session = declared.ends_session and refusal is None and not _query_refused(request, declared)
             verdict = guard.start(auth, end_session=ends_session, search=declared.is_search(request))
             user_id = str(verdict.user_id)
             if not declared.session:
                 verdict.settle()
-        _check_body_after_401s(request, verdict, declared)
+        if refusal is not None:
+            _refuse_after_401s(refusal, verdict, declared)
         _ignore_media_type_without_body(request)
         with db.around_first_statement(verdict.settle if verdict is not None else None):
             response = get_response(request)

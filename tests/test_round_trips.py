@@ -338,3 +338,29 @@ def test_a_refused_read_costs_no_more_than_an_answered_one(client, relays, world
     database, redis, response = count(relays, request)
     assert response.status_code == 400
     assert (database, redis) == (1, 1)
+
+
+def test_a_body_refused_for_its_size_or_type_reads_only_the_callers_active_flag(client, relays, world):
+    """413 and 415 come after a deactivated user's 401: the refusal first reads the caller's row
+    (one statement), with the request's one Redis check."""
+    too_big = b"{" + b" " * (256 * 1024) + b"}"
+    for body, content_type, status in ((too_big, "application/json", 413), (b"{}", "text/plain", 415)):
+
+        def request(body=body, content_type=content_type):
+            headers = {**auth(world["editor"]), "Content-Type": content_type}
+            return client.http.post("/api/interactions", body=body, headers=headers)
+
+        request()
+        database, redis, response = count(relays, request)
+        assert response.status_code == status
+        assert (database, redis) == (1, 1)
+
+
+def test_a_refused_logout_costs_its_one_redis_check_and_no_database(client, relays, world):
+    def request():
+        return client.http.post("/api/auth/logout?scope=all", headers=auth(world["editor"]))
+
+    request()
+    database, redis, response = count(relays, request)
+    assert response.status_code == 400
+    assert (database, redis) == (0, 1)
