@@ -147,6 +147,19 @@ def _expiry() -> Any:
     return func.now() + literal(timedelta(seconds=get_settings().setup_token_ttl_seconds), Interval)
 
 
+def _replacing_the_earlier(stmt: Any) -> Any:
+    """A setup token's INSERT that replaces the account's earlier token (one per account), which
+    then stops working."""
+    return stmt.on_conflict_do_update(
+        index_elements=[SetupToken.user_id],
+        set_={
+            "token_hash": stmt.excluded.token_hash,
+            "expires_at": stmt.excluded.expires_at,
+            "created_at": func.now(),
+        },
+    )
+
+
 # --- administration: the changes -----------------------------------------------------------------
 
 
@@ -313,18 +326,7 @@ def issue_setup_token(
             admin, target.c.pending, target.c.created_by_site_id == site_id
         ),
     )
-    issued = (
-        stmt.on_conflict_do_update(
-            index_elements=[SetupToken.user_id],
-            set_={
-                "token_hash": stmt.excluded.token_hash,
-                "expires_at": stmt.excluded.expires_at,
-                "created_at": func.now(),
-            },
-        )
-        .returning(SetupToken.user_id, SetupToken.expires_at)
-        .cte("issued")
-    )
+    issued = _replacing_the_earlier(stmt).returning(SetupToken.user_id, SetupToken.expires_at).cte("issued")
     sites, site_column = audit.account_sites(issued, issued.c.user_id)
     event = audit.as_cte(
         audit.record(
@@ -503,15 +505,6 @@ def replace_setup_token(session: Session, *, user_id: int, origin: audit.Origin)
     """A new setup token for the pending account `user_id` (the earlier one stops working), recorded."""
     token, digest = new_secret()
     stmt = pg_insert(SetupToken).values(user_id=user_id, token_hash=digest, expires_at=_expiry())
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[SetupToken.user_id],
-            set_={
-                "token_hash": stmt.excluded.token_hash,
-                "expires_at": stmt.excluded.expires_at,
-                "created_at": func.now(),
-            },
-        )
-    )
+    session.execute(_replacing_the_earlier(stmt))
     session.execute(audit.account_event(user_id, origin=origin, action="user.setup_token_issued"))
     return token

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from deploy import dependencies, package, runtime, stages, wheelhouse
+from deploy import bytecode, dependencies, package, runtime, stages, wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = stages.stage_names()
@@ -211,29 +210,18 @@ def test_the_wheelhouse_downloads_for_the_runtime():
     assert "--only-binary=:all:" in command
 
 
-def _python_3_12() -> str | None:
-    for candidate in (os.environ.get("LAMBDA_PYTHON"), shutil.which("python3.12")):
-        if candidate:
-            probe = subprocess.run(
-                [candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
-                return candidate
-    return None
-
-
 @pytest.mark.slow
 def test_the_bundle_imports_and_answers_under_python_3_12(packaged, tmp_path):
-    """The compiled modules load and the authorizer answers, in a 3.12 interpreter that sees only
-    the unpacked bundle (like Lambda's /var/task); CI installs 3.12 beside 3.11 for this."""
-    python = _python_3_12()
+    """The compiled modules (and the bundle's bytecode, written by that same interpreter) load and
+    the authorizer answers, in a 3.12 interpreter that sees only the unpacked bundle (like Lambda's
+    /var/task); CI installs 3.12 beside 3.11 for this."""
+    python = bytecode.interpreter("3.12")
     if python is None:
         pytest.skip("no python3.12 on PATH (or LAMBDA_PYTHON)")
     task = tmp_path / "task"
-    zipfile.ZipFile(packaged["dev"]["cloudformation"] / "deployment.zip").extractall(task)
+    bundle = zipfile.ZipFile(packaged["dev"]["cloudformation"] / "deployment.zip")
+    assert "chalicelib/__pycache__/db.cpython-312.pyc" in bundle.namelist()  # the packaging compiled it
+    bundle.extractall(task)
     script = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
