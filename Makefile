@@ -37,12 +37,12 @@ typecheck: $(STAMP)
 
 # 1M rows, on loopback (handler vs database floor) and on a modeled network (relays adding
 # 0.5 ms each way to PostgreSQL, 0.25 ms to Redis), beside the seed stack of ../shared/anchors/flask_ref
-# when present, and cold starts (README "Performance"); not part of `make test`.
+# when present, and cold starts (docs/performance.md); not part of `make test`.
 # BENCH_ARGS="--network loopback|modeled --pg-delay-ms 1 --only search --skip-cold-start ...".
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Deployment (README "Deployment"): build/<stage>/cloudformation (SAM + Gateway Responses) and
+# Deployment (docs/deployment.md): build/<stage>/cloudformation (SAM + Gateway Responses) and
 # build/<stage>/terraform, for Lambda's python3.12 on x86_64 whatever $(PYTHON) is (deploy/runtime.py).
 # PACKAGE_ARGS="--wheelhouse .devdata/wheelhouse" packages offline.
 STAGE ?= dev

@@ -268,17 +268,16 @@ def cold_table(cold: dict[str, Any], *, markdown: bool = False) -> str:
     return _render(rows, markdown) if len(rows) > 1 else ""
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PERFORMANCE_DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
 
-def readme_baseline(path: Path = README) -> dict[str, float]:
-    """The handler medians of the README's current loopback table (the first table of its
-    Performance section whose header starts `| scenario | handler median ms |`), by scenario."""
+def readme_baseline(path: Path = PERFORMANCE_DOC) -> dict[str, float]:
+    """The handler medians of the performance page's current loopback table (the first table
+    whose header starts `| scenario | handler median ms |`), by scenario."""
     try:
-        text = path.read_text()
+        section = path.read_text()
     except OSError:
         return {}
-    section = text.partition("\n## Performance")[2].partition("\n## ")[0]
     found: dict[str, float] = {}
     in_table = False
     for line in section.splitlines():
@@ -299,9 +298,9 @@ def readme_baseline(path: Path = README) -> dict[str, float]:
 
 
 def match_baseline(baseline: dict[str, float], names: list[str]) -> dict[str, float]:
-    """The README's figures by this run's scenario names. Terms read from the data can differ
+    """The performance page's figures by this run's scenario names. Terms read from the data can differ
     between seeds (the date filters follow the day the data was made): a name missing from the
-    README matches the one README row with the same text before `=`, if there is exactly one."""
+    performance page matches the one row there with the same text before `=`, if there is exactly one."""
     matched = {}
     for name in names:
         if name in baseline:

@@ -212,7 +212,7 @@ def parse_update(data: Any) -> InteractionUpdate:
 # letters and digits of every script, under LC_CTYPE=C (or POSIX) the ASCII ones only, every other
 # byte being a separator. A term without three of them in a row yields no trigram, and the index
 # cannot narrow anything: the site, or the whole table, is read. Three ASCII letters or digits in a
-# row is what every database can answer; other characters may surround them (see the README).
+# row is what every database can answer; other characters may surround them (see docs/api.md, Project decisions).
 INDEXABLE_RUN = re.compile(r"[A-Za-z0-9]{3}")
 INDEXABLE_RULE = (
     "must contain at least three letters or digits in a row (A-Z, a-z, 0-9), or be empty for no filter"

@@ -3,7 +3,7 @@ each filter) and one interaction's history, as the app builds them.
 
 With sequential scans priced out (`enable_seqscan = off`) a plan still shows `Seq Scan on
 audit_events` when no index can answer it, so the checks hold for a small table as for a big one
-(at a million events the planner picks the same indexes by itself: see the README and the bench's
+(at a million events the planner picks the same indexes by itself: see docs/performance.md and the bench's
 plan check). The unfiltered first page is also run under EXPLAIN ANALYZE: it reads a page's worth of
 events, not the site's.
 """

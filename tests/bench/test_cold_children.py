@@ -1,6 +1,6 @@
 """What the benchmark's cold-start children and tables rest on, without timing: the children cannot
 import what the Lambda bundle lacks (PyJWT then verifies HS256 without `cryptography`), the import
-profile is read and summed by package, blocks of requests are shared out evenly, and the README's
+profile is read and summed by package, blocks of requests are shared out evenly, and the performance page's
 table is read back for the comparison with the last published run."""
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ def test_requests_are_shared_out_evenly_over_the_blocks(total, parts):
     assert max(shares) - min(shares) <= 1
 
 
-def test_the_readmes_loopback_table_is_read_back(tmp_path):
-    readme = tmp_path / "README.md"
+def test_the_performance_pages_loopback_table_is_read_back(tmp_path):
+    readme = tmp_path / "performance.md"
     readme.write_text(
-        "# X\n\n## Performance\n\ntext\n\n| scenario | handler median ms | p95 |\n|---|---:|---:|\n"
+        "# Performance\n\ntext\n\n| scenario | handler median ms | p95 |\n|---|---:|---:|\n"
         "| login | 170.24 | 180 |\n| get by id | 2.66 | 3 |\n\n| scenario | handler median ms |\n"
         "|---|---:|\n| login | 1.0 |\n\n## Design\n\n| scenario | handler median ms |\n| me | 9 |\n"
     )

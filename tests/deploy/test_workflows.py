@@ -1,5 +1,5 @@
 """The GitHub Actions workflows parse, validate against GitHub's workflow schema, and do what the
-README says: PR checks with real PostgreSQL and Redis; main -> package -> dev (migrate, deploy,
+deployment page (docs/deployment.md) says: PR checks with real PostgreSQL and Redis; main -> package -> dev (migrate, deploy,
 smoke) -> approval -> prod; credentials only through the OIDC role."""
 
 from __future__ import annotations

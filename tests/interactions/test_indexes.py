@@ -3,7 +3,7 @@
 With sequential scans priced out (`enable_seqscan = off`) a plan still shows `Seq Scan on
 interactions` when no index can answer the query, so these checks hold for a small test table as
 for a big one. (At 1,000,000 rows with 200,000 in one site the planner picks the same indexes by
-itself; see the README's Finder section.)
+itself; see docs/api.md, Project decisions.)
 
 A trigram index can also be *used* for a term it cannot answer: a pattern without a trigram makes
 it return every row of the site (a full index scan). So for the terms the search rule accepts, the
