@@ -3,8 +3,10 @@
 Lambda unpacks the bundle into a read-only /var/task, so a module without a `.pyc` beside it is
 compiled again on every cold start that imports it: measured here, `import app` takes 2.7 s from
 sources alone against 0.85 s with bytecode. Bytecode is specific to one Python version, so only a
-`python3.12` (the runtime's version) can write it; packaging asks `LAMBDA_PYTHON`, then
-`python3.12` on PATH, and without one ships sources only (and says so). SnapStart makes the
+`python3.12` (the runtime's version) can write it; packaging asks `LAMBDA_PYTHON`, then a
+`python3.12` on PATH that runs (pyenv's shim is on PATH but refuses to run unless its version is
+selected), then pyenv's installed 3.12 (`pyenv prefix 3.12`), and without one ships sources only
+(and says so). SnapStart makes the
 compile an init cost either way; a stage with SnapStart off pays it on every cold start.
 
 The files are *unchecked-hash* `.pyc` (PEP 552): the interpreter loads them without comparing
@@ -24,26 +26,47 @@ from pathlib import Path
 
 from deploy import runtime
 
-CACHE_TAG = f"cpython-{runtime.ABI[2:]}"  # what sys.implementation.cache_tag is on the runtime
+CACHE_TAG = runtime.LAMBDA.cache_tag  # what sys.implementation.cache_tag is on the runtime
 
 
 def interpreter(version: str = runtime.PYTHON_VERSION) -> str | None:
-    """A Python of the runtime's version: `LAMBDA_PYTHON`, else `python3.12` on PATH; None if neither is one."""
+    """A Python of `version` that runs: `LAMBDA_PYTHON` if it is one, else `python<version>` on
+    PATH, else pyenv's installed one; None if there is none."""
     for candidate in (os.environ.get("LAMBDA_PYTHON"), shutil.which(f"python{version}")):
-        if not candidate:
-            continue
-        try:
-            probe = subprocess.run(
-                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-        except OSError:
-            continue
-        if probe.returncode == 0 and probe.stdout.strip() == version:
+        if candidate and _runs_as(candidate, version):
             return candidate
-    return None
+    candidate = _pyenv_python(version)  # asked last: it runs pyenv
+    return candidate if candidate and _runs_as(candidate, version) else None
+
+
+def _runs_as(python: str, version: str) -> bool:
+    try:
+        probe = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0 and probe.stdout.strip() == version
+
+
+def _pyenv_python(version: str) -> str | None:
+    """pyenv's newest installed `version` (`pyenv prefix 3.12` -> ~/.pyenv/versions/3.12.1)."""
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    try:
+        found = subprocess.run(
+            [pyenv, "prefix", version], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    prefix = found.stdout.strip().splitlines()[-1] if found.returncode == 0 and found.stdout.strip() else ""
+    python = Path(prefix) / "bin" / f"python{version}"
+    return str(python) if prefix and python.is_file() else None
 
 
 def compile_bundle(zip_path: Path, python: str) -> int:

@@ -35,24 +35,29 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def digest(requirements: Path) -> str:
+def digest(requirements: Path, target: runtime.Runtime = runtime.LAMBDA) -> str:
     """What the installed set depends on: the pins and the runtime's tags."""
     h = hashlib.sha256(requirements.read_bytes())
-    h.update(" ".join(runtime.pip_arguments()).encode())
+    h.update(" ".join(target.pip_arguments()).encode())
     return h.hexdigest()[:16]
 
 
 def site_packages(
-    env: dict[str, str], *, requirements: Path | None = None, cache: Path | None = None
+    env: dict[str, str],
+    *,
+    requirements: Path | None = None,
+    cache: Path | None = None,
+    target: runtime.Runtime = runtime.LAMBDA,
 ) -> Path:
-    """requirements.txt installed for the Lambda runtime (cached by digest); raises DependencyError."""
+    """requirements.txt (or `requirements`) installed for the Lambda runtime `target` (cached by
+    digest); raises DependencyError."""
     requirements = requirements or ROOT / "requirements.txt"
     cache = cache or CACHE
-    target = cache / digest(requirements)
-    if target.is_dir():
-        return target
+    installed = cache / digest(requirements, target)
+    if installed.is_dir():
+        return installed
     cache.mkdir(parents=True, exist_ok=True)
-    partial = cache / f".{target.name}.{os.getpid()}.partial"
+    partial = cache / f".{installed.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     command = [
         sys.executable,
@@ -64,7 +69,7 @@ def site_packages(
         "--no-compile",
         "--disable-pip-version-check",
         "--quiet",
-        *runtime.pip_arguments(),
+        *target.pip_arguments(),
         "-r",
         str(requirements),
     ]
@@ -78,21 +83,21 @@ def site_packages(
     if result.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise DependencyError(
-            f"pip could not install requirements.txt for {runtime.RUNTIME} ({runtime.ABI}, "
+            f"pip could not install {requirements.name} for {target.name} ({target.abi}, "
             f"manylinux {runtime.ARCHITECTURE}):\n{result.stdout}{result.stderr}"
         )
     # Console scripts (cffi-gen-src) are of no use in a Lambda bundle.
     shutil.rmtree(partial / "bin", ignore_errors=True)
     try:
-        partial.rename(target)  # only a complete installation gets the digest's name
+        partial.rename(installed)  # only a complete installation gets the digest's name
     except OSError:
-        if not target.is_dir():
+        if not installed.is_dir():
             raise
         shutil.rmtree(partial, ignore_errors=True)  # another packaging run finished first
-    return target
+    return installed
 
 
-def closure_problems(metadata: Iterable[str]) -> list[str]:
+def closure_problems(metadata: Iterable[str], target: runtime.Runtime = runtime.LAMBDA) -> list[str]:
     """Dependencies that the bundled distributions require on the runtime (their Requires-Dist,
     markers evaluated for python3.12 on Linux x86_64) but that are missing or at a version outside
     the requirement. `metadata`: the text of every bundled METADATA file."""
@@ -116,13 +121,13 @@ def closure_problems(metadata: Iterable[str]) -> list[str]:
                 continue
             # Extras the bundle never asks for are not needed.
             if requirement.marker is not None and not requirement.marker.evaluate(
-                {**runtime.MARKER_ENVIRONMENT, "extra": ""}
+                {**target.marker_environment, "extra": ""}
             ):
                 continue
             have = present.get(canonicalize_name(requirement.name))
             if have is None:
                 found.append(
-                    f"{name} {version} needs {requirement} on {runtime.RUNTIME}: not in the bundle "
+                    f"{name} {version} needs {requirement} on {target.name}: not in the bundle "
                     "(pin it in requirements.txt)"
                 )
             elif not requirement.specifier.contains(have, prereleases=True):

@@ -116,7 +116,7 @@ def merge_template(stage: str) -> dict[str, Any]:
     return {"Resources": resources}
 
 
-def finish_sam(path: Path, stage: str) -> None:
+def finish_sam(path: Path, stage: str, target: runtime.Runtime = runtime.LAMBDA) -> None:
     """Chalice's SAM template, finished for the stage: the runtime, SnapStart, a version and the
     alias published on every deploy, everything API Gateway invokes pointed at the alias, and the
     authorizer's result cache."""
@@ -124,7 +124,7 @@ def finish_sam(path: Path, stage: str) -> None:
     resources = template["Resources"]
     for logical_id in SAM_FUNCTIONS.values():
         properties = resources[logical_id]["Properties"]
-        properties["Runtime"] = runtime.RUNTIME
+        properties["Runtime"] = target.name
         properties["Architectures"] = [runtime.ARCHITECTURE]
         # SAM publishes a version when the code *or any other property* changes (an environment
         # variable alone, too) and moves the alias to it; old versions are kept (DeletionPolicy Retain).
@@ -228,7 +228,7 @@ def _function_of(reference: Any) -> str | None:
 TERRAFORM_AWS_PROVIDER = ">= 5.32.0, < 6"
 
 
-def finish_terraform(path: Path, stage: str) -> None:
+def finish_terraform(path: Path, stage: str, target: runtime.Runtime = runtime.LAMBDA) -> None:
     """The merge template's additions and finish_sam's changes, written into Chalice's Terraform output."""
     api = stages.function(stage, "api_handler")
     limits = stages.throttle(stage)
@@ -238,7 +238,7 @@ def finish_terraform(path: Path, stage: str) -> None:
     swagger_text = tf["locals"]["chalice_api_swagger"]
     for name in stages.FUNCTIONS:
         function = resources["aws_lambda_function"][name]
-        function["runtime"] = runtime.RUNTIME
+        function["runtime"] = target.name
         function["architectures"] = [runtime.ARCHITECTURE]
         function["publish"] = True  # every change publishes a version; the alias follows it
         if stages.snapstart(stage):
@@ -377,7 +377,7 @@ def wheel_tags(zip_path: Path) -> dict[str, tuple[bool, list[str]]]:
     return found
 
 
-def check_bundle(zip_path: Path) -> None:
+def check_bundle(zip_path: Path, target: runtime.Runtime = runtime.LAMBDA) -> None:
     """The bundle holds the app and exactly the pinned runtime dependencies, each at its pin (no
     missing one, as Chalice would only warn; no dev tool; no stale cached build), each built for
     the Lambda runtime (WHEEL tags and extension module names), and nothing that one of them needs
@@ -402,27 +402,23 @@ def check_bundle(zip_path: Path) -> None:
             f"missing or other version: {missing}; not pinned: {extra}"
         )
     tags = wheel_tags(zip_path)
-    wrong = {top: found for top, found in tags.items() if not any(runtime.tag_fits(t) for t in found[1])}
+    wrong = {top: found for top, found in tags.items() if not any(target.tag_fits(t) for t in found[1])}
     no_wheel = sorted({n.split("/", 1)[0] for n in names if ".dist-info/" in n} - set(tags))
     if wrong or no_wheel:
         raise PackagingError(
-            f"{zip_path}: not built for {runtime.RUNTIME} ({runtime.ABI}, manylinux "
+            f"{zip_path}: not built for {target.name} ({target.abi}, manylinux "
             f"{runtime.ARCHITECTURE}, glibc <= {'.'.join(map(str, runtime.GLIBC))}): "
             f"{wrong or ''} {'without a WHEEL file: ' + str(no_wheel) if no_wheel else ''}"
         )
-    modules = [n for n in names if n.endswith(".so") and ".libs/" not in n and not runtime.extension_fits(n)]
+    modules = [n for n in names if n.endswith(".so") and ".libs/" not in n and not target.extension_fits(n)]
     if modules:
-        raise PackagingError(
-            f"{zip_path}: extension modules {runtime.RUNTIME} would not import: {modules[:5]}"
-        )
-    foreign = [
-        n for n in names if n.endswith(".pyc") and f".{bytecode.CACHE_TAG}." not in n.rsplit("/", 1)[-1]
-    ]
+        raise PackagingError(f"{zip_path}: extension modules {target.name} would not import: {modules[:5]}")
+    foreign = [n for n in names if n.endswith(".pyc") and f".{target.cache_tag}." not in n.rsplit("/", 1)[-1]]
     if foreign:
         raise PackagingError(f"{zip_path}: holds .pyc files of another interpreter: {foreign[:3]}")
-    problems = dependencies.closure_problems(metadata)
+    problems = dependencies.closure_problems(metadata, target)
     if problems:
-        raise PackagingError(f"{zip_path}: incomplete for {runtime.RUNTIME}:\n  " + "\n  ".join(problems))
+        raise PackagingError(f"{zip_path}: incomplete for {target.name}:\n  " + "\n  ".join(problems))
 
 
 def _compile(zip_path: Path, python: str | None) -> None:
@@ -440,16 +436,18 @@ def package(
     formats: tuple[str, ...] = FORMATS,
     wheelhouse: Path | None = None,
     compile_with: str | None = None,
+    target: runtime.Runtime = runtime.LAMBDA,
 ) -> dict[str, Path]:
     """Package `stage`; returns {format: output directory}. `compile_with`: a Python of the
-    runtime's version that adds the bundle's bytecode (deploy/bytecode.py); None ships sources."""
+    runtime's version that adds the bundle's bytecode (deploy/bytecode.py); None ships sources.
+    `target`: the runtime the functions run on (another than `runtime.LAMBDA` only in tests)."""
     found = stages.problems(stage)
     if found:
         raise PackagingError("the stage breaks its rules:\n  " + "\n  ".join(found))
     out = (out or ROOT / "build" / stage).resolve()
     env = packaging_environment(stage, wheelhouse)
     try:
-        site_packages = dependencies.site_packages(env)
+        site_packages = dependencies.site_packages(env, target=target)
     except dependencies.DependencyError as exc:
         raise PackagingError(str(exc)) from None
     written: dict[str, Path] = {}
@@ -457,24 +455,24 @@ def package(
     with tempfile.TemporaryDirectory(prefix=".chalice-", dir=out) as scratch:
         project = chalice_project(Path(scratch), site_packages)
         if "cloudformation" in formats:
-            target = out / "cloudformation"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(parents=True)
-            merge = target / "merge-template.json"
+            into = out / "cloudformation"
+            shutil.rmtree(into, ignore_errors=True)
+            into.mkdir(parents=True)
+            merge = into / "merge-template.json"
             merge.write_text(json.dumps(merge_template(stage), indent=2) + "\n")
-            chalice_package(stage, project, target, env, "--merge-template", str(merge))
-            finish_sam(target / "sam.json", stage)
-            _compile(target / "deployment.zip", compile_with)
-            check_bundle(target / "deployment.zip")
-            written["cloudformation"] = target
+            chalice_package(stage, project, into, env, "--merge-template", str(merge))
+            finish_sam(into / "sam.json", stage, target)
+            _compile(into / "deployment.zip", compile_with)
+            check_bundle(into / "deployment.zip", target)
+            written["cloudformation"] = into
         if "terraform" in formats:
-            target = out / "terraform"
-            shutil.rmtree(target, ignore_errors=True)
-            chalice_package(stage, project, target, env, "--pkg-format", "terraform")
-            finish_terraform(target / "chalice.tf.json", stage)
-            _compile(target / "deployment.zip", compile_with)
-            check_bundle(target / "deployment.zip")
-            written["terraform"] = target
+            into = out / "terraform"
+            shutil.rmtree(into, ignore_errors=True)
+            chalice_package(stage, project, into, env, "--pkg-format", "terraform")
+            finish_terraform(into / "chalice.tf.json", stage, target)
+            _compile(into / "deployment.zip", compile_with)
+            check_bundle(into / "deployment.zip", target)
+            written["terraform"] = into
     return written
 
 
@@ -503,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bytecode: compiled by {python} ({bytecode.CACHE_TAG}, unchecked-hash)")
     elif not args.no_bytecode:
         print(
-            f"bytecode: none (no python{runtime.PYTHON_VERSION} on PATH and no LAMBDA_PYTHON): a cold start "
+            f"bytecode: none (no python{runtime.PYTHON_VERSION}: not LAMBDA_PYTHON, not on PATH, not in pyenv): "
+            "a cold start "
             "without SnapStart compiles every module it imports"
         )
     for fmt, target in written.items():

@@ -87,6 +87,26 @@ def test_the_runtimes_python_is_asked_for_by_version(monkeypatch, tmp_path):
     assert bytecode.interpreter(here) is None
 
 
+def test_pyenvs_python_is_found_when_the_shim_on_path_refuses_to_run(monkeypatch, tmp_path):
+    """pyenv puts a `python3.99` shim on PATH that fails unless that version is selected; the
+    installed one is found through `pyenv prefix 3.99`."""
+    bin_dir, prefix = tmp_path / "bin", tmp_path / "versions" / "3.99.1"
+    (prefix / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    scripts = {
+        bin_dir / "python3.99": "echo 'pyenv: python3.99: command not found' >&2; exit 127",
+        bin_dir / "pyenv": f'[ "$1 $2" = "prefix 3.99" ] && echo {prefix} || exit 1',
+        prefix / "bin" / "python3.99": "echo 3.99",
+    }
+    for path, body in scripts.items():
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("LAMBDA_PYTHON", raising=False)
+    assert bytecode.interpreter("3.99") == str(prefix / "bin" / "python3.99")
+    assert bytecode.interpreter("3.98") is None  # pyenv has no such version
+
+
 def test_a_compile_that_fails_is_a_packaging_error(tmp_path):
     zip_path = _bundle(tmp_path / "deployment.zip")
     with pytest.raises(package.PackagingError, match="bytecode"):

@@ -108,17 +108,19 @@ def test_the_smoke_credentials_are_environment_secrets():
         }
 
 
-def test_ci_tests_with_the_project_python_and_installs_the_lambda_runtime_beside_it():
-    """make test runs on PYTHON_VERSION (the last one set up); the Lambda runtime's Python is
-    installed too, so the bundle is imported under it (tests/deploy/test_runtime.py)."""
+def test_ci_tests_with_the_project_python_and_installs_the_lambda_runtimes_beside_it():
+    """make test runs on PYTHON_VERSION (the last one set up); the Lambda runtime's Python and the
+    next runtime's are installed too, so the bundle runs under them (tests/deploy/test_lambda_runtime.py)."""
     from deploy import runtime
 
     ci = load("ci.yml")
-    assert ci["env"]["LAMBDA_PYTHON_VERSION"] == runtime.PYTHON_VERSION
+    assert ci["env"]["LAMBDA_PYTHON_VERSION"] == runtime.LAMBDA.version
+    assert ci["env"]["NEXT_LAMBDA_PYTHON_VERSION"] == runtime.NEXT.version
     (setup,) = [
         s for s in ci["jobs"]["test"]["steps"] if s.get("uses", "").startswith("actions/setup-python")
     ]
     assert setup["with"]["python-version"].strip().splitlines() == [
+        "${{ env.NEXT_LAMBDA_PYTHON_VERSION }}",
         "${{ env.LAMBDA_PYTHON_VERSION }}",
         "${{ env.PYTHON_VERSION }}",
     ]
