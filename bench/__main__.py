@@ -606,6 +606,20 @@ def _cold(
     relayed: dict[str, str],
     pg_port: int | None,
 ) -> dict[str, Any]:
+    with coldstart.bytecode_cache() as compiled:
+        return _cold_with(args, networks, measured, stack, settings, relayed, pg_port, compiled)
+
+
+def _cold_with(
+    args: argparse.Namespace,
+    networks: tuple[str, ...],
+    measured: list[dict[str, Any]],
+    stack: SeedStack | None,
+    settings: dict[str, str],
+    relayed: dict[str, str],
+    pg_port: int | None,
+    compiled: dict[str, str],
+) -> dict[str, Any]:
     cold: dict[str, Any] = {}
     by_name = {r["name"]: r for r in measured}
     listing = by_name.get("list (default)")
@@ -628,9 +642,9 @@ def _cold(
                     database_url=seed_db, redis_url=services.get("REDIS_URL", settings["REDIS_URL"])
                 )
 
-                def seed_child(seed_env: dict[str, str] = seed_env) -> dict[str, Any]:
+                def seed_child(extra: dict[str, str], seed_env: dict[str, str] = seed_env) -> dict[str, Any]:
                     return flask_ref.run_coldstart_child(
-                        stack.python, stack.anchor, stack.cold_code, seed_env
+                        stack.python, stack.anchor, stack.cold_code, {**seed_env, **extra}
                     )
 
             print(f"bench: cold starts ({name}), {args.cold_runs} fresh processes per path", flush=True)
@@ -640,6 +654,7 @@ def _cold(
                 runs=args.cold_runs,
                 services=services,
                 flask_ref=seed_child,
+                compiled=compiled,
             )
         mix = [
             r["_prepared"].event for r in measured if r["group"] in ("auth", "finder") and r["status"] == 200
@@ -653,9 +668,11 @@ def _cold(
                 stack.cold_code,
                 stack.env(database_url=stack.database_url, redis_url=settings["REDIS_URL"]),
             )
-        cold["imports"] = coldstart.cold_path_imports(list_event=prepared.event, flask_ref=seed_imports)
-    cold["importtime_app"] = coldstart.importtime("app")
-    cold["importtime_authorizer"] = coldstart.importtime("chalicelib.auth.authorizer")
+        cold["imports"] = coldstart.cold_path_imports(
+            list_event=prepared.event, flask_ref=seed_imports, compiled=compiled
+        )
+    cold["importtime_app"] = coldstart.importtime("app", compiled=compiled)
+    cold["importtime_authorizer"] = coldstart.importtime("chalicelib.auth.authorizer", compiled=compiled)
     return cold
 
 

@@ -15,16 +15,27 @@ requirements.txt, chalice and the runtime's boto3) cannot be imported (`bundle_l
 Each child reports its own clock (from before the first import of ours to the answer), the wall
 time of the whole process as the parent saw it (interpreter start-up included), the peak RSS, and
 which heavy libraries ended up imported. Runs rotate through the paths; medians are reported.
+
+Bytecode: the Lambda bundle carries the runtime's bytecode for every module (deploy/bytecode.py),
+so a cold start never compiles a source. The children get the same, both stacks alike: a cache
+folder of the run (`PYTHONPYCACHEPREFIX`, `bytecode_cache()`) is filled by one unmeasured run of
+each child, then every measured child reads its bytecode from there (and writes nothing). Without
+it, each child would compile its stack's own code on every start (this machine sets
+`PYTHONDONTWRITEBYTECODE`), which no deployed cold start does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +162,18 @@ def bundle_lacks() -> list[str]:
     )
 
 
+@contextlib.contextmanager
+def bytecode_cache() -> Iterator[dict[str, str]]:
+    """The environment that points children at this run's bytecode folder (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="bench-bytecode-") as folder:
+        yield {"PYTHONPYCACHEPREFIX": folder}
+
+
+# Added to a child's environment for the one unmeasured run that writes the bytecode: an empty
+# PYTHONDONTWRITEBYTECODE lets it write.
+WRITES_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
 def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -204,11 +227,13 @@ def measure(
     token_event: dict[str, Any],
     runs: int = 7,
     services: dict[str, str] | None = None,
-    flask_ref: Any = None,
+    flask_ref: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+    compiled: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The cold paths, `runs` fresh processes each, rotating (so that none always runs first on a
     quiet machine). `services` overrides DATABASE_URL / REDIS_URL (the modeled network);
-    `flask_ref` is a callable running one seed-stack cold child and returning its figures."""
+    `flask_ref(extra_env)` runs one seed-stack cold child and returns its figures; `compiled`:
+    the bytecode folder's environment (`bytecode_cache()`), filled by one unmeasured run of each."""
     blocked = bundle_lacks()
     env = environment.subprocess_env(
         BENCH_HEAVY=json.dumps(HEAVY),
@@ -216,16 +241,22 @@ def measure(
         BENCH_TOKEN_EVENT=json.dumps(token_event),
         BENCH_BLOCKED=json.dumps(blocked),
         **(services or {}),
+        **(compiled or {}),
     )
     env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
     restored_env = {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
-    paths: list[tuple[str, Any]] = [
-        ("api", lambda: _run_child(API_CHILD, env)),
-        ("authorizer", lambda: _run_child(AUTHORIZER_CHILD, env)),
-        ("restored", lambda: _run_child(RESTORED_CHILD, restored_env)),
+    children: list[tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = [
+        ("api", lambda extra: _run_child(API_CHILD, {**env, **extra})),
+        ("authorizer", lambda extra: _run_child(AUTHORIZER_CHILD, {**env, **extra})),
+        ("restored", lambda extra: _run_child(RESTORED_CHILD, {**restored_env, **extra})),
     ]
     if flask_ref is not None:
-        paths.insert(1, ("flask_ref", flask_ref))
+        seed = flask_ref
+        children.insert(1, ("flask_ref", lambda extra: seed({**(compiled or {}), **extra})))
+    if compiled:
+        for _name, child in children:
+            child(WRITES_BYTECODE)
+    paths = [(name, functools.partial(child, {})) for name, child in children]
     done: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in paths}
     for run in range(runs):
         for name, child in paths[run % len(paths) :] + paths[: run % len(paths)]:
@@ -283,10 +314,10 @@ def by_package(rows: list[tuple[str, int, int, int]]) -> dict[str, float]:
     return {name: round(us / 1000, 1) for name, us in sorted(totals.items(), key=lambda item: -item[1])}
 
 
-def importtime(module: str, runs: int = 5) -> dict[str, Any]:
+def importtime(module: str, runs: int = 5, compiled: dict[str, str] | None = None) -> dict[str, Any]:
     """`python -X importtime -c "import <module>"`: the module's cumulative time (median of runs)
     and the biggest top-level contributors of the last run."""
-    env = environment.subprocess_env(BENCH_BLOCKED=json.dumps(bundle_lacks()))
+    env = environment.subprocess_env(BENCH_BLOCKED=json.dumps(bundle_lacks()), **(compiled or {}))
     own, everything, last = [], [], []
     for _ in range(runs):
         result = subprocess.run(
@@ -337,6 +368,7 @@ def cold_path_imports(
     services: dict[str, str] | None = None,
     flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None,
     runs: int = 3,
+    compiled: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every import of a cold API path (the whole child: init and first request, under the bundle's
     limits), and of the seed stack's cold child, by package: self time per package, the median of
@@ -346,6 +378,7 @@ def cold_path_imports(
         BENCH_EVENT=json.dumps(list_event),
         BENCH_BLOCKED=json.dumps(bundle_lacks()),
         **(services or {}),
+        **(compiled or {}),
     )
     env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
     ours_runs, seed_runs = [], []
@@ -365,7 +398,7 @@ def cold_path_imports(
             theirs = subprocess.run(
                 [str(python), "-X", "importtime", "-c", code, "request"],
                 cwd=anchor,
-                env=seed_env,
+                env={**seed_env, **(compiled or {})},
                 capture_output=True,
                 text=True,
             )

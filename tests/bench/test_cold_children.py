@@ -119,3 +119,30 @@ def test_the_import_profile_of_several_runs_is_the_median_per_package():
     assert profile["runs"] == 3
     assert profile["by_package_ms"]["sqlalchemy"] == 4.3
     assert profile["total_ms"] == 5.6
+
+
+def test_children_read_their_bytecode_from_the_runs_cache_folder(tmp_path):
+    """As the bundle carries its bytecode, the measured children compile nothing: one unmeasured
+    run writes into the run's cache folder, later ones read from it; nothing beside the sources."""
+    (tmp_path / "mod.py").write_text("X = 1\n")
+    code = "import mod, os, sys; print(os.path.exists(mod.__cached__), mod.__cached__)"
+
+    def child(env):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, check=True
+        )
+        exists, cached = out.stdout.split()
+        return exists == "True", cached
+
+    with coldstart.bytecode_cache() as compiled:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(tmp_path),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **compiled,
+        }
+        assert child(env)[0] is False
+        child({**env, **coldstart.WRITES_BYTECODE})
+        exists, cached = child(env)
+        assert exists and cached.startswith(compiled["PYTHONPYCACHEPREFIX"])
+    assert not list(tmp_path.glob("__pycache__"))
