@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import Select, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
+from chalicelib.kit.schema import Schema
 from chalicelib.models import WRITE_ROLES, RoleName, Site, SiteMembership, User
 
 
@@ -83,7 +84,7 @@ def memberships() -> Select[int, str, str | None, datetime, int, str]:
     )
 
 
-class SiteSummary(BaseModel):
+class SiteSummary(Schema):
     """A site as its member sees it in lists: with the member's role."""
 
     model_config = ConfigDict(extra="forbid")

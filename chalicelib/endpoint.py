@@ -26,9 +26,10 @@ from chalicelib.db import session_scope
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import RequestIds, json_object, parse_body, parse_query, request_ids
 from chalicelib.kit.docs import Spec
+from chalicelib.kit.schema import Schema
 
 
-class NoQuery(BaseModel):
+class NoQuery(Schema):
     """The query of an endpoint that takes no parameters: any name but `_…` is a 400."""
 
 

@@ -1,12 +1,15 @@
 """The API Lambda's life: one-time work at init, and what a SnapStart snapshot must not keep.
 
-Init (importing app.py) loads every library, model, validator and route, checks the settings and
-creates the engine and the Redis client — objects only, no connection. An ordinary cold start stops
-there: its init is the first user's wait. A SnapStart init (`AWS_LAMBDA_INITIALIZATION_TYPE` is
-`snap-start`, when a version is published) goes further, since nobody waits for it: it builds the
-OpenAPI document, runs the validators once, and, when the database and Redis are reachable, serves
-a few requests in-process as a user that does not exist, so SQLAlchemy's statement cache and the
-code paths of a request are warm in the snapshot.
+Init (importing app.py) loads every library, model and route, checks the settings and creates
+the engine and the Redis client — objects only, no connection. An ordinary cold start stops there:
+its init is the first user's wait, so it builds only what any first request needs; the rest is
+built once, by the first request that uses it (a schema's validator: chalicelib/kit/schema.py;
+argon2: the first login; the OpenAPI document: its first reader). A SnapStart init
+(`AWS_LAMBDA_INITIALIZATION_TYPE` is `snap-start`, when a version is published) goes further,
+since nobody waits for it: it builds every schema's validator and the OpenAPI document, runs the
+validators once, and, when the database and Redis are reachable, serves a few requests in-process
+as a user that does not exist, so SQLAlchemy's statement cache and the code paths of a request are
+warm in the snapshot.
 
 Runtime hooks (`snapshot_restore_py`, provided by Lambda's managed runtime; registered here when it
 is importable, and callable directly): before the snapshot every connection is closed (database
@@ -120,7 +123,9 @@ def prime(app: Any) -> dict[str, Any]:
     from chalicelib import openapi
     from chalicelib.auth import passwords
     from chalicelib.interactions import schemas
+    from chalicelib.kit import schema
 
+    done["schemas"] = schema.build_all()
     openapi.document()
     passwords.verify_password(None, "priming")  # loads argon2 and makes the unknown-user hash
     schemas.parse_create(dict(_SAMPLE_INTERACTION))

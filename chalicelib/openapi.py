@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 from chalicelib import errors
 from chalicelib.endpoint import REGISTRY, Endpoint
 from chalicelib.kit.docs import schema_of
+from chalicelib.kit.schema import Schema
 
 _document: dict[str, Any] | None = None
 
@@ -27,7 +28,7 @@ ERROR_CODES = tuple(errors.codes())
 # --- shared components -----------------------------------------------------------------------------
 
 
-class _Doc(BaseModel):
+class _Doc(Schema):
     model_config = ConfigDict(extra="forbid")
 
 

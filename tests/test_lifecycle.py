@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,46 @@ def test_priming_without_reachable_servers_still_gives_a_snapshot(app_module, re
     reconfigure(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0")
     done = lifecycle.prime(app_module.app)
     assert done["validators"] is True and done["requests"] == 0
+
+
+def test_an_on_demand_init_builds_no_schema_and_a_snap_start_init_builds_them_all(app_module):
+    """A cold start without a snapshot builds each schema's validator when a request first uses
+    it; a SnapStart init builds every one of them before the snapshot."""
+    import subprocess
+
+    from chalicelib.kit import schema
+
+    code = (
+        "import app; from chalicelib.kit import schema; "
+        "print(len(schema.schemas()), sum(c.__pydantic_complete__ for c in schema.schemas()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    defined, built = map(int, result.stdout.split()[-2:])
+    assert defined >= 15 and built == 0
+
+    lifecycle.prime(app_module.app)
+    assert all(cls.__pydantic_complete__ for cls in schema.schemas())
+
+
+def test_every_schema_of_the_api_is_built_on_first_use(app_module):
+    """A pydantic model of chalicelib that is not a kit.schema.Schema would be built at import."""
+    import pydantic
+
+    from chalicelib.kit.schema import Schema
+
+    found, pending = [], list(pydantic.BaseModel.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("chalicelib.") and cls is not Schema:
+            found.append(cls)
+    assert found and all(issubclass(cls, Schema) for cls in found), [
+        cls for cls in found if not issubclass(cls, Schema)
+    ]

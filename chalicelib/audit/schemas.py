@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from chalicelib.audit.events import ACTIONS, FAMILIES
 from chalicelib.kit.ids import INT32_MAX, parse_id
 from chalicelib.kit.pagination import Pagination, between
+from chalicelib.kit.schema import Schema
 from chalicelib.kit.timestamps import FromBound, Timestamp, ToBound
 from chalicelib.models import AuditAction, AuditTarget, AuditVia
 
@@ -84,7 +85,7 @@ class HistoryQuery(Pagination):
 # --- responses (documentation; the service builds dicts) -------------------------------------------
 
 
-class _Read(BaseModel):
+class _Read(Schema):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 

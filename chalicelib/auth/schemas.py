@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from chalicelib.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from chalicelib.caller import SiteSummary
+from chalicelib.kit.schema import Schema
 from chalicelib.kit.timestamps import Timestamp
 
 
@@ -23,7 +24,7 @@ _Username = Annotated[
 ]
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     username: _Username
@@ -31,7 +32,7 @@ class LoginRequest(BaseModel):
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
-class SiteSelect(BaseModel):
+class SiteSelect(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     site_id: int
@@ -48,7 +49,7 @@ _NewPassword = Annotated[
 ]
 
 
-class SetupRequest(BaseModel):
+class SetupRequest(Schema):
     """POST /api/auth/setup: a pending account's first password, with its setup token."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -59,7 +60,7 @@ class SetupRequest(BaseModel):
     password: _NewPassword
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     current_password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
@@ -69,7 +70,7 @@ class PasswordChange(BaseModel):
 # --- responses (documentation; the services build dicts) ------------------------------------------
 
 
-class _Read(BaseModel):
+class _Read(Schema):
     model_config = ConfigDict(extra="forbid")
 
 

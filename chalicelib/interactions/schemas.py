@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     PlainValidator,
@@ -29,6 +28,7 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.http import error_details
 from chalicelib.interactions.times import check_zone, resolve_times, zone_names
 from chalicelib.kit.pagination import Pagination
+from chalicelib.kit.schema import Schema
 from chalicelib.kit.text import optional_text, storable, text
 from chalicelib.kit.timestamps import FromBound, Timestamp, ToBound, parse_datetime
 from chalicelib.models import InteractionTypeName
@@ -84,7 +84,7 @@ TimeZoneName = Annotated[
 # --- request bodies --------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
+class _Body(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
@@ -265,7 +265,7 @@ class InteractionQuery(Pagination):
 # --- responses (documentation and tests; the service serialises rows directly) ---------------------
 
 
-class InteractionRead(BaseModel):
+class InteractionRead(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     id: int

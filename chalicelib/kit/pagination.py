@@ -8,7 +8,9 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from chalicelib.kit.schema import Schema
 
 MAX_PER_PAGE = 100
 MAX_PAGE = 2**31 - 1
@@ -40,7 +42,7 @@ PerPage = Annotated[
 ]
 
 
-class Pagination(BaseModel):
+class Pagination(Schema):
     """`page` (1-based) and `per_page` (1-100, default 25): the query of every paginated list."""
 
     model_config = ConfigDict(extra="forbid", strict=True)

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -16,6 +15,7 @@ from pydantic import (
 
 from chalicelib.caller import SiteSummary
 from chalicelib.kit.pagination import Pagination
+from chalicelib.kit.schema import Schema
 from chalicelib.kit.text import optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
 from chalicelib.kit.usernames import NewUsername
@@ -83,7 +83,7 @@ class SiteUsersQuery(Pagination):
 # --- bodies ----------------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
+class _Body(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -149,7 +149,7 @@ class SiteDetail(SiteSummary):
     interaction_count: int
 
 
-class SiteUser(BaseModel):
+class SiteUser(Schema):
     model_config = ConfigDict(extra="forbid")
 
     id: int
@@ -161,7 +161,7 @@ class SiteUser(BaseModel):
     pending: bool = Field(description="created by a site admin, waiting for its first password")
 
 
-class MemberAdded(BaseModel):
+class MemberAdded(Schema):
     model_config = ConfigDict(extra="forbid")
 
     user: SiteUser
@@ -170,7 +170,7 @@ class MemberAdded(BaseModel):
     setup_expires_at: Timestamp | None = Field(None, description="only when created")
 
 
-class SetupTokenIssued(BaseModel):
+class SetupTokenIssued(Schema):
     model_config = ConfigDict(extra="forbid")
 
     setup_token: str = Field(description="hand it to the person; earlier tokens stop working")
