@@ -53,11 +53,14 @@ def _runs_as(python: str, version: str) -> bool:
     return probe.returncode == 0 and probe.stdout.strip() == version
 
 
+def pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
 def _pyenv_python(version: str) -> str | None:
-    """pyenv's newest installed `version` (`pyenv prefix 3.12` -> ~/.pyenv/versions/3.12.1)."""
-    pyenv = shutil.which("pyenv")
-    if pyenv is None:
-        return None
+    """pyenv's newest installed `version` (`pyenv prefix 3.12` -> ~/.pyenv/versions/3.12.1), also
+    when pyenv itself is not on PATH (a shell that never ran its init)."""
+    pyenv = shutil.which("pyenv") or str(pyenv_root() / "bin" / "pyenv")
     try:
         found = subprocess.run(
             [pyenv, "prefix", version], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
@@ -67,6 +70,11 @@ def _pyenv_python(version: str) -> str | None:
     prefix = found.stdout.strip().splitlines()[-1] if found.returncode == 0 and found.stdout.strip() else ""
     python = Path(prefix) / "bin" / f"python{version}"
     return str(python) if prefix and python.is_file() else None
+
+
+def pyenv_has(version: str) -> bool:
+    """Whether pyenv has a `version` (3.12: any 3.12.x) installed."""
+    return any((pyenv_root() / "versions").glob(f"{version}.*/bin/python{version}"))
 
 
 def compile_bundle(zip_path: Path, python: str) -> int:

@@ -82,6 +82,7 @@ def test_the_runtimes_python_is_asked_for_by_version(monkeypatch, tmp_path):
     monkeypatch.setenv("LAMBDA_PYTHON", sys.executable)
     assert bytecode.interpreter(here) == sys.executable
     monkeypatch.setenv("PATH", str(tmp_path))  # no python3.99 anywhere
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))  # and no pyenv
     assert bytecode.interpreter("3.99") is None
     monkeypatch.setenv("LAMBDA_PYTHON", str(tmp_path / "missing"))
     assert bytecode.interpreter(here) is None
@@ -105,6 +106,11 @@ def test_pyenvs_python_is_found_when_the_shim_on_path_refuses_to_run(monkeypatch
     monkeypatch.delenv("LAMBDA_PYTHON", raising=False)
     assert bytecode.interpreter("3.99") == str(prefix / "bin" / "python3.99")
     assert bytecode.interpreter("3.98") is None  # pyenv has no such version
+    # pyenv not on PATH (a shell that never ran its init): found as PYENV_ROOT/bin/pyenv
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    assert bytecode.interpreter("3.99") == str(prefix / "bin" / "python3.99")
+    assert bytecode.pyenv_has("3.99") and not bytecode.pyenv_has("3.98")
 
 
 def test_a_compile_that_fails_is_a_packaging_error(tmp_path):

@@ -37,6 +37,8 @@ FLOW = [
 
 def _python(version: str) -> str:
     python = bytecode.interpreter(version)
+    if python is None and bytecode.pyenv_has(version):
+        pytest.fail(f"pyenv has {version} installed but deploy/bytecode.py did not find it")
     if python is None:
         pytest.skip(f"no python{version} here (LAMBDA_PYTHON, PATH, pyenv): the bundle was not run on it")
     return python
