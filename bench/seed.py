@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from bench import environment
+from devtools import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 # The bench database's demo users only; the benchmark logs in with it.
@@ -83,7 +84,7 @@ def _recreate_database(admin_url: str, database: str) -> None:
                     "not dropping it while in use"
                 )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
-            conn.execute(text(f'CREATE DATABASE "{database}"'))
+            embedded.create_database(conn, database)
     finally:
         engine.dispose()
 

@@ -26,6 +26,7 @@ from chalicelib.db import session_scope
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import RequestIds, json_object, parse_body, parse_query, request_ids
 from chalicelib.kit.docs import Spec
+from chalicelib.kit.pagination import ListRead
 from chalicelib.kit.schema import Schema
 
 
@@ -139,19 +140,19 @@ class Call:
         return rows
 
     def fold_query(
-        self, model: type[M], build: Callable[[M], tuple[Any, dict[str, Any]]]
-    ) -> tuple[M, callers.Folded]:
-        """The query string parsed with `model`, and `build(query)`'s (statement, params) run with
-        `fold`. An invalid query is a 400 after the rights are checked on their own (401 and 403
-        come first)."""
+        self, model: type[M], build: Callable[[M], ListRead]
+    ) -> tuple[M, ListRead, callers.Folded]:
+        """The query string parsed with `model`, and `build(query)`'s statement run with `fold`.
+        An invalid query (or a cursor `build` refuses) is a 400 after the rights are checked on
+        their own (401 and 403 come first)."""
         try:
             query = parse_query(self.request, model)
+            read = build(query)
         except ValidationFailed:
             self.caller  # noqa: B018 - its 401/403 answer first
             raise
         self._query_checked = True
-        stmt, params = build(query)
-        return query, self.fold(stmt, params)
+        return query, read, self.fold(read.statement, read.params)
 
     def fold_at(
         self, site_id: int | None, stmt: Any = None, params: dict[str, Any] | None = None, *, key: str = "id"

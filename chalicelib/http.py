@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.kit.answers import Answer
-from chalicelib.kit.pagination import Pagination, meta
+from chalicelib.kit.pagination import Page
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -81,8 +81,9 @@ def respond(answer: Answer) -> Response:
     return Response(body=answer.body, status_code=answer.status, headers=_headers(answer.headers))
 
 
-def paginated(data: dict[str, Any], *, query: Pagination, total: int) -> Response:
-    return ok(data, meta=meta(query, total))
+def paginated(name: str, page: Page) -> Response:
+    """A list's answer: `{name: [...]}` and `meta.pagination`."""
+    return ok({name: page.items}, meta=page.meta)
 
 
 # json's own messages, in our words (its wording names Python functions and encodings to use).

@@ -117,8 +117,37 @@ def redis_url(server: Any) -> str:
     return f"unix://{server.socket_file}"
 
 
+# pg_trgm's word characters are what the database's LC_CTYPE calls alphanumeric: a UTF-8 one (RDS's
+# default is en_US.UTF-8) counts the letters and digits of every script, C only ASCII's. Databases
+# made here get the first of these the server has (whatever locale its cluster was created with).
+UTF8_LOCALES = ("C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8")
+
+
+def create_database(conn: Any, database: str, *, locales: tuple[str, ...] = UTF8_LOCALES) -> str | None:
+    """CREATE DATABASE (on an AUTOCOMMIT connection) with the first of `locales` the server
+    offers as its LC_CTYPE and LC_COLLATE; the server's default when it offers none. Returns the
+    locale used (None: the default)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    for locale in locales:
+        try:
+            conn.execute(
+                text(
+                    f"CREATE DATABASE \"{database}\" TEMPLATE template0 ENCODING 'UTF8' "
+                    f"LC_COLLATE '{locale}' LC_CTYPE '{locale}'"
+                )
+            )
+        except DBAPIError:  # the server has no such locale: try the next
+            continue
+        return locale
+    conn.execute(text(f'CREATE DATABASE "{database}"'))
+    return None
+
+
 def ensure_database(admin_url: str, database: str, *, recreate: bool = False) -> None:
-    """Create the database if it does not exist (dropping it first when asked)."""
+    """Create the database if it does not exist (dropping it first when asked), with a UTF-8
+    LC_CTYPE (`create_database`)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -131,7 +160,7 @@ def ensure_database(admin_url: str, database: str, *, recreate: bool = False) ->
                 conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
                 exists = None
             if not exists:
-                conn.execute(text(f'CREATE DATABASE "{database}"'))
+                create_database(conn, database)
     finally:
         engine.dispose()
 

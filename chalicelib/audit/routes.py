@@ -34,17 +34,20 @@ TAG = "audit"
 )
 def interaction_history(call: Call, interaction_id: str) -> Response:
     found = parse_id(interaction_id)  # None: no such interaction (a 404 after 401, 403 and 400)
-    query, rows = call.fold_query(
-        HistoryQuery, lambda q: (service.HISTORY, service.history_params(found or 0, q))
+    query, read, rows = call.fold_query(
+        HistoryQuery,
+        lambda q: service.history_read(q, site_id=call.token.site_id, interaction_id=found or 0),
     )
     if found is None or not rows.head.interaction_exists:
         raise NotFound("Interaction not found")
     site_id = call.caller.site_id
     assert site_id is not None  # the endpoint requires the token's site
-    events, total = service.history(
-        call.session, site_id=site_id, interaction_id=found, query=query, rows=rows
+    return paginated(
+        "events",
+        service.history(
+            call.session, site_id=site_id, interaction_id=found, query=query, read=read, rows=rows
+        ),
     )
-    return paginated({"events": events}, query=query, total=total)
 
 
 @endpoint(
@@ -65,12 +68,14 @@ def site_audit(call: Call, site_id: str) -> Response:
     message = "Only the site's admins may read its audit trail"
     try:
         query = call.query(AuditQuery)
+        read = service.site_read(query, site_id=site)
     except ValidationFailed:
         callers.admin_only(call.role_on(site), message)
         raise
-    caller, rows = call.fold_at(site, *service.site_page(query))
+    caller, rows = call.fold_at(site, read.statement, read.params)
     callers.admin_only(caller.role, message)
     if caller.role is None or site is None:
         raise NotFound("Site not found")
-    events, total = service.site_events(call.session, site_id=site, query=query, rows=rows)
-    return paginated({"events": events}, query=query, total=total)
+    return paginated(
+        "events", service.site_events(call.session, site_id=site, query=query, read=read, rows=rows)
+    )

@@ -70,7 +70,7 @@ class AuditQuery(Pagination):
     until: ToBound | None = Field(None, description="events at or before this")
 
     def problems(self) -> list[dict[str, str]]:
-        found = []
+        found = super().problems()
         if self.target_id is not None and self.target_type is None:
             found.append({"field": "target_id", "message": "needs target_type"})
         if self.since and self.until and self.until < self.since:
@@ -79,7 +79,7 @@ class AuditQuery(Pagination):
 
 
 class HistoryQuery(Pagination):
-    """GET /api/interactions/{id}/history: `page` and `per_page`."""
+    """GET /api/interactions/{id}/history: `page` and `per_page`, or `cursor`."""
 
 
 # --- responses (documentation; the service builds dicts) -------------------------------------------

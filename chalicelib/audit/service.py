@@ -1,13 +1,17 @@
 """Reading the audit trail: a site's events (its admins), one interaction's history (whoever may read
 it). Newest first (by id); every read is scoped to one site, like interactions.
 
-A page is the request's first statement, folded with the caller's rights (one round trip). An
-unfiltered site page's total is the site's trigger-kept count (site_audit_counts), read with the
-page; a filtered total is counted only when the page does not tell it.
+A page is the request's first statement, folded with the caller's rights (one round trip), by
+number or after a cursor (the last event's id: `id < :after_id`, the same index range at any
+depth). An unfiltered site page's total is the site's trigger-kept count (site_audit_counts), read
+with the page; a filtered total is counted only when the page does not tell it; either stops at
+COUNT_CAP (kit.pagination).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, exists, func, select
@@ -15,13 +19,23 @@ from sqlalchemy.orm import Session
 
 from chalicelib import caller as callers
 from chalicelib.audit.schemas import AuditQuery, HistoryQuery
-from chalicelib.kit.pagination import Pagination, page_total
+from chalicelib.kit.pagination import (
+    COUNT_CAP,
+    ListRead,
+    Page,
+    Pagination,
+    Position,
+    capped,
+    open_cursor,
+    settle,
+)
 from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import AuditEvent, Interaction, SiteAuditCount
 
 _EVENTS = AuditEvent.__table__
 OFFSET: Any = bindparam("offset")
 LIMIT: Any = bindparam("limit")
+AFTER_ID: Any = bindparam("after_id")
 _IN_SITE = AuditEvent.site_id == bindparam("site_id")  # the caller's row binds the same site
 
 
@@ -48,10 +62,6 @@ def serialize(row: Any) -> dict[str, Any]:
     }
 
 
-def _params(query: Pagination, **extra: Any) -> dict[str, Any]:
-    return {"offset": query.offset, "limit": query.per_page, **extra}
-
-
 # --- a site's events -------------------------------------------------------------------------------
 
 
@@ -76,6 +86,18 @@ def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
     return found
 
 
+def _page(conditions: tuple[Any, ...], keyset: bool) -> Any:
+    """Events newest first: by OFFSET, or after a cursor's id (the same index range at any depth)."""
+    page = select(*_EVENTS.c).where(*conditions).order_by(AuditEvent.id.desc()).limit(LIMIT)
+    return page.where(AuditEvent.id < AFTER_ID) if keyset else page.offset(OFFSET)
+
+
+def _params(query: Pagination, position: Position | None, **extra: Any) -> dict[str, Any]:
+    if position is None:
+        return {"offset": query.offset, "limit": query.limit, **extra}
+    return {"after_id": position.id, "limit": query.limit, **extra}
+
+
 _SITE_TOTAL = (
     select(SiteAuditCount.events)
     .where(SiteAuditCount.site_id == bindparam("site_id"))
@@ -83,39 +105,49 @@ _SITE_TOTAL = (
     .label("site_total")
 )
 _UNFILTERED = callers.fold(
-    select(*_EVENTS.c).where(_IN_SITE).order_by(AuditEvent.id.desc()).offset(OFFSET).limit(LIMIT),
-    when=callers.ADMIN,
-    order_by=_newest_first,
-    extra=(_SITE_TOTAL,),
+    _page((_IN_SITE,), keyset=False), when=callers.ADMIN, order_by=_newest_first, extra=(_SITE_TOTAL,)
 )
+_UNFILTERED_AFTER = callers.fold(_page((_IN_SITE,), keyset=True), when=callers.ADMIN, order_by=_newest_first)
 
 
-def site_page(query: AuditQuery) -> tuple[Any, dict[str, Any]]:
+def _site_binding(site_id: int | None, query: AuditQuery) -> str:
+    filters = query.model_dump(mode="json", exclude={"page", "per_page", "cursor"}, exclude_none=True)
+    return json.dumps(["audit", site_id, filters], sort_keys=True)
+
+
+def site_read(query: AuditQuery, *, site_id: int | None) -> ListRead:
     """The first statement of GET /api/sites/{id}/audit (a page folded with the caller's rights at
-    the path's site, which binds `site_id`) and its parameters."""
+    the path's site, which binds `site_id`) and its parameters; a cursor of another query is a 400."""
+    binding = _site_binding(site_id, query)
+    position = open_cursor(query, binding)
     filters = _filters(query)
     if not filters:
-        return _UNFILTERED, _params(query)
-    page = (
-        select(*_EVENTS.c)
-        .where(_IN_SITE, *filters)
-        .order_by(AuditEvent.id.desc())
-        .offset(OFFSET)
-        .limit(LIMIT)
-    )
-    return callers.fold(page, when=callers.ADMIN, order_by=_newest_first), _params(query)
+        statement = _UNFILTERED if position is None else _UNFILTERED_AFTER
+    else:
+        statement = callers.fold(
+            _page((_IN_SITE, *filters), keyset=position is not None),
+            when=callers.ADMIN,
+            order_by=_newest_first,
+        )
+    return ListRead(statement, _params(query, position), position, binding)
 
 
 def site_events(
-    session: Session, *, site_id: int, query: AuditQuery, rows: callers.Folded
-) -> tuple[list[dict[str, Any]], int]:
-    def count() -> int:
-        if "site_total" in rows.head._fields:
-            return rows.head.site_total or 0
-        stmt = select(func.count()).select_from(AuditEvent).where(_IN_SITE, *_filters(query))
-        return session.scalar(stmt, {"site_id": site_id}) or 0
+    session: Session, *, site_id: int, query: AuditQuery, read: ListRead, rows: callers.Folded
+) -> Page:
+    """A page of the site's events. An unfiltered total is the site's kept count, a filtered one
+    is counted; either stops at COUNT_CAP, as every list's total but the interactions' kept one."""
 
-    return [serialize(row) for row in rows], page_total(query, len(rows), count)
+    def count() -> tuple[int, bool]:
+        if "site_total" in rows.head._fields:
+            return capped(rows.head.site_total)
+        matching = select(AuditEvent.id).where(_IN_SITE, *_filters(query)).limit(COUNT_CAP + 1).subquery()
+        return capped(session.scalar(select(func.count()).select_from(matching), {"site_id": site_id}))
+
+    found = settle(
+        query, rows, position=read.position, count=count, binding=read.binding, key=lambda _row: None
+    )
+    return replace(found, items=[serialize(row) for row in found.items])
 
 
 # --- one interaction's history ---------------------------------------------------------------------
@@ -130,32 +162,39 @@ _INTERACTION_EXISTS = (
     .where(Interaction.id == bindparam("interaction_id"), Interaction.site_id == bindparam("site_id"))
     .label("interaction_exists")
 )
-HISTORY = callers.fold(
-    select(*_EVENTS.c, func.count().over().label("total"))
-    .where(*_OF_INTERACTION)
-    .order_by(AuditEvent.id.desc())
-    .offset(OFFSET)
-    .limit(LIMIT),
-    order_by=_newest_first,
-    extra=(_INTERACTION_EXISTS,),
+HISTORY, HISTORY_AFTER = (
+    callers.fold(_page(_OF_INTERACTION, keyset=keyset), order_by=_newest_first, extra=(_INTERACTION_EXISTS,))
+    for keyset in (False, True)
 )
-_HISTORY_COUNT = select(func.count()).select_from(AuditEvent).where(*_OF_INTERACTION)
+_HISTORY_COUNT = select(func.count()).select_from(
+    select(AuditEvent.id).where(*_OF_INTERACTION).limit(COUNT_CAP + 1).subquery()
+)
 
 
-def history_params(interaction_id: int, query: HistoryQuery) -> dict[str, Any]:
-    return _params(query, interaction_id=interaction_id)
+def history_read(query: HistoryQuery, *, site_id: int | None, interaction_id: int) -> ListRead:
+    binding = json.dumps(["history", site_id, interaction_id])
+    position = open_cursor(query, binding)
+    statement = HISTORY if position is None else HISTORY_AFTER
+    return ListRead(statement, _params(query, position, interaction_id=interaction_id), position, binding)
 
 
 def history(
-    session: Session, *, site_id: int, interaction_id: int, query: HistoryQuery, rows: callers.Folded
-) -> tuple[list[dict[str, Any]], int]:
-    total = page_total(
+    session: Session,
+    *,
+    site_id: int,
+    interaction_id: int,
+    query: HistoryQuery,
+    read: ListRead,
+    rows: callers.Folded,
+) -> Page:
+    found = settle(
         query,
-        len(rows),
-        lambda: (
-            rows[0].total
-            if rows
-            else session.scalar(_HISTORY_COUNT, {"site_id": site_id, "interaction_id": interaction_id}) or 0
+        rows,
+        position=read.position,
+        count=lambda: capped(
+            session.scalar(_HISTORY_COUNT, {"site_id": site_id, "interaction_id": interaction_id})
         ),
+        binding=read.binding,
+        key=lambda _row: None,
     )
-    return [serialize(row) for row in rows], total
+    return replace(found, items=[serialize(row) for row in found.items])

@@ -8,6 +8,7 @@ The expressions here are the ones migration 0002 indexes (`lower(col) COLLATE "C
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Select,
+    String,
     and_,
     asc,
     bindparam,
@@ -25,9 +27,12 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    tuple_,
+    union_all,
 )
 
 from chalicelib.caller import fold
+from chalicelib.kit.pagination import COUNT_CAP
 from chalicelib.models import Interaction, SiteInteractionCount
 
 # The text the `search` parameter looks in, as one expression with a trigram GIN index. The
@@ -68,12 +73,6 @@ SITE_ROWS = scoped_rows(bindparam("site_id"))
 ROW_BY_ID = SITE_ROWS.where(Interaction.id == bindparam("interaction_id"))
 OFFSET: BindParameter[int] = bindparam("offset", type_=BigInteger)  # page x per_page exceeds int4
 LIMIT: BindParameter[int] = bindparam("limit", type_=Integer)
-
-
-@functools.cache
-def unfiltered_page(sort_by: str, direction: str) -> Select[Any]:
-    """A page of a site's rows in one order, with no filter: one statement per order."""
-    return apply_sort(SITE_ROWS, sort_by, direction).offset(OFFSET).limit(LIMIT)
 
 
 def like_pattern(term: str) -> str:
@@ -172,6 +171,61 @@ def apply_sort(stmt: Select[Any], sort_by: str, direction: str) -> Select[Any]:
     return stmt.order_by(*order(sort_by, direction))
 
 
+# --- keyset pages (a cursor's) --------------------------------------------------------------------
+
+AFTER_ID: BindParameter[int] = bindparam("after_id", type_=BigInteger)
+_KEY_TYPES = {"start_datetime", "end_datetime", "created_at", "updated_at"}
+
+
+def _after_key(sort_by: str) -> Any:
+    """The cursor's sort value, compared as the index compares the column's."""
+    if sort_by in _KEY_TYPES:
+        return bindparam("after_key", type_=DateTime(timezone=True))
+    value = bindparam("after_key", type_=String)
+    return func.lower(value).collate("C") if sort_by in TEXT_SORTS else value
+
+
+def beyond(sort_by: str, direction: str) -> ColumnElement[bool]:
+    """The rows after the cursor's (value, id) in the order: one row comparison, which the sort's
+    index answers as the start of a range scan."""
+    left = tuple_(sort_key(sort_by), Interaction.id)
+    right = tuple_(_after_key(sort_by), AFTER_ID)
+    return left > right if direction == "asc" else left < right
+
+
+def nulls_beyond(direction: str, sort_by: str) -> ColumnElement[bool]:
+    """The rows after a cursor that stands among the nulls (which sort last, by id)."""
+    after = Interaction.id > AFTER_ID if direction == "asc" else Interaction.id < AFTER_ID
+    return and_(sort_key(sort_by).is_(None), after)
+
+
+def keyset_page(rows: Select[Any], sort_by: str, direction: str, zone: str) -> Select[Any]:
+    """The page after a cursor of `rows` (`zone`: "key" when its row had a sort value, "null" when
+    it was among the nulls). A value-cursor of a nullable sort must go on into the nulls, which no
+    single range of the index holds after the values: two ranges, each cut at the page size,
+    merged (at most twice the page is sorted, whatever the depth)."""
+    if zone == "null":
+        return apply_sort(rows.where(nulls_beyond(direction, sort_by)), sort_by, direction).limit(LIMIT)
+    after = apply_sort(rows.where(beyond(sort_by, direction)), sort_by, direction).limit(LIMIT)
+    if sort_by not in NULLABLE_SORTS:
+        return after
+    nulls = apply_sort(rows.where(sort_key(sort_by).is_(None)), sort_by, direction).limit(LIMIT)
+    both = union_all(after, nulls).subquery("keyset")
+    return select(*both.c).order_by(*order(sort_by, direction, both.c)).limit(LIMIT)
+
+
+def after_key(sort_by: str, key: Any) -> Any:
+    """A cursor's sort value (as JSON carries it) as the statement binds it."""
+    return datetime.fromisoformat(key) if sort_by in _KEY_TYPES else key
+
+
+def cursor_key(sort_by: str, row: Any) -> Any:
+    """A row's sort value as a cursor carries it (JSON): the raw value (text sorts compare it
+    lower-cased in SQL, as the index does), a time as ISO 8601."""
+    value = getattr(row, sort_by)
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 # A site's total, kept exact by triggers (migration 0004): what an unfiltered list and the site's
 # details report, without counting 200,000 index entries on every request.
 SITE_TOTAL = select(SiteInteractionCount.interactions).where(
@@ -192,37 +246,29 @@ FOLDED_BY_ID = fold(ROW_BY_ID)
 
 
 @functools.cache
-def folded_unfiltered_page(sort_by: str, direction: str) -> Select[Any]:
-    """One page in one order with the site's total: the rights, the page and the total at once."""
-    return fold(
-        unfiltered_page(sort_by, direction),
-        extra=(SITE_TOTAL_COLUMN,),
-        order_by=lambda columns: order(sort_by, direction, columns),
-    )
-
-
-def folded_page(query: Any) -> Select[Any]:
-    """The page a list query asks for, folded with the caller's rights; a filtered page carries the
-    site's change number (a total counted at that number may be reused). Its values are bound:
-    `filter_values(query)`."""
-    active = _active(query)
-    if not active:
-        return folded_unfiltered_page(query.sort_by, query.sort_direction)
-    return folded_filtered_page(active, query.sort_by, query.sort_direction)
-
-
-@functools.cache
-def folded_filtered_page(active: tuple[str, ...], sort_by: str, direction: str) -> Select[Any]:
-    page = apply_sort(filtered_rows(active), sort_by, direction).offset(OFFSET).limit(LIMIT)
-    return fold(
-        page, extra=(SITE_CHANGES_COLUMN,), order_by=lambda columns: order(sort_by, direction, columns)
-    )
+def folded_page(active: tuple[str, ...], sort_by: str, direction: str, zone: str | None) -> Select[Any]:
+    """One page, folded with the caller's rights: by OFFSET (`zone` None) with what its total needs
+    (an unfiltered page the site's kept count; a filtered one the site's change number, at which
+    a counted total may be reused), or after a cursor (`zone`, see keyset_page), whose total the
+    cursor carries. One statement per combination of filters, order and kind of page, built once;
+    its values are bound (`filter_<name>`, `offset` or `after_key`/`after_id`, `limit`)."""
+    rows = filtered_rows(active) if active else SITE_ROWS
+    if zone is None:
+        page = apply_sort(rows, sort_by, direction).offset(OFFSET).limit(LIMIT)
+        extra = (SITE_CHANGES_COLUMN if active else SITE_TOTAL_COLUMN,)
+    else:
+        page, extra = keyset_page(rows, sort_by, direction, zone), ()
+    return fold(page, extra=extra, order_by=lambda columns: order(sort_by, direction, columns))
 
 
 @functools.cache
 def filtered_count(active: tuple[str, ...]) -> Select[int, int | None]:
-    """The filtered count and the site's change number, in one statement (one snapshot)."""
-    return count_and_changes(filtered_rows(active), bindparam("site_id"))
+    """The filtered count, stopped past COUNT_CAP, and the site's change number, in one statement
+    (one snapshot)."""
+    matching = filtered_rows(active).with_only_columns(Interaction.id).limit(COUNT_CAP + 1).subquery()
+    return select(
+        select(func.count()).select_from(matching).scalar_subquery(), SITE_CHANGES.scalar_subquery()
+    )
 
 
 def active_filters(query: Any) -> tuple[str, ...]:
@@ -231,9 +277,3 @@ def active_filters(query: Any) -> tuple[str, ...]:
 
 def count(stmt: Select[Any]) -> Select[int]:
     return select(func.count()).select_from(stmt.with_only_columns(Interaction.id).order_by(None).subquery())
-
-
-def count_and_changes(stmt: Select[Any], site_id: Any) -> Select[int, int | None]:
-    """The filtered count and the site's change number, in one statement: one snapshot."""
-    changes = select(SiteInteractionCount.changes).where(SiteInteractionCount.site_id == site_id)
-    return select(count(stmt).scalar_subquery(), changes.scalar_subquery())

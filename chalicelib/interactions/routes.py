@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from chalice import Blueprint, Response
@@ -67,9 +68,11 @@ def _read(call: Call, raw_id: str) -> Any:
     ),
 )
 def list_interactions(call: Call) -> Response:
-    query, rows = call.fold_query(InteractionQuery, service.list_params)
-    items, total = service.page(call.session, site_id=call.site_id, query=query, rows=rows)
-    return paginated({"interactions": [service.serialize(row) for row in items]}, query=query, total=total)
+    query, read, rows = call.fold_query(
+        InteractionQuery, lambda q: service.list_read(q, site_id=call.token.site_id)
+    )
+    found = service.page(call.session, site_id=call.site_id, query=query, read=read, rows=rows)
+    return paginated("interactions", replace(found, items=[service.serialize(row) for row in found.items]))
 
 
 @endpoint(

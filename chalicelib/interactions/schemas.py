@@ -256,10 +256,11 @@ class InteractionQuery(Pagination):
     sort_direction: Literal["asc", "desc"] = "desc"
 
     def problems(self) -> list[dict[str, str]]:
-        """An inverted date range is a 400 rather than an empty page."""
+        """The pagination's rules, and an inverted date range (a 400 rather than an empty page)."""
+        found = super().problems()
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            return [{"field": "end_date", "message": "must not be before start_date"}]
-        return []
+            found.append({"field": "end_date", "message": "must not be before start_date"})
+        return found
 
 
 # --- responses (documentation and tests; the service serialises rows directly) ---------------------

@@ -8,8 +8,10 @@ values are the version it saw).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
@@ -24,7 +26,7 @@ from chalicelib.errors import Conflict, NotFound, PreconditionFailed, Validation
 from chalicelib.interactions import queries
 from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery, InteractionUpdate
 from chalicelib.interactions.times import resolve_times
-from chalicelib.kit.pagination import page_total
+from chalicelib.kit.pagination import BAD_CURSOR, ListRead, Page, capped, open_cursor, settle
 from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import Interaction
 
@@ -121,41 +123,73 @@ def found(row: Any) -> Any:
     return row
 
 
-def list_params(query: InteractionQuery) -> tuple[Any, dict[str, Any]]:
-    """The first statement of a list request (its page, folded with the caller's rights) and its
-    parameters; `page` reads its result."""
-    return queries.folded_page(query), {
-        "offset": query.offset,
-        "limit": query.per_page,
-        **queries.filter_values(query),
+def binding(site_id: int | None, query: InteractionQuery) -> str:
+    """What a cursor of this list is bound to: the site, the filters (as parsed) and the sort."""
+    filters = {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name in queries.active_filters(query)
+        for value in (getattr(query, name),)
     }
+    return json.dumps(["interactions", site_id, query.sort_by, query.sort_direction, filters], sort_keys=True)
 
 
-def page(session: Session, *, site_id: int, query: InteractionQuery, rows: Folded) -> tuple[list[Any], int]:
-    """The page and the total. The total is counted only when the page does not already tell it
-    (a short, non-empty page is the last one); an unfiltered total is the site's trigger-kept
-    count, read with the page; a filtered one is counted, or remembered (below)."""
+def list_read(query: InteractionQuery, *, site_id: int | None) -> ListRead:
+    """The first statement of a list request at the token's site (its page, folded with the caller's
+    rights) and its parameters; a cursor not made for this query is a 400 naming `cursor`."""
+    bound = binding(site_id, query)
+    position = open_cursor(query, bound)
+    params: dict[str, Any] = {"limit": query.limit, **queries.filter_values(query)}
+    zone = None
+    if position is None:
+        params["offset"] = query.offset
+    else:
+        zone = "null" if position.key is None else "key"
+        params["after_id"] = position.id
+        if position.key is not None:
+            try:
+                params["after_key"] = queries.after_key(query.sort_by, position.key)
+            except (TypeError, ValueError):
+                raise ValidationFailed(
+                    "Invalid query parameters", details=[{"field": "cursor", "message": BAD_CURSOR}]
+                ) from None
+    statement = queries.folded_page(queries.active_filters(query), query.sort_by, query.sort_direction, zone)
+    return ListRead(statement, params, position, bound)
+
+
+def page(session: Session, *, site_id: int, query: InteractionQuery, read: ListRead, rows: Folded) -> Page:
+    """The page and its meta. The total is the cursor's (the first page's), or the page's own when
+    it is the last; else an unfiltered total is the site's trigger-kept count, read with the page,
+    and a filtered one is counted up to COUNT_CAP, or remembered (below)."""
     head = rows.head
 
-    def count() -> int:
+    def count() -> tuple[int, bool]:
         if "site_total" in head._fields:
-            return head.site_total or 0
+            return head.site_total or 0, True
         return _filtered_total(session, site_id=site_id, query=query, changes=head.site_changes)
 
-    return rows, page_total(query, len(rows), count)
+    return settle(
+        query,
+        rows,
+        position=read.position,
+        count=count,
+        binding=read.binding,
+        key=lambda row: queries.cursor_key(query.sort_by, row),
+    )
 
 
 # Filtered totals this container has counted: (site, filters) -> (site's change number, total).
-# Counting a broad search reads tens of thousands of rows; paging through its results asks for the
-# same total again. A remembered total is used only while the site's change number (bumped by every
-# statement that writes its interactions, migration 0005; read with the page) is the one it was
-# counted at.
+# Counting a broad search reads up to COUNT_CAP matches; paging through its results by number asks
+# for the same total again. A remembered total is used only while the site's change number (bumped
+# by every statement that writes its interactions, migration 0005; read with the page) is the one
+# it was counted at.
 _COUNTED_MAX = 512
-_counted: dict[tuple[Any, ...], tuple[int, int]] = {}
-_NOT_FILTERS = {"page", "per_page", "sort_by", "sort_direction"}
+_counted: dict[tuple[Any, ...], tuple[int, tuple[int, bool]]] = {}
+_NOT_FILTERS = {"page", "per_page", "cursor", "sort_by", "sort_direction"}
 
 
-def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, changes: int | None) -> int:
+def _filtered_total(
+    session: Session, *, site_id: int, query: InteractionQuery, changes: int | None
+) -> tuple[int, bool]:
     # The database's URL is part of the key: change numbers are only unique within one database.
     key = (
         str(session.get_bind().engine.url),
@@ -165,15 +199,16 @@ def _filtered_total(session: Session, *, site_id: int, query: InteractionQuery, 
     remembered = _counted.get(key)
     if remembered is not None and changes is not None and changes == remembered[0]:
         return remembered[1]
-    total, counted_at = session.execute(
+    counted, counted_at = session.execute(
         queries.filtered_count(queries.active_filters(query)),
         {"site_id": site_id, **queries.filter_values(query)},
     ).one()
+    total = capped(counted)
     if counted_at is not None:
         if len(_counted) >= _COUNTED_MAX:
             _counted.clear()
         _counted[key] = (counted_at, total)
-    return total or 0
+    return total
 
 
 # --- writes ----------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ demo data). Each change is one statement after the rights-and-lock statement
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     union_all,
     update,
 )
@@ -31,13 +34,22 @@ from sqlalchemy.orm import Session
 from chalicelib import caller as callers
 from chalicelib.audit import events as audit
 from chalicelib.config import get_settings
-from chalicelib.errors import Conflict, Forbidden, NotFound
-from chalicelib.kit.pagination import Pagination, page_total
+from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from chalicelib.kit.pagination import (
+    BAD_CURSOR,
+    COUNT_CAP,
+    ListRead,
+    Page,
+    Pagination,
+    capped,
+    open_cursor,
+    settle,
+)
 from chalicelib.kit.secret import new_secret
 from chalicelib.kit.timestamps import isoformat
 from chalicelib.kit.usernames import same_name
 from chalicelib.models import SetupToken, SiteMembership, User
-from chalicelib.sites.service import MEMBER_COUNT, is_admin, one_row, role_change, still_admin
+from chalicelib.sites.service import is_admin, one_row, role_change, still_admin
 
 MEMBER_NOT_FOUND = "No such member of this site"
 IN_USE = "username or e-mail already in use"
@@ -52,10 +64,12 @@ _MEMBERS = (
         User.last_login,
         User.is_active,
         _PENDING.label("pending"),
-        func.count().over().label("total"),
     )
     .join(SiteMembership, SiteMembership.user_id == User.id)
     .where(SiteMembership.site_id == bindparam("site_id"))
+)
+_AFTER = tuple_(func.lower(User.username).collate("C"), User.id) > tuple_(
+    func.lower(bindparam("after_key", type_=String)).collate("C"), bindparam("after_id")
 )
 
 
@@ -63,17 +77,39 @@ def _by_username(columns: Any) -> list[Any]:
     return [func.lower(columns.username).collate("C"), columns.id]
 
 
-# A page of a site's members for its admins, by username (case-insensitively, then id), with the
-# total, folded with the rights: one round trip.
-MEMBERS_PAGE = callers.fold(
-    _MEMBERS.order_by(*_by_username(User)).offset(bindparam("offset")).limit(bindparam("limit")),
-    when=callers.ADMIN,
-    order_by=_by_username,
+# A page of a site's members for its admins, by username (case-insensitively, then id), folded with
+# the rights: one round trip. By number, or after a cursor (the last member's username and id).
+MEMBERS_PAGE, MEMBERS_AFTER = (
+    callers.fold(
+        (_MEMBERS.where(_AFTER) if keyset else _MEMBERS.offset(bindparam("offset")))
+        .order_by(*_by_username(User))
+        .limit(bindparam("limit")),
+        when=callers.ADMIN,
+        order_by=_by_username,
+    )
+    for keyset in (False, True)
+)
+_MEMBERS_COUNT = select(func.count()).select_from(
+    select(SiteMembership.user_id)
+    .where(SiteMembership.site_id == bindparam("site_id"))
+    .limit(COUNT_CAP + 1)
+    .subquery()
 )
 
 
-def members_params(query: Pagination) -> dict[str, Any]:
-    return {"offset": query.offset, "limit": query.per_page}
+def members_read(query: Pagination, *, site_id: int | None) -> ListRead:
+    """The first statement of the users list at the path's site; a cursor of another list is a 400."""
+    binding = json.dumps(["users", site_id])
+    position = open_cursor(query, binding)
+    if position is None:
+        params = {"offset": query.offset, "limit": query.limit}
+        return ListRead(MEMBERS_PAGE, params, None, binding)
+    if not isinstance(position.key, str):
+        raise ValidationFailed(
+            "Invalid query parameters", details=[{"field": "cursor", "message": BAD_CURSOR}]
+        )
+    params = {"after_key": position.key, "after_id": position.id, "limit": query.limit}
+    return ListRead(MEMBERS_AFTER, params, position, binding)
 
 
 def member(row: Any, role: str | None = None) -> dict[str, Any]:
@@ -89,16 +125,17 @@ def member(row: Any, role: str | None = None) -> dict[str, Any]:
     }
 
 
-def members(
-    session: Session, *, site_id: int, query: Pagination, rows: list[Any]
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of `MEMBERS_PAGE` and the total (counted again only past the last page)."""
-    total = page_total(
+def members(session: Session, *, site_id: int, query: Pagination, read: ListRead, rows: list[Any]) -> Page:
+    """A page of the users list and its meta (a total past the page counted up to COUNT_CAP)."""
+    found = settle(
         query,
-        len(rows),
-        lambda: rows[0].total if rows else session.scalar(MEMBER_COUNT, {"site_id": site_id}) or 0,
+        rows,
+        position=read.position,
+        count=lambda: capped(session.scalar(_MEMBERS_COUNT, {"site_id": site_id})),
+        binding=read.binding,
+        key=lambda row: row.username,
     )
-    return [member(r) for r in rows], total
+    return replace(found, items=[member(row) for row in found.items])
 
 
 # --- administration: the pieces ------------------------------------------------------------------

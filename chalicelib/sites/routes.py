@@ -121,15 +121,15 @@ def list_site_users(call: Call, site_id: str) -> Response:
     # The order of checks: 403 (a member without the role), 400 (parameters), 404 (no member).
     try:
         query = call.query(SiteUsersQuery)
+        read = members.members_read(query, site_id=site)
     except ValidationFailed:
         callers.admin_only(call.role_on(site), message)
         raise
-    caller, rows = call.fold_at(site, members.MEMBERS_PAGE, members.members_params(query))
+    caller, rows = call.fold_at(site, read.statement, read.params)
     callers.admin_only(caller.role, message)
     if caller.role is None or site is None:
         raise NotFound(SITE_NOT_FOUND)
-    users, total = members.members(call.session, site_id=site, query=query, rows=rows)
-    return paginated({"users": users}, query=query, total=total)
+    return paginated("users", members.members(call.session, site_id=site, query=query, read=read, rows=rows))
 
 
 # --- administration by the site's admins -----------------------------------------------------------

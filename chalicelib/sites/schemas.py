@@ -77,7 +77,7 @@ Email = Annotated[
 
 
 class SiteUsersQuery(Pagination):
-    """GET /api/sites/{id}/users: `page` and `per_page`, as for interactions."""
+    """GET /api/sites/{id}/users: `page` and `per_page`, or `cursor`, as for interactions."""
 
 
 # --- bodies ----------------------------------------------------------------------------------------

@@ -251,12 +251,9 @@ def test_history_is_newest_first_and_paginated(client, world):
         ("interaction.updated", 4),
         ("interaction.updated", 3),
     ]
-    assert response.json_body["meta"]["pagination"] == {
-        "page": 1,
-        "per_page": 2,
-        "total_pages": 2,
-        "total_records": 4,
-    }
+    pagination = response.json_body["meta"]["pagination"]
+    assert pagination.pop("next_cursor")
+    assert pagination == {"page": 1, "per_page": 2, "total_pages": 2, "total_records": 4, "total_exact": True}
     last = history(client, world.token("viewer"), item["id"], "?per_page=2&page=2").json_body
     assert [e["action"] for e in last["data"]["events"]][-1] == "interaction.created"
     past = history(client, world.token("viewer"), item["id"], "?per_page=2&page=5").json_body
@@ -421,4 +418,6 @@ def test_the_unfiltered_total_is_the_sites_count(client, world, trail):
         ).scalar()
     assert counted == 5
     page = site_audit(client, world, "?per_page=2").json_body
-    assert page["meta"]["pagination"] == {"page": 1, "per_page": 2, "total_pages": 3, "total_records": 5}
+    pagination = page["meta"]["pagination"]
+    assert pagination.pop("next_cursor")
+    assert pagination == {"page": 1, "per_page": 2, "total_pages": 3, "total_records": 5, "total_exact": True}

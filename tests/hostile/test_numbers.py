@@ -92,19 +92,14 @@ def test_an_out_of_range_page_parameter_is_400(client, world, param, raw):
     assert [d["field"] for d in response.json_body["error"]["details"]] == [param]
 
 
-def test_the_largest_page_is_an_empty_page_with_correct_meta(client, world):
+def test_the_largest_page_is_past_the_depth_limit_a_400_naming_page(client, world):
     send(client, "POST", PATH, world.token("editor"), VALID)
 
     response = send(client, "GET", f"{PATH}?page=2147483647&per_page=100", world.token("editor"))
 
-    assert response.status_code == 200, response.json_body
-    assert response.json_body["data"]["interactions"] == []
-    assert response.json_body["meta"]["pagination"] == {
-        "page": 2147483647,
-        "per_page": 100,
-        "total_pages": 1,
-        "total_records": 1,
-    }
+    assert response.status_code == 400, response.json_body
+    assert [d["field"] for d in response.json_body["error"]["details"]] == ["page"]
+    assert "cursor" in response.json_body["error"]["details"][0]["message"]
 
 
 def test_server_owned_numbers_beyond_64_bits_are_ignored(client, world):

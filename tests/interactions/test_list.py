@@ -26,7 +26,16 @@ def test_default_order_is_newest_start_first_with_pagination_meta(client, world)
     made = insert_rows(world.site_a, [{"start_datetime": T0 + timedelta(hours=i)} for i in range(3)])
     body = listing(client, world)
     assert ids(body) == made[::-1]
-    assert body["meta"] == {"pagination": {"page": 1, "per_page": 25, "total_pages": 1, "total_records": 3}}
+    assert body["meta"] == {
+        "pagination": {
+            "page": 1,
+            "per_page": 25,
+            "total_pages": 1,
+            "total_records": 3,
+            "total_exact": True,
+            "next_cursor": None,
+        }
+    }
 
 
 def test_rows_are_the_interaction_representation(client, world):
@@ -56,14 +65,23 @@ def test_rows_are_the_interaction_representation(client, world):
 def test_nothing_matching_gives_zero_total_pages(client, world):
     body = listing(client, world, "?search=nothing-like-this")
     assert body["data"]["interactions"] == []
-    assert body["meta"]["pagination"] == {"page": 1, "per_page": 25, "total_pages": 0, "total_records": 0}
+    assert body["meta"]["pagination"] == {
+        "page": 1,
+        "per_page": 25,
+        "total_pages": 0,
+        "total_records": 0,
+        "total_exact": True,
+        "next_cursor": None,
+    }
 
 
 def test_pages_split_the_rows_and_count_them(client, world):
     made = insert_rows(world.site_a, [{"start_datetime": T0 + timedelta(minutes=i)} for i in range(7)])
     body = listing(client, world, "?per_page=3&page=2&sort_direction=asc")
     assert ids(body) == made[3:6]
-    assert body["meta"]["pagination"] == {"page": 2, "per_page": 3, "total_pages": 3, "total_records": 7}
+    pagination = body["meta"]["pagination"]
+    assert pagination.pop("next_cursor")  # page 3 follows
+    assert pagination == {"page": 2, "per_page": 3, "total_pages": 3, "total_records": 7, "total_exact": True}
     last = listing(client, world, "?per_page=3&page=3&sort_direction=asc")
     assert ids(last) == made[6:]
     assert last["meta"]["pagination"]["total_records"] == 7
@@ -73,7 +91,14 @@ def test_a_page_past_the_end_is_empty_with_correct_meta(client, world):
     insert_rows(world.site_a, [{} for _ in range(4)])
     body = listing(client, world, "?per_page=3&page=9")
     assert body["data"]["interactions"] == []
-    assert body["meta"]["pagination"] == {"page": 9, "per_page": 3, "total_pages": 2, "total_records": 4}
+    assert body["meta"]["pagination"] == {
+        "page": 9,
+        "per_page": 3,
+        "total_pages": 2,
+        "total_records": 4,
+        "total_exact": True,
+        "next_cursor": None,
+    }
 
 
 def test_per_page_allows_up_to_100(client, world):

@@ -104,7 +104,14 @@ def test_users_lists_members_by_username_for_the_sites_admin(client, world):
         "pending": False,
     }
     assert response.json_body["meta"] == {
-        "pagination": {"page": 1, "per_page": 25, "total_pages": 1, "total_records": 4}
+        "pagination": {
+            "page": 1,
+            "per_page": 25,
+            "total_pages": 1,
+            "total_records": 4,
+            "total_exact": True,
+            "next_cursor": None,
+        }
     }
 
 
@@ -118,6 +125,8 @@ def test_users_are_paginated_like_interactions(client, world):
         "per_page": 2,
         "total_pages": 3,
         "total_records": 6,
+        "total_exact": True,
+        "next_cursor": None,
     }
     past = send(client, "GET", f"/api/sites/{world.site_a}/users?per_page=2&page=9", world.token("admin"))
     assert past.json_body["data"]["users"] == []
