@@ -1,8 +1,9 @@
 """Search, filter and sort as pure functions over one site-scoped select.
 
 Every interaction query starts from `scoped(site_id)`: another site's rows are simply never found.
-The expressions here are the ones migration 0002 indexes (`lower(col) COLLATE "C"` for text sorts,
-`search_document()` for the trigram search); change them together or the indexes go unused.
+The expressions here are the ones migration 0002 indexes (`lower(col) COLLATE "C"` for text sorts)
+and migration 0010 stores (`search_text`, the lower-cased search document, for the trigram
+search); change them together or the indexes go unused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Text,
     and_,
     asc,
     bindparam,
@@ -35,8 +37,9 @@ from chalicelib.caller import fold
 from chalicelib.kit.pagination import COUNT_CAP
 from chalicelib.models import Interaction, SiteInteractionCount
 
-# The text the `search` parameter looks in, as one expression with a trigram GIN index. The
-# separator keeps words of neighbouring fields apart; matches are re-checked field by field.
+# The text the `search` parameter looks in: the six fields joined, stored lower-cased as
+# `search_text` (migration 0010) with a trigram GIN index. The separator keeps words of
+# neighbouring fields apart; matches are re-checked field by field.
 SEARCH_DOCUMENT_SQL = (
     "(title || ' ' || type || ' ' || lead || ' ' || coalesce(location, '') || ' ' || "
     "coalesce(description, '') || ' ' || coalesce(notes, ''))"
@@ -86,8 +89,15 @@ def _contains(column: Any, pattern: Any) -> ColumnElement[bool]:
     return condition
 
 
-def search_document() -> ColumnElement[str]:
-    return literal_column(SEARCH_DOCUMENT_SQL)
+# The document stored lower-cased (migration 0010, a generated column with the trigram index): the
+# search is `search_text LIKE lower(pattern)`, the match ILIKE makes, without building and
+# lower-casing the document for every row re-checked. Not mapped: no page selects it.
+SEARCH_TEXT: ColumnElement[str] = literal_column("search_text", Text)
+
+
+def _searched(pattern: Any) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = SEARCH_TEXT.like(func.lower(pattern), escape="\\")
+    return condition
 
 
 FILTERS = ("search", "title", "lead", "location", "type", "start_date", "end_date")
@@ -109,7 +119,7 @@ def _conditions(active: tuple[str, ...], value: Any) -> list[ColumnElement[bool]
             per_field = or_(*(_contains(getattr(Interaction, field), pattern) for field in SEARCHED_COLUMNS))
             # The document match is what the trigram index answers; the per-field match keeps a
             # term from matching across the boundary of two fields.
-            conditions += [_contains(search_document(), pattern), per_field]
+            conditions += [_searched(pattern), per_field]
         elif name in SUBSTRING_FILTERS:
             conditions.append(_contains(getattr(Interaction, name), value(name)))
         elif name == "type":

@@ -109,7 +109,7 @@ def test_the_migration_goes_down_and_up_again(scratch):
         assert conn.scalar(text("SELECT to_regclass('audit_events')")) is None
         assert conn.scalars(text("SELECT username FROM users")).all() == ["kept"]  # pending accounts go
 
-    command.upgrade(config, "head")
+    command.upgrade(config, REVISION)
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == REVISION
         conn.execute(text("INSERT INTO users (username, email) VALUES ('again', 'again@example.com')"))
