@@ -146,7 +146,7 @@ class Call:
         An invalid query (or a cursor `build` refuses) is a 400 after the rights are checked on
         their own (401 and 403 come first)."""
         try:
-            query = parse_query(self.request, model)
+            query = parse_query(self.request, model, session=self.session)
             read = build(query)
         except ValidationFailed:
             self.caller  # noqa: B018 - its 401/403 answer first

@@ -195,13 +195,16 @@ def _query_strings(request: Any, known: Any) -> tuple[dict[str, str], list[dict[
     return params, problems
 
 
-def parse_query(request: Any, model: type[T]) -> T:
+def parse_query(request: Any, model: type[T], *, session: Any = None) -> T:
     """The query string validated by `model`, whose fields are the known parameters. Every problem
     is reported at once: unknown or repeated names, invalid values, and then the rules across
-    parameters that the model states in a `problems()` method."""
+    parameters that the model states in a `problems()` method. A model may ask for a validation
+    context from the database (`validation_context(session, params)`, given a session)."""
     params, problems = _query_strings(request, model.model_fields)
+    context_of = getattr(model, "validation_context", None)
+    context = context_of(session, params) if context_of is not None and session is not None else None
     try:
-        query = model.model_validate(params)
+        query = model.model_validate(params, context=context)
     except ValidationError as exc:
         problems += error_details(exc)
     else:

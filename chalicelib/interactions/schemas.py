@@ -8,7 +8,6 @@ which the create path runs on the body and the update path on the merged record.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
@@ -19,6 +18,7 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -26,6 +26,7 @@ from pydantic import (
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import error_details
+from chalicelib.interactions import terms
 from chalicelib.interactions.times import check_zone, resolve_times, zone_names
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.schema import Schema
@@ -207,22 +208,24 @@ def parse_update(data: Any) -> InteractionUpdate:
 # --- query parameters ------------------------------------------------------------------------------
 
 
-# A substring term is answered by a trigram index only through trigrams of its words, and pg_trgm's
-# word characters are whatever the database's LC_CTYPE calls alphanumeric: under a UTF-8 locale most
-# letters and digits of every script, under LC_CTYPE=C (or POSIX) the ASCII ones only, every other
-# byte being a separator. A term without three of them in a row yields no trigram, and the index
-# cannot narrow anything: the site, or the whole table, is read. Three ASCII letters or digits in a
-# row is what every database can answer; other characters may surround them (see docs/api.md, Project decisions).
-INDEXABLE_RUN = re.compile(r"[A-Za-z0-9]{3}")
-INDEXABLE_RULE = (
+# A substring term is answered by a trigram index only through trigrams of its words: a non-empty
+# term needs three letters or digits in a row of the scripts the database indexes (`terms`, probed
+# once per container; the endpoint passes them in the validation context as `word_scripts`).
+# Without that context only ASCII letters and digits count: what every database answers.
+ASCII_RULE = (
     "must contain at least three letters or digits in a row (A-Z, a-z, 0-9), or be empty for no filter"
+)
+SCRIPTS_RULE = (
+    "must contain at least three letters or digits in a row (of a script the database indexes: "
+    "Latin, Greek, Cyrillic, Hebrew, Arabic, Han, ...), or be empty for no filter"
 )
 
 
-def indexable(value: str) -> str:
+def indexable(value: str, info: ValidationInfo) -> str:
     """An empty term means no filter; any other must give the trigram index something to look up."""
-    if value and INDEXABLE_RUN.search(value) is None:
-        raise ValueError(INDEXABLE_RULE)
+    scripts = (info.context or {}).get("word_scripts", frozenset())
+    if value and not terms.has_indexable_run(value, scripts):
+        raise ValueError(SCRIPTS_RULE if scripts else ASCII_RULE)
     return value
 
 
@@ -233,15 +236,24 @@ FilterText = Annotated[
     AfterValidator(indexable),
 ]
 _TERM = (
-    "; empty for no filter, else it must contain three letters or digits in a row "
-    "(A-Z, a-z, 0-9), at most 255 characters after trimming"
+    "; empty for no filter, else it must contain three letters or digits in a row (of every script "
+    "the database's trigram index treats as word characters: all of them under a UTF-8 LC_CTYPE, "
+    "A-Z, a-z, 0-9 under C), at most 255 characters after trimming"
 )
 
 
 class InteractionQuery(Pagination):
     """GET /api/interactions. Substring filters are case-insensitive, trimmed, and match `%`, `_`
-    and `\\` literally; an empty one matches everything, any other must contain three ASCII letters
-    or digits in a row (what the trigram indexes can answer on every database)."""
+    and `\\` literally; an empty one matches everything, any other must contain three letters or
+    digits in a row that the database's trigram indexes treat as word characters (`terms`)."""
+
+    @classmethod
+    def validation_context(cls, session: Any, params: dict[str, str]) -> dict[str, Any]:
+        """What the term rule needs: the scripts the database indexes, probed (once per container)
+        only when a substring term is sent."""
+        if any((params.get(name) or "").strip() for name in ("search", "title", "lead", "location")):
+            return {"word_scripts": terms.scripts_of(session)}
+        return {}
 
     search: FilterText | None = Field(
         None, description="substring of title, type, lead, location, description or notes" + _TERM
