@@ -364,3 +364,15 @@ def test_a_refused_logout_costs_its_one_redis_check_and_no_database(client, rela
     database, redis, response = count(relays, request)
     assert response.status_code == 400
     assert (database, redis) == (0, 1)
+
+
+def test_a_cursor_page_takes_one_and_carries_its_total(client, relays, world):
+    """The page after a cursor is one statement at any depth: its total comes with the cursor."""
+    first = _get(client, "/api/interactions?title=row&per_page=5", world["editor"])().json_body
+    cursor = first["meta"]["pagination"]["next_cursor"]
+    _get(client, f"/api/interactions?title=row&per_page=5&cursor={cursor}", world["editor"])()  # prepares
+    database, redis, response = count(
+        relays, _get(client, f"/api/interactions?title=row&per_page=5&cursor={cursor}", world["editor"])
+    )
+    assert response.status_code == 200 and response.json_body["meta"]["pagination"]["total_records"] == 30
+    assert (database, redis) == (1, 1)

@@ -381,3 +381,71 @@ def test_under_lc_ctype_c_non_ascii_letters_are_separators_and_ascii_ones_words(
     c_locale, unicode_locale = (there, here) if other_ctype.ctype == "C" else (here, there)
     assert set(c_locale) == ascii_ | {"  d", " d "}  # only the ASCII 'd' of "Łódź" is a word
     assert len(unicode_locale) > len(c_locale)
+
+
+# --- cursor pages: a range of the sort's index from the cursor on, the same work at any depth ------
+
+
+def _cursor_row(connection, site: int, sort_by: str, direction: str, zone: str, depth: int) -> tuple:
+    """The row `depth` rows into the list (among the values, or among the nulls): (value, id)."""
+    key = f'lower({sort_by}) COLLATE "C"' if sort_by in queries.TEXT_SORTS else sort_by
+    order = f"id {direction}" if zone == "null" else f"{key} {direction}, id {direction}"
+    where = f"site_id = :s AND {sort_by} IS {'' if zone == 'null' else 'NOT '}NULL"
+    available = connection.execute(
+        text(f"SELECT count(*) FROM interactions WHERE {where}"), {"s": site}
+    ).scalar_one()
+    found = connection.execute(
+        text(f"SELECT {sort_by}, id FROM interactions WHERE {where} ORDER BY {order} OFFSET :d LIMIT 1"),
+        {"s": site, "d": min(depth, available // 2)},
+    ).one()
+    return tuple(found)
+
+
+def _examined(nodes: list[dict]) -> int:
+    """Rows the plan's scans read: those they returned and those their filters removed."""
+    return sum(
+        n["Actual Rows"] + n.get("Rows Removed by Filter", 0) + n.get("Rows Removed by Index Recheck", 0)
+        for n in nodes
+        if "Scan" in n["Node Type"] and "Bitmap Index" not in n["Node Type"]
+    )
+
+
+@pytest.mark.parametrize("zone", ["key", "null"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("sort_by", SORT_FIELDS)
+@pytest.mark.parametrize("search", [None, "renew"])
+def test_a_cursor_page_costs_the_same_at_any_depth_through_an_index(
+    site_id, sort_by, direction, zone, search
+):
+    if zone == "null" and sort_by not in queries.NULLABLE_SORTS:
+        pytest.skip("only a nullable sort has a cursor among the nulls")
+    query = _query(sort_by=sort_by, sort_direction=direction, search=search)
+    rows = queries.apply_filters(queries.SITE_ROWS, query)
+    limit = 26
+    examined = []
+    with session_scope() as session:
+        connection = session.connection()
+        for depth in (5, 1500):
+            key, row_id = _cursor_row(connection, site_id, sort_by, direction, zone, depth)
+            params = {"site_id": site_id, "after_id": row_id, "limit": limit}
+            if zone == "key":
+                params["after_key"] = key
+            statement = queries.keyset_page(rows, sort_by, direction, zone).params(**params)
+            connection.execute(text("SET LOCAL enable_seqscan = off"))
+            document = connection.execute(
+                text("EXPLAIN (ANALYZE, FORMAT JSON) " + _sql(statement))
+            ).scalar_one()
+            document = json.loads(document) if isinstance(document, str) else document
+            nodes = _nodes(document[0]["Plan"])
+            assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], (sort_by, direction, zone)
+            assert [n for n in nodes if "Index" in n["Node Type"]], "no index"
+            if search is None and zone == "key":
+                # the range starts at the cursor (a row comparison on the sort's index) and stops
+                # at the page: no scan reads more than the page
+                scans = [n for n in nodes if n.get("Index Name")]
+                assert EXPECTED_SORT_INDEX[(sort_by, direction)] in {n["Index Name"] for n in scans}
+                assert "ROW(" in " ".join(n.get("Index Cond", "") for n in scans)
+                assert all(n["Actual Rows"] <= limit for n in scans), (sort_by, direction, depth)
+            examined.append(_examined(nodes))
+    shallow, deep = examined
+    assert deep <= 2 * shallow + 2 * limit, (sort_by, direction, zone, examined)
