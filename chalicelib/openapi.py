@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import errors
@@ -55,11 +55,33 @@ class ErrorEnvelope(_Doc):
     error: ErrorBody
 
 
+def _absent_not_null(schema: dict[str, Any], _model: Any) -> None:
+    """`page` and `total_pages` are absent on a cursor's page, never null: no `default: null`."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
+AbsentOrInt = Annotated[int | None, WithJsonSchema({"type": "integer", "minimum": 0})]
+
+
 class PaginationMeta(_Doc):
-    page: int
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
+
+    page: AbsentOrInt = Field(None, description="the page's number; absent on a page read with `cursor`")
     per_page: int
-    total_pages: int = Field(description="0 when nothing matches")
-    total_records: int
+    total_pages: AbsentOrInt = Field(
+        None,
+        description="0 when nothing matches; a lower bound when total_exact is false; absent on a page "
+        "read with `cursor`",
+    )
+    total_records: int = Field(description="exact up to 10 000; beyond, 10 000 with total_exact false")
+    total_exact: bool = Field(
+        description="false when counting stopped at 10 000 (the unfiltered interactions total is "
+        "always exact); with `cursor`, as on the first page"
+    )
+    next_cursor: str | None = Field(
+        description="pass as `cursor` (with the same filters and sort) for the next page; null on the last page"
+    )
 
 
 class ListMeta(_Doc):
@@ -133,8 +155,9 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
             schema.update(rest[0])
         else:
             schema["anyOf"] = rest
-    if schema.get("default") is None:
-        schema.pop("default", None)
+    # An optional parameter carries no `default` (a generator would make it a required field and
+    # send it always); the default is in its description.
+    schema.pop("default", None)
     schema.pop("title", None)
     return schema
 

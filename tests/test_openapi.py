@@ -159,3 +159,30 @@ def test_the_administration_routes_are_described(doc):
     assert "platform_admin" in me["required"]
     user = doc["components"]["schemas"]["SiteUser"]
     assert "pending" in user["required"]
+
+
+def test_every_paginated_list_declares_cursor_and_its_meta(doc):
+    lists = [
+        (path, item["get"])
+        for path, item in doc["paths"].items()
+        if "get" in item and "meta" in str(item["get"]["responses"]["200"])
+    ]
+    assert {path for path, _ in lists} >= {
+        "/api/interactions",
+        "/api/sites/{site_id}/users",
+        "/api/sites/{site_id}/audit",
+        "/api/interactions/{interaction_id}/history",
+    }
+    for path, operation in lists:
+        assert {"page", "per_page", "cursor"} <= {p["name"] for p in operation["parameters"]}, path
+    meta = doc["components"]["schemas"]["PaginationMeta"]
+    assert set(meta["required"]) == {"per_page", "total_records", "total_exact", "next_cursor"}
+    assert meta["properties"]["total_exact"]["type"] == "boolean"
+    assert {"type": "null"} in meta["properties"]["next_cursor"]["anyOf"]
+
+
+def test_optional_query_parameters_carry_no_default(doc):
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []) if method in METHODS else []:
+                assert "default" not in parameter["schema"], (path, method, parameter["name"])

@@ -264,8 +264,10 @@ class InteractionQuery(Pagination):
     type: InteractionTypeName | None = Field(None, description="exact type")
     start_date: FromBound | None = Field(None, description="interactions starting at or after this")
     end_date: ToBound | None = Field(None, description="interactions starting at or before this")
-    sort_by: SortField = "start_datetime"
-    sort_direction: Literal["asc", "desc"] = "desc"
+    sort_by: SortField = Field(
+        "start_datetime", description="the order (default start_datetime); ties by id, nulls last"
+    )
+    sort_direction: Literal["asc", "desc"] = Field("desc", description="default desc")
 
     def problems(self) -> list[dict[str, str]]:
         """The pagination's rules, and an inverted date range (a 400 rather than an empty page)."""
