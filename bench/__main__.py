@@ -43,7 +43,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=100, help="timed requests per scenario")
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start path")
-    parser.add_argument("--only", help="run only the scenarios whose name contains this text")
+    parser.add_argument(
+        "--only", help="run only the scenarios whose name contains this text (alternatives separated by |)"
+    )
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--output", help="file name under bench/results/ (default: bench-<time>.json)")
     parser.add_argument(
@@ -420,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         login_body={"username": seed.DEMO_USER, "password": seed.BENCH_PASSWORD},
     )
     if args.only:
-        planned = [s for s in planned if args.only in s.name]
+        planned = [s for s in planned if any(part in s.name for part in args.only.split("|"))]
 
     beside = "beside the seed stack" if stack else "alone"
     phases: dict[str, dict[str, Any]] = {}
@@ -723,6 +725,7 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
                 },
             }
         )
+        targets.update(_finder_depth_targets(result["scenarios"]))
         baseline = report.match_baseline(result["readme_baseline"], [s["name"] for s in result["scenarios"]])
         compared = [
             (s["name"], s["handler"]["median_ms"], baseline[s["name"]])
@@ -750,7 +753,7 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
             targets[key] = {"met": found["over_flask_ref"] <= 0.5, "ratio": found["over_flask_ref"]}
     # Over whole sessions only: a scenario of fewer requests than a session would count its one
     # first-request invocation over too few requests.
-    session = result["network"]["session_requests"]
+    session = result["network"].get("session_requests", 0)
     protected = [s for s in modeled if s["protected"] and s["requests"] >= session]
     if protected:
         worst = max(protected, key=lambda s: s["authorizer_invocations_per_request"])
@@ -788,6 +791,35 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
             "met": cold["handler_process"]["peak_rss_mb"] <= 150,
             "peak_rss_mb": cold["handler_process"]["peak_rss_mb"],
         }
+    return targets
+
+
+def _finder_depth_targets(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The broadest terms' first request after a write (<= 100 ms), a cursor page 50,000 rows in
+    against page 1 of its order (<= 1.5x), page 400 x 25 (<= 25 ms); medians, loopback."""
+    by_name = {s["name"]: s["handler"] for s in measured}
+    targets: dict[str, Any] = {}
+    broad = {n: h["median_ms"] for n, h in by_name.items() if n.startswith("search broad after a write")}
+    if broad:
+        targets["broadest_terms_first_request_le_100ms"] = {
+            "met": all(v <= 100 for v in broad.values()),
+            "median_ms": broad,
+        }
+    ratios = {}
+    for name, handler in by_name.items():
+        if name.startswith("cursor page at depth"):
+            order = name.rsplit("(", 1)[1].rstrip(")")
+            first = by_name.get("list (default)" if order == "start_datetime desc" else f"page 1 ({order})")
+            if first:
+                ratios[order] = round(handler["median_ms"] / first["median_ms"], 2)
+    if ratios:
+        targets["cursor_page_le_1_5x_page_1"] = {
+            "met": all(r <= 1.5 for r in ratios.values()),
+            "ratio": ratios,
+        }
+    deep = {n: h["median_ms"] for n, h in by_name.items() if n.startswith("deep page (page=400")}
+    if deep:
+        targets["page_400_le_25ms"] = {"met": all(v <= 25 for v in deep.values()), "median_ms": deep}
     return targets
 
 

@@ -45,7 +45,7 @@ PAIRS: list[tuple[str, str, int | None]] = [
     ("list (default)", "/api/interactions", None),
     ("search common", "/api/interactions?search=review", 20),
     ("search rare", "/api/interactions?search=kestrel", None),
-    ("deep page", "/api/interactions?page=400", None),
+    ("deep page (page=400)", "/api/interactions?page=400", None),
 ]
 
 

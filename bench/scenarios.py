@@ -71,6 +71,7 @@ class Fixture:
     site_id: int
     site_rows: int
     interaction_id: int
+    frequent_words: list[str]  # the words in most of the site's rows, most frequent first
     title_term: str
     lead_term: str
     location_term: str
@@ -117,10 +118,23 @@ def prepare_fixture(engine: Engine, *, site_id: int, site_rows: int) -> Fixture:
         s=site_id,
     )
     first_word = middle.title.split()[0]
+    # The words in most rows (of a sample of the site's): the broadest terms a user can send.
+    with engine.connect() as conn:
+        frequent = conn.execute(
+            text(
+                "SELECT w FROM (SELECT id, regexp_split_to_table(lower(title || ' ' || lead || ' ' ||"
+                " coalesce(location, '') || ' ' || coalesce(description, '') || ' ' || coalesce(notes, '')),"
+                " '[^[:alnum:]]+') AS w FROM (SELECT * FROM interactions WHERE site_id = :s ORDER BY id"
+                " LIMIT 20000) s) x WHERE length(w) >= 3 GROUP BY w ORDER BY count(DISTINCT id) DESC, w LIMIT 3"
+            ),
+            {"s": site_id},
+        ).scalars()
+        frequent_words = list(frequent)
     return Fixture(
         site_id=site_id,
         site_rows=site_rows,
         interaction_id=middle.id,
+        frequent_words=frequent_words,
         title_term=first_word.lower(),
         lead_term=middle.lead.split()[-1].lower(),
         location_term=middle.location.lower()[: max(4, len(middle.location) // 2)],
@@ -190,6 +204,35 @@ def remove_bench_rows(engine: Engine) -> int:
         return conn.execute(
             text("DELETE FROM interactions WHERE title LIKE :p"), {"p": f"{BENCH_TITLE}%"}
         ).rowcount
+
+
+# A short two-word term of common words: every trigram of it in most rows, the phrase in few.
+TWO_WORD_TERM = "of the"
+CURSOR_DEPTH = 50_000
+# Deep pages and cursors: page 400 x 25 (the deepest page by number) and a cursor page 50,000 rows
+# in, each in these orders, against page 1 of the same order.
+DEEP_ORDERS = [("start_datetime", "desc"), ("title", "asc"), ("location", "desc")]
+
+
+def cursor_at(engine: Engine, site_id: int, sort_by: str, direction: str, depth: int, total: int) -> str:
+    """The cursor a walk would hold after `depth` rows of the site in this order (sealed by the
+    app's own code, with this process's signing key)."""
+    from chalicelib.interactions import queries, service
+    from chalicelib.interactions.schemas import InteractionQuery
+    from chalicelib.kit.pagination import Position, seal
+
+    key = f'lower({sort_by}) COLLATE "C"' if sort_by in queries.TEXT_SORTS else sort_by
+    nulls = " NULLS LAST" if sort_by in queries.NULLABLE_SORTS else ""
+    row = _one(
+        engine,
+        f"SELECT * FROM interactions WHERE site_id = :s ORDER BY {key} {direction}{nulls}, id {direction}"
+        " OFFSET :d LIMIT 1",
+        s=site_id,
+        d=depth - 1,
+    )
+    query = InteractionQuery.model_validate({"sort_by": sort_by, "sort_direction": direction})
+    position = Position(queries.cursor_key(sort_by, row), row.id, total, True)
+    return seal(service.binding(site_id, query), position)
 
 
 def build(
@@ -284,7 +327,41 @@ def build(
                     checks_plan=True,
                 )
             )
-    scenarios.append(Scenario("deep page (page=400)", listing("?page=400"), "finder", checks_plan=True))
+    # The broadest terms, each timed as the first request after a write (the write, untimed, gives
+    # the site a new change number: no remembered total), so each counts its matches (up to the cap).
+    writer = RowState(engine, make_bench_row(engine, fx.site_id, user_id))
+    for term in [*fx.frequent_words, TWO_WORD_TERM]:
+        scenarios.append(
+            Scenario(
+                f"search broad after a write ({term})",
+                listing(f"?search={quote(term)}"),
+                "finder",
+                reset=writer.restore,
+                checks_plan=True,
+            )
+        )
+    for sort_by, direction in DEEP_ORDERS:
+        default = (sort_by, direction) == ("start_datetime", "desc")
+        order = "" if default else f"&sort_by={sort_by}&sort_direction={direction}"
+        named = "" if default else f", {sort_by} {direction}"
+        if not default:  # the default order's page 1 is "list (default)"
+            scenarios.append(
+                Scenario(
+                    f"page 1 ({sort_by} {direction})", listing(f"?{order[1:]}"), "finder", checks_plan=True
+                )
+            )
+        scenarios.append(
+            Scenario(f"deep page (page=400{named})", listing(f"?page=400{order}"), "finder", checks_plan=True)
+        )
+        cursor = cursor_at(engine, fx.site_id, sort_by, direction, CURSOR_DEPTH, fx.site_rows)
+        scenarios.append(
+            Scenario(
+                f"cursor page at depth {CURSOR_DEPTH:,} ({sort_by} {direction})",
+                listing(f"?cursor={cursor}{order}"),
+                "finder",
+                checks_plan=True,
+            )
+        )
     if site_route:
         param = site_route.rsplit("{", 1)[1].rstrip("}")
         scenarios.append(
