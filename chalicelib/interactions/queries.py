@@ -263,6 +263,7 @@ def folded_page(active: tuple[str, ...], sort_by: str, direction: str, zone: str
     cursor carries. One statement per combination of filters, order and kind of page, built once;
     its values are bound (`filter_<name>`, `offset` or `after_key`/`after_id`, `limit`)."""
     rows = filtered_rows(active) if active else SITE_ROWS
+    extra: tuple[Any, ...]
     if zone is None:
         page = apply_sort(rows, sort_by, direction).offset(OFFSET).limit(LIMIT)
         extra = (SITE_CHANGES_COLUMN if active else SITE_TOTAL_COLUMN,)

@@ -108,8 +108,8 @@ def members_read(query: Pagination, *, site_id: int | None) -> ListRead:
         raise ValidationFailed(
             "Invalid query parameters", details=[{"field": "cursor", "message": BAD_CURSOR}]
         )
-    params = {"after_key": position.key, "after_id": position.id, "limit": query.limit}
-    return ListRead(MEMBERS_AFTER, params, position, binding)
+    after = {"after_key": position.key, "after_id": position.id, "limit": query.limit}
+    return ListRead(MEMBERS_AFTER, after, position, binding)
 
 
 def member(row: Any, role: str | None = None) -> dict[str, Any]:
