@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from chalicelib.audit import service
 from chalicelib.audit.schemas import AuditQuery, HistoryQuery
@@ -67,8 +68,22 @@ def _plan(statement, params, *, analyze: bool = False):
 
 
 def _site_page(data, **filters):
-    stmt, params = service.site_page(AuditQuery.model_validate(filters))
-    return stmt, {**params, "site_id": data["site"], "caller_id": data["admin"]}
+    read = service.site_read(AuditQuery.model_validate(filters), site_id=data["site"])
+    return read.statement, {**read.params, "site_id": data["site"], "caller_id": data["admin"]}
+
+
+def _after(data, newest_first_rows: int, **filters):
+    """The page of the site's events after a cursor `newest_first_rows` events deep."""
+    from chalicelib.kit.pagination import Position, seal
+
+    query = AuditQuery.model_validate(filters)
+    with session_scope() as session:
+        event_id = session.execute(
+            text("SELECT id FROM audit_events WHERE site_id = :s ORDER BY id DESC OFFSET :d LIMIT 1"),
+            {"s": data["site"], "d": newest_first_rows},
+        ).scalar_one()
+    cursor = seal(service._site_binding(data["site"], query), Position(None, event_id, 0, True))
+    return _site_page(data, **filters, cursor=cursor)
 
 
 @pytest.mark.parametrize(
@@ -109,8 +124,26 @@ def test_the_unfiltered_first_page_reads_a_page_not_the_site(data):
     assert read <= 25 * 10, read  # the site holds a third of 20,000 events
 
 
+@pytest.mark.parametrize("depth", [10, 5000])
+def test_a_cursor_page_of_the_trail_reads_a_page_from_the_cursor_on(data, depth):
+    document = _plan(*_after(data, depth), analyze=True)
+    document = json.loads(document) if isinstance(document, str) else document
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    scans = [n for n in nodes(document[0]["Plan"]) if n.get("Relation Name") == "audit_events"]
+    assert scans and all(n["Node Type"].startswith("Index") for n in scans)
+    read = sum(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) for n in scans)
+    assert read <= 25 * 10, read  # the same at any depth
+
+
 def test_one_interactions_history_uses_the_target_index(data):
-    params = service.history_params(data["interaction"], HistoryQuery.model_validate({}))
-    plan = _plan(service.HISTORY, {**params, "site_id": data["site"], "caller_id": data["admin"]})
+    read = service.history_read(
+        HistoryQuery.model_validate({}), site_id=data["site"], interaction_id=data["interaction"]
+    )
+    plan = _plan(service.HISTORY, {**read.params, "site_id": data["site"], "caller_id": data["admin"]})
     assert "Seq Scan on audit_events" not in plan
     assert "ix_audit_events_site_id_target" in plan
