@@ -111,8 +111,12 @@ _UNFILTERED_AFTER = callers.fold(_page((_IN_SITE,), keyset=True), when=callers.A
 
 
 def _site_binding(site_id: int | None, query: AuditQuery) -> str:
-    filters = query.model_dump(mode="json", exclude={"page", "per_page", "cursor"}, exclude_none=True)
-    return json.dumps(["audit", site_id, filters], sort_keys=True)
+    filters = {
+        name: value
+        for name in ("action", "actor_id", "target_type", "target_id", "since", "until")
+        if (value := getattr(query, name)) is not None
+    }
+    return json.dumps(["audit", site_id, filters], sort_keys=True, default=lambda value: value.isoformat())
 
 
 def site_read(query: AuditQuery, *, site_id: int | None) -> ListRead:
