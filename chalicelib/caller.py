@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
+from chalicelib.kit.ids import Id
 from chalicelib.kit.schema import Schema
 from chalicelib.models import WRITE_ROLES, RoleName, Site, SiteMembership, User
 
@@ -89,7 +90,7 @@ class SiteSummary(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: int
+    id: Id
     name: str
     description: str | None
     role: RoleName = Field(description="the caller's role on this site")

@@ -43,6 +43,7 @@ class Endpoint:
     method: str
     spec: Spec
     public: bool
+    name: str = ""  # the view's: the operation's id in the OpenAPI document (camelCase)
     ends_session: bool = False
     session: bool = True
     # Query parameters that make a request a substring search (SEARCH_RATE_PER_MINUTE).
@@ -260,6 +261,7 @@ def endpoint(
             method=method,
             spec=spec,
             public=public,
+            name=view.__name__,
             ends_session=ends_session,
             search_params=search_params,
             session=session,

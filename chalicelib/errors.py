@@ -142,23 +142,26 @@ CATALOG: tuple[type[ApiError], ...] = (
     InternalError,
 )
 
-# What each status means, for the OpenAPI document's shared responses.
+# What each status means, in words (the OpenAPI document names the codes beside them).
 STATUS_DESCRIPTIONS: dict[int, str] = {
-    400: "Malformed JSON, invalid or unknown fields, or bad query parameters (every one in `details`)",
+    400: "Malformed JSON, invalid or unknown fields, or bad or unknown query parameters (every one in "
+    "`details`)",
     401: "No valid token: missing, bad signature, expired, revoked, or an inactive user",
-    403: "AUTHORIZATION_ERROR (the role does not allow it) or SITE_CONTEXT_REQUIRED (no active site)",
+    403: "The role does not allow it, or the token has no active site",
     404: "No such resource, or one of a site the caller may not see",
     405: "The path exists but not with this method (`Allow` lists the methods)",
-    409: "CONFLICT: a duplicate, the last admin of a site, or the same Idempotency-Key still in progress",
+    409: "A duplicate, the last admin of a site, or the same Idempotency-Key still in progress (then with "
+    "`Retry-After`)",
     412: "If-Match does not match the current version (stale, weak or malformed)",
-    413: "The body is over 256 KiB",
+    413: "The body is over 256 KiB (over 10 MB, on any method, API Gateway refuses it itself)",
     415: "A body without Content-Type: application/json",
-    422: "IDEMPOTENCY_KEY_REUSED: the same Idempotency-Key with a different body",
-    429: "RATE_LIMITED or ACCOUNT_LOCKED; retry after `Retry-After` seconds",
+    422: "The same Idempotency-Key with a different body",
+    429: "Too many requests, or too many failed logins; retry after `Retry-After` seconds",
     500: "An unexpected error, logged with the request id",
     503: "The database or Redis is unreachable, no connection was free in time, or a statement "
-    "timed out; nothing happened",
-    504: "Deployed only: the gateway gave up waiting; the outcome is unknown",
+    "timed out; nothing happened (when API Gateway could not run the authorizer, with `Retry-After`)",
+    504: "Deployed only: the gateway gave up waiting; the outcome is unknown (retry a create with the "
+    "same Idempotency-Key)",
 }
 
 

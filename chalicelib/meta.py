@@ -43,6 +43,9 @@ def _check_cache() -> bool:
         data(database={"const": "ok"}, cache={"const": "ok"}),
         "Both reachable",
         errors=(503,),
+        description=(
+            "Public. 200 when the database and Redis both answer; 503 naming the failing part in `details`."
+        ),
     ),
 )
 def health(call: Call) -> Response:
@@ -68,6 +71,7 @@ def health(call: Call) -> Response:
         Raw({"type": "object"}),
         "The OpenAPI 3.1 document (not wrapped in the envelope)",
         operation_id="openapi",
+        description=("Public. This document, as it is served: OpenAPI 3.1, not wrapped in the envelope."),
     ),
 )
 def openapi_document(call: Call) -> Response:

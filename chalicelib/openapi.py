@@ -4,6 +4,12 @@ pydantic schemas the views validate with.
 Request bodies and query parameters come from the request schemas (`model_json_schema`), success
 shapes from each route's `Spec`, and every operation lists the error envelope for the statuses it
 can answer; error codes and statuses come from `chalicelib.errors`. Built once per container.
+
+It is written for the client generators frontends use with their default settings (openapi-typescript,
+openapi-python-client): a property that may be absent is not `required` and carries no `default`
+(a generator turns a default into a required field, and a partial update that sends it clears data);
+ids are positive integers in paths as in bodies; timestamps, dates and e-mail addresses carry their
+`format`; every status an operation can answer is declared, the gateway's own included.
 """
 
 from __future__ import annotations
@@ -13,17 +19,31 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from chalicelib import errors
 from chalicelib.endpoint import REGISTRY, Endpoint
 from chalicelib.kit.docs import schema_of
+from chalicelib.kit.ids import INT64_MAX, PATH_ID_MAXIMUM
 from chalicelib.kit.schema import Schema
 
 _document: dict[str, Any] | None = None
 
 REF = "#/components/schemas/{model}"
 ERROR_CODES = tuple(errors.codes())
+
+# Every tag with its description, in the document's order.
+TAGS = {
+    "auth": "Log in, choose the token's site, change a password, log out. Login is public; the rest "
+    "need `Authorization: Bearer <token>`.",
+    "interactions": "The interactions of the token's active site: find, read, create, update, delete. "
+    "Reading needs any role on the site, writing `editor` or `admin`.",
+    "audit": "The append-only record of every change: an interaction's history, a site's events.",
+    "sites": "The caller's sites, and their administration by the site's admins (members, settings) "
+    "and by platform admins (new sites).",
+    "service": "Health and this document; public.",
+}
 
 # --- shared components -----------------------------------------------------------------------------
 
@@ -40,13 +60,15 @@ class ErrorDetail(_Doc):
 class ErrorBody(_Doc):
     code: Literal[ERROR_CODES]  # type: ignore[valid-type]  # the one list, in chalicelib.errors
     message: str
-    details: list[ErrorDetail] | None = Field(
-        None, description="present on validation errors: every invalid field, not only the first"
+    # Absent on most errors: not required, and (being never null) not nullable either.
+    details: list[ErrorDetail] = Field(
+        None,  # type: ignore[arg-type]  # documentation only: absent, never null
+        description="present on validation errors: every invalid field, not only the first",
     )
-    request_id: str | None = Field(
+    request_id: str = Field(  # type: ignore[assignment]  # documentation only: absent, never null
         None,
-        description="deployed, on errors API Gateway answers itself (its Gateway Responses): "
-        "the gateway's request id",
+        description="present on the answers API Gateway gives itself (its Gateway Responses): the "
+        "gateway's request id, as in `X-Request-Id`",
     )
 
 
@@ -55,26 +77,23 @@ class ErrorEnvelope(_Doc):
     error: ErrorBody
 
 
-def _absent_not_null(schema: dict[str, Any], _model: Any) -> None:
-    """`page` and `total_pages` are absent on a cursor's page, never null: no `default: null`."""
-    for prop in schema.get("properties", {}).values():
-        prop.pop("default", None)
-
-
 AbsentOrInt = Annotated[int | None, WithJsonSchema({"type": "integer", "minimum": 0})]
 
 
 class PaginationMeta(_Doc):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
-
+    # `page` and `total_pages` are absent on a cursor's page, never null (the document's properties
+    # carry no default: not required, not nullable).
     page: AbsentOrInt = Field(None, description="the page's number; absent on a page read with `cursor`")
-    per_page: int
+    per_page: int = Field(json_schema_extra={"minimum": 1, "maximum": 100})
     total_pages: AbsentOrInt = Field(
         None,
         description="0 when nothing matches; a lower bound when total_exact is false; absent on a page "
         "read with `cursor`",
     )
-    total_records: int = Field(description="exact up to 10 000; beyond, 10 000 with total_exact false")
+    total_records: int = Field(
+        description="exact up to 10 000; beyond, 10 000 with total_exact false",
+        json_schema_extra={"minimum": 0},
+    )
     total_exact: bool = Field(
         description="false when counting stopped at 10 000 (the unfiltered interactions total is "
         "always exact); with `cursor`, as on the first page"
@@ -88,36 +107,76 @@ class ListMeta(_Doc):
     pagination: PaginationMeta
 
 
+class _Generator(GenerateJsonSchema):
+    """No `default` on a component's properties. openapi-typescript (by default) makes a property with
+    a default required, and a client that sends what its type demands in a partial update clears
+    data; the server reads a property that is absent as absent. (Query parameters drop theirs in
+    `_without_null`; their descriptions say them.)"""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+
 HEADERS = {
     "X-Request-Id": {
-        "description": "the client's id when sane (<= 128 of A-Za-z0-9._-), else a new one",
-        "schema": {"type": "string"},
+        "description": "the client's id when sane (<= 128 of A-Za-z0-9._-), else a new one; on the answers "
+        "API Gateway gives itself, the gateway's request id",
+        "required": True,
+        "schema": {"type": "string", "maxLength": 128},
     },
-    "ETag": {"description": 'the strong validator `"<version>"`', "schema": {"type": "string"}},
+    "ETag": {
+        "description": 'the strong validator `"<version>"`, for `If-Match`',
+        "required": True,
+        "schema": {"type": "string", "examples": ['"3"']},
+    },
     "Location": {
-        "description": "the new resource's path, as the client reached the API",
-        "schema": {"type": "string"},
+        "description": "the new resource's URL, as the client reached the API",
+        "required": True,
+        "schema": {"type": "string", "format": "uri"},
     },
     "Retry-After": {
-        "description": "whole seconds until the window or the lock ends",
-        "schema": {"type": "integer"},
+        "description": "whole seconds until the window or the lock ends (never more)",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Retry-After-Optional": {
+        "description": "whole seconds to wait before retrying, when the answer says (the same "
+        "Idempotency-Key still in progress; API Gateway unable to run the authorizer)",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
     },
 }
+# The statuses whose answers may carry Retry-After (429: always).
+_RETRY_AFTER = {409: "Retry-After-Optional", 429: "Retry-After", 503: "Retry-After-Optional"}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
 
 
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _error_example(status: int) -> dict[str, Any]:
+    error = next(e for e in errors.CATALOG if e.status == status)
+    body: dict[str, Any] = {"code": error.code, "message": error.default_message}
+    if status == 400:
+        body["details"] = [{"field": "title", "message": "String should have at least 1 character"}]
+    if status == 504:
+        body["request_id"] = "c0ffee00-1234-4abc-9def-0123456789ab"
+    return {"status": "error", "error": body}
+
+
 def _error_response(status: int) -> dict[str, Any]:
-    headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
-    if status == 429:
-        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
-    codes = ", ".join(e.code for e in errors.CATALOG if e.status == status)
+    headers: dict[str, Any] = {"X-Request-Id": _header("X-Request-Id")}
+    if status in _RETRY_AFTER:
+        headers["Retry-After"] = _header(_RETRY_AFTER[status])
+    codes = " or ".join(e.code for e in errors.CATALOG if e.status == status)
     return {
         "description": f"{codes}: {errors.STATUS_DESCRIPTIONS[status]}",
         "headers": headers,
-        "content": {"application/json": {"schema": _ref("ErrorEnvelope")}},
+        "content": {"application/json": {"schema": _ref("ErrorEnvelope"), "example": _error_example(status)}},
     }
 
 
@@ -141,7 +200,11 @@ class _Models:
         shared = [ErrorEnvelope, ListMeta]
         pairs = [(m, "serialization") for m in shared] + list(self.modes.items())
         # pydantic's signature wants Literal modes; ours are the two strings it takes.
-        _refs, top = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
+        _refs, top = models_json_schema(
+            pairs,  # type: ignore[arg-type]
+            ref_template=REF,
+            schema_generator=_Generator,
+        )
         return dict(sorted(top.get("$defs", {}).items()))
 
 
@@ -178,32 +241,46 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 def _operation_id(entry: Endpoint) -> str:
     if entry.spec.operation_id:
         return entry.spec.operation_id
+    if entry.name:  # list_interactions -> listInteractions
+        first, *rest = entry.name.split("_")
+        return first + "".join(word.capitalize() for word in rest)
     words = [w for w in re.split(r"[^A-Za-z0-9]+", f"{entry.method} {entry.path}") if w and w != "api"]
     return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
 
 
+def statuses(entry: Endpoint) -> set[int]:
+    """Every status the operation can answer besides its success. Every operation: 400 (an unknown
+    query parameter), 413 (API Gateway's payload limit, on any method), 429 (API Gateway's
+    throttling), 500, 504 (API Gateway's timeout); with a token, 401 and 503 (the token's checks
+    need Redis and the database; API Gateway's authorizer failure); with a database session, 503;
+    with a body, 415; and what the route declares."""
+    found = set(entry.spec.errors) | {400, 413, 429, 500, 504}
+    if not entry.public:
+        found |= {401, 503}
+    if entry.session:
+        found.add(503)
+    if entry.method != "GET":  # the middleware refuses a body not sent as JSON
+        found.add(415)
+    return found
+
+
 def _operation(entry: Endpoint, models: _Models) -> dict[str, Any]:
     spec = entry.spec
-    common = {500} if entry.public else {401, 429, 500, 503}
-    if entry.method != "GET":  # the middleware refuses any body over 256 KiB or not sent as JSON
-        common |= {413, 415}
-    statuses = set(spec.errors) | common
-    if spec.body is not None or spec.query is not None:
-        statuses.add(400)
-    ok_headers = {
-        name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-Id", *spec.response_headers)
-    }
+    ok_content: dict[str, Any] = {"schema": schema_of(spec.ok, models.resolver("serialization"))}
+    if spec.response_example is not None:
+        ok_content["example"] = spec.response_example
     responses: dict[str, Any] = {
         str(spec.status): {
             "description": spec.ok_description,
-            "headers": ok_headers,
-            "content": {"application/json": {"schema": schema_of(spec.ok, models.resolver("serialization"))}},
+            "headers": {name: _header(name) for name in ("X-Request-Id", *spec.response_headers)},
+            "content": {"application/json": ok_content},
         }
     }
-    for status in sorted(statuses):
+    for status in sorted(statuses(entry)):
         responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     operation: dict[str, Any] = {
         "summary": spec.summary,
+        "description": spec.description,
         "operationId": _operation_id(entry),
         "tags": [spec.tag],
         "responses": dict(sorted(responses.items())),
@@ -219,10 +296,10 @@ def _operation(entry: Endpoint, models: _Models) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if spec.body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": schema_of(spec.body, models.resolver("validation"))}},
-        }
+        body: dict[str, Any] = {"schema": schema_of(spec.body, models.resolver("validation"))}
+        if spec.request_example is not None:
+            body["example"] = spec.request_example
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
     return operation
 
 
@@ -232,9 +309,9 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "description": f"the {name.removesuffix('_id').replace('_', ' ')}'s id (a positive integer; "
-            "anything else is a 404)",
-            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "description": f"the {name.removesuffix('_id').replace('_', ' ')}'s id; one that cannot exist "
+            "(not a positive whole number, or past the largest id) is a 404 like an unknown one",
+            "schema": {"type": "integer", "minimum": 1, "maximum": PATH_ID_MAXIMUM.get(name, INT64_MAX)},
         }
         for name in re.findall(r"\{(\w+)\}", path)
     ]
@@ -247,35 +324,34 @@ def build(registry: dict[tuple[str, str], Endpoint] | None = None) -> dict[str, 
     registry = REGISTRY if registry is None else registry
     models = _Models()
     paths: dict[str, Any] = {}
-    tags: list[str] = []
+    used: set[int] = set()
     for (path, method), entry in sorted(registry.items()):
         item = paths.setdefault(path, {})
         if "{" in path and "parameters" not in item:
             item["parameters"] = _path_parameters(path)
         item[method.lower()] = _operation(entry, models)
-        if entry.spec.tag not in tags:
-            tags.append(entry.spec.tag)
-    statuses = sorted({e.status for e in errors.CATALOG if e.status != 504} | {405})
+        used |= statuses(entry)
+    tags = sorted({entry.spec.tag for entry in registry.values()}, key=list(TAGS).index)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Interaction Management API",
             "version": "1.0.0",
             "description": "Sites record and find interactions. JSON in and out; every error is "
-            '`{"status": "error", "error": {code, message, details?}}`. Order of '
-            "checks: 401, 413, 415, 403 site context, 403 role, 400, 404, 412, 400 "
-            "across the stored record, 409/422. An unknown query parameter is a 400 "
-            "naming it (names starting with `_` are ignored).",
+            '`{"status": "error", "error": {code, message, details?}}` with `X-Request-Id`, the '
+            "answers API Gateway gives itself included. Order of checks: 401, 429, 413, 415, 403 site "
+            "context, 403 role, 400, 404, 412, 400 across the stored record, 409/422. An unknown query "
+            "parameter is a 400 naming it (names starting with `_` are ignored).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": tag} for tag in tags],
+        "tags": [{"name": tag, "description": TAGS[tag]} for tag in tags],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": models.components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "headers": HEADERS,
-            "responses": {f"Error{status}": _error_response(status) for status in statuses},
+            "responses": {f"Error{status}": _error_response(status) for status in sorted(used)},
         },
     }
 

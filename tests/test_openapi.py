@@ -3,6 +3,8 @@ schemas the views validate with."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from openapi_spec_validator import validate
 
@@ -186,3 +188,203 @@ def test_optional_query_parameters_carry_no_default(doc):
         for method, operation in item.items():
             for parameter in operation.get("parameters", []) if method in METHODS else []:
                 assert "default" not in parameter["schema"], (path, method, parameter["name"])
+
+
+# --- written for client generators with their default settings (API.md "GET /api/openapi.json") ----
+
+
+def _walk(node, path=()):
+    """Every (path, schema-ish dict) in the document."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, (*path, index))
+
+
+def _operation_items(doc):
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def test_no_component_property_carries_a_default(doc):
+    # openapi-typescript makes a property with a default required; sent back in a partial update,
+    # what the type demands would clear data.
+    for name, schema in doc["components"]["schemas"].items():
+        for where, node in _walk(schema):
+            properties = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+            for prop, prop_schema in properties.items():
+                assert "default" not in prop_schema, (name, where, prop)
+
+
+def test_optional_request_properties_are_not_required_and_have_no_default(doc):
+    schemas = doc["components"]["schemas"]
+    create = schemas["InteractionCreate"]
+    for optional in ("end_datetime", "location", "description", "notes"):
+        assert optional not in create["required"]
+        assert "default" not in create["properties"][optional]
+    update = schemas["InteractionUpdate"]
+    assert "required" not in update
+    assert "required" not in schemas["SiteUpdate"]
+
+
+def test_error_details_and_request_id_are_optional_and_never_null(doc):
+    body = doc["components"]["schemas"]["ErrorBody"]
+    assert body["required"] == ["code", "message"]
+    assert body["properties"]["details"]["type"] == "array"
+    assert body["properties"]["request_id"]["type"] == "string"
+
+
+def test_properties_absent_for_some_targets_are_not_required(doc):
+    target = doc["components"]["schemas"]["Target"]
+    assert "version" not in target["required"]
+    assert target["properties"]["version"]["type"] == "integer"
+
+
+def test_path_ids_are_positive_integers_like_body_ids(doc):
+    for path, item in doc["paths"].items():
+        for parameter in item.get("parameters", []):
+            assert parameter["in"] == "path" and parameter["required"] is True
+            schema = parameter["schema"]
+            assert schema["type"] == "integer" and schema["minimum"] == 1, (path, parameter)
+            assert schema["maximum"] == (
+                2**31 - 1 if parameter["name"] in ("site_id", "user_id") else 2**63 - 1
+            )
+    schemas = doc["components"]["schemas"]
+    assert schemas["InteractionRead"]["properties"]["id"] == {"minimum": 1, "title": "Id", "type": "integer"}
+    assert schemas["SiteSelect"]["properties"]["site_id"]["minimum"] == 1
+
+
+def test_timestamps_and_email_addresses_carry_their_format(doc):
+    schemas = doc["components"]["schemas"]
+
+    def formats(schema):
+        return {option.get("format") for option in schema.get("anyOf", [schema])}
+
+    for model, field in [
+        ("InteractionRead", "created_at"),
+        ("InteractionRead", "updated_at"),
+        ("InteractionRead", "start_datetime"),
+        ("LoginData", "expires_at"),
+        ("SiteToken", "expires_at"),
+        ("UserMe", "last_login"),
+        ("EventRead", "occurred_at"),
+        ("SiteDetail", "created_at"),
+    ]:
+        assert "date-time" in formats(schemas[model]["properties"][field]), (model, field)
+    for model in ("UserRef", "UserMe", "SiteUser"):
+        assert schemas[model]["properties"]["email"]["format"] == "email"
+
+
+def test_time_zones_are_a_described_string_not_an_enum(doc):
+    schemas = doc["components"]["schemas"]
+    for model in ("InteractionCreate", "InteractionUpdate", "InteractionRead"):
+        zone = schemas[model]["properties"]["timezone"]
+        assert zone["type"] == "string" and "enum" not in zone
+        assert zone["description"] and "America/New_York" in zone["examples"]
+
+
+def test_every_time_zone_the_api_accepts_fits_the_documented_pattern():
+    import re
+
+    from chalicelib.interactions.schemas import ZONE_PATTERN
+    from chalicelib.interactions.times import zone_names
+
+    assert all(ZONE_PATTERN.fullmatch(name) for name in zone_names())
+    assert all(len(name) <= 64 for name in zone_names())
+    assert re.fullmatch(ZONE_PATTERN, "America/New_York")
+
+
+def test_every_operation_declares_the_statuses_every_operation_can_answer(doc, app_module):
+    public = public_routes()
+    for path, method, operation in _operation_items(doc):
+        declared = set(operation["responses"])
+        assert {"400", "413", "429", "500", "504"} <= declared, (method, path)
+        if (path, method.upper()) not in public:
+            assert {"401", "503"} <= declared, (method, path)
+        if method != "get":
+            assert "415" in declared, (method, path)
+        assert "405" not in declared
+
+
+def test_every_answer_declares_x_request_id_and_retry_after_where_it_carries_one(doc):
+    responses = doc["components"]["responses"]
+    headers = doc["components"]["headers"]
+    for name, response in responses.items():
+        assert "X-Request-Id" in response["headers"], name
+    for status in ("409", "429", "503"):
+        ref = responses[f"Error{status}"]["headers"]["Retry-After"]["$ref"].rsplit("/", 1)[-1]
+        assert headers[ref]["schema"]["type"] == "integer"
+    assert headers["Retry-After"]["required"] is True  # 429: always
+    for path, method, operation in _operation_items(doc):
+        for status, response in operation["responses"].items():
+            if "$ref" not in response:
+                assert "X-Request-Id" in response["headers"], (method, path, status)
+
+
+def test_no_component_is_unused(doc):
+    text = json.dumps({k: v for k, v in doc.items() if k != "components"})
+    components = doc["components"]
+    text += json.dumps(components)
+    for kind in ("schemas", "responses", "headers"):
+        for name in components[kind]:
+            assert f'"#/components/{kind}/{name}"' in text, (kind, name)
+    assert "Error405" not in components["responses"]
+
+
+def test_no_error_description_repeats_its_code(doc):
+    for name, response in doc["components"]["responses"].items():
+        description = response["description"]
+        for code in openapi.ERROR_CODES:
+            assert description.count(code) <= 1, (name, description)
+
+
+def test_every_operation_and_every_tag_has_a_description(doc):
+    for path, method, operation in _operation_items(doc):
+        assert len(operation["description"]) > 20, (method, path)
+        assert operation["description"] != operation["summary"]
+    used = {operation["tags"][0] for _, _, operation in _operation_items(doc)}
+    assert {tag["name"] for tag in doc["tags"]} == used
+    assert all(tag["description"] for tag in doc["tags"])
+
+
+def test_the_main_operations_have_examples_that_fit_their_schemas(doc):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resource(
+        "urn:doc", Resource.from_contents(doc, default_specification=DRAFT202012)
+    )
+
+    def check(example, pointer):
+        validator = Draft202012Validator(
+            {"$ref": "urn:doc#" + pointer},
+            registry=registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert errors == [], (pointer, errors)
+
+    seen = 0
+    for path, method, operation in _operation_items(doc):
+        escaped = "/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+        if "example" in body:
+            check(body["example"], escaped + "/requestBody/content/application~1json/schema")
+            seen += 1
+        for status, response in operation["responses"].items():
+            media = response.get("content", {}).get("application/json", {})
+            if "example" in media:
+                check(media["example"], f"{escaped}/responses/{status}/content/application~1json/schema")
+                seen += 1
+    for response in doc["components"]["responses"].values():
+        check(response["content"]["application/json"]["example"], "/components/schemas/ErrorEnvelope")
+    assert seen >= 8
+    for operation_id in ("login", "createInteraction", "updateInteraction", "listInteractions"):
+        operation = next(op for _, _, op in _operation_items(doc) if op["operationId"] == operation_id)
+        assert "example" in operation["responses"][min(operation["responses"])]["content"]["application/json"]

@@ -30,6 +30,10 @@ TAG = "audit"
         "One page, with meta.pagination",
         errors=(403, 404),
         query=HistoryQuery,
+        description=(
+            "The audit events of one interaction of the active site, newest first; anyone who may read the "
+            "interaction (404 as for reading it). `operator` is shown to the site's admins only."
+        ),
     ),
 )
 def interaction_history(call: Call, interaction_id: str) -> Response:
@@ -61,6 +65,11 @@ def interaction_history(call: Call, interaction_id: str) -> Response:
         "One page, with meta.pagination",
         errors=(403, 404),
         query=AuditQuery,
+        description=(
+            "Every event of the site, newest first, for the site's admins (403 for its other members, 404 for "
+            "anyone else). Filters combine; `target_id` needs `target_type`, and `until` may not be before "
+            "`since`."
+        ),
     ),
 )
 def site_audit(call: Call, site_id: str) -> Response:

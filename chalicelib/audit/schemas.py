@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from chalicelib.audit.events import ACTIONS, FAMILIES
-from chalicelib.kit.ids import INT32_MAX, parse_id
+from chalicelib.kit.ids import INT32_MAX, Id, parse_id
 from chalicelib.kit.pagination import Pagination, between
 from chalicelib.kit.schema import Schema
 from chalicelib.kit.timestamps import FromBound, Timestamp, ToBound
@@ -90,14 +90,15 @@ class _Read(Schema):
 
 
 class Actor(_Read):
-    id: int
+    id: Id
     username: str | None = Field(description="the username when the change was made")
 
 
 class Target(_Read):
     type: AuditTarget
-    id: int
-    version: int | None = Field(
+    id: Id
+    # Absent for other targets (the document's properties carry no default: not required, not null).
+    version: int = Field(  # type: ignore[assignment]
         None, description="interactions only: the version after the change (the last one for a deletion)"
     )
 
@@ -108,12 +109,12 @@ class Change(_Read):
 
 
 class EventRead(_Read):
-    id: int
+    id: Id
     occurred_at: Timestamp
     via: AuditVia
     actor: Actor | None = Field(description="who, through the API; null for the command line")
     operator: str | None = Field(description="the operating-system account that ran a command")
-    site_id: int | None
+    site_id: Id | None
     request_id: str | None = Field(description="the id in the request's log line (X-Request-Id)")
     gateway_request_id: str | None = Field(description="API Gateway's own id for the request")
     action: AuditAction

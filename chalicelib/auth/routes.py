@@ -32,6 +32,24 @@ bp = Blueprint(__name__)
         "A token; scoped to the site when the user has exactly one",
         errors=(401, 429, 503),
         body=schemas.LoginRequest,
+        request_example={"username": "jdoe", "password": "correct horse battery staple"},
+        response_example={
+            "status": "success",
+            "data": {
+                "token": "eyJhbGciOiJIUzI1NiIsImtpZCI6IjEiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+                "expires_at": "2024-05-02T18:00:00Z",
+                "user": {"id": 1, "username": "jdoe", "email": "jdoe@example.com"},
+                "sites": [{"id": 1, "name": "Marketing", "description": "Campaigns", "role": "editor"}],
+                "current_site": {"id": 1, "name": "Marketing", "description": "Campaigns", "role": "editor"},
+            },
+        },
+        description=(
+            "Public. Exchanges a username (case-insensitive) and password for a token. Unknown user, wrong "
+            "password and deactivated user get the same 401. Five failures in a row lock the username for 15 "
+            "minutes (429 `ACCOUNT_LOCKED`); more than 20 attempts a minute from one client are a 429 "
+            "`RATE_LIMITED`. `sites` lists the user's active sites; with exactly one, the token is already "
+            "scoped to it."
+        ),
     ),
 )
 def login(call: Call) -> Response:
@@ -58,6 +76,10 @@ def login(call: Call) -> Response:
         "A token, as a login gives",
         errors=(429, 503),
         body=schemas.SetupRequest,
+        description=(
+            "Public. A pending account's first password, with the setup token a site admin handed out; the "
+            "answer is a login's. A used, expired or unknown token is a 400 naming `token`."
+        ),
     ),
 )
 def setup(call: Call) -> Response:
@@ -89,6 +111,11 @@ def setup(call: Call) -> Response:
         "A token for the new session",
         errors=(429,),
         body=schemas.PasswordChange,
+        description=(
+            "Any authenticated user, no site needed. A wrong `current_password` is a 400 naming it and counts "
+            "towards the login lockout. Every earlier session of the user ends; the answer's token is a new "
+            "session on the same site. Never refused by the per-user rate limit."
+        ),
     ),
 )
 def change_password(call: Call) -> Response:
@@ -120,6 +147,10 @@ def change_password(call: Call) -> Response:
         "auth",
         data(user=UserMe, current_site=Nullable(SiteSummary)),
         "The caller",
+        description=(
+            "The caller's account and the token's active site (`null` when the token has none, or its "
+            "membership has ended)."
+        ),
     ),
 )
 def me(call: Call) -> Response:
@@ -135,6 +166,9 @@ def me(call: Call) -> Response:
         "auth",
         data(sites=ListOf(SiteSummary)),
         "Sites with the caller's role",
+        description=(
+            "The active sites the caller belongs to, by name, with the caller's role on each; not paginated."
+        ),
     ),
 )
 def my_sites(call: Call) -> Response:
@@ -153,6 +187,10 @@ def my_sites(call: Call) -> Response:
         "A token scoped to the site, expiring with the session",
         errors=(403,),
         body=schemas.SiteSelect,
+        description=(
+            "Returns a new token for the same session, scoped to the site, expiring when the session does. "
+            "403 when the caller is not an active member of that active site, whether or not it exists."
+        ),
     ),
 )
 def select_site(call: Call) -> Response:
@@ -172,7 +210,16 @@ def select_site(call: Call) -> Response:
     "/api/auth/logout",
     session=False,
     ends_session=True,
-    spec=Spec("End the session (every token of it)", "auth", MESSAGE, "Logged out"),
+    spec=Spec(
+        "End the session (every token of it)",
+        "auth",
+        MESSAGE,
+        "Logged out",
+        description=(
+            "Ends the token's session: from then on every token of it gets 401. Never refused by the per-user "
+            "rate limit."
+        ),
+    ),
 )
 def logout(call: Call) -> Response:
     # The session ended in the request's token check (auth.guard), in its one Redis round trip.

@@ -8,7 +8,9 @@ from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from chalicelib.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from chalicelib.caller import SiteSummary
+from chalicelib.kit.ids import Id
 from chalicelib.kit.schema import Schema
+from chalicelib.kit.text import EmailAddress
 from chalicelib.kit.timestamps import Timestamp
 
 
@@ -35,7 +37,7 @@ class LoginRequest(Schema):
 class SiteSelect(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    site_id: int
+    site_id: Id
 
 
 # A new password: the rest of the rule (not the username) needs the account, and is checked with it.
@@ -75,9 +77,9 @@ class _Read(Schema):
 
 
 class UserRef(_Read):
-    id: int
+    id: Id
     username: str
-    email: str
+    email: EmailAddress
 
 
 class UserMe(UserRef):

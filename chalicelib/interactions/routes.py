@@ -40,6 +40,44 @@ IDEMPOTENCY_KEY = Header(
     {"type": "string", "maxLength": 255},
 )
 
+# The document's examples (tests/test_openapi.py checks each against its schema).
+EXAMPLE = {
+    "id": 42,
+    "site_id": 1,
+    "title": "Client Meeting",
+    "type": "Meeting",
+    "lead": "John Smith",
+    "start_datetime": "2023-08-15T18:00:00Z",
+    "timezone": "America/New_York",
+    "end_datetime": "2023-08-15T19:30:00Z",
+    "location": "Conference Room A",
+    "description": "Quarterly review",
+    "notes": None,
+    "created_by": 5,
+    "created_at": "2023-08-10T09:23:15Z",
+    "updated_by": None,
+    "updated_at": None,
+    "version": 1,
+}
+CREATE_EXAMPLE = {
+    "title": "Client Meeting",
+    "type": "Meeting",
+    "lead": "John Smith",
+    "start_datetime": "2023-08-15T14:00",
+    "timezone": "America/New_York",
+    "end_datetime": "2023-08-15T15:30",
+    "location": "Conference Room A",
+    "description": "Quarterly review",
+}
+UPDATE_EXAMPLE = {"location": "Room 4", "notes": None}
+UPDATED = {
+    **EXAMPLE,
+    "location": "Room 4",
+    "updated_by": 5,
+    "updated_at": "2023-08-16T08:00:00Z",
+    "version": 2,
+}
+
 
 def _read(call: Call, raw_id: str) -> Any:
     """The interaction of the path (or None), read with the caller's rights in one round trip;
@@ -65,6 +103,17 @@ def _read(call: Call, raw_id: str) -> Any:
         "One page, with meta.pagination (a substring search counts towards SEARCH_RATE_PER_MINUTE)",
         errors=(403,),
         query=InteractionQuery,
+        response_example={
+            "status": "success",
+            "data": {"interactions": [EXAMPLE]},
+            "meta": {"pagination": {"page": 1, "per_page": 25, "total_pages": 1, "total_records": 1}},
+        },
+        description=(
+            "The active site's interactions, filtered, sorted and paginated. Substring filters (`search`, "
+            "`title`, `lead`, `location`) are case-insensitive, match `%`, `_` and `\\` literally and need "
+            "three letters or digits in a row. Ties are broken by `id`; nulls sort last. A page past the end "
+            "is an empty list with correct `meta`."
+        ),
     ),
 )
 def list_interactions(call: Call) -> Response:
@@ -90,6 +139,15 @@ def list_interactions(call: Call) -> Response:
         body=InteractionCreate,
         headers=(IDEMPOTENCY_KEY,),
         response_headers=("ETag", "Location"),
+        request_example=CREATE_EXAMPLE,
+        response_example={"status": "success", "data": {"interaction": EXAMPLE}},
+        description=(
+            "Editors and admins of the active site. Server-owned fields (`id`, `site_id`, `created_by`, "
+            "`created_at`, `updated_by`, `updated_at`, `version`) are ignored when sent; any other unknown "
+            "field is a 400. With `Idempotency-Key`, a retry with the same body replays the first successful "
+            "answer; a different body is a 422, and a retry while the first is still running a 409 with "
+            "`Retry-After`."
+        ),
     ),
 )
 def create_interaction(call: Call) -> Response:
@@ -146,6 +204,9 @@ def create_interaction(call: Call) -> Response:
         TAG,
         data(types=ListOf({"type": "string", "enum": list(INTERACTION_TYPES)})),
         "The types list",
+        description=(
+            "The closed list of interaction types a `type` may take; any authenticated user, no site needed."
+        ),
     ),
 )
 def interaction_types(call: Call) -> Response:
@@ -165,6 +226,11 @@ def interaction_types(call: Call) -> Response:
         "The interaction",
         errors=(403, 404),
         response_headers=("ETag",),
+        response_example={"status": "success", "data": {"interaction": EXAMPLE}},
+        description=(
+            "One interaction of the active site, with its version as `ETag`. Another site's interaction is a "
+            "404, like one that does not exist."
+        ),
     ),
 )
 def get_interaction(call: Call, interaction_id: str) -> Response:
@@ -187,6 +253,16 @@ def get_interaction(call: Call, interaction_id: str) -> Response:
         body=InteractionUpdate,
         headers=(IF_MATCH,),
         response_headers=("ETag",),
+        request_example=UPDATE_EXAMPLE,
+        response_example={"status": "success", "data": {"interaction": UPDATED}},
+        description=(
+            "Editors and admins. Only the fields sent change, under the same rules, and the record as a whole "
+            "must still hold (end not before start); a field that is not sent keeps its value, so send only "
+            "what changes. `null` clears an optional field and is a 400 for a required one. Changing only "
+            '`timezone` keeps the stored instants. With `If-Match: "<version>"` the change is made only on '
+            "that version (else 412, nothing changed). A body that changes nothing returns the record as it "
+            "is."
+        ),
     ),
 )
 def update_interaction(call: Call, interaction_id: str) -> Response:
@@ -209,7 +285,18 @@ def update_interaction(call: Call, interaction_id: str) -> Response:
     ITEM,
     write=True,
     transaction=False,
-    spec=Spec("Delete (editor, admin)", TAG, MESSAGE, "Deleted", errors=(403, 404, 412), headers=(IF_MATCH,)),
+    spec=Spec(
+        "Delete (editor, admin)",
+        TAG,
+        MESSAGE,
+        "Deleted",
+        errors=(403, 404, 412),
+        headers=(IF_MATCH,),
+        description=(
+            "Editors and admins; honours `If-Match` like an update. The interaction's history stays readable "
+            "in the site's audit trail."
+        ),
+    ),
 )
 def delete_interaction(call: Call, interaction_id: str) -> Response:
     current = _read(call, interaction_id)

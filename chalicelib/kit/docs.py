@@ -118,8 +118,11 @@ class Header:
 class Spec:
     """One operation of the OpenAPI document.
 
-    `errors` lists the statuses the operation can answer besides the ones every operation of its
-    kind answers (authenticated: 401, 429, 500, 503; with a body: 413, 415 and 400)."""
+    `errors` lists the statuses the operation can answer besides the ones every operation answers
+    (400 for an unknown query parameter, 413, 429, 500, 504 from the gateway; with a token also 401
+    and 503; with a body 415). `description` says what a client needs beyond the summary (who may
+    call it, what it changes); `request_example` and `response_example` are a body and the success
+    answer's body, checked against their schemas by the tests."""
 
     summary: str
     tag: str
@@ -132,3 +135,6 @@ class Spec:
     headers: tuple[Header, ...] = ()
     response_headers: tuple[str, ...] = ()
     operation_id: str | None = None
+    description: str = ""
+    request_example: Any = None
+    response_example: Any = None

@@ -43,3 +43,8 @@ def optional_text(max_length: int, description: str) -> Any:
         AfterValidator(blank_to_none),
     ]
     return Annotated[inner | None, Field(description=description)]
+
+
+# An e-mail address as the API writes it (the documentation's type; the rules for one that is sent
+# are the schemas').
+EmailAddress = Annotated[str, Field(json_schema_extra={"format": "email"})]

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, PlainValidator, WithJsonSchema
 
 Timestamp = Annotated[
-    str, Field(description="ISO 8601 in UTC with a Z suffix", examples=["2024-05-01T18:00:00Z"])
+    str,
+    Field(
+        description="ISO 8601 in UTC with a Z suffix",
+        examples=["2024-05-01T18:00:00Z"],
+        json_schema_extra={"format": "date-time"},
+    ),
 ]
 
 

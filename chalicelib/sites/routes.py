@@ -49,6 +49,9 @@ T = TypeVar("T")
         TAG,
         data(sites=ListOf(SiteSummary)),
         "Sites with the caller's role",
+        description=(
+            "The active sites the caller belongs to, by name, with the caller's role; not paginated."
+        ),
     ),
 )
 def list_sites(call: Call) -> Response:
@@ -69,6 +72,10 @@ def list_sites(call: Call) -> Response:
         errors=(403, 409),
         body=SiteCreate,
         response_headers=("Location",),
+        description=(
+            "Platform admins only (403 for anyone else). The caller becomes the new site's admin. Names are "
+            "unique case-insensitively (409)."
+        ),
     ),
 )
 def create_site(call: Call) -> Response:
@@ -91,7 +98,15 @@ def create_site(call: Call) -> Response:
     "GET",
     SITE,
     spec=Spec(
-        "One site the caller belongs to, with counts", TAG, data(site=SiteDetail), "The site", errors=(404,)
+        "One site the caller belongs to, with counts",
+        TAG,
+        data(site=SiteDetail),
+        "The site",
+        errors=(404,),
+        description=(
+            "A site the caller is an active member of, with its counts; 404 for anyone else, or when the site "
+            "is inactive."
+        ),
     ),
 )
 def get_site(call: Call, site_id: str) -> Response:
@@ -113,6 +128,9 @@ def get_site(call: Call, site_id: str) -> Response:
         "One page, with meta.pagination",
         errors=(403, 404),
         query=SiteUsersQuery,
+        description=(
+            "The site's members by username, for its admins (403 for its other members, 404 for anyone else)."
+        ),
     ),
 )
 def list_site_users(call: Call, site_id: str) -> Response:
@@ -174,6 +192,10 @@ def _member_id(raw: str) -> int:
         "The site as it is now",
         errors=(403, 404, 409),
         body=SiteUpdate,
+        description=(
+            "The site's admins. Only the fields sent change; `null` clears the description. The detail's "
+            "server-owned fields are ignored when sent back; a rename onto another site's name is a 409."
+        ),
     ),
 )
 def update_site(call: Call, site_id: str) -> Response:
@@ -204,6 +226,11 @@ def update_site(call: Call, site_id: str) -> Response:
         status=201,
         errors=(403, 404, 409),
         body=MemberAdd,
+        description=(
+            "The site's admins. An account whose username and e-mail are both its own becomes a member; when "
+            "neither is taken, a pending account is created, with a setup token for the person. 409 when the "
+            "account is already a member, or when only one of the two matches."
+        ),
     ),
 )
 def add_member(call: Call, site_id: str) -> Response:
@@ -233,6 +260,10 @@ def add_member(call: Call, site_id: str) -> Response:
         "Issued",
         status=201,
         errors=(403, 404, 409),
+        description=(
+            "The site's admins, for a pending account this site created. Earlier setup tokens of the account "
+            "stop working."
+        ),
     ),
 )
 def issue_setup_token(call: Call, site_id: str, user_id: str) -> Response:
@@ -260,6 +291,9 @@ def issue_setup_token(call: Call, site_id: str, user_id: str) -> Response:
         "The member",
         errors=(403, 404, 409),
         body=MemberUpdate,
+        description=(
+            "The site's admins. A change that would leave the site without an active admin is a 409."
+        ),
     ),
 )
 def change_role(call: Call, site_id: str, user_id: str) -> Response:
@@ -288,6 +322,10 @@ def change_role(call: Call, site_id: str, user_id: str) -> Response:
         MESSAGE,
         "Removed",
         errors=(403, 404, 409),
+        description=(
+            "The site's admins. The account stays (it may belong to other sites); removing the last active "
+            "admin is a 409."
+        ),
     ),
 )
 def remove_member(call: Call, site_id: str, user_id: str) -> Response:

@@ -14,9 +14,10 @@ from pydantic import (
 )
 
 from chalicelib.caller import SiteSummary
+from chalicelib.kit.ids import Id
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.schema import Schema
-from chalicelib.kit.text import optional_text, storable, text
+from chalicelib.kit.text import EmailAddress, optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
 from chalicelib.kit.usernames import NewUsername
 from chalicelib.models import RoleName
@@ -68,6 +69,7 @@ Email = Annotated[
         {
             "type": "string",
             "maxLength": 254,
+            "format": "email",
             "pattern": r"^[^@\s]+@[^@\s]+$",
             "description": "at most 254 characters, one '@' with text on both "
             "sides; unique case-insensitively",
@@ -94,17 +96,9 @@ class SiteCreate(_Body):
     description: SiteDescription = None
 
 
-def _name_not_null(schema: dict[str, Any], _model: Any) -> None:
-    """Nothing is required, and `name` may not be null: the `default: null` pydantic writes for
-    "not sent" is not a value a client may send."""
-    schema["properties"]["name"].pop("default", None)
-
-
 class SiteUpdate(_Body):
     """PUT /api/sites/{id} (the site's admins): only the fields sent change; null clears the
     description. The detail's server-owned fields are ignored when sent back."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_name_not_null)
 
     name: SiteName = None  # type: ignore[assignment]  # not sent is None; a sent null is refused
     description: SiteDescription = None
@@ -152,9 +146,9 @@ class SiteDetail(SiteSummary):
 class SiteUser(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    id: int
+    id: Id
     username: str
-    email: str
+    email: EmailAddress
     role: Role
     last_login: Timestamp | None
     is_active: bool
@@ -166,8 +160,9 @@ class MemberAdded(Schema):
 
     user: SiteUser
     created: bool = Field(description="true: a new pending account, with its setup token")
-    setup_token: str | None = Field(None, description="only when created: hand it to the person (once)")
-    setup_expires_at: Timestamp | None = Field(None, description="only when created")
+    # Absent unless created (the document's properties carry no default: not required, not null).
+    setup_token: str = Field(None, description="only when created: hand it to the person (once)")  # type: ignore[assignment]
+    setup_expires_at: Timestamp = Field(None, description="only when created")  # type: ignore[assignment]
 
 
 class SetupTokenIssued(Schema):
