@@ -4,10 +4,11 @@ gateway's request id: what a client gets when the gateway answers before (or ins
 They are written into the API's OpenAPI body (`x-amazon-apigateway-gateway-responses`) rather than
 as separate AWS::ApiGateway::GatewayResponse resources: a change to a gateway response only takes
 effect after a new deployment of the API, and SAM (like Chalice's Terraform) redeploys exactly when
-the body changes. Gateway response templates are plain substitution (no VTL), and their headers take
-only static values or request parameters, so the request id goes in the body as
-`error.request_id` ($context.requestId) and is also API Gateway's own `x-amzn-RequestId` header,
-which the CORS headers expose.
+the body changes. Gateway response templates are plain substitution (no VTL); their headers take
+static values or mapping expressions. The gateway's request id is in the body as
+`error.request_id` ($context.requestId) and in `X-Request-Id` (mapped from `context.requestId`), as
+on every answer of the application, besides API Gateway's own `x-amzn-RequestId`; the CORS headers
+expose all three.
 
 `render` turns one of them into the response a client receives (status, headers, body), the same
 text API Gateway would send: the local run command (devtools/edge.py) answers with it, so a local
@@ -88,6 +89,9 @@ RETRY_AFTER = {
     "AUTHORIZER_CONFIGURATION_ERROR": "1",
 }
 GATEWAY_REQUEST_ID_HEADER = "x-amzn-RequestId"
+# Headers mapped from the request's context rather than static: name -> (mapping expression, the
+# context variable `render` substitutes).
+MAPPED_HEADERS = {"X-Request-Id": "context.requestId"}
 
 
 def cors_headers(origin: str) -> dict[str, str]:
@@ -122,11 +126,13 @@ def gateway_responses(origin: str) -> dict[str, Any]:
         headers = dict(static)
         if response_type in RETRY_AFTER:
             headers["Retry-After"] = RETRY_AFTER[response_type]
+        # Static header values are single-quoted in API Gateway's mapping syntax; mapped ones are not.
+        parameters = {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()}
+        parameters.update(
+            {f"gatewayresponse.header.{name}": source for name, source in MAPPED_HEADERS.items()}
+        )
         entry: dict[str, Any] = {
-            # Static header values are single-quoted in API Gateway's mapping syntax.
-            "responseParameters": {
-                f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()
-            },
+            "responseParameters": parameters,
             "responseTemplates": {"application/json": body_template(code, message)},
         }
         if status is not None:
@@ -140,14 +146,18 @@ def render(
 ) -> tuple[int, dict[str, str], str]:
     """The gateway response `response_type` as API Gateway sends it for one request: its status
     (`status` only for the DEFAULT_* types, which keep the gateway's own), its static headers with
-    the quotes of the mapping syntax removed plus `x-amzn-RequestId`, and its body with
-    `$context.requestId` substituted."""
+    the quotes of the mapping syntax removed, its mapped ones (`X-Request-Id`) with the request's
+    values, plus `x-amzn-RequestId`, and its body with `$context.requestId` substituted."""
     entry = gateway_responses(origin)[response_type]
     code = entry.get("statusCode")
     if code is None and status is None:
         raise ValueError(f"{response_type} keeps the gateway's status: pass it")
     prefix = "gatewayresponse.header."
-    headers = {name[len(prefix) :]: value[1:-1] for name, value in entry["responseParameters"].items()}
+    context = {"context.requestId": request_id}
+    headers = {
+        name[len(prefix) :]: value[1:-1] if value.startswith("'") else context[value]
+        for name, value in entry["responseParameters"].items()
+    }
     headers[GATEWAY_REQUEST_ID_HEADER] = request_id
     body = entry["responseTemplates"]["application/json"].replace("$context.requestId", request_id)
     return int(code) if code is not None else int(status), headers, body

@@ -7,7 +7,8 @@ the smoke test share.
   header on a protected route (401), an authorizer that raises (503) or answers something API
   Gateway cannot use (503), a policy that does not allow the request (403). Each is the packaged
   Gateway Response, rendered by deploy/gateway_responses.py: the envelope, the CORS headers, the
-  request id in the body and in `x-amzn-RequestId`.
+  request id in the body, in `X-Request-Id` (as on every answer of the application) and in
+  `x-amzn-RequestId`.
 - The token authorizer step: its answer (policy, principal, context) cached per `Authorization`
   header value for `AUTHORIZER_CACHE_SECONDS` — a raised error or an unusable answer never — and the
   cached policy checked against every request's method ARN (API Gateway applies one cached answer to

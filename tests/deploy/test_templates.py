@@ -172,6 +172,8 @@ def test_gateway_responses_carry_the_envelope_cors_headers_and_request_id(stage,
         assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{origin}'"
         assert "X-Request-Id" in headers["gatewayresponse.header.Access-Control-Expose-Headers"]
         assert "x-amzn-RequestId" in headers["gatewayresponse.header.Access-Control-Expose-Headers"]
+        # The gateway's request id, in the header every answer of the application carries too.
+        assert headers["gatewayresponse.header.X-Request-Id"] == "context.requestId"
         body = json.loads(
             response["responseTemplates"]["application/json"].replace("$context.requestId", "r-1")
         )

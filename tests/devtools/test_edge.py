@@ -171,7 +171,9 @@ def assert_gateway_response(reply: Reply, response_type: str) -> None:
     )
     assert reply.body == expected
     for name, value in packaged["responseParameters"].items():
-        assert reply.headers[name.removeprefix("gatewayresponse.header.").lower()] == value.strip("'")
+        expected_value = request_id if value == "context.requestId" else value.strip("'")
+        assert reply.headers[name.removeprefix("gatewayresponse.header.").lower()] == expected_value
+    assert reply.headers["x-request-id"] == request_id
 
 
 # --- the gateway's own answers ----------------------------------------------------------------------
