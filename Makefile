@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser-test lint typecheck bench package wheelhouse clean-devdata
+.PHONY: run test browser-test clients lint typecheck bench package wheelhouse clean-devdata
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ test: $(STAMP)
 browser-test: $(STAMP)
 	$(BIN)/python -m devtools.browser install
 	BROWSER_TEST=1 $(BIN)/python -m pytest --confcutdir=tests/browser tests/browser $(PYTEST_ARGS)
+
+# The generated clients as a frontend uses them (devtools/clients.py): redocly lint (no warning), the
+# TypeScript flow (openapi-typescript, openapi-fetch, tsc --strict, run with Ajv over every response)
+# and the Python one (openapi-python-client, mypy --strict, run), against the local run on scratch
+# data. Node packages from clients/package-lock.json (npm ci, again when the lock file changes).
+NODE_STAMP := clients/node_modules/.installed
+$(NODE_STAMP): clients/package.json clients/package-lock.json
+	cd clients && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+clients: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m devtools.clients $(CLIENTS_ARGS)
 
 # ruff's lint rules and its formatting; `make typecheck`: mypy --strict over chalicelib/ (mypy.ini).
 lint: $(STAMP)
