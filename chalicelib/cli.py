@@ -28,7 +28,6 @@ from chalicelib.errors import ApiError
 from chalicelib.models import ROLES, AuditEvent, SetupToken, Site, SiteMembership, User
 
 ROOT = Path(__file__).resolve().parent.parent
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class CommandError(Exception):
@@ -122,6 +121,7 @@ def cmd_create_site(args: argparse.Namespace) -> None:
 
 def cmd_create_user(args: argparse.Namespace) -> None:
     from chalicelib.auth.passwords import hash_password
+    from chalicelib.kit.text import check_email
     from chalicelib.kit.usernames import check_new, same_name
 
     username, email = args.username.strip(), args.email.strip()
@@ -129,8 +129,10 @@ def cmd_create_user(args: argparse.Namespace) -> None:
         check_new(username)
     except ValueError as exc:
         raise CommandError(f"the username {exc}") from None
-    if not EMAIL.match(email) or len(email) > 254:
-        raise CommandError(f"not an e-mail address: {email!r}")
+    try:
+        check_email(email)
+    except ValueError:
+        raise CommandError(f"not an e-mail address (ASCII, name@host.example): {email!r}") from None
     password = _read_password(args, username)
     with _session() as session:
         if session.scalars(select(User.id).where(same_name(User.username, username))).first():

@@ -130,9 +130,9 @@ HEADERS = {
         "schema": {"type": "string", "examples": ['"3"']},
     },
     "Location": {
-        "description": "the new resource's URL, as the client reached the API",
+        "description": "the new resource's path, as the client reached the API",
         "required": True,
-        "schema": {"type": "string", "format": "uri"},
+        "schema": {"type": "string", "format": "uri-reference", "examples": ["/api/interactions/42"]},
     },
     "Retry-After": {
         "description": "whole seconds until the window or the lock ends (never more)",

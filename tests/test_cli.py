@@ -192,11 +192,20 @@ def test_a_duplicate_user_case_insensitively_fails_and_writes_nothing(capsys, mo
         (["bad name", "x@example.com"], PASSWORD),
         (["x" * 65, "x@example.com"], PASSWORD),
         (["jdoe", "not-an-email"], PASSWORD),
+        (["jdoe", "jösé@example.com"], PASSWORD),
         (["jdoe", "jdoe@example.com"], "short"),
         (["jdoe", "jdoe@example.com"], "x" * 1025),
         (["jdoe", "jdoe@example.com"], ""),
     ],
-    ids=["space in name", "long name", "email", "short password", "long password", "no password"],
+    ids=[
+        "space in name",
+        "long name",
+        "email",
+        "non-ASCII email",
+        "short password",
+        "long password",
+        "no password",
+    ],
 )
 def test_create_user_refuses_bad_input(capsys, monkeypatch, args, stdin):
     code, _, err = run(

@@ -17,7 +17,7 @@ from chalicelib.caller import SiteSummary
 from chalicelib.kit.ids import Id
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.schema import Schema
-from chalicelib.kit.text import EmailAddress, optional_text, storable, text
+from chalicelib.kit.text import EMAIL_PATTERN, EmailAddress, check_email, optional_text, storable, text
 from chalicelib.kit.timestamps import Timestamp
 from chalicelib.kit.usernames import NewUsername
 from chalicelib.models import RoleName
@@ -46,33 +46,19 @@ else:
     SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
 
 
-def _email(value: str) -> str:
-    local, at, domain = value.partition("@")
-    # No white space in JSON Schema's sense either (the documented pattern's \s includes U+FEFF).
-    if (
-        not at
-        or not local
-        or not domain
-        or "@" in domain
-        or any(ch.isspace() or ch == "\ufeff" for ch in value)
-    ):
-        raise ValueError("must be an e-mail address: one '@' with text on both sides, no spaces")
-    return value
-
-
 Email = Annotated[
     str,
     Field(max_length=254),
     AfterValidator(storable),
-    AfterValidator(_email),
+    AfterValidator(check_email),
     WithJsonSchema(
         {
             "type": "string",
             "maxLength": 254,
             "format": "email",
-            "pattern": r"^[^@\s]+@[^@\s]+$",
-            "description": "at most 254 characters, one '@' with text on both "
-            "sides; unique case-insensitively",
+            "pattern": EMAIL_PATTERN,
+            "description": "an ASCII address (name@host.example; at most 64 characters before the '@'), "
+            "at most 254 characters; unique case-insensitively",
         }
     ),
 ]

@@ -40,6 +40,14 @@ class ResponseChecker:
             node = node[part.replace("~1", "/").replace("~0", "~")]
         return node
 
+    def _problems(self, pointer: str, value: Any) -> list[str]:
+        validator = Draft202012Validator(
+            {"$ref": f"{DOCUMENT}#{pointer}"},
+            registry=self._registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        return [f"{list(error.absolute_path)}: {error.message}" for error in validator.iter_errors(value)]
+
     def _template(self, path: str) -> str:
         # A literal segment wins over a parameter (`/api/interactions/types` is not an id).
         found = [template for pattern, template in self._templates if pattern.match(path)]
@@ -64,18 +72,21 @@ class ResponseChecker:
         if not response.headers.get("content-type", "").startswith("application/json"):
             raise AssertionError(f"{where}: Content-Type {response.headers.get('content-type')}")
         for name, header in declared.get("headers", {}).items():
-            header = self._at(header["$ref"]) if "$ref" in header else header
-            if header.get("required") and name not in response.headers:
-                raise AssertionError(f"{where}: the declared header {name} is missing")
-        validator = Draft202012Validator(
-            {"$ref": f"{DOCUMENT}#{pointer}/content/application~1json/schema"},
-            registry=self._registry,
-            format_checker=Draft202012Validator.FORMAT_CHECKER,
-        )
-        problems = [
-            f"{list(e.absolute_path)}: {e.message}"
-            for e in validator.iter_errors(json.loads(response.read()))
-        ]
+            header_pointer = (
+                header["$ref"].lstrip("#") if "$ref" in header else f"{pointer}/headers/{_escape(name)}"
+            )
+            header = self._at(header_pointer)
+            value: Any = response.headers.get(name)
+            if value is None:
+                if header.get("required"):
+                    raise AssertionError(f"{where}: the declared header {name} is missing")
+                continue
+            # A header is text: an integer's schema is checked against the number it spells.
+            if header["schema"].get("type") == "integer" and value.isdigit():
+                value = int(value)
+            if wrong := self._problems(f"{header_pointer}/schema", value):
+                raise AssertionError(f"{where}: header {name}: {value!r} does not fit: {wrong}")
+        problems = self._problems(f"{pointer}/content/application~1json/schema", json.loads(response.read()))
         if problems:
             raise AssertionError(f"{where}: the body does not fit the document: {problems}")
         self.checked.append(where)

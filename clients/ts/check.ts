@@ -65,7 +65,7 @@ export class ResponseChecker {
   private validator(pointer: string): ValidateFunction {
     let validate = this.validators.get(pointer);
     if (validate === undefined) {
-      validate = this.ajv.compile({ $ref: `${DOCUMENT_ID}#${pointer}/content/application~1json/schema` });
+      validate = this.ajv.compile({ $ref: `${DOCUMENT_ID}#${pointer}` });
       this.validators.set(pointer, validate);
     }
     return validate;
@@ -80,14 +80,25 @@ export class ResponseChecker {
     if (isObject(headers)) {
       for (const [name, header] of Object.entries(headers)) {
         const ref = isObject(header) ? header["$ref"] : undefined;
-        const resolved = typeof ref === "string" ? this.at(ref.replace(/^#\//, "").split("/")) : header;
-        if (isObject(resolved) && resolved["required"] === true && !response.headers.has(name)) {
-          throw new Error(`${where}: the declared header ${name} is missing`);
+        const headerPointer = typeof ref === "string" ? ref.slice(1) : `${pointer}/headers/${escape(name)}`;
+        const resolved = this.at(headerPointer.slice(1).split("/"));
+        const value = response.headers.get(name);
+        if (!isObject(resolved)) throw new Error(`unresolved header ${headerPointer}`);
+        if (value === null) {
+          if (resolved["required"] === true) throw new Error(`${where}: the declared header ${name} is missing`);
+          continue;
+        }
+        // A header is text: an integer's schema is checked against the number it spells.
+        const schema = resolved["schema"];
+        const typed = isObject(schema) && schema["type"] === "integer" && /^[0-9]+$/.test(value) ? Number(value) : value;
+        const validate = this.validator(`${headerPointer}/schema`);
+        if (!validate(typed)) {
+          throw new Error(`${where}: header ${name}: ${value} does not fit: ${this.ajv.errorsText(validate.errors)}`);
         }
       }
     }
     const body = (await response.clone().json()) as Json;
-    const validate = this.validator(pointer);
+    const validate = this.validator(`${pointer}/content/application~1json/schema`);
     if (!validate(body)) {
       throw new Error(`${where}: the body does not fit the document: ${this.ajv.errorsText(validate.errors)}`);
     }
