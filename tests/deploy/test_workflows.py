@@ -52,6 +52,13 @@ def test_pull_requests_get_lint_and_tests_with_postgres_and_redis_services():
     assert steps_running(test, r"make test")
 
 
+def test_pull_requests_check_the_generated_clients_with_node_and_the_lock_file():
+    job = load("ci.yml")["jobs"]["clients"]
+    assert steps_running(job, r"make clients")
+    (node,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-node")]
+    assert node["with"]["cache-dependency-path"] == "clients/package-lock.json"
+
+
 def test_main_deploys_dev_then_prod_behind_an_approval():
     deploy = load("deploy.yml")
     assert deploy["on"]["push"]["branches"] == ["main"]
