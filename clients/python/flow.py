@@ -90,8 +90,10 @@ def main() -> int:
     anonymous = Client(base_url=base_url, httpx_args=hooks)
 
     step("no token: the gateway's 401, in the envelope, with X-Request-Id")
-    refused = refusal(me.sync_detailed(client=anonymous), 401)
+    anonymous_me = me.sync_detailed(client=anonymous)
+    refused = refusal(anonymous_me, 401)
     assert refused.error.code.value == "AUTHENTICATION_ERROR"
+    assert refused.error.request_id and anonymous_me.headers["X-Request-Id"] == refused.error.request_id
 
     step("login")
     body = LoginRequest(username=os.environ["API_USERNAME"], password=os.environ["API_PASSWORD"])

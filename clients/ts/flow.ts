@@ -48,7 +48,8 @@ async function main(): Promise<void> {
   const anonymous = await client.GET("/api/auth/me");
   assert.equal(anonymous.response.status, 401);
   assert.equal(anonymous.error?.error.code, "AUTHENTICATION_ERROR");
-  assert.ok(anonymous.response.headers.get("X-Request-Id"));
+  assert.ok(anonymous.error?.error.request_id);
+  assert.equal(anonymous.response.headers.get("X-Request-Id"), anonymous.error.error.request_id);
 
   step("login");
   const login = await client.POST("/api/auth/login", {
