@@ -106,7 +106,16 @@ def _read(call: Call, raw_id: str) -> Any:
         response_example={
             "status": "success",
             "data": {"interactions": [EXAMPLE]},
-            "meta": {"pagination": {"page": 1, "per_page": 25, "total_pages": 1, "total_records": 1}},
+            "meta": {
+                "pagination": {
+                    "page": 1,
+                    "per_page": 25,
+                    "total_pages": 1,
+                    "total_records": 1,
+                    "total_exact": True,
+                    "next_cursor": None,
+                }
+            },
         },
         description=(
             "The active site's interactions, filtered, sorted and paginated. Substring filters (`search`, "
