@@ -18,14 +18,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chalicelib.audit import events as audit
 from chalicelib.config import ConfigError
 from chalicelib.errors import ApiError
-from chalicelib.models import ROLES, AuditEvent, SetupToken, Site, SiteMembership, User
+from chalicelib.models import INVITATION_STATUSES, ROLES, AuditEvent, Site, SiteMembership, User
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,22 +121,22 @@ def cmd_create_site(args: argparse.Namespace) -> None:
 
 def cmd_create_user(args: argparse.Namespace) -> None:
     from chalicelib.auth.passwords import hash_password
-    from chalicelib.kit.text import check_email
+    from chalicelib.kit import emails
     from chalicelib.kit.usernames import check_new, same_name
 
-    username, email = args.username.strip(), args.email.strip()
+    username, email = args.username.strip(), _email(args.email)
     try:
         check_new(username)
     except ValueError as exc:
         raise CommandError(f"the username {exc}") from None
-    try:
-        check_email(email)
-    except ValueError:
-        raise CommandError(f"not an e-mail address (ASCII, name@host.example): {email!r}") from None
     password = _read_password(args, username)
     with _session() as session:
         if session.scalars(select(User.id).where(same_name(User.username, username))).first():
             raise CommandError(f"a user named {username!r} already exists")
+        if session.scalars(select(User.id).where(User.email_folded == emails.fold(email))).first():
+            raise CommandError(
+                f"an account with the address {email!r} already exists (one address, one account)"
+            )
         user = User(username=username, email=email, password_hash=hash_password(password))
         session.add(user)
         session.flush()
@@ -147,6 +147,15 @@ def cmd_create_user(args: argparse.Namespace) -> None:
             changes=audit.created({"username": username, "email": email}, audit.ACCOUNT_FIELDS),
         )
         print(user.id)
+
+
+def _email(raw: str) -> str:
+    from chalicelib.kit import emails
+
+    try:
+        return emails.check_new(raw.strip())
+    except ValueError as exc:
+        raise CommandError(f"{raw.strip()!r} {exc}") from None
 
 
 def cmd_grant(args: argparse.Namespace) -> None:
@@ -176,20 +185,10 @@ def cmd_revoke(args: argparse.Namespace) -> None:
             site_id=site.id,
             changes=audit.diff({"role": role}, {"role": None}),
         )
-        # As through the API: a pending account left without a site is deleted.
-        others = session.scalar(
-            select(func.count()).select_from(SiteMembership).where(SiteMembership.user_id == user.id)
-        )
-        if user.password_hash is None and not others:
-            _record(
-                session,
-                action="user.deleted",
-                target_type="user",
-                target_id=user.id,
-                site_id=site.id,
-                changes=audit.deleted({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS),
-            )
-            session.execute(delete(User).where(User.id == user.id))
+        if role == "admin":  # no longer an admin of the site: their pending invitations there end
+            from chalicelib.sites import invitations
+
+            invitations.revoke_where(session, invitations.by_inviter(user.id, site.id), origin=audit.by_cli())
     print(f"{user.username} is no longer a member of {site.name}")
 
 
@@ -206,6 +205,10 @@ def _set_user_active(active: bool) -> Callable[[argparse.Namespace], None]:
                     action="user.activated" if active else "user.deactivated",
                     changes=audit.diff({"is_active": not active}, {"is_active": active}),
                 )
+                if not active:  # no longer an active admin anywhere: their pending invitations end
+                    from chalicelib.sites import invitations
+
+                    invitations.revoke_where(session, invitations.by_inviter(user.id), origin=audit.by_cli())
         print(f"{user.username} is {'active' if active else 'inactive'}")
 
     return command
@@ -226,6 +229,10 @@ def _set_site_active(active: bool) -> Callable[[argparse.Namespace], None]:
                     site_id=site.id,
                     changes=audit.diff({"is_active": not active}, {"is_active": active}),
                 )
+                if not active:  # the site's pending invitations end with it
+                    from chalicelib.sites import invitations
+
+                    invitations.revoke_where(session, invitations.of_site(site.id), origin=audit.by_cli())
         print(f"{site.name} is {'active' if active else 'inactive'}")
 
     return command
@@ -253,8 +260,7 @@ def cmd_set_password(args: argparse.Namespace) -> None:
     password = _read_password(args, args.username.strip())
     with _session() as session:
         user = _user(session, args.username)
-        user.password_hash = hash_password(password)  # a pending account's setup is done with it
-        session.execute(delete(SetupToken).where(SetupToken.user_id == user.id))
+        user.password_hash = hash_password(password)
         session.flush()
         _record_for_account(session, user.id, action="user.password_changed")
         # Inside the transaction: if Redis is down nothing changes; if the commit then fails,
@@ -278,6 +284,87 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
     from chalicelib import demo
 
     demo.seed(sites=args.sites, interactions=args.interactions, password=args.password)
+
+
+def cmd_invite(args: argparse.Namespace) -> None:
+    """An operator's invitation: the same rules and delivery as an admin's; prints its id only."""
+    from chalicelib.db import commit_now
+    from chalicelib.errors import Conflict
+    from chalicelib.sites import invitations
+
+    email = _email(args.email)
+    with _session() as session:
+        site = _site(session, args.site_name)
+        if not site.is_active:
+            raise CommandError(f"the site {site.name!r} is inactive")
+        try:
+            invitation = invitations.create(
+                session, site_id=site.id, caller_id=None, origin=audit.by_cli(), email=email, role=args.role
+            )
+        except Conflict as exc:
+            raise CommandError(str(exc)) from None
+        commit_now(session)
+        delivery = invitations.deliver(session, invitation_id=invitation["id"])
+    print(invitation["id"])
+    if delivery != "sent":
+        print("the message could not be sent yet: it is queued and will be retried", file=sys.stderr)
+
+
+def cmd_invitations(args: argparse.Namespace) -> None:
+    from chalicelib.db import session_scope
+    from chalicelib.sites import invitations
+
+    with session_scope(transaction=False) as session:
+        site = _site(session, args.site_name)
+        condition = invitations.STATUS_FILTERS.get(args.status) if args.status else None
+        stmt = invitations.listing(site.id, condition)
+        for row in session.execute(stmt):
+            print(json.dumps(invitations.representation(row), ensure_ascii=False))
+
+
+def cmd_setup_accounts(args: argparse.Namespace) -> None:
+    """Accounts whose password was set through a setup token, with the issuing site and their
+    sites now, as JSON lines."""
+    from chalicelib.db import session_scope
+    from chalicelib.kit.timestamps import isoformat
+    from chalicelib.models import SetupTokenAccount
+
+    issuing = Site.__table__.alias("issuing")
+    with session_scope(transaction=False) as session:
+        rows = session.execute(
+            select(
+                User.id,
+                User.username,
+                User.email,
+                User.is_active,
+                SetupTokenAccount.completed_at,
+                issuing.c.name.label("issuing_site"),
+            )
+            .join(SetupTokenAccount, SetupTokenAccount.user_id == User.id)
+            .outerjoin(issuing, issuing.c.id == SetupTokenAccount.issuing_site_id)
+            .order_by(User.id)
+        ).all()
+        for row in rows:
+            sites = session.execute(
+                select(Site.name, SiteMembership.role)
+                .join(SiteMembership, SiteMembership.site_id == Site.id)
+                .where(SiteMembership.user_id == row.id)
+                .order_by(Site.name)
+            ).all()
+            print(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "username": row.username,
+                        "email": row.email,
+                        "is_active": row.is_active,
+                        "issuing_site": row.issuing_site,
+                        "completed_at": isoformat(row.completed_at),
+                        "sites": [{"name": name, "role": role} for name, role in sites],
+                    },
+                    ensure_ascii=False,
+                )
+            )
 
 
 def _bound(value: str, *, end_of_day: bool = False) -> Any:
@@ -380,6 +467,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=_positive, default=3)
     p.add_argument("--interactions", type=_positive, default=300)
     p.add_argument("--password", help="the demo users' password (default: a new random one)")
+    p = add("invite", cmd_invite, "invite an e-mail address to a site with a role; print the invitation's id")
+    p.add_argument("email")
+    p.add_argument("site_name")
+    p.add_argument("role", choices=ROLES)
+    p = add("invitations", cmd_invitations, "list a site's invitations as JSON lines, newest first")
+    p.add_argument("site_name")
+    p.add_argument("--status", choices=INVITATION_STATUSES, help="only invitations with this status")
+    add(
+        "setup-accounts",
+        cmd_setup_accounts,
+        "list the accounts whose password was set through a setup token (issuing site, sites now)",
+    )
     p = add("platform-admin", cmd_platform_admin, "allow or forbid a user to create sites over the API")
     p.add_argument("username")
     on_off = p.add_mutually_exclusive_group(required=True)

@@ -81,7 +81,14 @@ class Settings:
     # Substring searches (search, title, lead, location) a user may make a minute: a common term
     # reads tens of thousands of rows, and a few users repeating one would saturate the database.
     search_rate_per_minute: int = 30
-    setup_token_ttl_seconds: int = 259200  # a pending account's setup token: 72 h
+    invitation_ttl_seconds: int = 604800  # an invitation's life: 7 days
+    # How invitations are sent: "ses" (Amazon SES, deployed) or "directory:<path>" (.eml files: the
+    # local run, tests). The default is the local run's, and "ses" in a Lambda.
+    mail_delivery: str = "directory:.devdata/mail"
+    mail_from: str | None = None  # the sender address (required with ses)
+    # The frontend's accept page, `{token}` replaced by the invitation's token. The default is the
+    # usual dev frontend's (the local run also prints how to accept without one).
+    invite_url: str = "http://localhost:5173/accept-invitation?token={token}"
     # Beyond API.md's list: kept below the Lambda timeout, which is below API Gateway's 29 s.
     db_statement_timeout_ms: int = 5000
     # Connecting (TCP, TLS, authentication) has its own short deadline; once connected, a read
@@ -121,7 +128,14 @@ class Settings:
             login_rate_per_minute=_int(env, "LOGIN_RATE_PER_MINUTE", cls.login_rate_per_minute),
             api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", cls.api_rate_per_minute),
             search_rate_per_minute=_int(env, "SEARCH_RATE_PER_MINUTE", cls.search_rate_per_minute),
-            setup_token_ttl_seconds=_int(env, "SETUP_TOKEN_TTL_SECONDS", cls.setup_token_ttl_seconds),
+            invitation_ttl_seconds=_int(
+                env, "INVITATION_TTL_SECONDS", cls.invitation_ttl_seconds, minimum=60
+            ),
+            # A Lambda sends through SES unless told otherwise; anything else writes files.
+            mail_delivery=opt("MAIL_DELIVERY")
+            or ("ses" if env.get("AWS_LAMBDA_FUNCTION_NAME") else cls.mail_delivery),
+            mail_from=opt("MAIL_FROM"),
+            invite_url=opt("INVITE_URL") or cls.invite_url,
             db_statement_timeout_ms=_int(
                 env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms, minimum=100
             ),
@@ -148,6 +162,28 @@ class Settings:
             raise ConfigError("REDIS_URL must be set")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        self.validate_mail()
+
+    def validate_mail(self) -> None:
+        """MAIL_DELIVERY, MAIL_FROM and INVITE_URL: what sending an invitation needs. A Lambda
+        (AWS_LAMBDA_FUNCTION_NAME is set) refuses the directory sender: its files would be lost."""
+        if self.mail_delivery == "ses":
+            if not self.mail_from or "@" not in self.mail_from:
+                raise ConfigError("MAIL_DELIVERY=ses needs MAIL_FROM, the sender's address")
+        elif self.mail_directory is None:
+            raise ConfigError(
+                f"MAIL_DELIVERY must be 'ses' or 'directory:<path>', got {self.mail_delivery!r}"
+            )
+        elif os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ConfigError("MAIL_DELIVERY=directory: is for local runs and tests; deployed, use ses")
+        if self.invite_url.count("{token}") != 1 or not self.invite_url.startswith(("https://", "http://")):
+            raise ConfigError("INVITE_URL must be an http(s) URL holding {token} once")
+
+    @property
+    def mail_directory(self) -> str | None:
+        """The directory of MAIL_DELIVERY=directory:<path>, or None for any other sender."""
+        kind, _, path = self.mail_delivery.partition(":")
+        return path.strip() or None if kind == "directory" else None
 
     # --- secrets -------------------------------------------------------------------------------
 

@@ -310,6 +310,13 @@ def begin_transaction(session: Session) -> None:
             dbapi_connection.autocommit = False
 
 
+def commit_now(session: Session) -> None:
+    """Commit the session's transaction; its later statements each stand alone (autocommit), so
+    nothing done after this point can be rolled back with what was committed."""
+    session.commit()
+    session.info["autocommit"] = True
+
+
 @contextmanager
 def session_scope(*, transaction: bool = True) -> Iterator[Session]:
     """One session for one request. With `transaction` (writes) it is one transaction, committed

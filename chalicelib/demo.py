@@ -1,6 +1,7 @@
-"""Demo data for local runs and benchmarks: sites, users with each role, pending members waiting for
-their setup, and interactions with their history. The seed is an operator's command: everything it
-writes is recorded as its audit events (`via: "cli"`)."""
+"""Demo data for local runs and benchmarks: sites, users with each role, invitations waiting to be
+accepted, and interactions with their history. The seed is an operator's command: everything it
+writes is recorded as its audit events (`via: "cli"`); its invitations are sent like any other
+(the local run's directory sender, whose messages the local run prints)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ DEMO_USERS = [
     ("editor", "editor", False),  # one site: logged straight into it
     ("viewer", "viewer", False),
 ]
-# Members the first site's admin added who have not set their password yet: (username, role).
-PENDING_USERS = [("newhire", "viewer"), ("contractor", "editor")]
+# Addresses invited to the first site (by the operator), waiting to be accepted: (address, role).
+INVITED = [("newhire@example.com", "viewer"), ("contractor@example.com", "editor")]
 
 
 def _site_name(index: int) -> str:
@@ -53,10 +54,12 @@ def _site_name(index: int) -> str:
 def seed_accounts(
     session: Session, *, sites: int, password: str, origin: audit.Origin | None = None
 ) -> tuple[list[int], list[int], dict[str, str]]:
-    """Create (or reuse) the demo sites, users and pending members; set the demo users' password and
-    give each pending member a fresh setup token; record every change. Returns the site ids, the
-    user ids and the setup tokens by username."""
-    from chalicelib.sites.members import grant, replace_setup_token
+    """Create (or reuse) the demo sites and users, set the demo users' password and invite the
+    demo addresses to the first site (unless already invited or members); record every change.
+    Returns the site ids, the user ids and the new invitations' ids (to be sent once committed)."""
+    from chalicelib.errors import Conflict
+    from chalicelib.sites import invitations
+    from chalicelib.sites.members import grant
 
     origin = origin or audit.by_cli()
 
@@ -88,18 +91,17 @@ def seed_accounts(
         user_ids.append(user.id)
         for site_id in site_ids if everywhere else site_ids[:1]:
             grant(session, user_id=user.id, site_id=site_id, role=role, origin=origin)
-    setup_tokens = {}
-    for username, role in PENDING_USERS:
-        found = session.scalars(select(User).where(same_name(User.username, username))).first()
-        if found is not None and found.password_hash is not None:
-            continue  # its setup is done: an ordinary account now
-        pending = found or _account(
-            session, record, username, password_hash=None, origin=origin, site_id=site_ids[0]
-        )
-        grant(session, user_id=pending.id, site_id=site_ids[0], role=role, origin=origin)
-        setup_tokens[username] = replace_setup_token(session, user_id=pending.id, origin=origin)
+    invited = []
+    for email, role in INVITED:
+        try:
+            made = invitations.create(
+                session, site_id=site_ids[0], caller_id=None, origin=origin, email=email, role=role
+            )
+        except Conflict:
+            continue  # a member has the address, or it is invited already
+        invited.append(made["id"])
     session.flush()
-    return site_ids, user_ids, setup_tokens
+    return site_ids, user_ids, invited
 
 
 def _account(
@@ -107,31 +109,18 @@ def _account(
     record: Callable[..., None],
     username: str,
     *,
-    password_hash: str | None,
+    password_hash: str,
     origin: audit.Origin,
-    site_id: int | None = None,
 ) -> User:
-    """The demo account `username`, created (pending without a password, created by `site_id`) or
-    given the demo password again and activated; each change recorded."""
+    """The demo account `username`, created or given the demo password again and activated; each
+    change recorded."""
     user = session.scalars(select(User).where(same_name(User.username, username))).first()
     if user is None:
-        user = User(
-            username=username,
-            email=f"{username}@example.com",
-            password_hash=password_hash,
-            created_by_site_id=site_id,
-        )
+        user = User(username=username, email=f"{username}@example.com", password_hash=password_hash)
         session.add(user)
         session.flush()
         changes = audit.created({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS)
-        if site_id is None:
-            session.execute(
-                audit.account_event(user.id, origin=origin, action="user.created", changes=changes)
-            )
-        else:  # as a site admin's add-member creates one: recorded with that site
-            record(
-                action="user.created", target_type="user", target_id=user.id, site_id=site_id, changes=changes
-            )
+        session.execute(audit.account_event(user.id, origin=origin, action="user.created", changes=changes))
         return user
     if not user.is_active:
         user.is_active = True
@@ -144,10 +133,9 @@ def _account(
                 changes=audit.diff({"is_active": False}, {"is_active": True}),
             )
         )
-    if password_hash is not None:
-        user.password_hash = password_hash
-        session.flush()
-        session.execute(audit.account_event(user.id, origin=origin, action="user.password_changed"))
+    user.password_hash = password_hash
+    session.flush()
+    session.execute(audit.account_event(user.id, origin=origin, action="user.password_changed"))
     return user
 
 
@@ -170,9 +158,7 @@ def seed(
     started = time.perf_counter()
     origin = audit.by_cli()
     with session_scope() as session:
-        site_ids, user_ids, setup_tokens = seed_accounts(
-            session, sites=sites, password=password, origin=origin
-        )
+        site_ids, user_ids, invited = seed_accounts(session, sites=sites, password=password, origin=origin)
         # Rows are written by the users who may write there: demo (admin everywhere), and the
         # editor on the first site.
         writers: dict[int, Sequence[int]] = {site_id: [user_ids[0]] for site_id in site_ids}
@@ -182,6 +168,10 @@ def seed(
             session, site_ids=site_ids, writers=writers, count=interactions, progress=progress
         )
         events = interaction_seed.record_history(session, origin=origin, after_id=before, progress=progress)
+    with session_scope(transaction=False) as session:  # committed: now the messages go
+        from chalicelib.sites.invitations import deliver
+
+        delivered = [deliver(session, invitation_id=invitation_id) for invitation_id in invited]
     if interactions:
         _vacuum_analyze(get_engine())
         seconds = time.perf_counter() - started
@@ -195,11 +185,15 @@ def seed(
     for username, role, everywhere in DEMO_USERS:
         where = "every demo site" if everywhere else _site_name(0)
         print(f"  {username:<8} {role:<7} on {where}")
-    if setup_tokens:
-        print(f"Pending members of {_site_name(0)} (POST /api/auth/setup with the token and a password):")
-        for username, role in PENDING_USERS:
-            if username in setup_tokens:
-                print(f"  {username:<10} {role:<7} setup token {setup_tokens[username]}")
+    if invited:
+        queued = delivered.count("queued")
+        print(
+            f"Invited to {_site_name(0)} (the operator's invitations; each message carries its accept link"
+            + (f", {queued} queued for a retry" if queued else "")
+            + "):"
+        )
+        for email, role in INVITED:
+            print(f"  {email:<24} {role}")
     return password
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from chalicelib import caller as callers
 from chalicelib.auth.authorizer import jwt_authorizer
-from chalicelib.db import session_scope
+from chalicelib.db import commit_now, session_scope
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import RequestIds, json_object, parse_body, parse_query, request_ids
 from chalicelib.kit.docs import Spec
@@ -177,9 +177,21 @@ class Call:
         membership (or no such site); 401 for an inactive user."""
         return self.fold_at(site_id)[0].role
 
+    def commit(self) -> None:
+        """Commit the request's transaction now, before work that must follow it (sending mail:
+        what it refers to must exist whatever happens next); later statements stand alone."""
+        commit_now(self.session)
+
     def body(self, model: type[M]) -> M:
         self._no_query()
         return parse_body(self.request, model)
+
+    def optional_body(self, model: type[M]) -> M | None:
+        """The body parsed with `model`, or None when the request has none."""
+        if not (self.request.raw_body or b"").strip():
+            self._no_query()
+            return None
+        return self.body(model)
 
     def json(self) -> dict[str, Any]:
         self._no_query()

@@ -31,7 +31,7 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     for_status,
 )
-from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id, parse_query
+from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id, parse_body, parse_query
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
 EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id"]
@@ -117,6 +117,19 @@ def _body_refusal(request: Any) -> ApiError | None:
     return None
 
 
+def _ends_every_session(request: Any, declared: Endpoint) -> bool | None:
+    """A logout's scope, read from its body by the endpoint's own schema: True for `{"all": true}`,
+    False for this session only (no body, `{}`, `{"all": false}`), None for a body it refuses (the
+    view answers the 400; nothing ends)."""
+    if not (request.raw_body or b"").strip():
+        return False
+    model = declared.spec.body
+    try:
+        return bool(getattr(parse_body(request, model), "all", False))
+    except ApiError:
+        return None
+
+
 def _query_refused(request: Any, declared: Endpoint) -> bool:
     """An unknown query parameter on an endpoint that takes none (its 400 comes later)."""
     if declared.spec.query is not None:
@@ -199,7 +212,13 @@ def handle(
             # settled right after it (or at once, for a request without a database session).
             # A logout ends its session only if nothing refuses it: a refusal changes nothing.
             ends_session = declared.ends_session and refusal is None and not _query_refused(request, declared)
-            verdict = guard.start(auth, end_session=ends_session, search=declared.is_search(request))
+            scope = _ends_every_session(request, declared) if ends_session else False
+            verdict = guard.start(
+                auth,
+                end_session=ends_session and scope is not None,
+                end_all=bool(scope),
+                search=declared.is_search(request),
+            )
             user_id = str(verdict.user_id)
             if not declared.session:
                 verdict.settle()

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -40,6 +41,10 @@ NAMING_CONVENTION = {
 }
 
 
+# An address as it is compared (chalicelib/kit/emails.py): ASCII letters lowercased, in any locale.
+EMAIL_FOLDED = 'lower(email COLLATE "C")'
+
+
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
@@ -51,26 +56,24 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        # Usernames and e-mail addresses are case-insensitive: one unique index each. A username
-        # folds ASCII letters only, the same in every locale (kit/usernames.py, migration 0006).
+        # Usernames and e-mail addresses are case-insensitive: one unique index each. Both fold
+        # ASCII letters only, the same in every locale (kit/usernames.py, migration 0006;
+        # kit/emails.py, migration 0008): one address, one account.
         Index("uq_users_username_folded", func.lower(text('username COLLATE "C"')), unique=True),
-        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        Index("uq_users_email_folded", "email_folded", unique=True),
         CheckConstraint("length(btrim(username)) between 1 and 64", name="username_length"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64))
     email: Mapped[str] = mapped_column(String(254))
-    # None: a *pending* account, created by a site admin and waiting for its first password
-    # (POST /api/auth/setup with a setup token); it cannot log in.
-    password_hash: Mapped[str | None] = mapped_column(String(255))
+    email_folded: Mapped[str] = mapped_column(String(254), Computed(EMAIL_FOLDED, persisted=True))
+    password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     last_login: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # May create sites over the API (set with `cli platform-admin`); grants nothing inside a site.
     platform_admin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    # The site whose admin created the account over the API: its admins issue its setup tokens.
-    created_by_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
 
 
 class Site(Base):
@@ -160,20 +163,80 @@ class SiteInteractionCount(Base):
     changes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
-class SetupToken(Base):
-    """A pending account's one-time setup token, stored only as its SHA-256 (one per account: issuing
-    a new one replaces the old; using it deletes it)."""
+InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
+INVITATION_STATUSES: tuple[str, ...] = get_args(InvitationStatus)
 
-    __tablename__ = "setup_tokens"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+class Invitation(Base):
+    """A site's invitation of an e-mail address to a role (chalicelib/sites/invitations.py). Its
+    token is delivered to the address and stored only as its SHA-256 (`token_hash`, null until the
+    sender mints one). A pending invitation past `expires_at` is *expired* on read; the status
+    `expired` is stored only when a new invitation takes its place. At most one pending invitation
+    per site and address."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint(f"role in ({_sql_list(ROLES)})", name="role"),
+        CheckConstraint(f"status in ({_sql_list(INVITATION_STATUSES)})", name="status"),
+        CheckConstraint("refused_attempts >= 0", name="refused_attempts"),
+        Index(
+            "uq_invitations_site_id_email_folded_pending",
+            "site_id",
+            "email_folded",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_invitations_site_id_id", "site_id", "id"),
+        Index("ix_invitations_invited_by", "invited_by", postgresql_where=text("status = 'pending'")),
+        Index("ix_invitations_email_folded", "email_folded", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    email_folded: Mapped[str] = mapped_column(String(254), Computed(EMAIL_FOLDED, persisted=True))
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Accepts refused with this token (a wrong password, a taken username...): 10 use it up.
+    refused_attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InvitationOutbox(Base):
+    """An invitation's message waiting to be sent: written with the invitation (or its resend) in
+    one transaction, holding only its id — never a token. The sender claims a row by moving
+    `next_attempt_at` on (a lease: one sender at a time), mints the token, stores its hash, sends,
+    and deletes the row; a row left behind is retried by the scheduled function."""
+
+    __tablename__ = "invitation_outbox"
+    __table_args__ = (Index("ix_invitation_outbox_next_attempt_at", "next_attempt_at"),)
+
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class SetupTokenAccount(Base):
+    """An account whose password was set through a setup token (a credential a site admin held,
+    before invitations), recorded by migration 0008 for operators to review (`cli setup-accounts`)."""
+
+    __tablename__ = "setup_token_accounts"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    issuing_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 AuditVia = Literal["api", "cli"]
-AuditTarget = Literal["interaction", "user", "site"]
+AuditTarget = Literal["interaction", "user", "site", "invitation"]
 AuditAction = Literal[
     "interaction.created",
     "interaction.updated",
@@ -189,6 +252,10 @@ AuditAction = Literal[
     "user.deactivated",
     "user.deleted",
     "user.platform_admin_changed",
+    "invitation.created",
+    "invitation.resent",
+    "invitation.revoked",
+    "invitation.accepted",
     "site.created",
     "site.updated",
     "site.activated",

@@ -19,7 +19,8 @@ from tests import environment  # noqa: E402
 
 environment.configure()
 
-from chalicelib import cache, config, db  # noqa: E402
+from chalicelib import cache, config, db, mail  # noqa: E402
+from tests import mailbox  # noqa: E402
 
 pytest_plugins = ["tests.support"]  # the `reconfigure` and `access_log` fixtures
 
@@ -39,9 +40,12 @@ def clean_state():
     config.reset_settings()
     environment.truncate_all()
     cache.get_redis().flushdb()
+    mailbox.empty()
+    mail.reset()
     yield
     config.reset_settings()
     cache.reset_redis()
+    mail.reset()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, text
@@ -23,7 +24,11 @@ ROOT_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "eu-west-1",
+    # Invitations are written as .eml files to a directory of this run (tests/mailbox.py reads them).
+    "MAIL_FROM": "Interactions <invitations@example.com>",
+    "INVITE_URL": "https://app.example.com/invitations/accept?token={token}",
 }
+MAIL_DIRECTORY = os.path.join(tempfile.gettempdir(), f"interactions-test-mail-{os.getpid()}")
 _configured: dict[str, str] = {}
 
 
@@ -59,7 +64,13 @@ def configure() -> dict[str, str]:
         redis_url = _test_redis_url(os.environ["REDIS_URL"])
     else:
         redis_url = embedded.redis_url(embedded.redis_server(f"test-redis-{os.getpid()}", throwaway=True))
-    _configured.update(ROOT_ENV, DATABASE_URL=test, REDIS_URL=redis_url, TEST_ADMIN_DATABASE_URL=admin)
+    _configured.update(
+        ROOT_ENV,
+        MAIL_DELIVERY=f"directory:{MAIL_DIRECTORY}",
+        DATABASE_URL=test,
+        REDIS_URL=redis_url,
+        TEST_ADMIN_DATABASE_URL=admin,
+    )
     os.environ.update(_configured)
     for name in ("DB_SECRET_ARN", "JWT_SECRET_ARN", "JWT_PREVIOUS_SECRET", "JWT_PREVIOUS_SECRET_ARN"):
         os.environ.pop(name, None)

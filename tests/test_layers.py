@@ -1,7 +1,7 @@
 """Imports in chalicelib/ run one way (STYLE.md): the edge (app wiring, middleware, the OpenAPI
 document, the command line) on top; the domains (auth, interactions, sites, audit) in the middle,
 never importing each other — except the audit trail, which every domain may record into; below
-them the request plumbing (endpoint, caller, db, driver, cache, http) and the kit; at the bottom
+them the request plumbing (endpoint, caller, db, driver, cache, http, mail) and the kit; at the bottom
 models, config and errors, which import nothing of ours. Every import counts, inside functions too."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PACKAGE = ROOT / "chalicelib"
 
 BOTTOM = {"models", "config", "errors"}
 KIT = {"kit"}
-PLUMBING = {"db", "driver", "cache", "http", "caller", "endpoint"}
+PLUMBING = {"db", "driver", "cache", "http", "caller", "endpoint", "mail"}
 DOMAINS = {"auth", "interactions", "sites", "audit"}
 EDGE = {"middleware", "openapi", "meta", "lifecycle", "cli", "demo"}
 SHARED_DOMAIN = "audit"  # every domain may record audit events through its service functions

@@ -80,15 +80,17 @@ class Origin:
     line (the operating-system account that ran it)."""
 
     via: str
-    actor_id: int | None = None
-    actor_username: str | None = None
+    # An id and a name, or the columns holding them (an account created by the same statement).
+    actor_id: Any = None
+    actor_username: Any = None
     operator: str | None = None
     request_id: str | None = None
     gateway_request_id: str | None = None
 
 
-def by_api(*, user_id: int, username: str, ids: Any) -> Origin:
-    """A change made through the API by `user_id`; `ids`: the request's `http.RequestIds`."""
+def by_api(*, user_id: Any, username: Any, ids: Any) -> Origin:
+    """A change made through the API by `user_id` (or by the account a column of the change's
+    statement names); `ids`: the request's `http.RequestIds`."""
     return Origin(
         "api",
         actor_id=user_id,

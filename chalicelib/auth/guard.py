@@ -19,9 +19,10 @@ from chalicelib.errors import AuthenticationFailed, RateLimited
 # KEYS[1] the revoked-session flag, KEYS[2] the user's not-before (ms), KEYS[3] the user's window
 # counter, KEYS[4] the user's search counter; ARGV[1] milliseconds to keep the counters (to their
 # window's end), ARGV[2] 1 to end the session (logout), ARGV[3] its ttl, ARGV[4] the rate limit,
-# ARGV[5] 1 for a search. Returns {revoked (0/1), not-before or "", window count, search count}. A
-# revoked request is not counted; a logout over the limit ends nothing; a search over the rate
-# limit is not counted as a search.
+# ARGV[5] 1 for a search, ARGV[6] 1 to end every session of the user (logout with "all": the
+# not-before raised to ARGV[7], now in ms, kept ARGV[8] seconds). Returns {revoked (0/1), not-before
+# or "", window count, search count}. A revoked request is not counted; a logout over the limit ends
+# nothing; a search over the rate limit is not counted as a search.
 _GUARD = """
 local revoked = redis.call('EXISTS', KEYS[1])
 local not_before = redis.call('GET', KEYS[2]) or ''
@@ -30,6 +31,12 @@ local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
 local within = n <= tonumber(ARGV[4])
 if ARGV[2] == '1' and within then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
+if ARGV[6] == '1' and within then
+  local wanted = tonumber(ARGV[7])
+  local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if current > wanted then wanted = current end
+  redis.call('SET', KEYS[2], string.format('%d', wanted), 'EX', ARGV[8])
+end
 local searches = 0
 if ARGV[5] == '1' and within then
   searches = redis.call('INCR', KEYS[4])
@@ -66,11 +73,14 @@ class Verdict:
             raise RateLimited("Too many searches; retry later", retry_after=limits.seconds_until(self.end))
 
 
-def start(auth: dict[str, Any], *, end_session: bool = False, search: bool = False) -> Verdict:
+def start(
+    auth: dict[str, Any], *, end_session: bool = False, end_all: bool = False, search: bool = False
+) -> Verdict:
     """The checks of a request the authorizer vouched for: 401 now for what the context alone
     shows (never read a missing flag as success: deployed, every value is a string), then the
     Redis script sent, its verdict to be settled. `search`: a substring search (it counts towards
-    SEARCH_RATE_PER_MINUTE too); `end_session`: logout."""
+    SEARCH_RATE_PER_MINUTE too); `end_session`: logout; `end_all`: logout of every session of the
+    user (as a password change ends them: sessions.revoke_all_sessions)."""
     if auth.get("auth") != "ok" or not auth.get("user_id"):
         raise AuthenticationFailed(INVALID)
     try:
@@ -99,6 +109,9 @@ def start(auth: dict[str, Any], *, end_session: bool = False, search: bool = Fal
                 sessions.session_ttl(expires_at),
                 settings.api_rate_per_minute,
                 "1" if search else "0",
+                "1" if end_all else "0",
+                tokens.now_ms(),
+                settings.jwt_ttl_seconds + 60,
             ],
         )
     return Verdict(user_id, auth_time_ms, end, pending)

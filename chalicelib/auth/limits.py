@@ -105,8 +105,8 @@ def login_window_key(source_ip: str, number: int) -> str:
     return f"ratelimit:login:{source_ip}:{number}"
 
 
-def setup_window_key(source_ip: str, number: int) -> str:
-    return f"ratelimit:setup:{source_ip}:{number}"
+def invitation_window_key(source_ip: str, number: int) -> str:
+    return f"ratelimit:invitation:{source_ip}:{number}"
 
 
 def api_window_key(user_id: int | str, number: int) -> str:
@@ -122,9 +122,10 @@ def check_login_rate(source_ip: str) -> None:
     _check_rate(login_window_key, source_ip)
 
 
-def check_setup_rate(source_ip: str) -> None:
-    """An account setup attempt: limited per client IP like logins (a window of its own)."""
-    _check_rate(setup_window_key, source_ip)
+def check_invitation_rate(source_ip: str) -> None:
+    """An invitation's preview or accept: limited per client IP like logins, in a window of their
+    own (shared by the two)."""
+    _check_rate(invitation_window_key, source_ip)
 
 
 def _check_rate(key: Callable[[str, int], str], source_ip: str) -> None:

@@ -1,5 +1,5 @@
-"""The auth endpoints: login, a pending account's setup, password changes, the caller's details and
-sites, site switch, logout."""
+"""The auth endpoints: login, invitations' preview and accept (public: the token is the
+credential), password changes, the caller's details and sites, site switch, logout."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from chalice import Blueprint, Response
 
 from chalicelib import caller as callers
 from chalicelib.audit import events as audit
-from chalicelib.auth import limits, schemas, service
-from chalicelib.auth.schemas import LoginData, PasswordChanged, SiteToken, UserMe
+from chalicelib.auth import invitations, limits, schemas, service
+from chalicelib.auth.schemas import InvitationPreview, LoginData, PasswordChanged, SiteToken, UserMe
 from chalicelib.caller import SiteSummary
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import ValidationFailed
@@ -66,37 +66,64 @@ def login(call: Call) -> Response:
 @endpoint(
     bp,
     "POST",
-    "/api/auth/setup",
+    "/api/auth/invitations/preview",
     public=True,
     transaction=False,
     spec=Spec(
-        "Set a pending account's first password with its setup token; answers like a login",
+        "What an invitation's token is for: the site, the role, the address, and whether an account has "
+        "the address (accept with its password) or not (choose a username)",
+        "auth",
+        Envelope(InvitationPreview),
+        "The invitation",
+        errors=(429, 503),
+        body=schemas.InvitationPreviewRequest,
+    ),
+)
+def preview_invitation(call: Call) -> Response:
+    limits.check_invitation_rate(call.source_ip)  # before the body: every attempt counts
+    body = call.body(schemas.InvitationPreviewRequest)
+    return ok(invitations.preview(call.session, token=body.token))
+
+
+@endpoint(
+    bp,
+    "POST",
+    "/api/auth/invitations/accept",
+    public=True,
+    spec=Spec(
+        "Accept an invitation: a new account (username and password) when none has the address, else "
+        "the account's own password; answers like a login, scoped to the inviting site",
         "auth",
         Envelope(LoginData),
         "A token, as a login gives",
-        errors=(429, 503),
-        body=schemas.SetupRequest,
+        errors=(409, 429, 503),
+        body=schemas.InvitationAcceptRequest,
         description=(
-            "Public. A pending account's first password, with the setup token a site admin handed out; the "
-            "answer is a login's. A used, expired or unknown token is a 400 naming `token`."
+            "Public: the token is the credential (it went to the invited address only). When no account has "
+            "the address: a new account with the username and password given. When one has it: that "
+            "account's own password (no username), and it keeps its other sites. A token allows 10 refused "
+            "attempts; an unusable one is a 400 naming `token`; a taken username is a 409 and the token "
+            "stays usable. Rate-limited per client IP together with the preview."
         ),
     ),
 )
-def setup(call: Call) -> Response:
+def accept_invitation(call: Call) -> Response:
+    limits.check_invitation_rate(call.source_ip)  # before the body: every attempt counts
+    body = call.body(schemas.InvitationAcceptRequest)
     try:
-        body = call.body(schemas.SetupRequest)
-    except ValidationFailed:
-        limits.check_setup_rate(call.source_ip)  # a malformed attempt counts towards the client's limit
-        raise
-    return ok(
-        service.complete_setup(
+        answer = invitations.accept(
             call.session,
-            source_ip=call.source_ip,
             token=body.token,
+            username=body.username,
             password=body.password,
             ids=call.request_ids,
         )
-    )
+    except invitations.Refused as refused:
+        # The refusal counts against the token, and that count must outlive the refusal.
+        invitations.count_refusal(call.session, refused.invitation_id)
+        call.commit()
+        raise refused.error from None
+    return ok(answer)
 
 
 @endpoint(
@@ -211,16 +238,20 @@ def select_site(call: Call) -> Response:
     session=False,
     ends_session=True,
     spec=Spec(
-        "End the session (every token of it)",
+        'End the session (every token of it); with {"all": true}, every session of the user',
         "auth",
         MESSAGE,
         "Logged out",
+        body=schemas.LogoutRequest,
         description=(
-            "Ends the token's session: from then on every token of it gets 401. Never refused by the per-user "
-            "rate limit."
+            "Ends the token's session: from then on every token of it gets 401. No body, `{}` or "
+            '`{"all": false}`: this session; `{"all": true}`: every session of the user (the token alone '
+            "suffices). Never refused by the per-user rate limit."
         ),
     ),
 )
 def logout(call: Call) -> Response:
-    # The session ended in the request's token check (auth.guard), in its one Redis round trip.
+    # The session (or every session) ended in the request's token check (auth.guard), in its one
+    # Redis round trip; a body the schema refuses ended nothing and is answered here.
+    call.optional_body(schemas.LogoutRequest)
     return ok({"message": "Successfully logged out"})

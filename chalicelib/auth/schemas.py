@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
@@ -12,6 +12,7 @@ from chalicelib.kit.ids import Id
 from chalicelib.kit.schema import Schema
 from chalicelib.kit.text import EmailAddress
 from chalicelib.kit.timestamps import Timestamp
+from chalicelib.models import RoleName
 
 
 def _no_nul(value: str) -> str:
@@ -40,6 +41,12 @@ class SiteSelect(Schema):
     site_id: Id
 
 
+def _no_defaults(schema: dict[str, Any], _model: Any) -> None:
+    """Optional request properties carry no `default` (a client generator would make them required)."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
 # A new password: the rest of the rule (not the username) needs the account, and is checked with it.
 _NewPassword = Annotated[
     str,
@@ -51,15 +58,44 @@ _NewPassword = Annotated[
 ]
 
 
-class SetupRequest(Schema):
-    """POST /api/auth/setup: a pending account's first password, with its setup token."""
+_Token = Annotated[
+    str, Field(min_length=1, max_length=256, description="the token of the invitation's message")
+]
+
+
+class InvitationPreviewRequest(Schema):
+    """POST /api/auth/invitations/preview."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    token: Annotated[
-        str, Field(min_length=1, max_length=256, description="the setup token a site admin handed out")
-    ]
-    password: _NewPassword
+    token: _Token
+
+
+class InvitationAcceptRequest(Schema):
+    """POST /api/auth/invitations/accept: `username` only when no account has the address (see the
+    preview's `account_exists`); `password` is then the new account's, else the account's own."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_no_defaults)
+
+    token: _Token
+    username: Annotated[
+        str,
+        Field(
+            max_length=256,
+            description="a new account's username (3-64 characters of A-Z a-z 0-9 . _ -); "
+            "not sent when an account has the address",
+        ),
+    ] = None  # type: ignore[assignment]  # not sent is None; a sent null is refused by strict str
+    password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
+
+
+class LogoutRequest(Schema):
+    """POST /api/auth/logout: no body, `{}` or `{"all": false}` end this session; `{"all": true}`
+    ends every session of the user."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_no_defaults)
+
+    all: bool = Field(False, description="true: end every session of the user, not only this one")
 
 
 class PasswordChange(Schema):
@@ -109,3 +145,17 @@ class PasswordChanged(_Read):
     )
     expires_at: Timestamp
     current_site: SiteSummary | None
+
+
+class InvitationSite(_Read):
+    id: int
+    name: str
+
+
+class InvitationPreview(_Read):
+    site: InvitationSite
+    role: RoleName
+    email: str = Field(json_schema_extra={"format": "email"})
+    account_exists: bool = Field(
+        description="true: accept with the account's password; false: choose a username and a password"
+    )

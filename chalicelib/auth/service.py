@@ -1,11 +1,10 @@
-"""Login, a pending account's setup, password changes, site selection, logout and the caller's own
-details."""
+"""Login, password changes, site selection, logout and the caller's own details."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from chalicelib import caller as callers
@@ -14,14 +13,10 @@ from chalicelib.auth import limits, passwords, sessions, tokens
 from chalicelib.caller import Principal, TokenContext
 from chalicelib.errors import AuthenticationFailed, Forbidden, ValidationFailed
 from chalicelib.kit import usernames
-from chalicelib.kit.secret import digest
 from chalicelib.kit.timestamps import epoch_isoformat, isoformat
-from chalicelib.models import SetupToken, Site, SiteMembership, User
+from chalicelib.models import Site, SiteMembership, User
 
 BAD_CREDENTIALS = "Invalid username or password"
-BAD_SETUP_TOKEN = [
-    {"field": "token", "message": "is unknown, used, expired or replaced, or its account is deactivated"}
-]
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -61,12 +56,17 @@ def login(session: Session, *, source_ip: str, username: str, password: str) -> 
             .add_cte(touched)
         )
     ]
-    return _signed_in(user, member_of, started_ms)
+    return signed_in(user, member_of, started_ms)
 
 
-def _signed_in(user: Any, member_of: list[dict[str, Any]], started_ms: int) -> dict[str, Any]:
-    """A login's answer: a new session, scoped to the user's one site when there is exactly one."""
-    current = member_of[0] if len(member_of) == 1 else None
+def signed_in(
+    user: Any, member_of: list[dict[str, Any]], started_ms: int, *, site_id: int | None = None
+) -> dict[str, Any]:
+    """A login's answer: a new session, scoped to the user's one site when there is exactly one
+    (or to `site_id` when the user is an active member of it: an accepted invitation's site)."""
+    current = next((site for site in member_of if site["id"] == site_id), None)
+    if site_id is None and len(member_of) == 1:
+        current = member_of[0]
     token, claims = tokens.issue(
         user_id=user.id, site_id=current["id"] if current else None, auth_time_ms=started_ms
     )
@@ -77,93 +77,6 @@ def _signed_in(user: Any, member_of: list[dict[str, Any]], started_ms: int) -> d
         "sites": member_of,
         "current_site": current,
     }
-
-
-# --- a pending account's setup ---------------------------------------------------------------------
-
-# A usable token: not expired, of a pending account that is active.
-_USABLE = (SetupToken.token_hash == bindparam("digest"), SetupToken.expires_at > func.now())
-_PENDING_ACCOUNT = (User.password_hash.is_(None), User.is_active)
-SETUP_ACCOUNT = (
-    select(User.id, User.username, User.email)
-    .join(SetupToken, SetupToken.user_id == User.id)
-    .where(*_USABLE, *_PENDING_ACCOUNT)
-)
-
-
-def _complete_setup(digest_: str, password_hash: str, origin: audit.Origin) -> Any:
-    """One statement: the token used up, the password set, setup_completed recorded for each of the
-    account's sites, and the account's active sites read (the login's answer)."""
-    used = (
-        delete(SetupToken)
-        .where(*_USABLE, SetupToken.user_id.in_(select(User.id).where(*_PENDING_ACCOUNT)))
-        .returning(SetupToken.user_id)
-        .cte("used")
-    )
-    done = (
-        update(User)
-        .where(User.id.in_(select(used.c.user_id)), *_PENDING_ACCOUNT)
-        .values(password_hash=password_hash, last_login=func.now())
-        .returning(User.id, User.username, User.email)
-        .cte("done")
-    )
-    sites, site_column = audit.account_sites(done, done.c.id)
-    event = audit.as_cte(
-        audit.record(
-            sites,
-            origin=origin,
-            action="user.setup_completed",
-            target_type="user",
-            target_id=done.c.id,
-            site_id=site_column,
-        ),
-        "setup_completed",
-    )
-    active = callers.memberships().subquery("active")
-    return (
-        select(
-            done.c.id,
-            done.c.username,
-            done.c.email,
-            active.c.id.label("site_id"),
-            active.c.name,
-            active.c.description,
-            active.c.role,
-        )
-        .select_from(done.outerjoin(active, active.c.user_id == done.c.id))
-        .order_by(active.c.name, active.c.id)
-        .add_cte(event)
-        .params(digest=digest_)
-    )
-
-
-def complete_setup(
-    session: Session, *, source_ip: str, token: str, password: str, ids: Any
-) -> dict[str, Any]:
-    """A pending account's first password: the client's rate limit, then the token (400 naming it
-    when it cannot be used), then the password rule (400 naming it; the token stays usable); the
-    answer is a login's. Two statements, each standing alone; the second is the whole change."""
-    limits.check_setup_rate(source_ip)
-    token_digest = digest(token)
-    account = session.execute(SETUP_ACCOUNT, {"digest": token_digest}).first()
-    if account is None:
-        raise ValidationFailed("The setup token cannot be used", details=BAD_SETUP_TOKEN)
-    problem = passwords.problem(password, username=account.username)
-    if problem:
-        raise ValidationFailed(
-            "The password is not allowed", details=[{"field": "password", "message": problem}]
-        )
-    started_ms = tokens.now_ms()
-    origin = audit.by_api(user_id=account.id, username=account.username, ids=ids)
-    rows = session.execute(_complete_setup(token_digest, passwords.hash_password(password), origin)).all()
-    if not rows:  # used by a concurrent request meanwhile, or the account deactivated
-        raise ValidationFailed("The setup token cannot be used", details=BAD_SETUP_TOKEN)
-    member_of = [
-        {"id": row.site_id, "name": row.name, "description": row.description, "role": row.role}
-        for row in rows
-        if row.site_id is not None
-    ]
-    return _signed_in(rows[0], member_of, started_ms)
 
 
 # --- password changes ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The site endpoints: the caller's sites, one site's details, its members; administration by the
-site's admins (members, roles, setup tokens, the site's settings) and by platform admins (new sites)."""
+site's admins (invitations, roles, the site's settings) and by platform admins (new sites)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from chalicelib.audit import events as audit
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.http import location, ok, paginated
-from chalicelib.kit.docs import MESSAGE, Envelope, ListOf, Spec, data, page
+from chalicelib.kit.docs import MESSAGE, ListOf, Spec, data, page
 from chalicelib.kit.ids import INT32_MAX, parse_id
-from chalicelib.sites import members, service
+from chalicelib.sites import invitations, members, service
 from chalicelib.sites.schemas import (
-    MemberAdd,
-    MemberAdded,
+    InvitationCreate,
+    InvitationRead,
+    InvitationsQuery,
     MemberUpdate,
-    SetupTokenIssued,
     SiteCreate,
     SiteDetail,
     SiteSummary,
@@ -35,6 +35,8 @@ SITE_NOT_FOUND = service.SITE_NOT_FOUND
 SITE = "/api/sites/{site_id}"
 USERS = SITE + "/users"
 MEMBER = USERS + "/{user_id}"
+INVITATIONS = SITE + "/invitations"
+INVITATION = INVITATIONS + "/{invitation_id}"
 TAG = "sites"
 ADMINS_ONLY = "Only the site's admins may do this"
 T = TypeVar("T")
@@ -122,7 +124,7 @@ def get_site(call: Call, site_id: str) -> Response:
     "GET",
     USERS,
     spec=Spec(
-        "The site's members, pending ones included, by username (the site's admins only)",
+        "The site's members by username (the site's admins only)",
         TAG,
         page("users", SiteUser),
         "One page, with meta.pagination",
@@ -216,72 +218,6 @@ def update_site(call: Call, site_id: str) -> Response:
 
 @endpoint(
     bp,
-    "POST",
-    USERS,
-    spec=Spec(
-        "Add a member (the site's admins): an existing account, or a new pending one with a setup token",
-        TAG,
-        Envelope(MemberAdded),
-        "Added",
-        status=201,
-        errors=(403, 404, 409),
-        body=MemberAdd,
-        description=(
-            "The site's admins. An account whose username and e-mail are both its own becomes a member; when "
-            "neither is taken, a pending account is created, with a setup token for the person. 409 when the "
-            "account is already a member, or when only one of the two matches."
-        ),
-    ),
-)
-def add_member(call: Call, site_id: str) -> Response:
-    site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberAdd))
-    return ok(
-        members.add_member(
-            call.session,
-            site_id=site,
-            caller_id=call.token.user_id,
-            origin=origin,
-            username=body.username,
-            email=body.email,
-            role=body.role,
-        ),
-        status=201,
-    )
-
-
-@endpoint(
-    bp,
-    "POST",
-    MEMBER + "/setup-token",
-    spec=Spec(
-        "A new setup token for a pending account this site created (its admins); earlier ones stop working",
-        TAG,
-        Envelope(SetupTokenIssued),
-        "Issued",
-        status=201,
-        errors=(403, 404, 409),
-        description=(
-            "The site's admins, for a pending account this site created. Earlier setup tokens of the account "
-            "stop working."
-        ),
-    ),
-)
-def issue_setup_token(call: Call, site_id: str, user_id: str) -> Response:
-    site, _, origin, _ = _at_site(call, site_id, lambda: None)
-    return ok(
-        members.issue_setup_token(
-            call.session,
-            site_id=site,
-            caller_id=call.token.user_id,
-            origin=origin,
-            user_id=_member_id(user_id),
-        ),
-        status=201,
-    )
-
-
-@endpoint(
-    bp,
     "PUT",
     MEMBER,
     spec=Spec(
@@ -317,7 +253,8 @@ def change_role(call: Call, site_id: str, user_id: str) -> Response:
     "DELETE",
     MEMBER,
     spec=Spec(
-        "Remove a member (the site's admins); a pending account left without a site is deleted",
+        "Remove a member (the site's admins); the account stays, and their pending invitations as "
+        "an admin of the site are revoked",
         TAG,
         MESSAGE,
         "Removed",
@@ -334,3 +271,161 @@ def remove_member(call: Call, site_id: str, user_id: str) -> Response:
         call.session, site_id=site, caller_id=call.token.user_id, origin=origin, user_id=_member_id(user_id)
     )
     return ok({"message": "Member removed"})
+
+
+# --- invitations -----------------------------------------------------------------------------------
+
+
+def _invitation_id(raw: str) -> int:
+    found = parse_id(raw, maximum=INT32_MAX)
+    if found is None:
+        raise NotFound(invitations.INVITATION_NOT_FOUND)
+    return found
+
+
+def _delivered(call: Call, invitation: dict[str, Any]) -> dict[str, Any]:
+    """The invitation committed with its queued message, then the message sent (a new token)."""
+    call.commit()
+    invitation["delivery"] = invitations.deliver(call.session, invitation_id=invitation["id"])
+    return invitation
+
+
+@endpoint(
+    bp,
+    "POST",
+    INVITATIONS,
+    spec=Spec(
+        "Invite an e-mail address to the site with a role (the site's admins); the token goes to the "
+        "address only. The answer is the same whether or not the address has an account anywhere",
+        TAG,
+        data(invitation=InvitationRead),
+        "Invited",
+        status=201,
+        errors=(403, 404, 409),
+        body=InvitationCreate,
+        response_headers=("Location",),
+    ),
+)
+def create_invitation(call: Call, site_id: str) -> Response:
+    site, _, origin, body = _at_site(call, site_id, lambda: call.body(InvitationCreate))
+    invitation = invitations.create(
+        call.session,
+        site_id=site,
+        caller_id=call.token.user_id,
+        origin=origin,
+        email=body.email,
+        role=body.role,
+    )
+    return ok(
+        {"invitation": _delivered(call, invitation)},
+        status=201,
+        headers={"Location": location(call.request, f"/api/sites/{site}/invitations/{invitation['id']}")},
+    )
+
+
+@endpoint(
+    bp,
+    "GET",
+    INVITATIONS,
+    spec=Spec(
+        "The site's invitations, newest first (the site's admins only)",
+        TAG,
+        page("invitations", InvitationRead),
+        "One page, with meta.pagination",
+        errors=(403, 404),
+        query=InvitationsQuery,
+    ),
+)
+def list_invitations(call: Call, site_id: str) -> Response:
+    site = parse_id(site_id, maximum=INT32_MAX)
+    try:
+        query = call.query(InvitationsQuery)
+    except ValidationFailed:
+        callers.admin_only(call.role_on(site), ADMINS_ONLY)
+        raise
+    caller, rows = call.fold_at(site, invitations.PAGES[query.status], invitations.page_params(query))
+    callers.admin_only(caller.role, ADMINS_ONLY)
+    if caller.role is None or site is None:
+        raise NotFound(SITE_NOT_FOUND)
+    found, total = invitations.page(call.session, site_id=site, query=query, status=query.status, rows=rows)
+    return paginated({"invitations": found}, query=query, total=total)
+
+
+@endpoint(
+    bp,
+    "GET",
+    INVITATION,
+    spec=Spec(
+        "One of the site's invitations (the site's admins only)",
+        TAG,
+        data(invitation=InvitationRead),
+        "The invitation",
+        errors=(403, 404),
+    ),
+)
+def get_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
+    site = parse_id(site_id, maximum=INT32_MAX)
+    wanted = parse_id(invitation_id, maximum=INT32_MAX)
+    try:
+        caller, rows = call.fold_at(site, invitations.ONE, {"invitation_id": wanted or -1})
+    except ValidationFailed:  # an unknown query parameter: a 403 comes first
+        callers.admin_only(call.role_on(site), ADMINS_ONLY)
+        raise
+    callers.admin_only(caller.role, ADMINS_ONLY)
+    if caller.role is None or site is None:
+        raise NotFound(SITE_NOT_FOUND)
+    if not rows:
+        raise NotFound(invitations.INVITATION_NOT_FOUND)
+    return ok({"invitation": invitations.representation(rows[0])})
+
+
+@endpoint(
+    bp,
+    "DELETE",
+    INVITATION,
+    spec=Spec(
+        "Revoke a pending invitation (the site's admins); its token stops working",
+        TAG,
+        data(invitation=InvitationRead),
+        "Revoked",
+        errors=(403, 404, 409),
+    ),
+)
+def revoke_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
+    site, _, origin, _ = _at_site(call, site_id, lambda: None)
+    return ok(
+        {
+            "invitation": invitations.revoke(
+                call.session,
+                site_id=site,
+                caller_id=call.token.user_id,
+                origin=origin,
+                invitation_id=_invitation_id(invitation_id),
+            )
+        }
+    )
+
+
+@endpoint(
+    bp,
+    "POST",
+    INVITATION + "/resend",
+    spec=Spec(
+        "Send a pending invitation again with a new expiry and a new token (the site's admins); "
+        "earlier tokens stop working",
+        TAG,
+        data(invitation=InvitationRead),
+        "Sent again (or queued)",
+        errors=(403, 404, 409),
+    ),
+)
+def resend_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
+    site, _, origin, _ = _at_site(call, site_id, lambda: None)
+    invitation = invitations.resend(
+        call.session,
+        site_id=site,
+        caller_id=call.token.user_id,
+        origin=origin,
+        invitation_id=_invitation_id(invitation_id),
+    )
+    return ok({"invitation": _delivered(call, invitation)})

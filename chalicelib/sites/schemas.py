@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from chalicelib.caller import SiteSummary
+from chalicelib.kit.emails import NewEmail
 from chalicelib.kit.ids import Id
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.schema import Schema
-from chalicelib.kit.text import EMAIL_PATTERN, EmailAddress, check_email, optional_text, storable, text
+from chalicelib.kit.text import EmailAddress, optional_text, text
 from chalicelib.kit.timestamps import Timestamp
-from chalicelib.kit.usernames import NewUsername
-from chalicelib.models import RoleName
+from chalicelib.models import InvitationStatus, RoleName
 
 __all__ = [
     "SiteUsersQuery",
@@ -29,10 +27,10 @@ __all__ = [
     "SiteUser",
     "SiteCreate",
     "SiteUpdate",
-    "MemberAdd",
     "MemberUpdate",
-    "MemberAdded",
-    "SetupTokenIssued",
+    "InvitationCreate",
+    "InvitationsQuery",
+    "InvitationRead",
 ]
 
 Role = RoleName
@@ -44,24 +42,6 @@ if TYPE_CHECKING:  # what the fields hold once validated; pydantic builds them f
 else:
     SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
     SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
-
-
-Email = Annotated[
-    str,
-    Field(max_length=254),
-    AfterValidator(storable),
-    AfterValidator(check_email),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "maxLength": 254,
-            "format": "email",
-            "pattern": EMAIL_PATTERN,
-            "description": "an ASCII address (name@host.example; at most 64 characters before the '@'), "
-            "at most 254 characters; unique case-insensitively",
-        }
-    ),
-]
 
 
 class SiteUsersQuery(Pagination):
@@ -107,12 +87,10 @@ class SiteUpdate(_Body):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class MemberAdd(_Body):
-    """POST /api/sites/{id}/users: an existing account (username and e-mail both its own), or a new
-    pending one when neither is taken."""
+class InvitationCreate(_Body):
+    """POST /api/sites/{id}/invitations (the site's admins): the token goes to the address."""
 
-    username: NewUsername
-    email: Email
+    email: NewEmail
     role: Role
 
 
@@ -125,7 +103,7 @@ class MemberUpdate(_Body):
 
 class SiteDetail(SiteSummary):
     created_at: Timestamp
-    user_count: int = Field(description="members of the site, inactive and pending accounts included")
+    user_count: int = Field(description="members of the site, inactive accounts included")
     interaction_count: int
 
 
@@ -138,21 +116,33 @@ class SiteUser(Schema):
     role: Role
     last_login: Timestamp | None
     is_active: bool
-    pending: bool = Field(description="created by a site admin, waiting for its first password")
 
 
-class MemberAdded(Schema):
+class InvitationsQuery(Pagination):
+    """GET /api/sites/{id}/invitations: `page`, `per_page` and an optional `status`."""
+
+    status: InvitationStatus | None = Field(
+        None, description="only invitations with this status (expired: pending past their expiry)"
+    )
+
+
+class Inviter(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    user: SiteUser
-    created: bool = Field(description="true: a new pending account, with its setup token")
-    # Absent unless created (the document's properties carry no default: not required, not null).
-    setup_token: str = Field(None, description="only when created: hand it to the person (once)")  # type: ignore[assignment]
-    setup_expires_at: Timestamp = Field(None, description="only when created")  # type: ignore[assignment]
+    id: int
+    username: str
 
 
-class SetupTokenIssued(Schema):
+class InvitationRead(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    setup_token: str = Field(description="hand it to the person; earlier tokens stop working")
-    setup_expires_at: Timestamp
+    id: int
+    email: str = Field(json_schema_extra={"format": "email"})
+    role: Role
+    status: InvitationStatus = Field(description="expired: still pending when its expiry passed")
+    created_at: Timestamp
+    expires_at: Timestamp
+    invited_by: Inviter | None = Field(description="the admin who invited; null for the operator's")
+    delivery: Literal["sent", "queued"] = Field(
+        description="queued: the message could not be sent yet; it is retried with a new token"
+    )

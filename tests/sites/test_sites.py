@@ -101,7 +101,6 @@ def test_users_lists_members_by_username_for_the_sites_admin(client, world):
         "role": "editor",
         "last_login": "2024-05-01T09:30:00Z",
         "is_active": False,
-        "pending": False,
     }
     assert response.json_body["meta"] == {
         "pagination": {
