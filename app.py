@@ -9,6 +9,7 @@ from chalicelib.auth import routes as auth_routes
 from chalicelib.config import require_valid_settings
 from chalicelib.interactions import routes as interaction_routes
 from chalicelib.sites import routes as site_routes
+from chalicelib.sites import schedule as site_schedule
 
 require_valid_settings()  # refuse to start with a missing or unsafe configuration
 
@@ -22,6 +23,7 @@ app.register_blueprint(meta.bp)
 app.register_blueprint(interaction_routes.bp)
 app.register_blueprint(site_routes.bp)
 app.register_blueprint(audit_routes.bp)
+app.register_blueprint(site_schedule.bp)  # the scheduled retry of invitations' messages
 
 # One-time work at init (more of it for a SnapStart snapshot) and the snapshot/restore hooks.
 lifecycle.init(app)
