@@ -10,10 +10,24 @@ from openapi_spec_validator import validate
 
 from chalicelib import openapi
 from chalicelib.audit.schemas import AuditQuery, HistoryQuery
-from chalicelib.auth.schemas import LoginRequest, PasswordChange, SetupRequest, SiteSelect
+from chalicelib.auth.schemas import (
+    InvitationAcceptRequest,
+    InvitationPreviewRequest,
+    LoginRequest,
+    LogoutRequest,
+    PasswordChange,
+    SiteSelect,
+)
 from chalicelib.endpoint import public_routes
 from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery
-from chalicelib.sites.schemas import MemberAdd, MemberUpdate, SiteCreate, SiteUpdate, SiteUsersQuery
+from chalicelib.sites.schemas import (
+    InvitationCreate,
+    InvitationsQuery,
+    MemberUpdate,
+    SiteCreate,
+    SiteUpdate,
+    SiteUsersQuery,
+)
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -52,11 +66,13 @@ def test_request_bodies_are_the_schemas_the_views_validate_with(doc):
         InteractionCreate,
         LoginRequest,
         SiteSelect,
-        MemberAdd,
+        InvitationCreate,
         MemberUpdate,
         SiteCreate,
         SiteUpdate,
-        SetupRequest,
+        InvitationPreviewRequest,
+        InvitationAcceptRequest,
+        LogoutRequest,
         PasswordChange,
     ):
         assert schemas[model.__name__]["properties"].keys() == model.model_json_schema()["properties"].keys()
@@ -84,6 +100,7 @@ def test_a_partial_update_requires_nothing_and_offers_no_null_for_required_field
     [
         ("/api/interactions", InteractionQuery),
         ("/api/sites/{site_id}/users", SiteUsersQuery),
+        ("/api/sites/{site_id}/invitations", InvitationsQuery),
         ("/api/sites/{site_id}/audit", AuditQuery),
         ("/api/interactions/{interaction_id}/history", HistoryQuery),
     ],
@@ -151,16 +168,40 @@ def test_every_operation_that_takes_a_body_documents_413_and_415(doc):
 def test_the_administration_routes_are_described(doc):
     paths = doc["paths"]
     assert set(paths["/api/sites/{site_id}/users/{user_id}"]) >= {"put", "delete", "parameters"}
-    assert "409" in paths["/api/sites/{site_id}/users"]["post"]["responses"]
-    assert "201" in paths["/api/sites/{site_id}/users/{user_id}/setup-token"]["post"]["responses"]
-    assert paths["/api/auth/setup"]["post"]["security"] == []
+    assert "post" not in paths["/api/sites/{site_id}/users"]
+    assert "/api/sites/{site_id}/users/{user_id}/setup-token" not in paths and "/api/auth/setup" not in paths
+    invitations = paths["/api/sites/{site_id}/invitations"]
+    assert {"201", "409"} <= invitations["post"]["responses"].keys()
+    assert "Location" in invitations["post"]["responses"]["201"]["headers"]
+    one = paths["/api/sites/{site_id}/invitations/{invitation_id}"]
+    assert set(one) >= {"get", "delete"} and "409" in one["delete"]["responses"]
+    assert "409" in paths["/api/sites/{site_id}/invitations/{invitation_id}/resend"]["post"]["responses"]
+    for public in ("/api/auth/invitations/preview", "/api/auth/invitations/accept"):
+        assert paths[public]["post"]["security"] == [] and "429" in paths[public]["post"]["responses"]
+    accept = doc["components"]["schemas"]["InvitationAcceptRequest"]
+    assert (
+        set(accept["required"]) == {"token", "password"} and "default" not in accept["properties"]["username"]
+    )
+    assert "default" not in doc["components"]["schemas"]["LogoutRequest"]["properties"]["all"]
+    invitation = doc["components"]["schemas"]["InvitationRead"]
+    assert set(invitation["required"]) == {
+        "id",
+        "email",
+        "role",
+        "status",
+        "created_at",
+        "expires_at",
+        "invited_by",
+        "delivery",
+    }
+    assert invitation["properties"]["email"]["format"] == "email"
     assert "Location" in paths["/api/sites"]["post"]["responses"]["201"]["headers"]
     actions = {p["name"]: p for p in paths["/api/sites/{site_id}/audit"]["get"]["parameters"]}["action"]
     assert "interaction.updated" in actions["schema"]["enum"] and "interaction." in actions["schema"]["enum"]
     me = doc["components"]["schemas"]["UserMe"]
     assert "platform_admin" in me["required"]
     user = doc["components"]["schemas"]["SiteUser"]
-    assert "pending" in user["required"]
+    assert "pending" not in user["properties"]
 
 
 def test_every_paginated_list_declares_cursor_and_its_meta(doc):
@@ -172,6 +213,7 @@ def test_every_paginated_list_declares_cursor_and_its_meta(doc):
     assert {path for path, _ in lists} >= {
         "/api/interactions",
         "/api/sites/{site_id}/users",
+        "/api/sites/{site_id}/invitations",
         "/api/sites/{site_id}/audit",
         "/api/interactions/{interaction_id}/history",
     }

@@ -10,11 +10,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
 from chalicelib import cli
 from chalicelib.db import session_scope
-from chalicelib.models import AuditEvent, SetupToken, User
+from chalicelib.models import AuditEvent, User
+from tests import mailbox
 from tests.audit.helpers import event_count, events
 from tests.factories import PASSWORD, make_site, make_user
 from tests.interactions.helpers import make_world, send
@@ -119,34 +120,6 @@ def test_platform_admin_needs_on_or_off(capsys):
     assert event_count() == 0
 
 
-def test_set_password_finishes_a_pending_account_and_records_it(capsys, monkeypatch, client):
-    world = make_world()
-    added = send(
-        client,
-        "POST",
-        f"/api/sites/{world.site_a}/users",
-        world.token("admin"),
-        {"username": "waiting", "email": "waiting@example.com", "role": "viewer"},
-    ).json_body["data"]
-
-    code, _, _ = run(
-        capsys, "set-password", "waiting", "--password-stdin", stdin=PASSWORD + "\n", monkeypatch=monkeypatch
-    )
-
-    assert code == 0
-    with session_scope() as session:
-        assert session.get(User, added["user"]["id"]).password_hash is not None
-        assert session.scalar(select(func.count()).select_from(SetupToken)) == 0
-    [event] = events("user.password_changed")
-    _cli_event(
-        event,
-        "user.password_changed",
-        site_id=world.site_a,
-        target={"type": "user", "id": added["user"]["id"]},
-    )
-    assert event["changes"] == {}
-
-
 def test_a_password_equal_to_the_username_is_refused(capsys, monkeypatch):
     code, _, err = run(
         capsys,
@@ -161,19 +134,21 @@ def test_a_password_equal_to_the_username_is_refused(capsys, monkeypatch):
     assert event_count() == 0
 
 
-def test_revoking_a_pending_accounts_only_site_deletes_it(capsys, client):
+def test_deactivating_a_site_revokes_its_pending_invitations(capsys, client):
     world = make_world()
-    send(
+    made = send(
         client,
         "POST",
-        f"/api/sites/{world.site_a}/users",
+        f"/api/sites/{world.site_a}/invitations",
         world.token("admin"),
-        {"username": "waiting", "email": "waiting@example.com", "role": "viewer"},
+        {"email": "waiting@example.com", "role": "viewer"},
+    ).json_body["data"]["invitation"]
+    assert run(capsys, "deactivate-site", "Marketing")[0] == 0
+    assert [e["action"] for e in events(via="cli")] == ["site.deactivated", "invitation.revoked"]
+    [revoked] = events("invitation.revoked")
+    _cli_event(
+        revoked, "invitation.revoked", site_id=world.site_a, target={"type": "invitation", "id": made["id"]}
     )
-    assert run(capsys, "revoke", "waiting", "Marketing")[0] == 0
-    with session_scope() as session:
-        assert session.scalar(select(User).where(User.username == "waiting")) is None
-    assert [e["action"] for e in events(via="cli")] == ["membership.removed", "user.deleted"]
 
 
 def test_a_failing_command_records_nothing(capsys):
@@ -323,14 +298,19 @@ def test_seed_demo_records_what_it_writes_and_gives_a_history(capsys, client):
         assert event["changes"]["notes"]["to"] == rows[event["target"]["id"]]["notes"] == "Follow-up booked."
         assert event["target"]["version"] == rows[event["target"]["id"]]["version"]
     actions = [e["action"] for e in found]
-    assert actions.count("site.created") == 2 and actions.count("user.setup_token_issued") == 2
-    assert actions.count("user.created") == 5  # demo, editor, viewer and two pending members
+    assert actions.count("site.created") == 2 and actions.count("invitation.created") == 2
+    assert actions.count("user.created") == 3  # demo, editor, viewer
 
-    # A pending member's printed setup token works; the history of a changed row shows both events.
-    token = out.split("newhire")[1].split("setup token ")[1].split()[0]
-    assert (
-        post_json(client, "/api/auth/setup", {"token": token, "password": "newhire's own"}).status_code == 200
+    # An invitation the seed made went to its address and works; the history of a changed row
+    # shows both events.
+    assert "newhire@example.com" in out
+    token = mailbox.token_for("newhire@example.com")
+    accepted = post_json(
+        client,
+        "/api/auth/invitations/accept",
+        {"token": token, "username": "newhire", "password": "newhire's own"},
     )
+    assert accepted.status_code == 200
     site_token = login(client, "editor", PASSWORD)["token"]
     row_id = next(
         e["target"]["id"]

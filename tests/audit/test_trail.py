@@ -204,9 +204,9 @@ def test_a_failing_event_write_rolls_the_change_back(client, world):
             send(
                 client,
                 "POST",
-                f"/api/sites/{world.site_a}/users",
+                f"/api/sites/{world.site_a}/invitations",
                 world.token("admin"),
-                {"username": "ghost", "email": "ghost@example.com", "role": "viewer"},
+                {"email": "ghost@example.com", "role": "viewer"},
             ).status_code
             == 500
         )
@@ -286,17 +286,18 @@ def test_history_checks_in_the_order_of_the_contract(client, world):
 
 @pytest.fixture
 def trail(client, world):
-    """Events in both sites: interactions changed by eddie and alice, a member added, one deleted."""
+    """Events in both sites: interactions changed by eddie and alice, a member's role changed, one
+    deleted."""
     first = create(client, world.token("editor"))
     second = create(client, world.token("admin"), title="Second")
     send(client, "PUT", f"/api/interactions/{first['id']}", world.token("admin"), {"title": "Edited"})
     send(client, "DELETE", f"/api/interactions/{second['id']}", world.token("editor"))
     send(
         client,
-        "POST",
-        f"/api/sites/{world.site_a}/users",
+        "PUT",
+        f"/api/sites/{world.site_a}/users/{world.users['viewer']}",
         world.token("admin"),
-        {"username": "nora", "email": "nora@example.com", "role": "viewer"},
+        {"role": "editor"},
     )
     elsewhere = create(client, world.token("other"))
     return {"first": first, "second": second, "elsewhere": elsewhere}
@@ -308,7 +309,7 @@ def test_the_site_audit_lists_the_sites_events_newest_first(client, world, trail
     assert response.status_code == 200
     found = response.json_body["data"]["events"]
     assert [e["action"] for e in found] == [
-        "membership.added",
+        "membership.role_changed",
         "interaction.deleted",
         "interaction.updated",
         "interaction.created",
@@ -335,8 +336,8 @@ def test_deleted_interactions_events_stay_listed(client, world, trail):
             "?action=interaction.",
             ["interaction.deleted", "interaction.updated", "interaction.created", "interaction.created"],
         ),
-        ("?action=membership.", ["membership.added"]),
-        ("?target_type=user", ["membership.added"]),
+        ("?action=membership.", ["membership.role_changed"]),
+        ("?target_type=user", ["membership.role_changed"]),
     ],
 )
 def test_the_site_audit_filters(client, world, trail, query, actions):
