@@ -67,7 +67,10 @@ APP_VARIABLES = (
     "LOGIN_RATE_PER_MINUTE",
     "API_RATE_PER_MINUTE",
     "SEARCH_RATE_PER_MINUTE",
-    "SETUP_TOKEN_TTL_SECONDS",
+    "INVITATION_TTL_SECONDS",
+    "MAIL_DELIVERY",
+    "MAIL_FROM",
+    "INVITE_URL",
     "DB_STATEMENT_TIMEOUT_MS",
     "DB_TLS",
     "DB_TLS_CA_FILE",
@@ -75,7 +78,12 @@ APP_VARIABLES = (
 FORMATS = ("cloudformation", "terraform")
 PACKAGE_TIMEOUT_S = 900
 # Chalice's logical ids (SAM) and resource names (Terraform) of the two functions.
-SAM_FUNCTIONS = {"api_handler": "APIHandler", "jwt_authorizer": "JwtAuthorizer"}
+SAM_FUNCTIONS = {
+    "api_handler": "APIHandler",
+    "jwt_authorizer": "JwtAuthorizer",
+    "retry_invitations": "RetryInvitations",  # the schedule: CloudWatch Events invokes it, not the API
+}
+API_SAM_FUNCTIONS = {name: SAM_FUNCTIONS[name] for name in stages.API_FUNCTIONS}
 
 
 class PackagingError(RuntimeError):
@@ -105,7 +113,7 @@ def merge_template(stage: str) -> dict[str, Any]:
             }
         },
     }
-    for function_id in ("APIHandler", "JwtAuthorizer"):
+    for function_id in SAM_FUNCTIONS.values():
         resources[f"{function_id}LogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
             "Properties": {
@@ -169,11 +177,15 @@ def finish_sam(path: Path, stage: str, target: runtime.Runtime = runtime.LAMBDA)
             )
         properties["FunctionName"] = {"Ref": f"{target}.Alias"}
     if sorted(_function_of(p["FunctionName"]) for p in permissions.values()) != sorted(
-        SAM_FUNCTIONS.values()
+        API_SAM_FUNCTIONS.values()
     ):
         raise PackagingError(
             f"{path}: expected one invoke permission per function, found {sorted(permissions)}"
         )
+    # The schedule invokes the alias too (SAM points a Schedule event at AutoPublishAlias's alias).
+    schedule = resources["RetryInvitations"]["Properties"].get("Events", {})
+    if [event["Type"] for event in schedule.values()] != ["Schedule"]:
+        raise PackagingError(f"{path}: RetryInvitations should have one Schedule event, found {schedule}")
     template["Outputs"].setdefault("JwtAuthorizerName", {"Value": {"Ref": "JwtAuthorizer"}})
     for logical_id in SAM_FUNCTIONS.values():
         template["Outputs"][f"{logical_id}AliasArn"] = {"Value": {"Ref": f"{logical_id}.Alias"}}
@@ -257,6 +269,8 @@ def finish_terraform(path: Path, stage: str, target: runtime.Runtime = runtime.L
             "function_name": f"${{aws_lambda_function.{name}.function_name}}",
             "function_version": f"${{aws_lambda_function.{name}.version}}",
         }
+        if name not in stages.API_FUNCTIONS:
+            continue
         unqualified = f"${{aws_lambda_function.{name}.invoke_arn}}"
         if unqualified not in swagger_text:
             raise PackagingError(f"{path}: the API does not invoke {name} as expected")
@@ -269,6 +283,11 @@ def finish_terraform(path: Path, stage: str, target: runtime.Runtime = runtime.L
                 f"{path}: a permission for an unknown function: {permission['function_name']}"
             )
         permission["qualifier"] = f"${{aws_lambda_alias.{target.group(1)}.name}}"
+    for event_target in resources.get("aws_cloudwatch_event_target", {}).values():  # the schedule
+        found = re.fullmatch(r"\$\{aws_lambda_function\.(\w+)\.arn\}", event_target["arn"])
+        if found is None or found.group(1) not in stages.FUNCTIONS:
+            raise PackagingError(f"{path}: a schedule for an unknown function: {event_target['arn']}")
+        event_target["arn"] = f"${{aws_lambda_alias.{found.group(1)}.arn}}"
     swagger = json.loads(swagger_text)
     swagger["x-amazon-apigateway-gateway-responses"] = gateway_responses(api.settings().cors_allow_origin)
     for definition in swagger["securityDefinitions"].values():

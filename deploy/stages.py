@@ -27,7 +27,10 @@ from deploy import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_DIR = ROOT / ".chalice"
-FUNCTIONS = ("api_handler", "jwt_authorizer")
+FUNCTIONS = ("api_handler", "jwt_authorizer", "retry_invitations")
+API_FUNCTIONS = ("api_handler", "jwt_authorizer")  # what API Gateway invokes
+SCHEDULED = "retry_invitations"  # invitations' queued messages, every few minutes (a Chalice schedule)
+SCHEDULED_MAX_TIMEOUT_S = 300
 
 API_GATEWAY_TIMEOUT_S = 29  # REST API integration timeout (the default hard limit)
 # chalicelib/db.py: pool_size=1 + max_overflow=2 per container (tests/deploy checks the two agree).
@@ -70,6 +73,7 @@ ALLOWED_ACTIONS = {
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
     "secretsmanager:GetSecretValue",
+    "ses:SendEmail",
 }
 
 
@@ -193,6 +197,45 @@ def _packaging_problems(stage: str) -> list[str]:
     return found
 
 
+def ses_identity_arn(stage: str, mail_from: str) -> str:
+    """The SES identity MAIL_FROM's domain is verified as, in the stage's region and account."""
+    from email.utils import parseaddr
+
+    domain = parseaddr(mail_from)[1].rpartition("@")[2].lower()
+    account = next(iter(function(stage, "api_handler").secret_arns())).split(":")[4]
+    return f"arn:aws:ses:{region(stage)}:{account}:identity/{domain}"
+
+
+def _mail_problems(stage: str, fn: Function, *, sends: bool) -> list[str]:
+    """A function that sends invitations goes through SES from MAIL_FROM, with the permission to
+    send scoped to that identity; one that does not may not send at all."""
+    where = f"{stage}/{fn.name}"
+    granted = {
+        resource
+        for statement in fn.policy()["Statement"]
+        if statement.get("Effect") == "Allow"
+        and any(a.startswith("ses:") for a in _as_list(statement["Action"]))
+        for resource in _as_list(statement["Resource"])
+    }
+    if not sends:
+        return [f"{where}: it sends no mail; give it no SES permission"] if granted else []
+    found = []
+    if fn.environment.get("MAIL_DELIVERY", "ses") != "ses":
+        found.append(f"{where}: MAIL_DELIVERY must be ses in a packaged stage (directory: is for local runs)")
+    mail_from = fn.environment.get("MAIL_FROM", "")
+    url = fn.environment.get("INVITE_URL", "")
+    if "@" not in mail_from:
+        found.append(f"{where}: MAIL_FROM (the invitations' sender) is not set")
+    elif granted != {ses_identity_arn(stage, mail_from)}:
+        found.append(
+            f"{where}: ses:SendEmail must be granted on MAIL_FROM's identity "
+            f"{ses_identity_arn(stage, mail_from)} only, not {sorted(granted)}"
+        )
+    if not url.startswith("https://") or url.count("{token}") != 1:
+        found.append(f"{where}: INVITE_URL must be the frontend's https:// accept page with {{token}} once")
+    return found
+
+
 def throttle(stage: str) -> dict[str, int]:
     """API Gateway's stage-wide throttle: a burst no larger than the Lambdas that can run at once."""
     concurrency = function(stage, "api_handler").reserved_concurrency or 0
@@ -214,7 +257,8 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
 
     found: list[str] = _packaging_problems(stage)
     api, authorizer = function(stage, "api_handler"), function(stage, "jwt_authorizer")
-    for fn in (api, authorizer):
+    scheduled = function(stage, SCHEDULED)
+    for fn in (api, authorizer, scheduled):
         where = f"{stage}/{fn.name}"
         for name in FORBIDDEN_VARIABLES:
             if name in fn.environment:
@@ -232,7 +276,10 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
             found.append(f"{where}: REDIS_ENDPOINT must be a redis:// or rediss:// URL")
         if not fn.subnet_ids or not fn.security_group_ids:
             found.append(f"{where}: needs subnet_ids and security_group_ids (Redis lives in the VPC)")
-        if fn.timeout_s is None or not 0 < fn.timeout_s < API_GATEWAY_TIMEOUT_S:
+        if fn is scheduled:
+            if fn.timeout_s is None or not 0 < fn.timeout_s <= SCHEDULED_MAX_TIMEOUT_S:
+                found.append(f"{where}: lambda_timeout {fn.timeout_s} must be 1-{SCHEDULED_MAX_TIMEOUT_S} s")
+        elif fn.timeout_s is None or not 0 < fn.timeout_s < API_GATEWAY_TIMEOUT_S:
             found.append(
                 f"{where}: lambda_timeout {fn.timeout_s} must be below API Gateway's {API_GATEWAY_TIMEOUT_S} s"
             )
@@ -253,6 +300,7 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
                 found.append(f"{where}: secrets and logs must be granted on exact ARNs, not '*'")
         if for_deploy and any(PLACEHOLDER_ACCOUNT in arn for arn in given):
             found.append(f"{where}: the secret ARNs are still the documented placeholders")
+        found += _mail_problems(stage, fn, sends=fn is not authorizer)
     try:
         api_settings = api.settings()
         api_settings.validate()
@@ -284,14 +332,19 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
         )
     concurrency = api.reserved_concurrency
     budget = CONNECTION_BUDGET.get(stage)
+    if not scheduled.reserved_concurrency:
+        found.append(f"{stage}/{SCHEDULED}: reserved_concurrency must be set (it holds database connections)")
     if not concurrency:
         found.append(f"{stage}/api_handler: reserved_concurrency must be set (it caps database connections)")
     elif budget is None:
         found.append(f"{stage}: no CONNECTION_BUDGET in deploy/stages.py")
-    elif concurrency * CONNECTIONS_PER_CONTAINER + OPS_CONNECTIONS > budget:
+    elif (
+        concurrency + (scheduled.reserved_concurrency or 0)
+    ) * CONNECTIONS_PER_CONTAINER + OPS_CONNECTIONS > budget:
         found.append(
-            f"{stage}/api_handler: {concurrency} containers x {CONNECTIONS_PER_CONTAINER} connections "
-            f"+ {OPS_CONNECTIONS} for operations exceeds the budget of {budget}"
+            f"{stage}/api_handler: {concurrency} containers (+{scheduled.reserved_concurrency} of {SCHEDULED}) "
+            f"x {CONNECTIONS_PER_CONTAINER} connections + {OPS_CONNECTIONS} for operations exceeds the "
+            f"budget of {budget}"
         )
     if stage not in LOG_RETENTION_DAYS:
         found.append(f"{stage}: no LOG_RETENTION_DAYS in deploy/stages.py")
@@ -315,7 +368,8 @@ def describe(stage: str) -> str:
         f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "
         f"CORS origin {settings.cors_allow_origin}; {runtime.RUNTIME} {runtime.ARCHITECTURE}, "
         f"SnapStart {'on' if snapstart(stage) else 'off'} (alias {ALIAS}); "
-        f"authorizer cache {authorizer_cache_seconds(stage)} s"
+        f"authorizer cache {authorizer_cache_seconds(stage)} s; {SCHEDULED} {function(stage, SCHEDULED).timeout_s} s "
+        f"(scheduled), invitations from {settings.mail_from} via SES"
     )
 
 

@@ -178,6 +178,24 @@ class LocalRun:
         except OSError:
             return ""
 
+    def invitation_token(self, address: str, *, timeout: float = 30.0) -> str:
+        """The token of the newest invitation to `address` the console showed (devtools/mailbox.py),
+        read as a user of the local run would: from the accept link printed under "Mail to ..."."""
+        deadline = time.monotonic() + timeout
+        while True:
+            token = None
+            lines = self.log_text().splitlines()
+            for index, line in enumerate(lines):
+                if line.startswith("Mail to ") and address.lower() in line.lower():
+                    for following in lines[index + 1 : index + 4]:
+                        if "accept link:" in following and "token=" in following:
+                            token = following.split("token=", 1)[1].split("&")[0].strip()
+            if token:
+                return token
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no invitation to {address} on the console:\n{self.tail()}")
+            time.sleep(0.3)
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:]) or "(no output)"
 

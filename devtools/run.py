@@ -29,6 +29,7 @@ from typing import Any
 from devtools import embedded
 
 LOGIN_FILE = embedded.DEVDATA / "demo-login.txt"
+MAIL_FOLDER = embedded.DEVDATA / "mail"  # invitations' messages (MAIL_DELIVERY=directory:...)
 # SIGHUP, SIGINT, SIGTERM as bits of /proc/<pid>/status's signal masks.
 _FATAL_MASK = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
 
@@ -129,7 +130,12 @@ class Scratch:
             "DATABASE_URL": self.url,
             "REDIS_URL": self.redis_url,
             "JWT_SECRET": secrets.token_urlsafe(48),
+            "MAIL_DELIVERY": f"directory:{self.mail}",
         }
+
+    @property
+    def mail(self) -> Path:
+        return embedded.DEVDATA / f"run-mail-{os.getpid()}"
 
     def remove(self) -> None:
         from sqlalchemy import create_engine, text
@@ -140,6 +146,9 @@ class Scratch:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
         finally:
             engine.dispose()
+        import shutil
+
+        shutil.rmtree(self.mail, ignore_errors=True)
         pid = getattr(self.redis_handle, "pid", None)
         if pid:
             # SIGTERM rather than SHUTDOWN: the client's retries after the server hangs up cost
@@ -170,6 +179,7 @@ def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
         os.environ.update(scratch.environment())
     else:
         os.environ.update(embedded.local_environment())
+        os.environ.setdefault("MAIL_DELIVERY", f"directory:{MAIL_FOLDER}")
     from chalicelib import cli, demo
 
     if cli.main(["migrate"]) != 0:
@@ -186,6 +196,24 @@ def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
             f"kept in {login_file})"
         )
     return "The database already had users: log in with one of them."
+
+
+def _mailbox(args: argparse.Namespace, scratch: Scratch | None) -> Any:
+    """The console's view of the mail directory (None when mail goes elsewhere, e.g. MAIL_DELIVERY=ses)."""
+    from devtools.mailbox import Watcher
+
+    delivery = (
+        f"directory:{scratch.mail}"
+        if scratch
+        else os.environ.get("MAIL_DELIVERY", f"directory:{MAIL_FOLDER}")
+    )
+    kind, _, folder = delivery.partition(":")
+    if kind != "directory" or not folder:
+        return None
+    from chalicelib.config import Settings
+
+    invite_url = Settings.from_env().invite_url
+    return Watcher(Path(folder), invite_url=invite_url, api=f"http://{args.host}:{args.port}/api")
 
 
 def _close_clients() -> None:
@@ -220,9 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     scratch: Scratch | None = None
     server: Any = None
     thread: threading.Thread | None = None
+    watcher: Any = None
     started = time.monotonic()
     try:
         scratch = Scratch() if args.scratch else None
+        watcher = _mailbox(args, scratch)  # before the seed: its invitations are shown too
         login = _prepare(args, scratch)
         from devtools.server import create_server, describe
 
@@ -239,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
             f"Ctrl-C stops it)\n",
             flush=True,
         )
+        if watcher is not None:
+            print(f"Invitations are written to {watcher.folder} and shown here as they are sent.", flush=True)
+            watcher.poll()
+            watcher.start()
         while not stop.event.wait(0.5):
             if not thread.is_alive():
                 print("the HTTP server stopped by itself", file=sys.stderr)
@@ -251,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.serving = False
         stopping = time.monotonic()
+        if watcher is not None:
+            watcher.stop()
         if server is not None and thread is not None and thread.is_alive():
             server.shutdown()
         if server is not None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end smoke test of a running API, local or deployed: health, login, site selection, create,
-read, list with search, update, delete, a member added and removed (admins only), logout, and the
-token refused afterwards.
+read, list with search, update, delete, an invitation made and revoked (admins only), logout, and
+the token refused afterwards.
 
     python scripts/smoke.py --base-url https://abc123.execute-api.eu-west-1.amazonaws.com/api \\
         --username smoke            # password from SMOKE_PASSWORD or --password-file
@@ -9,10 +9,12 @@ token refused afterwards.
 The base URL is what `/api/...` paths are appended to: `http://127.0.0.1:8000` under `chalice
 local`, the stage's invoke URL (the stack's EndpointURL output) or a custom domain deployed. The
 user needs write access (editor or admin) to at least one site; as an admin of the chosen site it
-also adds a new (pending) member and removes it again, which deletes the account — as an editor
-that step is skipped, saying so. The test leaves nothing behind (but the audit trail's events): the
-interaction it creates is deleted, the member it adds is removed, and its session is ended, even
-when a step fails.
+also invites an address of SES's mailbox simulator (`success+<marker>@simulator.amazonses.com`:
+deployed, SES accepts it without delivering anything or touching the sender's reputation; locally
+it is one more .eml file) and revokes the invitation — as an editor that step is skipped, saying
+so. The test leaves nothing behind but the audit trail's events and that revoked invitation: the
+interaction it creates is deleted, the invitation revoked and its session ended, even when a step
+fails.
 
 Standard library only, so it runs on any CI runner without installing the project.
 """
@@ -173,28 +175,35 @@ def choose_site(login: dict[str, Any], wanted: str | None) -> dict[str, Any]:
     return site
 
 
-def members(smoke: Smoke, site: dict[str, Any], token: str, marker: str, added: list[int]) -> None:
-    """Add a new member (a pending account: nobody else's name or address), see it listed, remove it
-    (which deletes the pending account). `added` holds its id until it is removed."""
-    users = f"/api/sites/{site['id']}/users"
-    body = {"username": marker, "email": f"{marker}@example.invalid", "role": "viewer"}
-    created = smoke.expect(smoke.call("POST", users, token=token, body=body), 201, "add member")
-    member = created["user"]
-    added.append(member["id"])
+def invitation(smoke: Smoke, site: dict[str, Any], token: str, marker: str, made: list[int]) -> None:
+    """Invite a mailbox-simulator address, see the invitation listed (never with a token), revoke
+    it, and see a second revocation refused. `made` holds its id until it is revoked."""
+    invitations = f"/api/sites/{site['id']}/invitations"
+    body = {"email": f"success+{marker}@simulator.amazonses.com", "role": "viewer"}
+    created = smoke.expect(smoke.call("POST", invitations, token=token, body=body), 201, "invite")[
+        "invitation"
+    ]
+    made.append(created["id"])
     check(
-        created["created"] is True and member["pending"] is True and bool(created.get("setup_token")),
-        f"add member: not a new pending account: {created}",
+        created["status"] == "pending"
+        and created["delivery"] in ("sent", "queued")
+        and "token" not in created,
+        f"invite: not a pending invitation: {created}",
     )
-    listed = smoke.expect(smoke.call("GET", f"{users}?per_page=100", token=token), 200, "members list")
+    listed = smoke.expect(smoke.call("GET", f"{invitations}?status=pending", token=token), 200, "invitations")
     check(
-        any(u["id"] == member["id"] and u["pending"] for u in listed["users"]) or len(listed["users"]) == 100,
-        "members list: the new member is missing",
+        any(i["id"] == created["id"] for i in listed["invitations"]) or len(listed["invitations"]) == 25,
+        "invitations: the new invitation is missing",
     )
-    removed = smoke.expect(smoke.call("DELETE", f"{users}/{member['id']}", token=token), 200, "remove member")
-    check(removed.get("message") == "Member removed", f"remove member: {removed}")
-    added.remove(member["id"])
-    gone = smoke.expect(smoke.call("DELETE", f"{users}/{member['id']}", token=token), 404, "remove again")
-    check(gone["code"] == "RESOURCE_NOT_FOUND", f"remove again: {gone}")
+    revoked = smoke.expect(
+        smoke.call("DELETE", f"{invitations}/{created['id']}", token=token), 200, "revoke invitation"
+    )["invitation"]
+    check(revoked["status"] == "revoked", f"revoke invitation: {revoked}")
+    made.remove(created["id"])
+    again = smoke.expect(
+        smoke.call("DELETE", f"{invitations}/{created['id']}", token=token), 409, "revoke again"
+    )
+    check(again["code"] == "CONFLICT", f"revoke again: {again}")
 
 
 def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None, wait_seconds: float) -> None:
@@ -203,7 +212,7 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None, 
     created_id: int | None = None
     etag: str | None = None
     site: dict[str, Any] = {}
-    added: list[int] = []
+    invited: list[int] = []
     try:
         t = time.perf_counter()
         wait_for_health(smoke, wait_seconds)
@@ -321,10 +330,10 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None, 
 
         if site["role"] == "admin":
             t = time.perf_counter()
-            members(smoke, site, site_token, marker, added)
-            smoke.step("member added (pending), listed, removed", t)
+            invitation(smoke, site, site_token, marker, invited)
+            smoke.step("invitation made (no token in sight), listed, revoked", t)
         else:
-            smoke.skip("members", f"the user is {site['role']} of {site['name']}, not admin")
+            smoke.skip("invitations", f"the user is {site['role']} of {site['name']}, not admin")
 
         t = time.perf_counter()
         out = smoke.expect(smoke.call("POST", "/api/auth/logout", token=site_token), 200, "logout")
@@ -341,7 +350,7 @@ def run(smoke: Smoke, *, username: str, password: str, site_wanted: str | None, 
             created_id,
             etag,
             site_token or token,
-            [f"/api/sites/{site.get('id')}/users/{member}" for member in added],
+            [f"/api/sites/{site.get('id')}/invitations/{made}" for made in invited],
         )
 
 
@@ -350,13 +359,13 @@ def _clean_up(
     created_id: int | None,
     etag: str | None,
     token: str | None,
-    members: list[str] | None = None,
+    invitations: list[str] | None = None,
 ) -> None:
-    """After a failure: delete what was created, remove the member added and end the session, quietly."""
+    """After a failure: delete what was created, revoke the invitation made and end the session, quietly."""
     calls = (
         [("DELETE", f"/api/interactions/{created_id}", {"If-Match": "*"})] if created_id is not None else []
     )
-    calls += [("DELETE", member, {}) for member in members or []]
+    calls += [("DELETE", made, {}) for made in invitations or []]
     for method, path, headers in calls + [("POST", "/api/auth/logout", {})]:
         if token is None:
             continue

@@ -24,9 +24,10 @@ ROOT_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "eu-west-1",
-    # Invitations are written as .eml files to a directory of this run (tests/mailbox.py reads them).
-    "MAIL_FROM": "Interactions <invitations@example.com>",
-    "INVITE_URL": "https://app.example.com/invitations/accept?token={token}",
+    # Invitations are written as .eml files to a directory of this run (tests/mailbox.py reads them);
+    # the sender and the link are the dev stage's, which the test client lays over these anyway.
+    "MAIL_FROM": "Interactions <invitations@dev.example.com>",
+    "INVITE_URL": "https://app.dev.example.com/invitations/accept?token={token}",
 }
 MAIL_DIRECTORY = os.path.join(tempfile.gettempdir(), f"interactions-test-mail-{os.getpid()}")
 _configured: dict[str, str] = {}

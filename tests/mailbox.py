@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.environment import MAIL_DIRECTORY
 
-LINK = re.compile(r"https://app\.example\.com/invitations/accept\?token=([A-Za-z0-9_-]+)")
+LINK = re.compile(r"https://app\.dev\.example\.com/invitations/accept\?token=([A-Za-z0-9_-]+)")
 
 
 def empty() -> None:

@@ -80,6 +80,16 @@ STATUS_FILTERS: dict[str, ColumnElement[bool]] = {
     "revoked": Invitation.status == "revoked",
 }
 _QUEUED = exists().where(InvitationOutbox.invitation_id == Invitation.id)
+# What a change's RETURNING gives for its answer (with the inviter's name and the delivery added).
+_RETURNED = (
+    Invitation.id,
+    Invitation.email,
+    Invitation.role,
+    Invitation.status,
+    Invitation.created_at,
+    Invitation.expires_at,
+    Invitation.invited_by,
+)
 _INVITER = aliased(User, name="inviter")
 
 
@@ -221,7 +231,7 @@ def create(
             ),
         )
         .on_conflict_do_nothing()
-        .returning(Invitation.id, Invitation.email, Invitation.role)
+        .returning(*_RETURNED)
         .cte("made")
     )
     queued = (
@@ -242,9 +252,16 @@ def create(
         ),
         "created",
     )
+    inviter = aliased(User, name="inviter")
     row = session.execute(
-        select(allowed.label("caller_admin"), member.label("member"), made.c.id)
-        .select_from(one_row().outerjoin(made, true()))
+        select(
+            allowed.label("caller_admin"),
+            member.label("member"),
+            *made.c,
+            inviter.username.label("inviter_username"),
+            true().label("queued"),
+        )
+        .select_from(one_row().outerjoin(made, true()).outerjoin(inviter, inviter.id == made.c.invited_by))
         .add_cte(lapsed)
         .add_cte(queued)
         .add_cte(event)
@@ -254,15 +271,6 @@ def create(
         raise Conflict("A member of this site has this e-mail address")
     if row.id is None:
         raise Conflict("This site has a pending invitation for this address: resend it instead")
-    return read(session, site_id=site_id, invitation_id=row.id)
-
-
-def read(session: Session, *, site_id: int, invitation_id: int) -> dict[str, Any]:
-    row = session.execute(
-        _columns().where(Invitation.site_id == site_id, Invitation.id == invitation_id)
-    ).first()
-    if row is None:
-        raise NotFound(INVITATION_NOT_FOUND)
     return representation(row)
 
 
@@ -290,7 +298,7 @@ def _change(
         update(Invitation)
         .where(Invitation.site_id == site_id, Invitation.id == invitation_id, PENDING, allowed)
         .values(**values)
-        .returning(Invitation.id, Invitation.expires_at, Invitation.status)
+        .returning(*_RETURNED)
         .cte("changed")
     )
     if queue:
@@ -314,18 +322,30 @@ def _change(
         ),
         "changed_event",
     )
+    inviter = aliased(User, name="inviter")
     row = session.execute(
-        select(allowed.label("caller_admin"), before.c.id, changed.c.id.label("changed_id"))
-        .select_from(one_row().outerjoin(before, true()).outerjoin(changed, true()))
+        select(
+            allowed.label("caller_admin"),
+            before.c.id.label("found_id"),
+            *changed.c,
+            inviter.username.label("inviter_username"),
+            literal(queue).label("queued"),
+        )
+        .select_from(
+            one_row()
+            .outerjoin(before, true())
+            .outerjoin(changed, true())
+            .outerjoin(inviter, inviter.id == changed.c.invited_by)
+        )
         .add_cte(outboxed)
         .add_cte(event)
     ).one()
     still_admin(row)
-    if row.id is None:
+    if row.found_id is None:
         raise NotFound(INVITATION_NOT_FOUND)
-    if row.changed_id is None:
+    if row.id is None:
         raise Conflict(NOT_PENDING)
-    return read(session, site_id=site_id, invitation_id=invitation_id)
+    return representation(row)
 
 
 def resend(

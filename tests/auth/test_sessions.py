@@ -197,6 +197,35 @@ def test_logout_leaves_the_users_other_sessions_alone(client, two_sites):
     assert client.http.get("/api/auth/me", headers=auth(laptop)).status_code == 200
 
 
+@pytest.mark.parametrize("body", [b"{}", b'{"all": false}'])
+def test_logout_with_all_false_or_an_empty_object_ends_this_session_only(client, two_sites, body):
+    phone, laptop = login(client)["token"], login(client)["token"]
+    response = client.http.post(
+        "/api/auth/logout", body=body, headers={**auth(phone), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert client.http.get("/api/auth/me", headers=auth(phone)).status_code == 401
+    assert client.http.get("/api/auth/me", headers=auth(laptop)).status_code == 200
+
+
+def test_logout_of_all_ends_every_session_of_the_user_with_the_token_alone(client, two_sites):
+    """A stolen token's owner ends every session, the thief's too, without a password."""
+    phone, laptop = login(client)["token"], login(client)["token"]
+    laptop_site = select_site(client, laptop, two_sites["alpha"])
+    make_user("other", sites={two_sites["alpha"]: "viewer"})
+    other_user = login(client, "other")["token"]
+
+    response = post_json(client, "/api/auth/logout", {"all": True}, phone)
+
+    assert response.status_code == 200
+    assert response.json_body["data"] == {"message": "Successfully logged out"}
+    for token in (phone, laptop, laptop_site):
+        assert client.http.get("/api/auth/me", headers=auth(token)).status_code == 401
+    assert client.http.get("/api/auth/me", headers=auth(other_user)).status_code == 200
+    # A new login afterwards is a new session, and works.
+    assert client.http.get("/api/auth/me", headers=auth(login(client)["token"])).status_code == 200
+
+
 def test_a_second_logout_is_401(client, two_sites):
     token = login(client)["token"]
     client.http.post("/api/auth/logout", headers=auth(token))
@@ -231,8 +260,18 @@ def test_logout_works_for_a_deactivated_user(client, two_sites, session):
         ("/api/auth/logout?scope=all", None, {}, 400),
         ("/api/auth/logout", b"{" + b" " * 262144, {"Content-Type": "application/json"}, 413),
         ("/api/auth/logout", b"{}", {"Content-Type": "text/plain"}, 415),
+        ("/api/auth/logout", b'{"all": "yes"}', {"Content-Type": "application/json"}, 400),
+        ("/api/auth/logout", b'{"all": true, "x": 1}', {"Content-Type": "application/json"}, 400),
+        ("/api/auth/logout", b"[true]", {"Content-Type": "application/json"}, 400),
     ],
-    ids=["unknown query parameter", "body too large", "body not JSON"],
+    ids=[
+        "unknown query parameter",
+        "body too large",
+        "body not JSON",
+        "all not a boolean",
+        "unknown field",
+        "not an object",
+    ],
 )
 def test_a_refused_logout_leaves_the_session_alive(client, two_sites, path, body, headers, status):
     token = login(client)["token"]

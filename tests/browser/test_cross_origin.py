@@ -172,3 +172,31 @@ def test_a_locked_account_is_a_429_whose_retry_after_the_page_can_read(page, api
     locked = call(page, "POST", "/api/auth/login", body={"username": "viewer", "password": api.password})
     readable(locked, 429, "ACCOUNT_LOCKED")
     assert 0 < int(locked["headers"]["retry-after"]) <= 900
+
+
+def test_an_invitation_from_the_console_is_accepted_by_a_page_on_another_origin(page, api):
+    """The demo data invites contractor@example.com; its accept link is on the local run's console.
+    A frontend on another origin previews it, accepts it with a new account and works as it."""
+    token = api.invitation_token("contractor@example.com")
+    preview = readable(call(page, "POST", "/api/auth/invitations/preview", body={"token": token}), 200)[
+        "data"
+    ]
+    assert preview["email"] == "contractor@example.com" and preview["account_exists"] is False
+    username = f"contractor{uuid.uuid4().hex[:6]}"
+    accepted = readable(
+        call(
+            page,
+            "POST",
+            "/api/auth/invitations/accept",
+            body={"token": token, "username": username, "password": "a password of my own"},
+        ),
+        200,
+    )["data"]
+    assert accepted["current_site"]["id"] == preview["site"]["id"]
+    assert accepted["current_site"]["role"] == preview["role"] == "editor"
+    me = readable(call(page, "GET", "/api/auth/me", token=accepted["token"]), 200)["data"]
+    assert me["user"]["username"] == username
+    used = readable(
+        call(page, "POST", "/api/auth/invitations/preview", body={"token": token}), 400, "VALIDATION_ERROR"
+    )
+    assert used["error"]["details"][0]["field"] == "token"

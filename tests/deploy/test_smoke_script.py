@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from chalicelib.models import Interaction, SiteMembership, User
+from chalicelib.models import Interaction, Invitation, SiteMembership, User
 from tests.factories import PASSWORD, make_site, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,36 +81,42 @@ def test_the_smoke_test_passes_for_an_editor_and_leaves_nothing_behind(base_url,
         "both tokens of the session refused",
     ):
         assert step in result.stdout
-    assert "members: skipped, the user is editor of Marketing, not admin" in result.stdout
+    assert "invitations: skipped, the user is editor of Marketing, not admin" in result.stdout
     assert interactions_left(session) == 0
 
 
-def test_as_an_admin_it_adds_and_removes_a_member_and_leaves_no_account(base_url, session):
+def _invitations(session):
+    return session.execute(select(Invitation.email, Invitation.status)).all()
+
+
+def test_as_an_admin_it_invites_and_revokes_and_leaves_no_account(base_url, session):
     site = make_site("Marketing")
     make_user("smoke", sites={site: "admin"})
     result = run_smoke(base_url, "smoke")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke test passed: 10 steps" in result.stdout
-    assert "member added (pending), listed, removed" in result.stdout
+    assert "invitation made (no token in sight), listed, revoked" in result.stdout
     assert session.scalar(select(func.count()).select_from(User)) == 1
     assert session.scalar(select(func.count()).select_from(SiteMembership)) == 1
+    [(email, status)] = _invitations(session)
+    assert email.endswith("@simulator.amazonses.com") and status == "revoked"
 
 
-def test_a_failure_after_adding_the_member_removes_it(base_url, smoke_module, session):
+def test_a_failure_after_inviting_revokes_the_invitation(base_url, smoke_module, session):
     site = make_site("Marketing")
     make_user("smoke", sites={site: "admin"})
 
-    class BrokenRemoval(smoke_module.Smoke):
+    class BrokenList(smoke_module.Smoke):
         def call(self, method, path, **kwargs):
-            if method == "GET" and "/users" in path:
-                raise smoke_module.SmokeFailure("members list: simulated outage")
+            if method == "GET" and "/invitations" in path:
+                raise smoke_module.SmokeFailure("invitations list: simulated outage")
             return super().call(method, path, **kwargs)
 
     with pytest.raises(smoke_module.SmokeFailure, match="simulated outage"):
         smoke_module.run(
-            BrokenRemoval(base_url), username="smoke", password=PASSWORD, site_wanted=None, wait_seconds=5
+            BrokenList(base_url), username="smoke", password=PASSWORD, site_wanted=None, wait_seconds=5
         )
-    assert session.scalar(select(func.count()).select_from(User)) == 1
+    assert [status for _, status in _invitations(session)] == ["revoked"]
 
 
 def test_a_multi_site_user_picks_the_site_named(base_url):

@@ -25,7 +25,7 @@ from tests.environment import MAIL_DIRECTORY
 from tests.factories import post_json
 from tests.interactions.helpers import make_world, send
 
-SENDER = "invitations@example.com"
+SENDER = "invitations@dev.example.com"
 REGION = "eu-west-1"
 
 

@@ -69,7 +69,7 @@ def test_an_invitation_is_created_sent_to_the_address_and_recorded(client, world
     assert 604800 - 60 < (expires - datetime.now(UTC)).total_seconds() <= 604800
     [message] = mailbox.messages("new.bie@example.com")
     assert message["Subject"] == "You are invited to Marketing"
-    assert message["From"] == "Interactions <invitations@example.com>"
+    assert message["From"] == "Interactions <invitations@dev.example.com>"
     token = mailbox.token_in(message)
     assert len(token) >= 43  # 256 bits from secrets, URL-safe base64
     with session_scope() as session:
