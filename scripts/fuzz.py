@@ -58,6 +58,8 @@ def _services(database: str) -> tuple[dict[str, str], str, object]:
         "LOGIN_RATE_PER_MINUTE": "1000000",
         "SEARCH_RATE_PER_MINUTE": "1000000",
         "LOGIN_MAX_FAILURES": "1000000",
+        # The invitations it makes are written next to its report, not into the local run's mailbox.
+        "MAIL_DELIVERY": f"directory:{REPORT_DIR / 'mail'}",
     }
     return env, admin, redis_handle
 
