@@ -53,7 +53,7 @@ def _site_name(index: int) -> str:
 
 def seed_accounts(
     session: Session, *, sites: int, password: str, origin: audit.Origin | None = None
-) -> tuple[list[int], list[int], dict[str, str]]:
+) -> tuple[list[int], list[int], list[int]]:
     """Create (or reuse) the demo sites and users, set the demo users' password and invite the
     demo addresses to the first site (unless already invited or members); record every change.
     Returns the site ids, the user ids and the new invitations' ids (to be sent once committed)."""
@@ -91,7 +91,7 @@ def seed_accounts(
         user_ids.append(user.id)
         for site_id in site_ids if everywhere else site_ids[:1]:
             grant(session, user_id=user.id, site_id=site_id, role=role, origin=origin)
-    invited = []
+    invited: list[int] = []
     for email, role in INVITED:
         try:
             made = invitations.create(

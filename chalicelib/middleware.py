@@ -124,6 +124,8 @@ def _ends_every_session(request: Any, declared: Endpoint) -> bool | None:
     if not (request.raw_body or b"").strip():
         return False
     model = declared.spec.body
+    if model is None:
+        return False
     try:
         return bool(getattr(parse_body(request, model), "all", False))
     except ApiError:

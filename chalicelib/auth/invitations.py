@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, case, exists, func, literal, select, true, update
+from sqlalchemy import Integer, String, bindparam, case, delete, exists, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -230,7 +230,7 @@ def _finish(
         .cte("done")
     )
     dropped = (
-        InvitationOutbox.__table__.delete()
+        delete(InvitationOutbox)
         .where(InvitationOutbox.invitation_id.in_(select(done.c.id)))
         .returning(InvitationOutbox.invitation_id)
         .cte("dropped")

@@ -434,3 +434,41 @@ def test_accept_ignores_an_authorization_header(client, world):
         Authorization="Bearer not-a-token",
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("change", ["revoke", "resend"])
+def test_a_revoke_or_resend_racing_an_accept_waits_for_it_and_then_finds_nothing_pending(
+    client, world, change
+):
+    """The accept holds the invitation's row (as its first statement does); the admin's change waits
+    on it, and once the accept has committed answers as if it came later: 409."""
+    from sqlalchemy import text
+
+    from tests.faults.locks import side_connection, wait_for_lock_waiters
+
+    invitation = invite(client, world)
+    path = f"/api/sites/{world.site_a}/invitations/{invitation['id']}" + (
+        "/resend" if change == "resend" else ""
+    )
+    answers = []
+    with side_connection() as accepting:
+        accepting.execute(
+            text("SELECT id FROM invitations WHERE id = :id FOR UPDATE"), {"id": invitation["id"]}
+        )
+        racing = threading.Thread(
+            target=lambda: answers.append(
+                send(client, "DELETE" if change == "revoke" else "POST", path, world.token("admin"))
+            )
+        )
+        racing.start()
+        wait_for_lock_waiters(1)
+        accepting.execute(
+            text(
+                "UPDATE invitations SET status = 'accepted', token_hash = NULL, ended_at = now() WHERE id = :id"
+            ),
+            {"id": invitation["id"]},
+        )
+        accepting.commit()
+    racing.join(10)
+    assert [error(a) for a in answers] == [(409, "CONFLICT")]
+    assert len(mailbox.messages("newcomer@example.com")) == 1  # nothing sent again
