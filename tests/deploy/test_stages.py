@@ -215,3 +215,47 @@ def test_the_packaging_settings_are_not_chalice_configuration_or_lambda_variable
     for stage in STAGES:
         for name in stages.FUNCTIONS:
             assert "AUTHORIZER_CACHE_SECONDS" not in stages.function(stage, name).environment
+
+
+@pytest.mark.parametrize(
+    "variables,expected",
+    [
+        ({"MAIL_DELIVERY": "directory:/tmp/mail"}, "MAIL_DELIVERY must be ses"),
+        ({"MAIL_FROM": ""}, "MAIL_FROM"),
+        ({"MAIL_FROM": "Interactions <invitations@elsewhere.example>"}, "ses:SendEmail must be granted on"),
+        ({"INVITE_URL": "http://app.example.com/accept"}, "INVITE_URL"),
+    ],
+)
+def test_a_stage_that_would_not_send_invitations_through_ses_from_mail_from_is_refused(
+    edited_config, variables, expected
+):
+    edited_config["stages"]["dev"]["environment_variables"].update(variables)
+    assert any(expected in problem for problem in stages.problems("dev"))
+
+
+def test_the_authorizer_may_not_send_mail(edited_config, monkeypatch):
+    original = stages.Function.policy
+
+    def policy(self):
+        found = original(self)
+        if self.name == "jwt_authorizer":
+            found = copy.deepcopy(found)
+            found["Statement"].append(
+                {
+                    "Effect": "Allow",
+                    "Action": ["ses:SendEmail"],
+                    "Resource": ["arn:aws:ses:eu-west-1:1:identity/x"],
+                }
+            )
+        return found
+
+    monkeypatch.setattr(stages.Function, "policy", policy)
+    assert any("sends no mail" in problem for problem in stages.problems("dev"))
+
+
+def test_the_schedule_needs_a_reserved_concurrency_within_the_connection_budget(edited_config):
+    functions = edited_config["stages"]["dev"]["lambda_functions"]
+    functions["retry_invitations"].pop("reserved_concurrency")
+    assert any("retry_invitations: reserved_concurrency" in p for p in stages.problems("dev"))
+    functions["retry_invitations"]["reserved_concurrency"] = 10
+    assert any("exceeds the budget" in p for p in stages.problems("dev"))

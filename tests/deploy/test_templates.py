@@ -70,9 +70,9 @@ def test_the_authorizer_caches_for_the_stages_seconds_by_the_authorization_heade
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_both_lambdas_run_in_the_stages_vpc(stage, sam):
+def test_every_lambda_runs_in_the_stages_vpc(stage, sam):
     config = stages.load_config()["stages"][stage]
-    for logical_id in ("APIHandler", "JwtAuthorizer"):
+    for logical_id in ("APIHandler", "JwtAuthorizer", "RetryInvitations"):
         vpc = sam[stage]["Resources"][logical_id]["Properties"]["VpcConfig"]
         assert vpc == {"SecurityGroupIds": config["security_group_ids"], "SubnetIds": config["subnet_ids"]}
         assert len(vpc["SubnetIds"]) >= 2  # Lambda in at least two availability zones
@@ -123,6 +123,7 @@ def test_each_lambda_has_its_own_role_with_the_policy_file_and_nothing_more(stag
     for logical_id, role_id, function_name in (
         ("APIHandler", "ApiHandlerRole", "api_handler"),
         ("JwtAuthorizer", "JwtAuthorizerRole", "jwt_authorizer"),
+        ("RetryInvitations", "RetryInvitationsRole", "retry_invitations"),
     ):
         assert resources[logical_id]["Properties"]["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
         policies = resources[role_id]["Properties"]["Policies"]
@@ -140,6 +141,32 @@ def test_each_lambda_has_its_own_role_with_the_policy_file_and_nothing_more(stag
                     r.split(":log-group:")[1].startswith(f"/aws/lambda/interactions-api-{stage}")
                     for r in statement["Resource"]
                 )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_schedule_retries_invitations_every_five_minutes_with_ses_scoped_to_mail_from(stage, sam):
+    resources = sam[stage]["Resources"]
+    retry = resources["RetryInvitations"]["Properties"]
+    assert retry["Handler"] == "chalicelib.sites.schedule.retry_invitations"
+    assert [e["Properties"]["Schedule"] for e in retry["Events"].values()] == ["rate(5 minutes)"]
+    assert retry["ReservedConcurrentExecutions"] == 1
+    assert retry["Environment"]["Variables"] == stages.function(stage, "retry_invitations").environment
+    mail_from = stages.function(stage, "api_handler").environment["MAIL_FROM"]
+    identity = stages.ses_identity_arn(stage, mail_from)
+    assert identity.endswith(":identity/" + mail_from.split("@")[1].rstrip(">"))
+    for role in ("ApiHandlerRole", "RetryInvitationsRole", "JwtAuthorizerRole"):
+        document = resources[role]["Properties"]["Policies"][0]["PolicyDocument"]
+        ses = [s for s in document["Statement"] if any(a.startswith("ses:") for a in s["Action"])]
+        if role == "JwtAuthorizerRole":
+            assert ses == []
+        else:
+            assert [(s["Action"], s["Resource"]) for s in ses] == [(["ses:SendEmail"], [identity])]
+    for variables in (
+        resources["APIHandler"]["Properties"]["Environment"]["Variables"],
+        retry["Environment"]["Variables"],
+    ):
+        assert "MAIL_DELIVERY" not in variables or variables["MAIL_DELIVERY"] == "ses"
+        assert variables["INVITE_URL"].startswith("https://") and "{token}" in variables["INVITE_URL"]
 
 
 def test_the_authorizer_cannot_read_the_database_secret(sam):
