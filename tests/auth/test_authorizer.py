@@ -207,7 +207,8 @@ def test_public_routes_are_exactly_the_routes_without_the_authorizer(app_module)
     assert unprotected == public_routes()
     assert public_routes() == {
         ("/api/auth/login", "POST"),
-        ("/api/auth/setup", "POST"),
+        ("/api/auth/invitations/preview", "POST"),
+        ("/api/auth/invitations/accept", "POST"),
         ("/api/health", "GET"),
         ("/api/openapi.json", "GET"),
     }

@@ -19,6 +19,7 @@ from tests.factories import PASSWORD, login, make_user, post_json
 from tests.hostile.conftest import fingerprint
 from tests.interactions.helpers import error, fields, make_world, send
 from tests.support import call_app, json_request
+from tests.test_concurrency import _together
 
 NEW_PASSWORD = "my very own password"
 PREVIEW, ACCEPT = "/api/auth/invitations/preview", "/api/auth/invitations/accept"
@@ -305,28 +306,12 @@ def test_another_tenants_admin_cannot_claim_an_identity(client, world):
 # --- races -----------------------------------------------------------------------------------------
 
 
-def _at_once(*requests):
-    barrier = threading.Barrier(len(requests))
-    results = [None] * len(requests)
-
-    def run(index, request):
-        barrier.wait()
-        results[index] = request()
-
-    threads = [threading.Thread(target=run, args=(i, r)) for i, r in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def test_two_accepts_of_one_token_make_one_account(app_module, world, client):
     invite(client, world)
     token = mailbox.token_for("newcomer@example.com")
     body = json_request({"token": token, "username": "newcomer", "password": NEW_PASSWORD})
     body2 = json_request({"token": token, "username": "newcomer2", "password": NEW_PASSWORD})
-    answers = _at_once(
+    answers = _together(
         lambda: call_app(app_module.app, "POST", ACCEPT, source_ip="198.51.100.1", **body),
         lambda: call_app(app_module.app, "POST", ACCEPT, source_ip="198.51.100.2", **body2),
     )
@@ -345,7 +330,7 @@ def test_two_sites_invitations_of_one_address_accepted_at_once_make_one_account(
     first = mailbox.token_for("twin@example.com")
     invite(client, world, "twin@example.com", token="other", site=world.site_b)
     second = mailbox.token_for("twin@example.com")
-    answers = _at_once(
+    answers = _together(
         lambda: call_app(
             app_module.app,
             "POST",

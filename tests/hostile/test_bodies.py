@@ -346,11 +346,13 @@ def _administration_writes(world) -> list[tuple[str, str, str | None]]:
     return [
         ("POST", "/api/sites", world.token("admin")),
         ("PUT", f"/api/sites/{site}", world.token("admin")),
-        ("POST", f"/api/sites/{site}/users", world.token("admin")),
+        ("POST", f"/api/sites/{site}/invitations", world.token("admin")),
         ("PUT", f"/api/sites/{site}/users/{member}", world.token("admin")),
-        ("POST", f"/api/sites/{site}/users/{member}/setup-token", world.token("admin")),
         ("DELETE", f"/api/sites/{site}/users/{member}", world.token("admin")),
-        ("POST", "/api/auth/setup", None),
+        ("DELETE", f"/api/sites/{site}/invitations/1", world.token("admin")),
+        ("POST", f"/api/sites/{site}/invitations/1/resend", world.token("admin")),
+        ("POST", "/api/auth/invitations/preview", None),
+        ("POST", "/api/auth/invitations/accept", None),
         ("POST", "/api/auth/password", world.token("editor")),
     ]
 
@@ -373,7 +375,7 @@ def test_the_administration_endpoints_refuse_what_is_not_their_object(client, wo
     make_platform_admin("alice")  # else POST /api/sites is a 403, which comes first
     before = fingerprint()
     for method, path, token in _administration_writes(world):
-        if method == "DELETE" or path.endswith("setup-token"):
+        if method == "DELETE" or path.endswith("/resend"):
             continue  # they take no body
         assert _error(send(client, method, path, token, body)) == (400, "VALIDATION_ERROR"), (path, body)
     assert fingerprint() == before
