@@ -87,7 +87,11 @@ def test_the_merge_template_adds_responses_throttle_and_log_groups():
     body = merge["RestAPI"]["Properties"]["DefinitionBody"]
     assert set(body) == {"x-amazon-apigateway-gateway-responses"}
     assert merge["RestAPI"]["Properties"]["MethodSettings"][0]["ThrottlingBurstLimit"] == 100
-    assert {k for k in merge if k.endswith("LogGroup")} == {"APIHandlerLogGroup", "JwtAuthorizerLogGroup"}
+    assert {k for k in merge if k.endswith("LogGroup")} == {
+        "APIHandlerLogGroup",
+        "JwtAuthorizerLogGroup",
+        "RetryInvitationsLogGroup",
+    }
 
 
 @pytest.mark.slow

@@ -17,7 +17,11 @@ from tests.deploy.conftest import sam_transform
 pytestmark = pytest.mark.slow
 
 STAGES = stages.stage_names()
-FUNCTIONS = {"APIHandler": "api_handler", "JwtAuthorizer": "jwt_authorizer"}
+FUNCTIONS = {
+    "APIHandler": "api_handler",
+    "JwtAuthorizer": "jwt_authorizer",
+    "RetryInvitations": "retry_invitations",  # the schedule's
+}
 
 
 def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -38,7 +42,7 @@ def _invocation_uris(body: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_both_functions_publish_a_version_and_the_alias_with_snapstart(stage, sam):
+def test_every_function_publishes_a_version_and_the_alias_with_snapstart(stage, sam):
     assert stages.SNAPSTART[stage] is True
     for logical_id in FUNCTIONS:
         properties = sam[stage]["Resources"][logical_id]["Properties"]
@@ -92,12 +96,16 @@ def test_api_gateway_invokes_only_the_aliases(stage, cloudformation, app_module)
     text = json.dumps(body)
     for logical_id in FUNCTIONS:  # never the unqualified function ($LATEST)
         assert f"${{{logical_id}.Arn}}" not in text and f'"{logical_id}"' not in text
-    permissions = _of_type(template, "AWS::Lambda::Permission")
-    assert sorted(p["Properties"]["FunctionName"]["Ref"] for p in permissions.values()) == sorted(
-        [api_alias, authorizer_alias]
-    )
-    for permission in permissions.values():
-        assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    permissions = {
+        p["Properties"]["FunctionName"]["Ref"]: p["Properties"]["Principal"]
+        for p in _of_type(template, "AWS::Lambda::Permission").values()
+    }
+    assert permissions == {
+        api_alias: "apigateway.amazonaws.com",
+        authorizer_alias: "apigateway.amazonaws.com",
+        # The schedule invokes its function's alias too (SAM's Schedule event with AutoPublishAlias).
+        f"RetryInvitationsAlias{stages.ALIAS}": "events.amazonaws.com",
+    }
     assert template["Outputs"]["APIHandlerAliasArn"]["Value"] == {"Ref": api_alias}
     assert template["Outputs"]["JwtAuthorizerAliasArn"]["Value"] == {"Ref": authorizer_alias}
     assert template["Outputs"]["JwtAuthorizerName"]["Value"] == {"Ref": "JwtAuthorizer"}  # for update-alias
@@ -136,7 +144,8 @@ def test_terraform_publishes_versions_with_snapstart_and_the_api_invokes_the_ali
             "function_version": f"${{aws_lambda_function.{name}.version}}",
         }
         assert f"aws_lambda_function.{name}.invoke_arn" not in swagger_text
-        assert f"${{aws_lambda_alias.{name}.invoke_arn}}" in swagger_text
+        if name in stages.API_FUNCTIONS:
+            assert f"${{aws_lambda_alias.{name}.invoke_arn}}" in swagger_text
     swagger = json.loads(swagger_text)
     uris = _invocation_uris(swagger)
     assert set(uris[:-1]) == {"${aws_lambda_alias.api_handler.invoke_arn}"}
@@ -145,6 +154,10 @@ def test_terraform_publishes_versions_with_snapstart_and_the_api_invokes_the_ali
     assert qualifiers == {
         f"${{aws_lambda_function.{n}.arn}}": f"${{aws_lambda_alias.{n}.name}}" for n in stages.FUNCTIONS
     }
+    [schedule] = resources["aws_cloudwatch_event_target"].values()
+    assert schedule["arn"] == "${aws_lambda_alias.retry_invitations.arn}"
+    [rule] = resources["aws_cloudwatch_event_rule"].values()
+    assert rule["schedule_expression"] == "rate(5 minutes)"
 
 
 def test_snapstart_off_and_no_authorizer_cache_for_a_stage(monkeypatch, tmp_path):
@@ -166,7 +179,7 @@ def test_snapstart_off_and_no_authorizer_cache_for_a_stage(monkeypatch, tmp_path
         == 0
     )
     transformed = sam_transform(template)
-    assert len(_of_type(transformed, "AWS::Lambda::Alias")) == 2
+    assert len(_of_type(transformed, "AWS::Lambda::Alias")) == 3
     assert all(
         "SnapStart" not in f["Properties"] for f in _of_type(transformed, "AWS::Lambda::Function").values()
     )
