@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 INVITATION_NOT_FOUND = "No such invitation of this site"
 NOT_PENDING = "The invitation is no longer pending"
-MAX_REFUSED_ATTEMPTS = 10  # refused accepts a token allows (chalicelib/auth/invitations.py)
 LEASE = timedelta(seconds=60)  # a claimed message is another sender's to retry only after this
 RETRY_BATCH = 50
 
@@ -398,19 +397,18 @@ _REVOKED = {"status": "revoked", "ended_at": _NOW, "token_hash": None}
 def revoking(condition: ColumnElement[bool], name: str = "revoked") -> CTE:
     """The pending invitations matching `condition` revoked (a CTE of their id and site), with
     their queued messages dropped; record them with `revoked_events`."""
-    revoked = (
+    return (
         update(Invitation)
         .where(PENDING, condition)
         .values(**_REVOKED)
         .returning(Invitation.id, Invitation.site_id)
         .cte(name)
     )
-    return revoked
 
 
 def revoked_events(revoked: CTE, *, origin: audit.Origin) -> Any:
-    """`rows()` of invitation.revoked for each row of `revoking(...)`; the outbox rows go by their
-    foreign key's cascade only on delete, so `dropping(revoked)` must join the statement too."""
+    """`rows()` of invitation.revoked for each row of `revoking(...)` (whose queued messages
+    `dropping(revoked)` deletes in the same statement)."""
     return audit.rows(
         revoked,
         origin=origin,
