@@ -33,15 +33,20 @@ from chalicelib.kit.secret import digest
 from chalicelib.models import Invitation, InvitationOutbox, Site, SiteMembership, User
 
 MAX_REFUSED_ATTEMPTS = 10
-UNUSABLE = ValidationFailed(
-    "The invitation cannot be used",
-    details=[
-        {
-            "field": "token",
-            "message": "is unknown, used, revoked or expired, or the invitation can no longer be accepted",
-        }
-    ],
-)
+
+
+def unusable() -> ValidationFailed:
+    """The one answer for every token that cannot be used (nothing tells the cases apart)."""
+    return ValidationFailed(
+        "The invitation cannot be used",
+        details=[
+            {
+                "field": "token",
+                "message": "is unknown, used, revoked or expired, or the invitation can no longer be accepted",
+            }
+        ],
+    )
+
 
 _ACCOUNT = User.email_folded == Invitation.email_folded
 _MEMBER = exists().where(SiteMembership.site_id == Invitation.site_id, SiteMembership.user_id == User.id)
@@ -90,7 +95,7 @@ def _find(session: Session, token: str, *, username: str | None = None, lock: bo
         {"digest": digest(token), "folded_username": usernames.fold(username or "")},
     ).first()
     if not _usable(row):
-        raise UNUSABLE
+        raise unusable()
     return row
 
 
@@ -299,7 +304,7 @@ def _finish(
     if not rows:
         if created:  # the username, or the address, was taken meanwhile
             raise Refused(row.id, Conflict("This username or this address was taken meanwhile: try again"))
-        raise UNUSABLE  # the account joined the site meanwhile, or was deactivated
+        raise unusable()  # the account joined the site meanwhile, or was deactivated
     # The statement's snapshot does not see the membership it adds: the inviting site joins the list.
     joined_site = {
         "id": row.site_id,
