@@ -15,7 +15,8 @@ from sqlalchemy import func, select, text
 from chalicelib import cli
 from chalicelib.auth import passwords
 from chalicelib.db import session_scope
-from chalicelib.models import Interaction, Site, SiteMembership, User
+from chalicelib.models import Interaction, Invitation, Site, SiteMembership, User
+from tests import mailbox
 from tests.factories import PASSWORD, auth, login, make_site, make_user, post_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,8 +366,15 @@ def test_seed_demo_without_interactions(capsys, client):
 
     assert code == 0
     assert "demo" in out and PASSWORD in out
-    # demo, editor, viewer and two pending members of the first site
-    assert counts() == {"User": 5, "Site": 2, "SiteMembership": 6, "Interaction": 0}
+    # demo, editor and viewer; two addresses invited to the first site, their messages sent
+    assert counts() == {"User": 3, "Site": 2, "SiteMembership": 4, "Interaction": 0}
+    with session_scope() as s:
+        invited = s.execute(select(Invitation.email, Invitation.status, Invitation.site_id)).all()
+    assert sorted(invited) == [
+        ("contractor@example.com", "pending", 1),
+        ("newhire@example.com", "pending", 1),
+    ]
+    assert "newhire@example.com" in out and mailbox.messages("newhire@example.com")
     assert len(login(client, "demo")["sites"]) == 2
     assert login(client, "editor")["current_site"]["role"] == "editor"
 
@@ -376,8 +384,11 @@ def test_seed_demo_is_repeatable_and_adds_interactions(capsys):
     code, out, _ = run(capsys, "seed-demo", "--sites", "1", "--interactions", "7")
 
     assert code == 0
-    assert counts()["User"] == 5 and counts()["Site"] == 1
+    assert counts()["User"] == 3 and counts()["Site"] == 1
     assert counts()["Interaction"] == 7
+    with session_scope() as s:  # the invitations were not made twice
+        assert s.scalar(select(func.count()).select_from(Invitation)) == 2
+    assert len(mailbox.messages()) == 2
 
 
 def test_seed_demo_prints_a_random_password_when_none_is_given(capsys, client):
