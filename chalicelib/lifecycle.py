@@ -123,13 +123,14 @@ def prime(app: Any) -> dict[str, Any]:
     from chalicelib import openapi
     from chalicelib.auth import passwords
     from chalicelib.interactions import schemas
-    from chalicelib.kit import schema
+    from chalicelib.kit import emails, schema
 
     done["schemas"] = schema.build_all()
     openapi.document()
     passwords.verify_password(None, "priming")  # loads argon2 and makes the unknown-user hash
     schemas.parse_create(dict(_SAMPLE_INTERACTION))
     schemas.parse_update({"title": "Priming", "end_datetime": None})
+    emails.check_new("priming@example.com")  # loads email-validator
     done["validators"] = True
     try:
         done["requests"] = _serve_priming_requests(app)
