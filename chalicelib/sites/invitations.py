@@ -19,7 +19,9 @@ tries again with a new token until it goes or the invitation ends.
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -50,7 +52,7 @@ from chalicelib.audit import events as audit
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.kit import emails
-from chalicelib.kit.pagination import Pagination, page_total
+from chalicelib.kit.pagination import COUNT_CAP, ListRead, Page, Pagination, capped, open_cursor, settle
 from chalicelib.kit.secret import new_secret
 from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import Invitation, InvitationOutbox, Site, SiteMembership, User
@@ -132,25 +134,37 @@ def _newest_first(columns: Any) -> list[Any]:
     return [columns.id.desc()]
 
 
-def _page(condition: ColumnElement[bool] | None) -> Any:
-    stmt = _columns(func.count().over().label("total")).where(_IN_SITE)
+_AFTER = Invitation.id < bindparam("after_id")
+
+
+def _page(condition: ColumnElement[bool] | None, *, keyset: bool) -> Any:
+    """A page of the site's invitations, newest first, by number or after a cursor (the last id)."""
+    stmt = _columns().where(_IN_SITE)
     if condition is not None:
         stmt = stmt.where(condition)
+    stmt = stmt.where(_AFTER) if keyset else stmt.offset(bindparam("offset"))
     return callers.fold(
-        stmt.order_by(Invitation.id.desc()).offset(bindparam("offset")).limit(bindparam("limit")),
+        stmt.order_by(Invitation.id.desc()).limit(bindparam("limit")),
         when=callers.ADMIN,
         order_by=_newest_first,
     )
 
 
 def _count(condition: ColumnElement[bool] | None) -> Any:
-    stmt = select(func.count()).select_from(Invitation).where(_IN_SITE)
-    return stmt.where(condition) if condition is not None else stmt
+    stmt = select(Invitation.id).where(_IN_SITE)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return select(func.count()).select_from(stmt.limit(COUNT_CAP + 1).subquery())
 
 
-# Built once per container: one statement per `status` filter.
-PAGES = {status: _page(STATUS_FILTERS.get(status or "")) for status in (None, *STATUS_FILTERS)}
-_COUNTS = {status: _count(STATUS_FILTERS.get(status or "")) for status in (None, *STATUS_FILTERS)}
+# Built once per container: one statement per `status` filter, by number and after a cursor.
+_STATUSES = (None, *STATUS_FILTERS)
+PAGES = {
+    (status, keyset): _page(STATUS_FILTERS.get(status or ""), keyset=keyset)
+    for status in _STATUSES
+    for keyset in (False, True)
+}
+_COUNTS = {status: _count(STATUS_FILTERS.get(status or "")) for status in _STATUSES}
 ONE = callers.fold(
     _columns().where(_IN_SITE, Invitation.id == bindparam("invitation_id")), when=callers.ADMIN
 )
@@ -162,20 +176,29 @@ def listing(site_id: int, condition: ColumnElement[bool] | None) -> Any:
     return (stmt.where(condition) if condition is not None else stmt).order_by(Invitation.id.desc())
 
 
-def page_params(query: Pagination) -> dict[str, Any]:
-    return {"offset": query.offset, "limit": query.per_page}
+def page_read(query: Pagination, *, site_id: int | None, status: str | None) -> ListRead:
+    """The first statement of the invitations list at the path's site (a cursor binds the site and
+    the status filter: another list's is a 400)."""
+    binding = json.dumps(["invitations", site_id, status])
+    position = open_cursor(query, binding)
+    if position is None:
+        return ListRead(PAGES[(status, False)], {"offset": query.offset, "limit": query.limit}, None, binding)
+    return ListRead(PAGES[(status, True)], {"after_id": position.id, "limit": query.limit}, position, binding)
 
 
 def page(
-    session: Session, *, site_id: int, query: Pagination, status: str | None, rows: list[Any]
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of `PAGES[status]` and the total (counted again only past the last page)."""
-    total = page_total(
+    session: Session, *, site_id: int, query: Pagination, status: str | None, read: ListRead, rows: list[Any]
+) -> Page:
+    """A page of the invitations list and its meta (a total past the page counted up to COUNT_CAP)."""
+    found = settle(
         query,
-        len(rows),
-        lambda: rows[0].total if rows else session.scalar(_COUNTS[status], {"site_id": site_id}) or 0,
+        rows,
+        position=read.position,
+        count=lambda: capped(session.scalar(_COUNTS[status], {"site_id": site_id})),
+        binding=read.binding,
+        key=lambda row: row.id,
     )
-    return [representation(row) for row in rows], total
+    return replace(found, items=[representation(row) for row in found.items])
 
 
 # --- changes ---------------------------------------------------------------------------------------

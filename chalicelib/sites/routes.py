@@ -340,15 +340,18 @@ def list_invitations(call: Call, site_id: str) -> Response:
     site = parse_id(site_id, maximum=INT32_MAX)
     try:
         query = call.query(InvitationsQuery)
+        read = invitations.page_read(query, site_id=site, status=query.status)
     except ValidationFailed:
         callers.admin_only(call.role_on(site), ADMINS_ONLY)
         raise
-    caller, rows = call.fold_at(site, invitations.PAGES[query.status], invitations.page_params(query))
+    caller, rows = call.fold_at(site, read.statement, read.params)
     callers.admin_only(caller.role, ADMINS_ONLY)
     if caller.role is None or site is None:
         raise NotFound(SITE_NOT_FOUND)
-    found, total = invitations.page(call.session, site_id=site, query=query, status=query.status, rows=rows)
-    return paginated({"invitations": found}, query=query, total=total)
+    return paginated(
+        "invitations",
+        invitations.page(call.session, site_id=site, query=query, status=query.status, read=read, rows=rows),
+    )
 
 
 @endpoint(

@@ -21,7 +21,7 @@ the old schema cannot hold them), as do events of the new actions; setup tokens 
 `created_by_site_id` is restored from `setup_token_accounts`.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -33,7 +33,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

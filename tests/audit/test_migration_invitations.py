@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.audit.test_migration import scratch  # noqa: F401  # the fixture
 
-BEFORE, REVISION = "0007", "0008"
+BEFORE, REVISION = "0010", "0008"
 
 
 def _old_world(conn) -> None:

@@ -248,7 +248,27 @@ def test_the_list_is_newest_first_paginated_and_filtered_by_status(client, world
 
     page = send(client, "GET", path(world, suffix="?per_page=2&page=2"), world.token("admin")).json_body
     assert [i["id"] for i in page["data"]["invitations"]] == [ids[2], ids[1]]
-    assert page["meta"]["pagination"] == {"page": 2, "per_page": 2, "total_pages": 3, "total_records": 5}
+    meta = page["meta"]["pagination"]
+    assert {k: meta[k] for k in ("page", "per_page", "total_pages", "total_records", "total_exact")} == {
+        "page": 2,
+        "per_page": 2,
+        "total_pages": 3,
+        "total_records": 5,
+        "total_exact": True,
+    }
+    # The cursor walks on from there, bound to this site and filter.
+    following = send(
+        client, "GET", path(world, suffix=f"?per_page=2&cursor={meta['next_cursor']}"), world.token("admin")
+    )
+    assert [i["id"] for i in following.json_body["data"]["invitations"]] == [ids[0]]
+    assert following.json_body["meta"]["pagination"]["next_cursor"] is None
+    other_filter = send(
+        client,
+        "GET",
+        path(world, suffix=f"?status=pending&cursor={meta['next_cursor']}"),
+        world.token("admin"),
+    )
+    assert error(other_filter) == (400, "VALIDATION_ERROR") and fields(other_filter) == {"cursor"}
     by_status = {
         status: [
             i["id"]
