@@ -77,6 +77,11 @@ def login(call: Call) -> Response:
         "The invitation",
         errors=(429, 503),
         body=schemas.InvitationPreviewRequest,
+        description=(
+            "Public: the token is the credential (it went to the invited address only). Unknown, used, "
+            "revoked or expired tokens are a 400 naming `token`. Rate-limited per client IP together with "
+            "the accept."
+        ),
     ),
 )
 def preview_invitation(call: Call) -> Response:

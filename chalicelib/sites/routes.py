@@ -304,6 +304,13 @@ def _delivered(call: Call, invitation: dict[str, Any]) -> dict[str, Any]:
         errors=(403, 404, 409),
         body=InvitationCreate,
         response_headers=("Location",),
+        description=(
+            "Site admin of the path's site. The invitation's token is delivered to the address (Amazon SES "
+            "deployed) and appears in no answer; `delivery` is `queued` when the message could not be sent "
+            "yet (it is retried, each time with a new token). 409 when a member of this site has the "
+            "address, or this site has a pending invitation for it (use resend); other sites' invitations "
+            "never conflict, and no answer tells whether the address has an account anywhere."
+        ),
     ),
 )
 def create_invitation(call: Call, site_id: str) -> Response:
@@ -334,6 +341,10 @@ def create_invitation(call: Call, site_id: str) -> Response:
         "One page, with meta.pagination",
         errors=(403, 404),
         query=InvitationsQuery,
+        description=(
+            "Site admin of the path's site. Newest first, paginated like every list (`page` and `per_page`, "
+            "or `cursor`); `status` filters (`expired`: pending past its expiry, on the database's clock)."
+        ),
     ),
 )
 def list_invitations(call: Call, site_id: str) -> Response:
@@ -364,6 +375,7 @@ def list_invitations(call: Call, site_id: str) -> Response:
         data(invitation=InvitationRead),
         "The invitation",
         errors=(403, 404),
+        description="Site admin of the path's site; another site's invitation is a 404.",
     ),
 )
 def get_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
@@ -392,6 +404,10 @@ def get_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
         data(invitation=InvitationRead),
         "Revoked",
         errors=(403, 404, 409),
+        description=(
+            "Site admin of the path's site. A pending invitation only (409 otherwise, also when an accept "
+            "won the race for its row)."
+        ),
     ),
 )
 def revoke_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
@@ -420,6 +436,10 @@ def revoke_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
         data(invitation=InvitationRead),
         "Sent again (or queued)",
         errors=(403, 404, 409),
+        description=(
+            "Site admin of the path's site. A pending invitation only (409 otherwise): a new expiry, the "
+            "message sent again with a new token; the earlier token stops working at once."
+        ),
     ),
 )
 def resend_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
