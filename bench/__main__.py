@@ -536,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
                         floor,
                         scenario.name,
                         result["_captured"],
-                        wants_trigram=scenario.name.startswith("search"),
+                        wants_trigram=scenario.name.startswith("search")
+                        if scenario.wants_trigram is None
+                        else scenario.wants_trigram,
                         table=scenario.plan_table,
                     )
                 )

@@ -61,6 +61,9 @@ class Scenario:
     # Parameter values to swap in the floor's replay (e.g. another row's id).
     substitute: dict[Any, Any] = field(default_factory=dict)
     checks_plan: bool = False  # an EXPLAIN step checks this request's queries
+    # A search whose statements must use a trigram index (default: scenarios named "search ...").
+    # A term in most rows is read through the sort's index instead, up to the page or the cap.
+    wants_trigram: bool | None = None
     plan_table: str = "interactions"  # the table whose reads the EXPLAIN step checks
 
 
@@ -338,6 +341,7 @@ def build(
                 "finder",
                 reset=writer.restore,
                 checks_plan=True,
+                wants_trigram=False,
             )
         )
     for sort_by, direction in DEEP_ORDERS:
