@@ -184,12 +184,12 @@ def apply_sort(stmt: Select[Any], sort_by: str, direction: str) -> Select[Any]:
 # --- keyset pages (a cursor's) --------------------------------------------------------------------
 
 AFTER_ID: BindParameter[int] = bindparam("after_id", type_=BigInteger)
-_KEY_TYPES = {"start_datetime", "end_datetime", "created_at", "updated_at"}
+TIME_SORTS = {"start_datetime", "end_datetime", "created_at", "updated_at"}
 
 
 def _after_key(sort_by: str) -> Any:
     """The cursor's sort value, compared as the index compares the column's."""
-    if sort_by in _KEY_TYPES:
+    if sort_by in TIME_SORTS:
         return bindparam("after_key", type_=DateTime(timezone=True))
     value = bindparam("after_key", type_=String)
     return func.lower(value).collate("C") if sort_by in TEXT_SORTS else value
@@ -203,7 +203,7 @@ def beyond(sort_by: str, direction: str) -> ColumnElement[bool]:
     return left > right if direction == "asc" else left < right
 
 
-def nulls_beyond(direction: str, sort_by: str) -> ColumnElement[bool]:
+def nulls_beyond(sort_by: str, direction: str) -> ColumnElement[bool]:
     """The rows after a cursor that stands among the nulls (which sort last, by id)."""
     after = Interaction.id > AFTER_ID if direction == "asc" else Interaction.id < AFTER_ID
     return and_(sort_key(sort_by).is_(None), after)
@@ -215,7 +215,7 @@ def keyset_page(rows: Select[Any], sort_by: str, direction: str, zone: str) -> S
     single range of the index holds after the values: two ranges, each cut at the page size,
     merged (at most twice the page is sorted, whatever the depth)."""
     if zone == "null":
-        return apply_sort(rows.where(nulls_beyond(direction, sort_by)), sort_by, direction).limit(LIMIT)
+        return apply_sort(rows.where(nulls_beyond(sort_by, direction)), sort_by, direction).limit(LIMIT)
     after = apply_sort(rows.where(beyond(sort_by, direction)), sort_by, direction).limit(LIMIT)
     if sort_by not in NULLABLE_SORTS:
         return after
@@ -226,7 +226,7 @@ def keyset_page(rows: Select[Any], sort_by: str, direction: str, zone: str) -> S
 
 def after_key(sort_by: str, key: Any) -> Any:
     """A cursor's sort value (as JSON carries it) as the statement binds it."""
-    return datetime.fromisoformat(key) if sort_by in _KEY_TYPES else key
+    return datetime.fromisoformat(key) if sort_by in TIME_SORTS else key
 
 
 def cursor_key(sort_by: str, row: Any) -> Any:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from chalicelib.db import session_scope
 from chalicelib.interactions import queries, seed
 from chalicelib.interactions.schemas import SORT_FIELDS, InteractionQuery
+from devtools import embedded
 from tests.factories import make_site, make_user
 
 MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/2026_11_26_0002_finder_indexes.py"
@@ -281,7 +282,7 @@ def _word_chars_are_unicode(connection) -> bool:
 
 # --- the same checks on a database with another LC_CTYPE -------------------------------------------
 
-UTF8_LOCALES = ["C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8"]
+UTF8_LOCALES = embedded.UTF8_LOCALES
 
 
 @pytest.fixture(scope="module")
@@ -298,21 +299,11 @@ def other_ctype(site_id):
         here_unicode = _word_chars_are_unicode(conn)
     admin = create_engine(os.environ["TEST_ADMIN_DATABASE_URL"], isolation_level="AUTOCOMMIT")
     name = f"{TEST_DATABASE}_ctype"
-    created = None
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        for ctype in ["C"] if here_unicode else UTF8_LOCALES:
-            try:
-                conn.execute(
-                    text(
-                        f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
-                        f"LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"
-                    )
-                )
-            except Exception:  # the server has no such locale: try the next
-                continue
-            created = ctype
-            break
+        created = embedded.create_database(conn, name, locales=("C",) if here_unicode else UTF8_LOCALES)
+        if created is None:  # made with the server's default locale: of no use here
+            conn.execute(text(f'DROP DATABASE "{name}"'))
     if created is None:
         admin.dispose()
         pytest.skip("the server offers no UTF-8 locale besides the test database's C")
