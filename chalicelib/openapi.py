@@ -299,7 +299,7 @@ def _operation(entry: Endpoint, models: _Models) -> dict[str, Any]:
         body: dict[str, Any] = {"schema": schema_of(spec.body, models.resolver("validation"))}
         if spec.request_example is not None:
             body["example"] = spec.request_example
-        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
+        operation["requestBody"] = {"required": not spec.body_optional, "content": {"application/json": body}}
     return operation
 
 

@@ -183,6 +183,9 @@ def test_the_administration_routes_are_described(doc):
         set(accept["required"]) == {"token", "password"} and "default" not in accept["properties"]["username"]
     )
     assert "default" not in doc["components"]["schemas"]["LogoutRequest"]["properties"]["all"]
+    assert (
+        doc["paths"]["/api/auth/logout"]["post"]["requestBody"]["required"] is False
+    )  # no body: this session
     invitation = doc["components"]["schemas"]["InvitationRead"]
     assert set(invitation["required"]) == {
         "id",

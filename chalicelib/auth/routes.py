@@ -248,6 +248,7 @@ def select_site(call: Call) -> Response:
         MESSAGE,
         "Logged out",
         body=schemas.LogoutRequest,
+        body_optional=True,
         description=(
             "Ends the token's session: from then on every token of it gets 401. No body, `{}` or "
             '`{"all": false}`: this session; `{"all": true}`: every session of the user (the token alone '

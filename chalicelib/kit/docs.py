@@ -131,6 +131,7 @@ class Spec:
     status: int = 200
     errors: tuple[int, ...] = ()
     body: type[BaseModel] | Any | None = None
+    body_optional: bool = False  # the body may be left out (logout: no body ends this session)
     query: type[BaseModel] | None = None
     headers: tuple[Header, ...] = ()
     response_headers: tuple[str, ...] = ()
