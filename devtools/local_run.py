@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib import error, request
@@ -41,11 +42,22 @@ def healthy(base_url: str) -> bool:
         return False
 
 
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default. A command started in the background by a
-    non-interactive shell inherits SIGINT *ignored*, and Python then never turns it into the
-    signal handler that makes the run command stop cleanly."""
+def default_sigint() -> None:
+    """In a child (`preexec_fn`): SIGINT back to its default. A command started in the background
+    by a non-interactive shell inherits SIGINT *ignored*, and an ignored signal stays ignored
+    across exec: Python then never turns it into KeyboardInterrupt, and a shell's `trap` cannot
+    undo it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def restore_default_sigint() -> bool:
+    """In this process: SIGINT as Python sets it up in a foreground process (KeyboardInterrupt)
+    when it was ignored on entry, so that every process started from here on begins with the
+    default disposition. True when it had been ignored."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return False
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return True
 
 
 def session_members(sid: int) -> list[int]:
@@ -115,6 +127,7 @@ class LocalRun:
         command: list[str] | None = None,
         startup_timeout: float = 300.0,
         interactions: int = 500,
+        preexec_fn: Callable[[], None] = default_sigint,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -131,6 +144,7 @@ class LocalRun:
             **(extra_env or {}),
         }
         self.startup_timeout = startup_timeout
+        self.preexec_fn = preexec_fn
         self.process: subprocess.Popen | None = None
         self.ready_after = 0.0
         self.killed: list[int] = []
@@ -147,7 +161,7 @@ class LocalRun:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_default_sigint,
+                preexec_fn=self.preexec_fn,
             )
         deadline = started + self.startup_timeout
         while not healthy(self.base_url):

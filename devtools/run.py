@@ -11,7 +11,9 @@ demo users whose password is printed (and written to PATH when given); the datab
 are removed when it stops.
 
 SIGINT or SIGTERM — to this process, to its process group (Ctrl-C) or to `make` alone — stops it:
-the server closes, the services this run started are stopped, it says so and exits 0.
+the server closes, the services this run started are stopped, it says so and exits 0. Its handlers
+are its own, so a SIGINT ignored on entry (a background job) does not keep it from stopping, and
+what it starts begins with the default disposition.
 """
 
 from __future__ import annotations

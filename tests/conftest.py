@@ -15,8 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.local_run import restore_default_sigint  # noqa: E402
 from tests import environment  # noqa: E402
 
+# Started in the background (`make test &`, CI from a background job) the suite inherits SIGINT
+# ignored, and so would everything it starts: a run command or a shell `trap` the tests stop with
+# SIGINT would never see it. Everything the tests start begins with the default disposition.
+restore_default_sigint()
 environment.configure()
 
 from chalicelib import cache, config, db, mail  # noqa: E402

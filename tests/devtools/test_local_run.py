@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from deploy.gateway_responses import gateway_responses
 from devtools.edge import MAX_PAYLOAD_BYTES
-from devtools.local_run import LocalRun
+from devtools.local_run import LocalRun, default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://frontend.example.org"
@@ -151,18 +151,32 @@ def test_sigterm_stops_the_scratch_run_cleanly_and_removes_its_database():
     assert database not in databases()
 
 
-@pytest.mark.parametrize("target", ["make alone", "process group"])
+def ignore_sigint() -> None:
+    """In the child: what a non-interactive shell does to a command it starts in the background."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    "target", ["make alone", "process group", "process group, started in the background"]
+)
 def test_make_run_stops_cleanly_on_sigint_to_make_or_its_process_group(target):
+    """Started in the background, make itself ignores SIGINT (it keeps an ignored signal ignored),
+    so only the process group's SIGINT reaches the run command there: it stops all the same."""
     command = ["make", "--no-print-directory", "run", "RUN_ARGS=--scratch --interactions 0"]
-    run = LocalRun(extra_env=scratch_env(), command=command)
+    background = target.endswith("in the background")
+    run = LocalRun(
+        extra_env=scratch_env(), command=command, preexec_fn=ignore_sigint if background else default_sigint
+    )
     run.start()
     make = run.process
     if target == "make alone":
         os.kill(make.pid, signal.SIGINT)  # GNU make does not pass it on: the run command sees make wait
     else:
         os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    make.wait(60)
+    status = make.wait(60)
     run.stop()
+    if background:
+        assert status == 0  # make ignored the signal: its status is the run command's
     expected = "make was interrupted" if target == "make alone" else "SIGINT"
     assert f"Stopped cleanly ({expected})" in run.output, run.output[-2000:]
     assert "Error" not in run.output.split("Stopped cleanly")[1]  # no "make: *** [run] Error ..."
@@ -203,3 +217,28 @@ def test_stopping_a_session_that_exits_on_sigint_keeps_its_exit_status():
     assert stop_session(process, grace=10) == []
     assert process.returncode == 0
     assert session_members(process.pid) == []
+
+
+def test_a_suite_started_with_sigint_ignored_still_stops_what_it_starts_with_sigint():
+    """`make test` from a background job (as CI may run it): the suite begins with SIGINT ignored,
+    yet what it starts begins with the default disposition, so the shell above, whose `trap` could
+    not undo an ignored signal, stops on SIGINT with its own status."""
+    import subprocess
+    import sys
+
+    test = (
+        "tests/devtools/test_local_run.py::test_stopping_a_session_that_exits_on_sigint_keeps_its_exit_status"
+    )
+    env = {**os.environ, "DATABASE_URL": os.environ["TEST_ADMIN_DATABASE_URL"], "REDIS_URL": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=ignore_sigint,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 passed" in result.stdout
