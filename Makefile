@@ -14,8 +14,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-# RUN_ARGS="--scratch": throwaway database, Redis and demo users (see devtools/run.py).
-run: $(STAMP)
+# RUN_ARGS="--scratch": throwaway database, Redis and demo users (see devtools/run.py). The address
+# (HOST, PORT) is checked first, with the system's Python: a busy port fails before installing.
+run:
+	@$(PYTHON) -m devtools.run --check-port $(RUN_ARGS)
+	@$(MAKE) --no-print-directory -s $(STAMP)
 	$(BIN)/python -m devtools.run $(RUN_ARGS)
 
 test: $(STAMP)

@@ -4,6 +4,10 @@ data when the database is empty, the demo login, then the API behind API Gateway
 
     python -m devtools.run [--host H] [--port P]          # HOST / PORT in the environment work too
     python -m devtools.run --scratch [--login-file PATH]  # throwaway data (smoke and browser tests)
+    python -m devtools.run --check-port                   # only: can it listen there? (stdlib only)
+
+The address is checked before anything slow (`make run` checks it even before installing): a busy
+port fails at once, naming `PORT=`.
 
 `--scratch` touches no development data: a fresh database `run_<pid>` (on DATABASE_URL's server or
 the embedded one), a throwaway Redis (or REDIS_URL), a signing key of its own and freshly seeded
@@ -22,6 +26,7 @@ import argparse
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -106,6 +111,25 @@ def _blocked_signals(pid: int) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def address_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (None: it can), found by binding there as the
+    server will (IPv4, SO_REUSEADDR like http.server)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return cannot_serve(host, port, exc)
+    return None
+
+
+def cannot_serve(host: str, port: int, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return (
+        f"cannot serve on {host}:{port}: {reason}. Choose another port: PORT={port + 1} make run (or --port)"
+    )
 
 
 def _database_is_empty() -> bool:
@@ -243,7 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--interactions", type=int, default=500, help="demo interactions to seed (default 500)"
     )
+    parser.add_argument(
+        "--check-port", action="store_true", help="only check that the address is free, then exit"
+    )
     args = parser.parse_args(argv)
+    problem = address_problem(args.host, args.port)
+    if problem is not None or args.check_port:
+        if problem is not None:
+            print(problem, file=sys.stderr)
+        return 1 if problem else 0
 
     stop = Stop()
     stop.install()
@@ -281,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
     except KeyboardInterrupt:
         print(f"\nStopping during start-up ({stop.reason or 'SIGINT'})", flush=True)
-    except OSError as exc:  # e.g. the port is taken
-        print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+    except OSError as exc:  # e.g. the port was taken during start-up
+        print(cannot_serve(args.host, args.port, exc), file=sys.stderr)
         return 1
     finally:
         stop.serving = False

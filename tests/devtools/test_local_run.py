@@ -8,6 +8,9 @@ import http.client
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -183,10 +186,50 @@ def test_make_run_stops_cleanly_on_sigint_to_make_or_its_process_group(target):
     assert not run.killed
 
 
+@pytest.fixture
+def busy_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_make_run_refuses_a_busy_port_before_installing_anything(busy_port, tmp_path):
+    venv = tmp_path / "venv"  # would be created by the install step
+    result = subprocess.run(
+        ["make", "--no-print-directory", "run", f"VENV={venv}"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": str(busy_port), "HOST": "127.0.0.1"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"cannot serve on 127.0.0.1:{busy_port}: Address already in use" in result.stderr
+    assert "PORT=" in result.stderr
+    assert not venv.exists()
+
+
+def test_the_run_command_refuses_a_busy_port_before_migrating(busy_port):
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.run", "--scratch", "--port", str(busy_port)],
+        cwd=ROOT,
+        env={**os.environ, **scratch_env()},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "PORT=" in result.stderr
+    assert "Running upgrade" not in result.stdout + result.stderr
+    assert "Log in as" not in result.stdout
+
+
 def test_stopping_a_session_whose_leader_has_exited_keeps_its_exit_status():
     """A leader that exited before the stop is a zombie, no member of its session: its status is
     still collected."""
-    import subprocess
     import time
 
     from devtools.local_run import _state, session_members, stop_session
@@ -204,8 +247,6 @@ def test_stopping_a_session_whose_leader_has_exited_keeps_its_exit_status():
 
 
 def test_stopping_a_session_that_exits_on_sigint_keeps_its_exit_status():
-    import subprocess
-
     from devtools.local_run import session_members, stop_session
 
     script = "trap 'exit 0' INT; echo ready; while :; do sleep 0.05; done"
@@ -223,9 +264,6 @@ def test_a_suite_started_with_sigint_ignored_still_stops_what_it_starts_with_sig
     """`make test` from a background job (as CI may run it): the suite begins with SIGINT ignored,
     yet what it starts begins with the default disposition, so the shell above, whose `trap` could
     not undo an ignored signal, stops on SIGINT with its own status."""
-    import subprocess
-    import sys
-
     test = (
         "tests/devtools/test_local_run.py::test_stopping_a_session_that_exits_on_sigint_keeps_its_exit_status"
     )
