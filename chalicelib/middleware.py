@@ -184,6 +184,14 @@ def _rewrite_chalice_error(response: Response, method: str) -> Response:
     return Response(body=error.body(), status_code=error.status, headers=headers)
 
 
+def _name_the_request(response: Response, request_id: str) -> None:
+    """Every error envelope carries its request's id (`error.request_id`, the `X-Request-Id`), as
+    API Gateway's own answers carry the gateway's: a client can quote it from the body alone."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and isinstance(body.get("error"), dict):
+        response.body = {**body, "error": {**body["error"], "request_id": request_id}}
+
+
 def for_app(app: Any) -> Callable[[Any, Callable[[Any], Response]], Response]:
     """The middleware bound to the app's route table (to tell a protected route from a 405)."""
 
@@ -237,6 +245,7 @@ def handle(
         error_log.exception("unhandled error in request %s", request_id)
         response = error_response(InternalError())
     response = _rewrite_chalice_error(response, method)
+    _name_the_request(response, request_id)
     if response.status_code >= 500 and response.status_code != 503:
         error_log.error("request %s answered %s", request_id, response.status_code)
     for name, value in cors_headers().items():

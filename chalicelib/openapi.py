@@ -65,10 +65,10 @@ class ErrorBody(_Doc):
         None,  # type: ignore[arg-type]  # documentation only: absent, never null
         description="present on validation errors: every invalid field, not only the first",
     )
-    request_id: str = Field(  # type: ignore[assignment]  # documentation only: absent, never null
-        None,
-        description="present on the answers API Gateway gives itself (its Gateway Responses): the "
-        "gateway's request id, as in `X-Request-Id`",
+    request_id: str = Field(
+        description="the id to quote for this request, on every error: the response's `X-Request-Id` "
+        "(the id in its log line), or on the answers API Gateway gives itself (its Gateway Responses) the "
+        "gateway's request id, as in their `X-Request-Id`",
     )
 
 
@@ -338,10 +338,10 @@ def build(registry: dict[tuple[str, str], Endpoint] | None = None) -> dict[str, 
             "title": "Interaction Management API",
             "version": "1.0.0",
             "description": "Sites record and find interactions. JSON in and out; every error is "
-            '`{"status": "error", "error": {code, message, details?}}` with `X-Request-Id`, the '
-            "answers API Gateway gives itself included. Order of checks: 401, 429, 413, 415, 403 site "
-            "context, 403 role, 400, 404, 412, 400 across the stored record, 409/422. An unknown query "
-            "parameter is a 400 naming it (names starting with `_` are ignored).",
+            '`{"status": "error", "error": {code, message, details?, request_id}}` with `X-Request-Id` '
+            "(the same id as `request_id`), the answers API Gateway gives itself included. Order of checks: "
+            "401, 429, 413, 415, 403 site context, 403 role, 400, 404, 412, 400 across the stored record, "
+            "409/422. An unknown query parameter is a 400 naming it (names starting with `_` are ignored).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -92,6 +92,13 @@ def proxy_event(
     }
 
 
+def refusal(response: Any) -> dict[str, Any]:
+    """An error body without the request's own id (`error.request_id`): what two refusals that must
+    not be told apart have in common."""
+    body = response.json_body
+    return {**body, "error": {k: v for k, v in body["error"].items() if k != "request_id"}}
+
+
 class GatewayResponse:
     def __init__(self, raw: dict[str, Any]) -> None:
         self.status_code: int = raw["statusCode"]

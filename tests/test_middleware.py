@@ -31,6 +31,7 @@ def assert_error(response, status, code):
     body = response.json_body
     assert body["status"] == "error" and body["error"]["code"] == code, body
     assert set(body) == {"status", "error"}
+    assert body["error"]["request_id"] == response.headers["X-Request-Id"]
     for name, value in CORS.items():
         assert response.headers[name] == value, name
     assert response.headers["X-Request-Id"]
@@ -175,7 +176,11 @@ def test_an_uncaught_exception_is_500_without_internals(client, editor, monkeypa
     response = client.http.get("/api/auth/me", headers={**auth(editor), "X-Request-Id": "req-500"})
 
     assert_error(response, 500, "INTERNAL_ERROR")
-    assert response.json_body["error"] == {"code": "INTERNAL_ERROR", "message": "An internal error occurred"}
+    assert response.json_body["error"] == {
+        "code": "INTERNAL_ERROR",
+        "message": "An internal error occurred",
+        "request_id": "req-500",
+    }
     for leak in (b"password_hash", b"Traceback", b"RuntimeError", b".py"):
         assert leak not in response.body
     assert "req-500" in caplog.text  # the log line ties the bug to the request
@@ -201,7 +206,11 @@ def test_deployed_an_uncaught_exception_is_500_too(app_module, editor, monkeypat
     assert response.status_code == 500
     assert response.json_body == {
         "status": "error",
-        "error": {"code": "INTERNAL_ERROR", "message": "An internal error occurred"},
+        "error": {
+            "code": "INTERNAL_ERROR",
+            "message": "An internal error occurred",
+            "request_id": response.headers["X-Request-Id"],
+        },
     }
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
 

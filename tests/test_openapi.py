@@ -277,9 +277,9 @@ def test_optional_request_properties_are_not_required_and_have_no_default(doc):
     assert "required" not in schemas["SiteUpdate"]
 
 
-def test_error_details_and_request_id_are_optional_and_never_null(doc):
+def test_error_details_are_optional_request_id_always_there_and_neither_is_null(doc):
     body = doc["components"]["schemas"]["ErrorBody"]
-    assert body["required"] == ["code", "message"]
+    assert body["required"] == ["code", "message", "request_id"]
     assert body["properties"]["details"]["type"] == "array"
     assert body["properties"]["request_id"]["type"] == "string"
 

@@ -139,7 +139,11 @@ def test_a_bad_token_gets_the_401_envelope(client, user, name):
     assert response.status_code == 401
     assert response.json_body == {
         "status": "error",
-        "error": {"code": "AUTHENTICATION_ERROR", "message": "Invalid or expired token"},
+        "error": {
+            "code": "AUTHENTICATION_ERROR",
+            "message": "Invalid or expired token",
+            "request_id": "trace-1",
+        },
     }
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]

@@ -122,6 +122,7 @@ def test_a_bad_token_is_the_apps_own_401_with_cors_and_a_request_id(local_run):
     )
     assert status == 401
     assert body["error"]["code"] == "AUTHENTICATION_ERROR"
+    assert body["error"]["request_id"] == "abc-1"  # like the gateway's own 401 (no token), its request's id
     assert headers["access-control-allow-origin"] == ORIGIN
     assert headers["x-request-id"] == "abc-1"
     assert headers["x-amzn-requestid"]
