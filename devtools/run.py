@@ -96,13 +96,6 @@ def _command_name(pid: int) -> str:
         return ""
 
 
-def _process_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
-
-
 def _blocked_signals(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -175,21 +168,10 @@ class Scratch:
         import shutil
 
         shutil.rmtree(self.mail, ignore_errors=True)
-        pid = getattr(self.redis_handle, "pid", None)
-        if pid:
+        if self.redis_handle is not None:
             # SIGTERM rather than SHUTDOWN: the client's retries after the server hangs up cost
-            # seconds, and a throwaway Redis has nothing worth keeping.
-            try:
-                os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 10
-                while (
-                    time.monotonic() < deadline
-                    and Path(f"/proc/{pid}").exists()
-                    and _process_state(pid) != "Z"
-                ):
-                    time.sleep(0.05)
-            except ProcessLookupError:
-                pass
+            # seconds, and a throwaway Redis has nothing worth keeping; its files go with it.
+            embedded.stop_redis(self.redis_handle)
 
 
 def _write_login(path: Path, password: str) -> None:

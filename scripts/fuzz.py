@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         engine.dispose()
         if redis_handle is not None:
-            redis_handle.shutdown()
+            from devtools import embedded
+
+            embedded.stop_redis(redis_handle)
     return status
 
 

@@ -642,7 +642,9 @@ def search_main(args: argparse.Namespace) -> int:
         else:
             _remove_search_users(env, prefix)
         if redis_handle is not None:
-            redis_handle.shutdown()
+            from devtools import embedded
+
+            embedded.stop_redis(redis_handle)
 
 
 def _ms(values: list[float], fraction: float | None = None) -> float:
@@ -791,7 +793,9 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         engine.dispose()
         if redis_handle is not None:
-            redis_handle.shutdown()
+            from devtools import embedded
+
+            embedded.stop_redis(redis_handle)
 
 
 if __name__ == "__main__":

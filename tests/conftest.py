@@ -15,19 +15,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+pytest.register_assert_rewrite("tests.leftovers")  # imported here, and a plugin (below)
+
 from devtools.local_run import restore_default_sigint  # noqa: E402
-from tests import environment  # noqa: E402
+from tests import environment, leftovers  # noqa: E402
 
 # Started in the background (`make test &`, CI from a background job) the suite inherits SIGINT
 # ignored, and so would everything it starts: a run command or a shell `trap` the tests stop with
 # SIGINT would never see it. Everything the tests start begins with the default disposition.
 restore_default_sigint()
+# A temp directory of the session's own before anything starts: what is left in it, or still
+# running with it, fails the run at the end (tests/leftovers.py).
+leftovers.begin()
 environment.configure()
 
 from chalicelib import cache, config, db, mail  # noqa: E402
 from tests import mailbox  # noqa: E402
 
-pytest_plugins = ["tests.support"]  # the `reconfigure` and `access_log` fixtures
+pytest_plugins = ["tests.support", "tests.leftovers"]  # `reconfigure`, `access_log`; the end check
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from deploy.gateway_responses import gateway_responses
 from devtools.edge import MAX_PAYLOAD_BYTES
 from devtools.local_run import LocalRun, default_sigint
+from tests import leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://frontend.example.org"
@@ -34,6 +35,12 @@ def scratch_env() -> dict[str, str]:
         "REDIS_URL": "",
         "CORS_ALLOW_ORIGIN": ORIGIN,
     }
+
+
+def nothing_left(tmp: Path) -> None:
+    """A run given TMPDIR=`tmp` left no file there and no process that carries it."""
+    assert sorted(p.name for p in tmp.iterdir()) == []
+    assert leftovers.marked_processes(tmp) == []
 
 
 def databases() -> set[str]:
@@ -75,15 +82,17 @@ def is_gateway_response(reply: tuple[int, dict[str, str], object], response_type
 
 
 @pytest.fixture(scope="module")
-def local_run():
+def local_run(tmp_path_factory):
     devdata_login = ROOT / ".devdata" / "demo-login.txt"
     before = devdata_login.stat().st_mtime_ns if devdata_login.exists() else None
-    run = LocalRun(extra_env=scratch_env(), interactions=20)
+    tmp = tmp_path_factory.mktemp("run")
+    run = LocalRun(extra_env={**scratch_env(), "TMPDIR": str(tmp)}, interactions=20)
     run.start()
     yield run
     status = run.stop()
     assert status == 0, run.tail()
     assert "Stopped cleanly (SIGINT)" in run.output
+    nothing_left(tmp)  # its Redis and that Redis's folder in the temp directory are gone
     # Scratch means scratch: the development login was neither written nor replaced.
     after = devdata_login.stat().st_mtime_ns if devdata_login.exists() else None
     assert after == before
@@ -145,14 +154,17 @@ def test_the_scratch_demo_login_works_and_logout_ends_the_session(local_run):
     assert send(base, "GET", "/api/auth/me", {"Authorization": f"Bearer {token}"})[0] == 401
 
 
-def test_sigterm_stops_the_scratch_run_cleanly_and_removes_its_database():
-    run = LocalRun(extra_env=scratch_env(), interactions=0)
+def test_sigterm_stops_the_scratch_run_cleanly_and_removes_its_database_and_temp_files(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("run")  # short: Redis's unix socket will live in it
+    run = LocalRun(extra_env={**scratch_env(), "TMPDIR": str(tmp_path)}, interactions=0)
     run.start()
     database = f"run_{run.process.pid}"
     assert database in databases()
+    assert list(tmp_path.iterdir())  # its Redis's socket folder, while it runs
     assert run.stop(first=signal.SIGTERM) == 0, run.tail()
     assert "Stopped cleanly (SIGTERM)" in run.output
     assert database not in databases()
+    nothing_left(tmp_path)
 
 
 def ignore_sigint() -> None:

@@ -1,0 +1,88 @@
+"""The session-end check (tests/leftovers.py): a suite that leaves a process or a temp folder
+behind fails, names them, and stops and removes them; a suite that cleans up passes. Run on small
+suites of their own, in a pytest of their own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LEAKY = """
+import subprocess
+import tempfile
+
+
+def test_forgets_a_process_and_a_folder():
+    subprocess.Popen(["sleep", "301"], start_new_session=True)
+    tempfile.mkdtemp(prefix="forgotten-")
+"""
+
+TIDY = """
+import shutil
+import subprocess
+import tempfile
+
+
+def test_cleans_up():
+    process = subprocess.Popen(["sleep", "301"])
+    process.terminate()
+    process.wait()
+    shutil.rmtree(tempfile.mkdtemp(prefix="forgotten-"))
+"""
+
+
+def suite(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
+    (tmp_path / "test_suite.py").write_text(source)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.leftovers",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def sleepers() -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read() == b"sleep\x00301\x00":
+                    found.append(entry)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_suite_that_leaves_a_process_and_a_temp_folder_fails_naming_them(tmp_path):
+    result = suite(tmp_path, LEAKY)
+
+    assert result.returncode == 1, result.stdout
+    assert "1 passed" in result.stdout  # the test passed; the run did not
+    report = result.stdout.split("left behind by the suite")[1]
+    assert "sleep 301" in report
+    assert "forgotten-" in report
+    assert sleepers() == []  # and stopped
+
+
+def test_a_suite_that_cleans_up_passes(tmp_path):
+    result = suite(tmp_path, TIDY)
+
+    assert result.returncode == 0, result.stdout
+    assert "left behind" not in result.stdout
