@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 MIN_KEY_BYTES = 32
+# An origin as a browser sends it in `Origin` (host names in ASCII: punycode for others).
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
 DB_TLS_MODES = ("disable", "require", "verify-full")
 
 
@@ -33,6 +36,39 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def cors_origins(raw: str) -> tuple[str, ...]:
+    """CORS_ALLOW_ORIGIN: one origin or a comma-separated list (`scheme://host[:port]`, as a
+    browser sends it in `Origin`: no path, no trailing slash; compared case-insensitively), or `*`
+    alone. Anything else stops start-up: a typo must not silently refuse the frontend."""
+    origins: list[str] = []
+    for part in raw.split(","):
+        origin = part.strip()
+        if not origin:
+            continue
+        if origin == "*":
+            if raw.strip() != "*":
+                raise ConfigError("CORS_ALLOW_ORIGIN: '*' allows every origin and cannot be part of a list")
+            return ("*",)
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"CORS_ALLOW_ORIGIN: {origin!r} is not an origin (scheme://host[:port], no path or "
+                "trailing slash), e.g. https://app.example.com"
+            )
+        if origin.lower() not in origins:
+            origins.append(origin.lower())
+    if not origins:
+        raise ConfigError("CORS_ALLOW_ORIGIN names no origin")
+    return tuple(origins)
+
+
+def pick_origin(origins: tuple[str, ...], request_origin: str | None) -> str:
+    """`Access-Control-Allow-Origin` for a request with this `Origin`: the request's own origin
+    when it is one of `origins`, else the first (which a browser on another origin refuses)."""
+    if request_origin and request_origin.lower() in origins:
+        return request_origin
+    return origins[0]
 
 
 def normalise_database_url(url: str) -> str:
@@ -73,7 +109,10 @@ class Settings:
     jwt_issuer: str = "interactions-local"
     jwt_audience: str = "interactions-api-local"
     jwt_ttl_seconds: int = 86400
-    cors_allow_origin: str = "http://localhost:3000"
+    # The frontends allowed to call the API (CORS_ALLOW_ORIGIN); the first is the one answers
+    # that cannot depend on the request name (API Gateway's own). The local run command lists
+    # the usual dev servers instead (devtools/run.py).
+    cors_allow_origins: tuple[str, ...] = ("http://localhost:3000",)
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
     login_rate_per_minute: int = 20
@@ -122,7 +161,7 @@ class Settings:
             jwt_issuer=opt("JWT_ISSUER") or cls.jwt_issuer,
             jwt_audience=opt("JWT_AUDIENCE") or cls.jwt_audience,
             jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", cls.jwt_ttl_seconds, minimum=60),
-            cors_allow_origin=opt("CORS_ALLOW_ORIGIN") or cls.cors_allow_origin,
+            cors_allow_origins=cors_origins(opt("CORS_ALLOW_ORIGIN") or ",".join(cls.cors_allow_origins)),
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", cls.login_max_failures),
             login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
             login_rate_per_minute=_int(env, "LOGIN_RATE_PER_MINUTE", cls.login_rate_per_minute),
@@ -243,6 +282,19 @@ class Settings:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+    @property
+    def cors_allow_origin(self) -> str:
+        """The first allowed origin: what an answer names when the request's `Origin` is none of them."""
+        return self.cors_allow_origins[0]
+
+    def allowed_origin(self, request_origin: str | None) -> str:
+        return pick_origin(self.cors_allow_origins, request_origin)
+
+    @property
+    def cors_varies(self) -> bool:
+        """Whether the CORS answer depends on the request's `Origin` (then `Vary: Origin`)."""
+        return len(self.cors_allow_origins) > 1
 
     @property
     def db_read_timeout_s(self) -> float:

@@ -54,6 +54,8 @@ _configure_logging()
 
 
 def cors_config() -> Any:
+    """Chalice's CORS configuration (the preflights it deploys, the headers it adds around a view),
+    naming the first allowed origin: a listed origin of the request is put in by `cors_headers`."""
     from chalice import CORSConfig
 
     return CORSConfig(
@@ -64,14 +66,25 @@ def cors_config() -> Any:
     )
 
 
-_cors_headers: dict[str, str] | None = None
+_cors_headers: tuple[Any, dict[str, str]] | None = None  # (the settings they were made for, headers)
 
 
-def cors_headers() -> dict[str, str]:
+def cors_headers(request_origin: str | None = None) -> dict[str, str]:
+    """The CORS headers of a response to a request with this `Origin`: with several allowed
+    origins, the request's own when it is one of them (else the first, which the browser refuses)
+    and `Vary: Origin`, since the answer then depends on it."""
     global _cors_headers
-    if _cors_headers is None:
-        _cors_headers = cors_config().get_access_control_headers()
-    return _cors_headers
+    settings = get_settings()
+    if _cors_headers is None or _cors_headers[0] is not settings:
+        _cors_headers = (settings, cors_config().get_access_control_headers())
+    headers = _cors_headers[1]
+    if not settings.cors_varies:
+        return headers
+    return {
+        **headers,
+        "Access-Control-Allow-Origin": settings.allowed_origin(request_origin),
+        "Vary": "Origin",
+    }
 
 
 def request_id_for(headers: Any) -> str:
@@ -248,8 +261,8 @@ def handle(
     _name_the_request(response, request_id)
     if response.status_code >= 500 and response.status_code != 503:
         error_log.error("request %s answered %s", request_id, response.status_code)
-    for name, value in cors_headers().items():
-        response.headers.setdefault(name, value)
+    for name, value in cors_headers(request.headers.get("origin")).items():
+        response.headers[name] = value  # over Chalice's own around a view, which name the first origin
     response.headers["X-Request-Id"] = request_id
     response.headers.setdefault("Content-Type", "application/json")
     access_log.info(

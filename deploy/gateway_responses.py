@@ -13,6 +13,17 @@ expose all three.
 `render` turns one of them into the response a client receives (status, headers, body), the same
 text API Gateway would send: the local run command (devtools/edge.py) answers with it, so a local
 answer and a deployed one come from this one table.
+
+Several allowed origins (CORS_ALLOW_ORIGIN a list): a Gateway Response header is either a fixed
+value or a copy of a request parameter (`method.request.header.Origin`), with no condition, so it
+cannot name "the request's origin if it is listed". Copying the Origin would let every site read
+these answers; they name the stage's first origin instead. A frontend on another listed origin
+reads the application's own answers (the middleware names its origin) and the preflights (below),
+but sees these few (no token, an unknown path, over 10 MB, throttled, the authorizer failing, a
+timeout) as CORS failures. The preflights are Chalice's mock OPTIONS integrations, whose integration
+response does run a mapping template (VTL): `preflights_name_the_origin` gives them one that puts
+a listed request origin into `Access-Control-Allow-Origin` (`$context.responseOverride`), with
+`Vary: Origin`; devtools/edge.py answers preflights the same way.
 """
 
 from __future__ import annotations
@@ -161,3 +172,37 @@ def render(
     headers[GATEWAY_REQUEST_ID_HEADER] = request_id
     body = entry["responseTemplates"]["application/json"].replace("$context.requestId", request_id)
     return int(code) if code is not None else int(status), headers, body
+
+
+def preflight_template(origins: tuple[str, ...]) -> str:
+    """The preflight's integration-response mapping template: the request's `Origin` when it is one
+    of `origins` (the static header names the first otherwise). Whitespace only as its output."""
+    listed = " || ".join(f"$origin == '{origin}'" for origin in origins)
+    return (
+        "#set($origin = $input.params().header.get('Origin'))"
+        '#if("$!origin" == "")#set($origin = $input.params().header.get(\'origin\'))#end'
+        f"#if({listed})#set($context.responseOverride.header.Access-Control-Allow-Origin = $origin)#end"
+    )
+
+
+def preflights_name_the_origin(swagger: dict[str, Any], origins: tuple[str, ...]) -> int:
+    """With several allowed origins, every CORS preflight of the API definition (Chalice's mock
+    OPTIONS integrations) names the request's origin when it is listed, and says `Vary: Origin`.
+    Returns how many it changed (none for a single origin: the static header is right)."""
+    if len(origins) < 2:
+        return 0
+    for origin in origins:
+        if "'" in origin or "\\" in origin:
+            raise ValueError(f"a CORS origin cannot contain a quote or a backslash: {origin!r}")
+    changed = 0
+    for methods in swagger["paths"].values():
+        options = methods.get("options")
+        integration = (options or {}).get("x-amazon-apigateway-integration", {})
+        if integration.get("type") != "mock":
+            continue
+        options["responses"]["200"]["headers"]["Vary"] = {"type": "string"}
+        response = integration["responses"]["default"]
+        response["responseParameters"]["method.response.header.Vary"] = "'Origin'"
+        response["responseTemplates"] = {"application/json": preflight_template(origins)}
+        changed += 1
+    return changed

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from deploy import bytecode, dependencies, runtime, stages  # noqa: E402
-from deploy.gateway_responses import gateway_responses  # noqa: E402
+from deploy.gateway_responses import gateway_responses, preflights_name_the_origin  # noqa: E402
 
 # Every variable chalicelib/config.py reads: none of the caller's may leak into the packaged app
 # (app.py is imported while packaging, and e.g. the preflight CORS headers are taken from it).
@@ -197,6 +197,7 @@ def finish_sam(path: Path, stage: str, target: runtime.Runtime = runtime.LAMBDA)
         ]
         if found:
             raise PackagingError("\n  ".join([f"{path}: SnapStart conflicts:", *found]))
+    preflights_name_the_origin(api, stages.function(stage, "api_handler").settings().cors_allow_origins)
     leftover = [
         ref
         for ref in ("${APIHandler.Arn}", "${JwtAuthorizer.Arn}")
@@ -290,6 +291,7 @@ def finish_terraform(path: Path, stage: str, target: runtime.Runtime = runtime.L
         event_target["arn"] = f"${{aws_lambda_alias.{found.group(1)}.arn}}"
     swagger = json.loads(swagger_text)
     swagger["x-amazon-apigateway-gateway-responses"] = gateway_responses(api.settings().cors_allow_origin)
+    preflights_name_the_origin(swagger, api.settings().cors_allow_origins)
     for definition in swagger["securityDefinitions"].values():
         definition["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] = (
             stages.authorizer_cache_seconds(stage)

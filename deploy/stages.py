@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from deploy import runtime
 
@@ -309,6 +310,9 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
         return found
     if not api_settings.db_secret_arn:
         found.append(f"{stage}/api_handler: DB_SECRET_ARN is not set")
+    found.extend(
+        f"{stage}/api_handler: {problem}" for problem in cors_problems(api_settings.cors_allow_origins)
+    )
     if authorizer.environment.get("DB_SECRET_ARN"):
         found.append(
             f"{stage}/jwt_authorizer: the authorizer never uses the database; give it no DB_SECRET_ARN"
@@ -355,6 +359,23 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
     return found
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def cors_problems(origins: tuple[str, ...]) -> list[str]:
+    """A deployed stage names its frontends (never `*`), each served over https but for a
+    developer's own machine (a page on plain http can be rewritten by anyone on the network, and
+    then call the API with its user's token). Several are allowed: docs/deployment.md says what the
+    gateway's own answers do then."""
+    if origins == ("*",):
+        return ["CORS_ALLOW_ORIGIN '*' lets every site call the API: name the frontend origins"]
+    return [
+        f"CORS_ALLOW_ORIGIN {origin} is plain http: only https, or http on localhost, for a deployed stage"
+        for origin in origins
+        if origin.startswith("http://") and urlsplit(origin).hostname not in LOOPBACK_HOSTS
+    ]
+
+
 def describe(stage: str) -> str:
     api, authorizer = function(stage, "api_handler"), function(stage, "jwt_authorizer")
     settings = api.settings()
@@ -366,7 +387,8 @@ def describe(stage: str) -> str:
         f"database connections (+{OPS_CONNECTIONS} operations, budget {CONNECTION_BUDGET.get(stage)}); "
         f"statement_timeout {settings.db_statement_timeout_ms} ms; jwt_authorizer {authorizer.memory_mb} MB, "
         f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "
-        f"CORS origin {settings.cors_allow_origin}; {runtime.RUNTIME} {runtime.ARCHITECTURE}, "
+        f"CORS origins {', '.join(settings.cors_allow_origins)} (Gateway Responses: {settings.cors_allow_origin}); "
+        f"{runtime.RUNTIME} {runtime.ARCHITECTURE}, "
         f"SnapStart {'on' if snapstart(stage) else 'off'} (alias {ALIAS}); "
         f"authorizer cache {authorizer_cache_seconds(stage)} s; {SCHEDULED} {function(stage, SCHEDULED).timeout_s} s "
         f"(scheduled), invitations from {settings.mail_from} via SES"

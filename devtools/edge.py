@@ -13,7 +13,8 @@ the smoke test share.
   header value for `AUTHORIZER_CACHE_SECONDS` — a raised error or an unusable answer never — and the
   cached policy checked against every request's method ARN (API Gateway applies one cached answer to
   every route). The context reaches the handler with every value a string, as deployed.
-- CORS preflights on known paths: the mock OPTIONS integration Chalice deploys for each resource.
+- CORS preflights on known paths: the mock OPTIONS integration Chalice deploys for each resource,
+  naming the request's origin when it is one of several allowed (as packaging makes it do).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 
 from chalice.app import ChaliceAuthorizer
 from chalice.local import ARNMatcher, LocalARNBuilder, RouteMatcher
+
+from chalicelib.config import pick_origin
 
 # API Gateway's payload limit for REST APIs (the app's own limit, 256 KiB, is the middleware's).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -170,6 +173,10 @@ class Edge:
 
     app: Any
     cache_seconds: int = 0
+    # The allowed origins (the app's settings); default: the one of the app's CORS configuration.
+    # A preflight names the request's origin when it is one of them; the Gateway Responses, static
+    # deployed, name the first (`origin`).
+    origins: tuple[str, ...] | None = None
     origin: str | None = None
     clock: Callable[[], float] = time.monotonic
     authorizer_invocations: int = 0
@@ -181,7 +188,9 @@ class Edge:
         if not 0 <= self.cache_seconds <= MAX_CACHE_SECONDS:
             raise ValueError(f"cache_seconds must be 0-{MAX_CACHE_SECONDS}")
         if self.origin is None:
-            self.origin = _app_origin(self.app)
+            self.origin = self.origins[0] if self.origins else _app_origin(self.app)
+        if self.origins is None:
+            self.origins = (self.origin,)
         self._matcher = RouteMatcher(list(self.app.routes))
         self._arns = LocalARNBuilder()
 
@@ -206,19 +215,19 @@ class Edge:
             except ValueError:
                 raise GatewayAnswer("MISSING_AUTHENTICATION_TOKEN", "no such resource") from None
             methods = self.app.routes[match.route]
+            lower = {k.lower(): v for k, v in headers.items()}
             if method == "OPTIONS" and "OPTIONS" not in methods:
                 return Admission(
                     request_id,
                     match.route,
                     match.captured,
-                    preflight_headers=self.preflight_headers(match.route),
+                    preflight_headers=self.preflight_headers(match.route, lower.get("origin")),
                 )
             route = methods.get(method)
             if route is None:
                 # Deployed, a method the resource does not have is API Gateway's answer too (not
                 # our 405): MISSING_AUTHENTICATION_TOKEN, which the Gateway Responses make a 404.
                 raise GatewayAnswer("MISSING_AUTHENTICATION_TOKEN", f"no {method} on {match.route}")
-            lower = {k.lower(): v for k, v in headers.items()}
             path = target.split("?", 1)[0]
             context, cached = self._authorize(route, lower, method, path, lambda_context)
             return Admission(request_id, match.route, match.captured, route, context, cached=cached)
@@ -293,14 +302,19 @@ class Edge:
 
     # --- what the gateway sends -----------------------------------------------------------------
 
-    def preflight_headers(self, resource: str) -> dict[str, str]:
-        """The mock OPTIONS integration Chalice deploys on a resource (chalice/deploy/swagger.py)."""
+    def preflight_headers(self, resource: str, request_origin: str | None = None) -> dict[str, str]:
+        """The mock OPTIONS integration Chalice deploys on a resource (chalice/deploy/swagger.py),
+        as packaging finishes it for several origins (deploy/gateway_responses.py,
+        `preflights_name_the_origin`): the request's origin when it is one of them, `Vary: Origin`."""
         methods = self.app.routes[resource]
         with_cors = [m for m, entry in methods.items() if entry.cors is not None]
         if not with_cors:
             return {"Access-Control-Allow-Methods": "OPTIONS"}
         headers = {"Access-Control-Allow-Methods": ",".join([*with_cors, "OPTIONS"])}
         headers.update(methods[with_cors[0]].cors.get_access_control_headers())
+        if self.origins and len(self.origins) > 1:
+            headers["Access-Control-Allow-Origin"] = pick_origin(self.origins, request_origin)
+            headers["Vary"] = "Origin"
         return headers
 
     def render(self, answer: GatewayAnswer) -> tuple[int, dict[str, str], str]:

@@ -58,12 +58,14 @@ class Gateway:
     def __init__(
         self, app: Any = None, *, cache_seconds: int = 0, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        origins = None  # another app: the origin of its own CORS configuration
         if app is None:
             import app as app_module
+            from chalicelib.config import get_settings
 
-            app = app_module.app
+            app, origins = app_module.app, get_settings().cors_allow_origins
         self.app = app
-        self.edge = Edge(app, cache_seconds=cache_seconds, clock=clock)
+        self.edge = Edge(app, cache_seconds=cache_seconds, clock=clock, origins=origins)
 
     @property
     def authorizer_invocations(self) -> int:

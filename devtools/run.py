@@ -37,6 +37,9 @@ from devtools import embedded
 
 LOGIN_FILE = embedded.DEVDATA / "demo-login.txt"
 MAIL_FOLDER = embedded.DEVDATA / "mail"  # invitations' messages (MAIL_DELIVERY=directory:...)
+# CORS_ALLOW_ORIGIN when it is unset: the usual frontend dev servers (Create React App and Next.js
+# on 3000, Vite on 5173). A deployed stage has its own (.chalice/config.json, deploy/stages.py).
+LOCAL_ORIGINS = "http://localhost:3000,http://localhost:5173"
 # SIGHUP, SIGINT, SIGTERM as bits of /proc/<pid>/status's signal masks.
 _FATAL_MASK = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
 
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 1 if problem else 0
 
+    if not os.environ.get("CORS_ALLOW_ORIGIN", "").strip():
+        os.environ["CORS_ALLOW_ORIGIN"] = LOCAL_ORIGINS
     stop = Stop()
     stop.install()
     scratch: Scratch | None = None

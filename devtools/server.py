@@ -161,14 +161,20 @@ def create_server(
         cache_seconds, why = local_cache_seconds(stage=stage)
     else:
         why = "given"
-    edge = Edge(app_obj, cache_seconds=cache_seconds)
+    from chalicelib.config import get_settings
+
+    edge = Edge(app_obj, cache_seconds=cache_seconds, origins=get_settings().cors_allow_origins)
     handler = functools.partial(EdgeRequestHandler, edge=edge)
     return LocalDevServer(app_obj, config, host, port, handler_cls=handler), edge, why
 
 
 def describe(edge: Edge, why: str) -> str:
     cache = f"{edge.cache_seconds} s per Authorization header" if edge.cache_seconds else "off"
-    return f"API Gateway's part: Gateway Responses for {edge.origin}, authorizer cache {cache} ({why})"
+    origins = ", ".join(edge.origins or ())
+    return (
+        f"CORS origins: {origins}; API Gateway's part: Gateway Responses for {edge.origin}, "
+        f"authorizer cache {cache} ({why})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -435,3 +435,41 @@ def test_a_refusal_is_recognised_however_pg8000_reports_it():
     assert not db.refused_credentials(masked("57P03"))
     assert not db.refused_credentials(pg8000.InterfaceError("network error"))
     assert not db.refused_credentials(pg8000.ProgrammingError({"C": "42P01"}))
+
+
+@pytest.mark.parametrize(
+    "raw, origins",
+    [
+        ("https://app.example.com", ("https://app.example.com",)),
+        ("http://localhost:3000, http://localhost:5173", ("http://localhost:3000", "http://localhost:5173")),
+        ("https://App.example.com,https://app.example.com,", ("https://app.example.com",)),
+        ("http://[::1]:8080", ("http://[::1]:8080",)),
+        ("*", ("*",)),
+    ],
+)
+def test_cors_allow_origin_takes_one_origin_or_a_list(raw, origins):
+    settings = Settings.from_env({"CORS_ALLOW_ORIGIN": raw})
+    assert settings.cors_allow_origins == origins
+    assert settings.cors_allow_origin == origins[0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://app.example.com/",
+        "app.example.com",
+        "ftp://x.example",
+        "https://x.example:port",
+        "https://user@x.example",
+        "*,https://x.example",
+        ",",
+        "https://x.example/path",
+    ],
+)
+def test_a_cors_origin_that_no_browser_sends_stops_start_up(raw):
+    with pytest.raises(ConfigError, match="CORS_ALLOW_ORIGIN"):
+        Settings.from_env({"CORS_ALLOW_ORIGIN": raw})
+
+
+def test_the_default_origin_is_the_one_frontend_dev_server_deployed_dev_allows():
+    assert Settings.from_env({}).cors_allow_origins == ("http://localhost:3000",)

@@ -289,6 +289,46 @@ def test_success_carries_the_cors_headers_too(client, editor):
     assert response.headers["Content-Type"] == "application/json"
 
 
+def test_one_allowed_origin_is_named_whatever_the_request_origin_without_vary(client, editor):
+    response = client.http.get(
+        "/api/auth/me", headers={**auth(editor), "Origin": "https://elsewhere.example"}
+    )
+
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "Vary" not in response.headers
+
+
+TWO = "https://app.example.com,http://localhost:5173"
+
+
+@pytest.mark.parametrize(
+    "origin, named",
+    [
+        ("http://localhost:5173", "http://localhost:5173"),  # the second listed origin is echoed
+        ("https://app.example.com", "https://app.example.com"),
+        (
+            "https://elsewhere.example",
+            "https://app.example.com",
+        ),  # not listed: the first, refused by the browser
+        (None, "https://app.example.com"),  # no Origin (not a browser's cross-origin call): the first
+    ],
+)
+def test_a_listed_origin_is_echoed_with_vary_origin(client, reconfigure, origin, named):
+    reconfigure(CORS_ALLOW_ORIGIN=TWO)
+    make_user("jdoe")
+    token = login(client)["token"]
+    headers = {**auth(token), **({"Origin": origin} if origin else {})}
+
+    for response in (
+        client.http.get("/api/auth/me", headers=headers),  # through a view (Chalice adds its own CORS)
+        client.http.get("/api/auth/me", headers={**headers, "Authorization": "Bearer forged"}),  # a 401
+        client.http.get("/api/health", headers=headers),  # a public route
+    ):
+        assert response.headers["Access-Control-Allow-Origin"] == named, response.status_code
+        assert response.headers["Vary"] == "Origin"
+        assert response.headers["Access-Control-Expose-Headers"] == CORS["Access-Control-Expose-Headers"]
+
+
 # --- order of checks: 401 -> 413 -> 415 -> 403 -> 400 --------------------------------------------
 
 

@@ -22,22 +22,39 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
-def page_origin():
-    """http://127.0.0.1:<port>, serving this folder: another origin than the API's."""
+def _serve_this_folder(host: str):
+    """http://<host>:<port>, serving this folder: another origin than the API's."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(HERE)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://{host}:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
 
 @pytest.fixture(scope="session")
-def api(page_origin):
-    """`python -m devtools.run --scratch` allowing the page's origin."""
+def page_origin():
+    yield from _serve_this_folder("127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def second_origin():
+    """The same page from a second allowed origin (another host name, another port)."""
+    yield from _serve_this_folder("localhost")
+
+
+@pytest.fixture(scope="session")
+def unlisted_origin():
+    """The same page from an origin the API does not allow."""
+    yield from _serve_this_folder("localhost")
+
+
+@pytest.fixture(scope="session")
+def api(page_origin, second_origin):
+    """`python -m devtools.run --scratch` allowing the page's two origins."""
     from devtools.local_run import LocalRun
 
-    run = LocalRun(extra_env={"CORS_ALLOW_ORIGIN": page_origin, "LOGIN_RATE_PER_MINUTE": "100"})
+    allowed = f"{page_origin},{second_origin}"
+    run = LocalRun(extra_env={"CORS_ALLOW_ORIGIN": allowed, "LOGIN_RATE_PER_MINUTE": "100"})
     run.start()
     yield run
     assert run.stop() == 0, run.tail()
@@ -58,12 +75,26 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def page(browser, page_origin, api):
+def _open(browser: Any, origin: str, api: Any) -> Any:
     tab = browser.new_page()
-    tab.goto(f"{page_origin}/page.html?api={api.base_url}")
+    tab.goto(f"{origin}/page.html?api={api.base_url}")
     tab.wait_for_function("document.title === 'ready'")
     return tab
+
+
+@pytest.fixture(scope="session")
+def page(browser, page_origin, api):
+    return _open(browser, page_origin, api)
+
+
+@pytest.fixture(scope="session")
+def second_page(browser, second_origin, api):
+    return _open(browser, second_origin, api)
+
+
+@pytest.fixture(scope="session")
+def unlisted_page(browser, unlisted_origin, api):
+    return _open(browser, unlisted_origin, api)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -202,3 +202,23 @@ def test_an_invitation_from_the_console_is_accepted_by_a_page_on_another_origin(
         call(page, "POST", "/api/auth/invitations/preview", body={"token": token}), 400, "VALIDATION_ERROR"
     )
     assert used["error"]["details"][0]["field"] == "token"
+
+
+def test_a_frontend_on_the_second_allowed_origin_works_too(second_page, api):
+    """CORS_ALLOW_ORIGIN lists two origins: the second one's preflights and the application's
+    answers name it (Chromium checks), so it logs in, lists and reads the app's own errors."""
+    token = site_token(second_page, api.password)
+    listed = readable(call(second_page, "GET", "/api/interactions?per_page=2", token=token), 200)
+    assert len(listed["data"]["interactions"]) == 2
+    readable(call(second_page, "GET", "/api/auth/me", token="not.a.token"), 401, "AUTHENTICATION_ERROR")
+    # API Gateway's own answers (here: no token) are static, deployed as locally: they name the first
+    # origin, so this page cannot read them (docs/deployment.md).
+    refused = call(second_page, "GET", "/api/auth/me")
+    assert not refused["ok"] and "TypeError" in refused["error"]
+
+
+def test_an_origin_that_is_not_listed_is_refused_by_the_browser(unlisted_page):
+    refused = call(unlisted_page, "GET", "/api/health")
+    assert not refused["ok"] and "TypeError" in refused["error"]
+    refused = call(unlisted_page, "POST", "/api/auth/login", body={"username": "demo", "password": "x"})
+    assert not refused["ok"] and "TypeError" in refused["error"]

@@ -61,6 +61,22 @@ def test_a_local_only_variable_in_a_stage_is_refused(edited_config, name):
     assert any(name in problem for problem in stages.problems("dev"))
 
 
+@pytest.mark.parametrize(
+    "origins, ok",
+    [
+        ("https://app.example.com,https://admin.example.com", True),
+        ("https://app.example.com,http://localhost:5173,http://127.0.0.1:3000", True),
+        ("https://app.example.com,http://app.example.com", False),  # plain http on the network
+        ("*", False),
+        ("https://app.example.com/", False),  # not an origin at all
+    ],
+)
+def test_a_stage_names_its_frontends_over_https(edited_config, origins, ok):
+    edited_config["stages"]["prod"]["environment_variables"]["CORS_ALLOW_ORIGIN"] = origins
+    found = [problem for problem in stages.problems("prod") if "CORS_ALLOW_ORIGIN" in problem]
+    assert (found == []) == ok, found
+
+
 def test_a_redis_endpoint_with_a_password_is_refused(edited_config):
     edited_config["stages"]["dev"]["environment_variables"]["REDIS_ENDPOINT"] = "rediss://:hunter2@h:6379/0"
     assert any("credentials" in problem for problem in stages.problems("dev"))

@@ -224,6 +224,30 @@ def test_gateway_and_preflight_allow_the_same_origin_as_the_stage(stage, sam):
         assert params["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'", path
 
 
+def test_with_several_origins_every_preflight_names_the_requests_listed_origin(sam):
+    """Deployed, a preflight is Chalice's mock OPTIONS integration: its integration response runs a
+    mapping template, which overrides the static (first) origin with the request's when it is
+    listed. (Both stages name one origin, where nothing is changed; this is a stage with two.)"""
+    import copy
+
+    origins = ("https://app.example.com", "https://admin.example.com")
+    swagger = copy.deepcopy(_swagger(sam["prod"]))
+    assert gateway_responses.preflights_name_the_origin(copy.deepcopy(swagger), origins[:1]) == 0
+    assert gateway_responses.preflights_name_the_origin(swagger, origins) == len(swagger["paths"])
+    for path, methods in swagger["paths"].items():
+        preflight = methods["options"]
+        assert preflight["responses"]["200"]["headers"]["Vary"] == {"type": "string"}
+        response = preflight["x-amazon-apigateway-integration"]["responses"]["default"]
+        assert response["responseParameters"]["method.response.header.Vary"] == "'Origin'"
+        assert response["responseParameters"]["method.response.header.Access-Control-Allow-Origin"] == (
+            f"'{origins[0]}'"
+        )
+        template = response["responseTemplates"]["application/json"]
+        assert "$context.responseOverride.header.Access-Control-Allow-Origin = $origin" in template
+        assert all(f"$origin == '{origin}'" in template for origin in origins), path
+        assert template.count("#if(") == template.count("#end") == 2
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_throttle_and_log_groups(stage, sam):
     resources = sam[stage]["Resources"]

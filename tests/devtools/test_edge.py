@@ -144,10 +144,10 @@ def stage(request):
     verdicts = Verdicts()
     clock = Clock()
 
-    def build(cache_seconds: int = 0):
+    def build(cache_seconds: int = 0, origins: tuple[str, ...] | None = None):
         app = tiny_app(verdicts)
         front = (InProcess if request.param == "in-process" else OverHttp)(
-            app, Edge(app, cache_seconds=cache_seconds, clock=clock)
+            app, Edge(app, cache_seconds=cache_seconds, clock=clock, origins=origins)
         )
         fronts.append(front)
         return front
@@ -306,6 +306,34 @@ def test_public_routes_pass_without_a_token_and_preflights_answer_on_known_paths
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
     assert_gateway_response(front.send("OPTIONS", "/api/nowhere"), "MISSING_AUTHENTICATION_TOKEN")
     assert verdicts.calls == 0
+
+
+def test_with_two_origins_a_preflight_names_the_requests_and_gateway_responses_the_first(stage):
+    """As packaging makes the deployed preflights answer (deploy/gateway_responses.py); a Gateway
+    Response cannot choose, so it names the first origin whatever the request's."""
+    build, verdicts, _ = stage
+    second = "http://localhost:5173"
+    front = build(origins=(ORIGIN, second))
+    for origin, named in ((second, second), (ORIGIN, ORIGIN), ("https://elsewhere.example", ORIGIN)):
+        preflight = front.send(
+            "OPTIONS", "/api/echo", {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status == 200
+        assert preflight.headers["access-control-allow-origin"] == named
+        assert preflight.headers["vary"] == "Origin"
+    assert_gateway_response(front.send("GET", "/api/echo", {"Origin": second}), "UNAUTHORIZED")
+    assert verdicts.calls == 0
+
+
+def test_with_one_origin_a_preflight_does_not_vary(stage):
+    build, _, _ = stage
+    preflight = build().send(
+        "OPTIONS",
+        "/api/echo",
+        {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert "vary" not in preflight.headers
 
 
 def test_the_http_front_answers_methods_chalice_local_does_not_know():

@@ -156,8 +156,14 @@ def test_the_scratch_demo_login_works_and_logout_ends_the_session(local_run):
 
 def test_sigterm_stops_the_scratch_run_cleanly_and_removes_its_database_and_temp_files(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("run")  # short: Redis's unix socket will live in it
-    run = LocalRun(extra_env={**scratch_env(), "TMPDIR": str(tmp_path)}, interactions=0)
+    # CORS_ALLOW_ORIGIN unset: the local run's default, the usual frontend dev servers.
+    env = {**scratch_env(), "TMPDIR": str(tmp_path), "CORS_ALLOW_ORIGIN": ""}
+    run = LocalRun(extra_env=env, interactions=0)
     run.start()
+    assert "CORS origins: http://localhost:3000, http://localhost:5173;" in run.log_text()
+    for origin in ("http://localhost:3000", "http://localhost:5173"):
+        _, headers, _ = send(run.base_url, "GET", "/api/health", {"Origin": origin})
+        assert (headers["access-control-allow-origin"], headers["vary"]) == (origin, "Origin")
     database = f"run_{run.process.pid}"
     assert database in databases()
     assert list(tmp_path.iterdir())  # its Redis's socket folder, while it runs
