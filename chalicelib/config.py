@@ -109,8 +109,8 @@ class Settings:
     jwt_issuer: str = "interactions-local"
     jwt_audience: str = "interactions-api-local"
     jwt_ttl_seconds: int = 86400
-    # The frontends allowed to call the API (CORS_ALLOW_ORIGIN); the first is the one answers
-    # that cannot depend on the request name (API Gateway's own). The local run command lists
+    # The frontends allowed to call the API (CORS_ALLOW_ORIGIN); the first is the one named by
+    # answers that cannot depend on the request (API Gateway's own). The local run command lists
     # the usual dev servers instead (devtools/run.py).
     cors_allow_origins: tuple[str, ...] = ("http://localhost:3000",)
     login_max_failures: int = 5

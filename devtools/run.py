@@ -257,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     problem = address_problem(args.host, args.port)
-    if problem is not None or args.check_port:
-        if problem is not None:
-            print(problem, file=sys.stderr)
-        return 1 if problem else 0
-
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    if args.check_port:
+        return 0
     if not os.environ.get("CORS_ALLOW_ORIGIN", "").strip():
         os.environ["CORS_ALLOW_ORIGIN"] = LOCAL_ORIGINS
     stop = Stop()
