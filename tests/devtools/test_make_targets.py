@@ -40,7 +40,7 @@ def test_make_help_lists_every_target_on_one_line_with_what_it_does():
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines)  # a name and its description
 
 
-def test_make_alone_is_the_help_and_installs_nothing():
+def test_make_alone_shows_the_help():
     assert make().stdout == make("help").stdout
 
 
