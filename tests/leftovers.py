@@ -43,21 +43,23 @@ def begin() -> Path:
 
 
 def marked_processes(tmp: Path) -> list[tuple[int, str]]:
-    """(pid, command line) of every live process whose environment has TMPDIR=`tmp`."""
+    """(pid, command line) of every live process whose environment has TMPDIR=`tmp`, or whose
+    command line names a path in it (redis-server rewrites its process title over its environment,
+    but names its socket there)."""
     wanted = f"{MARK}={tmp}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
             with open(f"/proc/{entry}/environ", "rb") as f:
-                if wanted not in f.read().split(b"\0"):
+                if wanted not in f.read().split(b"\0") and f"{tmp}/" not in command:
                     continue
             with open(f"/proc/{entry}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, IndexError):
             continue
         found.append((int(entry), command))

@@ -81,6 +81,24 @@ def test_a_suite_that_leaves_a_process_and_a_temp_folder_fails_naming_them(tmp_p
     assert sleepers() == []  # and stopped
 
 
+def test_a_process_that_names_the_session_folder_is_found_though_its_environment_does_not():
+    """redis-server rewrites its process title over its environment: its socket path gives it away."""
+    import tempfile
+
+    from tests import leftovers
+
+    tmp = Path(tempfile.mkdtemp(prefix="marked-"))
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(302)", f"{tmp}/redis.socket"], env={}
+    )
+    try:
+        assert [pid for pid, _ in leftovers.marked_processes(tmp)] == [process.pid]
+    finally:
+        process.kill()
+        process.wait()
+        tmp.rmdir()
+
+
 def test_a_suite_that_cleans_up_passes(tmp_path):
     result = suite(tmp_path, TIDY)
 
