@@ -192,11 +192,11 @@ def test_other_sites_invitations_for_the_same_address_never_conflict(client, wor
 
 # --- no enumeration --------------------------------------------------------------------------------
 
-_VARIABLE = ("id", "created_at", "expires_at", "email")
+_VARIABLE = ("id", "created_at", "expires_at", "email", "request_id")
 
 
 def _normalised(body):
-    """An answer with its ids, times and the address itself taken out."""
+    """An answer with its ids (the request's own among them), times and the address itself taken out."""
 
     def scrub(value):
         if isinstance(value, dict):
