@@ -290,39 +290,71 @@ def test_properties_absent_for_some_targets_are_not_required(doc):
     assert target["properties"]["version"]["type"] == "integer"
 
 
-def test_path_ids_are_positive_integers_like_body_ids(doc):
+def _options(schema):
+    """A property's schema, or each of its `anyOf` options (a nullable one)."""
+    return schema.get("anyOf", [schema])
+
+
+def _properties(doc):
+    """(schema name, property name, property schema) of every component schema."""
+    for name, schema in doc["components"]["schemas"].items():
+        for field, prop in schema.get("properties", {}).items():
+            yield name, field, prop
+
+
+def test_path_ids_are_positive_integers_bounded_by_their_column(doc):
+    int32 = {"site_id", "user_id", "invitation_id"}  # `integer` columns; the others are `bigint`
     for path, item in doc["paths"].items():
         for parameter in item.get("parameters", []):
             assert parameter["in"] == "path" and parameter["required"] is True
             schema = parameter["schema"]
             assert schema["type"] == "integer" and schema["minimum"] == 1, (path, parameter)
-            assert schema["maximum"] == (
-                2**31 - 1 if parameter["name"] in ("site_id", "user_id") else 2**63 - 1
-            )
-    schemas = doc["components"]["schemas"]
-    assert schemas["InteractionRead"]["properties"]["id"] == {"minimum": 1, "title": "Id", "type": "integer"}
-    assert schemas["SiteSelect"]["properties"]["site_id"]["minimum"] == 1
+            assert schema["maximum"] == (2**31 - 1 if parameter["name"] in int32 else 2**63 - 1), path
+
+
+def test_every_id_in_a_body_is_a_positive_integer_like_a_path_id(doc):
+    ids = [
+        (name, field, option)
+        for name, field, prop in _properties(doc)
+        if (field == "id" or field.endswith("_id")) and not field.endswith("request_id")  # a row's id
+        for option in _options(prop)
+        if option.get("type") != "null"
+    ]
+    assert {(name, field) for name, field, _ in ids} >= {
+        ("InteractionRead", "id"),
+        ("SiteSelect", "site_id"),
+        ("InvitationRead", "id"),
+        ("Inviter", "id"),
+        ("InvitationSite", "id"),
+    }
+    for name, field, option in ids:
+        assert option["type"] == "integer" and option["minimum"] == 1, (name, field, option)
 
 
 def test_timestamps_and_email_addresses_carry_their_format(doc):
-    schemas = doc["components"]["schemas"]
-
-    def formats(schema):
-        return {option.get("format") for option in schema.get("anyOf", [schema])}
-
-    for model, field in [
-        ("InteractionRead", "created_at"),
-        ("InteractionRead", "updated_at"),
-        ("InteractionRead", "start_datetime"),
+    timestamps, emails = set(), set()
+    for name, field, prop in _properties(doc):
+        formats = {option.get("format") for option in _options(prop) if option.get("type") != "null"}
+        if field.endswith("_at") or field == "last_login":
+            timestamps.add((name, field))
+            assert formats == {"date-time"}, (name, field)
+        if field == "email":
+            emails.add((name, field))
+            assert formats == {"email"}, (name, field)
+    assert {
+        ("InvitationRead", "expires_at"),
         ("LoginData", "expires_at"),
-        ("SiteToken", "expires_at"),
         ("UserMe", "last_login"),
-        ("EventRead", "occurred_at"),
-        ("SiteDetail", "created_at"),
-    ]:
-        assert "date-time" in formats(schemas[model]["properties"][field]), (model, field)
-    for model in ("UserRef", "UserMe", "SiteUser"):
-        assert schemas[model]["properties"]["email"]["format"] == "email"
+    } <= timestamps
+    assert {
+        ("InvitationRead", "email"),
+        ("InvitationPreview", "email"),
+        ("InvitationCreate", "email"),
+    } <= emails
+    # An interaction's times are instants when read (sent, they may be local time in `timezone`).
+    read = doc["components"]["schemas"]["InteractionRead"]["properties"]
+    for field in ("start_datetime", "end_datetime"):
+        assert "date-time" in {option.get("format") for option in _options(read[field])}, field
 
 
 def test_time_zones_are_a_described_string_not_an_enum(doc):

@@ -148,14 +148,14 @@ class PasswordChanged(_Read):
 
 
 class InvitationSite(_Read):
-    id: int
+    id: Id
     name: str
 
 
 class InvitationPreview(_Read):
     site: InvitationSite
     role: RoleName
-    email: str = Field(json_schema_extra={"format": "email"})
+    email: EmailAddress
     account_exists: bool = Field(
         description="true: accept with the account's password; false: choose a username and a password"
     )

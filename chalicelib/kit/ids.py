@@ -13,10 +13,10 @@ from pydantic import Field
 
 from chalicelib.errors import NotFound
 
-INT32_MAX = 2**31 - 1  # `integer` columns (users, sites)
+INT32_MAX = 2**31 - 1  # `integer` columns (users, sites, invitations)
 INT64_MAX = 2**63 - 1  # `bigint` columns (interactions, audit events)
 # A path parameter's largest id, by name (any other: a bigint column's). Beyond it, as below 1, a 404.
-PATH_ID_MAXIMUM = {"site_id": INT32_MAX, "user_id": INT32_MAX}
+PATH_ID_MAXIMUM = {"site_id": INT32_MAX, "user_id": INT32_MAX, "invitation_id": INT32_MAX}
 
 # Documentation only (`minimum` is not a rule the server applies: a site id of 0 in a body is the
 # 403 of any site the caller is not a member of, as API.md has it).

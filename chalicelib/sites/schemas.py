@@ -129,15 +129,15 @@ class InvitationsQuery(Pagination):
 class Inviter(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    id: int
+    id: Id
     username: str
 
 
 class InvitationRead(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    id: int
-    email: str = Field(json_schema_extra={"format": "email"})
+    id: Id
+    email: EmailAddress
     role: Role
     status: InvitationStatus = Field(description="expired: still pending when its expiry passed")
     created_at: Timestamp
