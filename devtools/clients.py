@@ -3,7 +3,9 @@
     python -m devtools.clients [--startup-timeout 300]
 
 Against the local run on scratch data (devtools/local_run.py, the demo admin), from the document it
-serves at /api/openapi.json, with each generator's default settings:
+serves at /api/openapi.json, with each generator's default settings. The flows get the API's address,
+the demo login and the folder the run writes invitations' messages to (API_MAIL_DIRECTORY: the
+invitee's mailbox, where an invitation's token is read as its holder reads it):
 
 1. `redocly lint` with clients/redocly.yaml: no error and no warning;
 2. TypeScript: `openapi-typescript` writes clients/ts/generated/api.d.ts, `tsc` (strict, clients/ts/
@@ -152,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         with request.urlopen(f"{local.base_url}/api/openapi.json", timeout=30) as answer:
             document.write_bytes(answer.read())
         lint(document)
-        env = {"API_BASE_URL": local.base_url, "API_USERNAME": "demo", "API_PASSWORD": local.password}
+        env = {
+            "API_BASE_URL": local.base_url,
+            "API_USERNAME": "demo",
+            "API_PASSWORD": local.password,
+            "API_MAIL_DIRECTORY": str(local.mail_directory),
+        }
         typescript(document, env)
         python(document, env)
     finally:

@@ -3,7 +3,7 @@ devtools.run --scratch` (throwaway database, Redis, signing key and demo users; 
 but the embedded PostgreSQL server is touched) on a free port, in a session of its own.
 
     with LocalRun(extra_env={"CORS_ALLOW_ORIGIN": origin}) as run:
-        run.base_url, run.password, run.log_text()
+        run.base_url, run.password, run.log_text(), run.mail_directory
 
 Every wait has a deadline. Stopping sends SIGINT to the whole session (the run command stops its
 server and the services it started), then SIGTERM and SIGKILL to whatever is still there, so
@@ -134,7 +134,18 @@ class LocalRun:
         self.workdir = Path(tempfile.mkdtemp(prefix="local-run-"))
         self.login_file = self.workdir / "demo-login.txt"
         self.log_file = self.workdir / "run.log"
-        self.args = ["--scratch", "--login-file", str(self.login_file), "--interactions", str(interactions)]
+        # Where the run writes invitations' messages (.eml files, read as the invitee's mailbox);
+        # None for another `command`, whose mail goes where that command sends it.
+        self.mail_directory: Path | None = None if command else self.workdir / "mail"
+        self.args = [
+            "--scratch",
+            "--login-file",
+            str(self.login_file),
+            "--interactions",
+            str(interactions),
+            "--mail-directory",
+            str(self.workdir / "mail"),
+        ]
         self.command = command or [sys.executable, "-m", "devtools.run", *self.args]
         self.env = {
             **os.environ,

@@ -5,14 +5,16 @@ data when the database is empty, the demo login, then the API behind API Gateway
     python -m devtools.run [--host H] [--port P]          # HOST / PORT in the environment work too
     python -m devtools.run --scratch [--login-file PATH]  # throwaway data (smoke and browser tests)
     python -m devtools.run --check-port                   # only: can it listen there? (stdlib only)
+    python -m devtools.run ... --mail-directory DIR       # invitations' .eml files there
 
 The address is checked before anything slow (`make run` checks it even before installing): a busy
 port fails at once, naming `PORT=`.
 
 `--scratch` touches no development data: a fresh database `run_<pid>` (on DATABASE_URL's server or
 the embedded one), a throwaway Redis (or REDIS_URL), a signing key of its own and freshly seeded
-demo users whose password is printed (and written to PATH when given); the database and the Redis
-are removed when it stops.
+demo users whose password is printed (and written to PATH when given); the database, the Redis and
+its mail folder (`.devdata/run-mail-<pid>/`, unless --mail-directory names another) are removed
+when it stops.
 
 SIGINT or SIGTERM — to this process, to its process group (Ctrl-C) or to `make` alone — stops it:
 the server closes, the services this run started are stopped, it says so and exits 0. Its handlers
@@ -152,11 +154,11 @@ class Scratch:
             "DATABASE_URL": self.url,
             "REDIS_URL": self.redis_url,
             "JWT_SECRET": secrets.token_urlsafe(48),
-            "MAIL_DELIVERY": f"directory:{self.mail}",
         }
 
     @property
     def mail(self) -> Path:
+        """Its messages' folder unless --mail-directory names one (that one is the caller's to remove)."""
         return embedded.DEVDATA / f"run-mail-{os.getpid()}"
 
     def remove(self) -> None:
@@ -190,7 +192,7 @@ def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
         os.environ.update(scratch.environment())
     else:
         os.environ.update(embedded.local_environment())
-        os.environ.setdefault("MAIL_DELIVERY", f"directory:{MAIL_FOLDER}")
+    os.environ["MAIL_DELIVERY"] = _mail_delivery(args, scratch)
     from chalicelib import cli, demo
 
     if cli.main(["migrate"]) != 0:
@@ -209,16 +211,21 @@ def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
     return "The database already had users: log in with one of them."
 
 
+def _mail_delivery(args: argparse.Namespace, scratch: Scratch | None) -> str:
+    """MAIL_DELIVERY for this run: --mail-directory, else the scratch run's own folder, else the
+    environment's, else .devdata/mail/."""
+    if args.mail_directory:
+        return f"directory:{args.mail_directory}"
+    if scratch is not None:
+        return f"directory:{scratch.mail}"
+    return os.environ.get("MAIL_DELIVERY", f"directory:{MAIL_FOLDER}")
+
+
 def _mailbox(args: argparse.Namespace, scratch: Scratch | None) -> Any:
     """The console's view of the mail directory (None when mail goes elsewhere, e.g. MAIL_DELIVERY=ses)."""
     from devtools.mailbox import Watcher
 
-    delivery = (
-        f"directory:{scratch.mail}"
-        if scratch
-        else os.environ.get("MAIL_DELIVERY", f"directory:{MAIL_FOLDER}")
-    )
-    kind, _, folder = delivery.partition(":")
+    kind, _, folder = _mail_delivery(args, scratch).partition(":")
     if kind != "directory" or not folder:
         return None
     from chalicelib.config import Settings
@@ -254,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--check-port", action="store_true", help="only check that the address is free, then exit"
+    )
+    parser.add_argument(
+        "--mail-directory",
+        help="write invitations' messages here (default .devdata/mail/, or MAIL_DELIVERY's; with --scratch: "
+        "a folder of its own, removed when it stops)",
     )
     args = parser.parse_args(argv)
     problem = address_problem(args.host, args.port)

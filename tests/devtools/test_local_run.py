@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -152,6 +154,16 @@ def test_the_scratch_demo_login_works_and_logout_ends_the_session(local_run):
     assert me[0] == 200 and me[2]["data"]["user"]["username"] == "editor"
     assert send(base, "POST", "/api/auth/logout", {"Authorization": f"Bearer {token}"})[0] == 200
     assert send(base, "GET", "/api/auth/me", {"Authorization": f"Bearer {token}"})[0] == 401
+
+
+def test_the_scratch_run_writes_its_messages_to_the_mail_directory_it_was_given(local_run):
+    """The seed's invitations go where --mail-directory says (the flows read them there as the
+    invitee's mailbox), not to a folder of the run's own under .devdata."""
+    parse = BytesParser(policy=policy.default).parsebytes
+    recipients = {str(parse(path.read_bytes())["To"]) for path in local_run.mail_directory.glob("*.eml")}
+    assert recipients == {"newhire@example.com", "contractor@example.com"}
+    assert not (ROOT / ".devdata" / f"run-mail-{local_run.process.pid}").exists()
+    assert f"Invitations are written to {local_run.mail_directory}" in local_run.log_text()
 
 
 def test_sigterm_stops_the_scratch_run_cleanly_and_removes_its_database_and_temp_files(tmp_path_factory):
