@@ -49,9 +49,12 @@ def request_ids(request: Any) -> RequestIds:
 
 def location(request: Any, path: str) -> str:
     """`path` (an /api/... path) as the client reached the API: behind the stage or base-path prefix
-    deployed (`context.path` is the full request path, `resourcePath` the route)."""
+    deployed (`context.path` is the full request path, `resourcePath` the route's template, filled
+    in with the path's parameters before the two are compared)."""
     context = request.context or {}
     full, route = (context.get("path") or "").rstrip("/"), (context.get("resourcePath") or "").rstrip("/")
+    for name, value in (getattr(request, "uri_params", None) or {}).items():
+        route = route.replace("{" + name + "}", value)
     prefix = full[: -len(route)] if route and full.endswith(route) else ""
     return f"{prefix}{path}"
 

@@ -280,3 +280,15 @@ def test_location_reflects_a_stage_prefix_in_the_request_path(client, world, app
     assert location(Request(), "/api/interactions/7") == "/api/api/interactions/7"
     Request.context = {"path": "/api/interactions/"}
     assert location(Request(), "/api/interactions/7") == "/api/interactions/7"
+
+
+def test_location_reflects_a_stage_prefix_on_a_route_with_path_parameters():
+    from chalicelib.http import location
+
+    class Request:
+        context = {"path": "/api/api/sites/3/invitations", "resourcePath": "/api/sites/{site_id}/invitations"}
+        uri_params = {"site_id": "3"}
+
+    assert location(Request(), "/api/sites/3/invitations/9") == "/api/api/sites/3/invitations/9"
+    Request.context = {"path": "/api/sites/3/invitations", "resourcePath": "/api/sites/{site_id}/invitations"}
+    assert location(Request(), "/api/sites/3/invitations/9") == "/api/sites/3/invitations/9"
