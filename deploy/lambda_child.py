@@ -4,7 +4,9 @@
 bundle itself.
 
 Spec: {"api": "app.app", "authorizer": "chalicelib.auth.authorizer.jwt_authorizer",
-       "username", "password", "site_id", "steps": "flow" | "snapshot"}
+       "username", "password", "site_id", "steps": "flow" | "snapshot",
+       "invite": {"email", "mail", "username", "password"} (optional)}
+   or {"schedule": "chalicelib.sites.schedule.retry_invitations", "steps": "schedule"}
 
 - The path is the runtime bootstrap's: TASK, then PROVIDED (the runtime's packages), then the
   standard library (the interpreter's own site-packages are taken off).
@@ -13,7 +15,12 @@ Spec: {"api": "app.app", "authorizer": "chalicelib.auth.authorizer.jwt_authorize
   reverse order of registration, after the restore in order), then the flow.
 - The flow: API Gateway proxy events through the handlers, the authorizer first for every
   protected route, its context stringified as API Gateway passes it on. Each step's status and the
-  parts of its answer the caller needs are reported; the checks are the caller's.
+  parts of its answer the caller needs are reported; the checks are the caller's. With "invite"
+  (the user is the site's admin, MAIL_DELIVERY=directory:<mail>): an invitation made through the
+  API, its token read from the newest message in <mail> (the invitee's mailbox, as a person reads
+  it: the link's `token`), accepted as a new account, whose token then lists the site.
+- "schedule": only the scheduled function's handler is imported (its own Lambda), then invoked with
+  the event an EventBridge schedule sends; its answer is reported.
 - Afterwards: every module imported from TASK must have had its bytecode there (a read-only
   /var/task cannot take it, so each cold start would compile it again), and nothing may have been
   imported from outside TASK, PROVIDED and the standard library.
@@ -98,6 +105,71 @@ class Gateway:
         return response["statusCode"], body, headers
 
 
+def newest_message(folder):
+    """The newest .eml in `folder` (names sort in the order written), parsed."""
+    from email import policy
+    from email.parser import BytesParser
+
+    names = sorted(name for name in os.listdir(folder) if name.endswith(".eml"))
+    with open(os.path.join(folder, names[-1]), "rb") as f:
+        return BytesParser(policy=policy.default).parse(f)
+
+
+def link_in(message):
+    """The first link of the message's text, and the `token` its query carries."""
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    link = re.search(r"https?://\S+", message.get_body(("plain",)).get_content()).group(0)
+    return link, parse_qs(urlsplit(link).query)["token"][0]
+
+
+def invitation_steps(gateway, spec, token, step):
+    """Invite (as the site's admin), read the message, accept it, list as the new account."""
+    invite, site = spec["invite"], str(spec["site_id"])
+    status, body, headers = gateway(
+        "POST",
+        f"/api/sites/{site}/invitations",
+        "/api/sites/{site_id}/invitations",
+        token=token,
+        params={"site_id": site},
+        body={"email": invite["email"], "role": "viewer"},
+    )
+    invitation = (body.get("data") or {}).get("invitation") or {}
+    step(
+        "invite",
+        status,
+        id=invitation.get("id"),
+        delivery=invitation.get("delivery"),
+        location=headers.get("location"),
+    )
+    message = newest_message(invite["mail"])
+    link, emailed = link_in(message)
+    status, body, _ = gateway(
+        "POST",
+        "/api/auth/invitations/accept",
+        "/api/auth/invitations/accept",
+        body={"token": emailed, "username": invite["username"], "password": invite["password"]},
+    )
+    joined = (body or {}).get("data") or {}
+    step(
+        "accept",
+        status,
+        to=str(message["To"]),
+        link=link.replace(emailed, "{token}"),
+        username=(joined.get("user") or {}).get("username"),
+        current_site=(joined.get("current_site") or {}).get("id"),
+    )
+    status, body, _ = gateway(
+        "GET", "/api/interactions", "/api/interactions", token=joined.get("token"), query={"per_page": "5"}
+    )
+    step(
+        "list as the invitee",
+        status,
+        total=(body.get("meta") or {}).get("pagination", {}).get("total_records"),
+    )
+
+
 def flow(gateway, spec):
     steps = []
 
@@ -164,6 +236,8 @@ def flow(gateway, spec):
         headers={"If-Match": etag},
     )
     step("update with a stale If-Match", status, code=(body.get("error") or {}).get("code") if body else None)
+    if spec.get("invite"):
+        invitation_steps(gateway, spec, token, step)
     status, body, _ = gateway("POST", "/api/auth/logout", "/api/auth/logout", token=token)
     step("logout", status)
     status, body, _ = gateway("GET", "/api/interactions", "/api/interactions", token=token)
@@ -201,15 +275,35 @@ def bytecode_problems():
     return sorted(compiled_from_source), sorted(foreign)
 
 
+def scheduled_event():
+    """What an EventBridge (CloudWatch Events) schedule sends its target."""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/interactions-api-dev-retry_invitations"],
+        "detail": {},
+    }
+
+
 def main():
     spec = json.loads(sys.stdin.read())
     report = {"python": ".".join(map(str, sys.version_info[:3])), "cache_tag": sys.implementation.cache_tag}
     started = time.perf_counter()
-    api, authorizer = handler(spec["api"]), handler(spec["authorizer"])
-    report["init_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    if spec["steps"] == "snapshot":
-        report["hooks"] = snapshot_and_restore()
-    report["steps"] = flow(Gateway(api, authorizer), spec)
+    if spec["steps"] == "schedule":
+        retry = handler(spec["schedule"])
+        report["init_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        report["answer"] = retry(scheduled_event(), None)
+    else:
+        api, authorizer = handler(spec["api"]), handler(spec["authorizer"])
+        report["init_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        if spec["steps"] == "snapshot":
+            report["hooks"] = snapshot_and_restore()
+        report["steps"] = flow(Gateway(api, authorizer), spec)
     import boto3  # the runtime's, as a module of ours that needs it would find it
 
     report["boto3"] = boto3.__file__

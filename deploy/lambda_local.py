@@ -12,7 +12,8 @@ runs isolated (`-I`: no environment variables of Python's, no user site, no scri
 its own site-packages taken off `sys.path`, and the path is what the runtime's bootstrap gives a
 function: the task folder first, then the runtime's packages, then the standard library. The
 handlers are imported by the names the templates give them (`app.app`,
-`chalicelib.auth.authorizer.jwt_authorizer`), and API Gateway proxy events go through them.
+`chalicelib.auth.authorizer.jwt_authorizer`; the schedule's `chalicelib.sites.schedule.retry_invitations`
+alone, as its own function), and API Gateway proxy events (a schedule's event) go through them.
 
 The runtime's packages stand in for those of the managed runtime (boto3 and what it needs, and
 `snapshot_restore_py`, the module through which SnapStart's hooks are registered): installed for
