@@ -675,6 +675,12 @@ def _cold_with(
         cold["imports"] = coldstart.cold_path_imports(
             list_event=prepared.event, flask_ref=seed_imports, compiled=compiled
         )
+        cold["instructions"] = coldstart.instructions(
+            list_event=prepared.event,
+            token_event=prepared.token_event,
+            flask_ref=seed_imports,
+            compiled=compiled,
+        )
     cold["importtime_app"] = coldstart.importtime("app", compiled=compiled)
     cold["importtime_authorizer"] = coldstart.importtime("chalicelib.auth.authorizer", compiled=compiled)
     return cold
@@ -788,6 +794,12 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
                 "met": figures["api_over_flask_ref"] <= 0.9,
                 "ratio": figures["api_over_flask_ref"],
             }
+    counted = cold.get("instructions") or {}
+    if "api_over_flask_ref" in counted:
+        targets["cold_instructions_api_le_0_9x_flask_ref"] = {
+            "met": counted["api_over_flask_ref"] <= 0.9,
+            "ratio": counted["api_over_flask_ref"],
+        }
     if "handler_process" in cold:
         targets["handler_process_rss_le_150mb"] = {
             "met": cold["handler_process"]["peak_rss_mb"] <= 150,
@@ -885,6 +897,17 @@ def _print_summary(result: dict[str, Any], path: Any) -> None:
         for who, figures in cold["imports"].items():
             top = ", ".join(f"{k} {v}" for k, v in list(figures["by_package_ms"].items())[:10])
             print(f"imports of the cold path ({who}): {figures['total_ms']} ms: {top}")
+    if cold.get("instructions"):
+        counted, counts = cold["instructions"], cold["instructions"]["millions"]
+        print(
+            f"instructions (callgrind, millions), whole cold process: API {counts['api']}, "
+            f"authorizer {counts['authorizer']}, interpreter alone {counts['interpreter']}"
+            + (
+                f", seed stack {counts['flask_ref']} ({counted['api_over_flask_ref']:.2f}x)"
+                if "flask_ref" in counts
+                else ""
+            )
+        )
     if "importtime_app" in cold:
         print(
             f"python -X importtime -c 'import app': {cold['importtime_app']['median_ms']} ms; "

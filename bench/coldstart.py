@@ -30,6 +30,7 @@ import contextlib
 import functools
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -410,4 +411,61 @@ def cold_path_imports(
     result: dict[str, Any] = {"ours": _median_profile(ours_runs)}
     if seed_runs:
         result["flask_ref"] = _median_profile(seed_runs)
+    return result
+
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _instructions(
+    command: list[str], cwd: Path | str, env: dict[str, str], expect: str = "BENCH-RESULT"
+) -> int:
+    """Instructions the command executed (callgrind's total); `expect`: a word its output must hold."""
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    match = _COLLECTED.search(result.stderr)
+    if result.returncode != 0 or match is None or expect not in result.stdout:
+        raise RuntimeError(f"callgrind of a cold path failed ({result.returncode}): {result.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def instructions(
+    *,
+    list_event: dict[str, Any],
+    token_event: dict[str, Any],
+    flask_ref: tuple[Any, Any, str, dict[str, str]] | None = None,
+    compiled: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """The cold paths counted in instructions (valgrind's callgrind, one run each: the count is the
+    same from run to run and whatever else the machine is doing, unlike the clock). The whole
+    process: interpreter start, imports, init and the first request, ours under the bundle's limits
+    beside the seed stack's child. None where valgrind is not installed."""
+    if shutil.which("valgrind") is None:
+        return None
+    env = environment.subprocess_env(
+        BENCH_HEAVY=json.dumps(HEAVY),
+        BENCH_EVENT=json.dumps(list_event),
+        BENCH_TOKEN_EVENT=json.dumps(token_event),
+        BENCH_BLOCKED=json.dumps(bundle_lacks()),
+        **(compiled or {}),
+    )
+    env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
+    counts = {
+        "api": _instructions([sys.executable, "-c", API_CHILD], ROOT, env),
+        "authorizer": _instructions([sys.executable, "-c", AUTHORIZER_CHILD], ROOT, env),
+        "interpreter": _instructions([sys.executable, "-c", "print('BENCH-RESULT')"], ROOT, env),
+    }
+    result: dict[str, Any] = {"millions": {name: round(n / 1e6, 1) for name, n in counts.items()}}
+    if flask_ref is not None:
+        python, anchor, code, seed_env = flask_ref
+        seed_command = [str(python), "-c", code, "request"]
+        seed = _instructions(seed_command, anchor, {**seed_env, **(compiled or {})}, expect="VmHWM")
+        result["millions"]["flask_ref"] = round(seed / 1e6, 1)
+        result["api_over_flask_ref"] = round(counts["api"] / seed, 3)
+    result["authorizer_share_of_api"] = round(counts["authorizer"] / counts["api"], 3)
     return result

@@ -357,10 +357,12 @@ def build(
         scenarios.append(
             Scenario(f"deep page (page=400{named})", listing(f"?page=400{order}"), "finder", checks_plan=True)
         )
-        cursor = cursor_at(engine, fx.site_id, sort_by, direction, CURSOR_DEPTH, fx.site_rows)
+        # A small data set (--rows) has no row 50,000 deep: the walk then stops half-way down the site.
+        depth = min(CURSOR_DEPTH, max(1, fx.site_rows // 2))
+        cursor = cursor_at(engine, fx.site_id, sort_by, direction, depth, fx.site_rows)
         scenarios.append(
             Scenario(
-                f"cursor page at depth {CURSOR_DEPTH:,} ({sort_by} {direction})",
+                f"cursor page at depth {depth:,} ({sort_by} {direction})",
                 listing(f"?cursor={cursor}{order}"),
                 "finder",
                 checks_plan=True,

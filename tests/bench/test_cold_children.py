@@ -1,11 +1,15 @@
 """What the benchmark's cold-start children and tables rest on, without timing: the children cannot
 import what the Lambda bundle lacks (PyJWT then verifies HS256 without `cryptography`), the import
 profile is read and summed by package, blocks of requests are shared out evenly, and the performance page's
-table is read back for the comparison with the last published run."""
+table is read back for the comparison with the last published run; instruction counts (callgrind)
+repeat from run to run."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -146,3 +150,21 @@ def test_children_read_their_bytecode_from_the_runs_cache_folder(tmp_path):
         exists, cached = child(env)
         assert exists and cached.startswith(compiled["PYTHONPYCACHEPREFIX"])
     assert not list(tmp_path.glob("__pycache__"))
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_counts_repeat_and_grow_with_the_work():
+    count = functools.partial(coldstart._instructions, cwd=coldstart.ROOT, env=dict(os.environ))
+    small = [sys.executable, "-c", "print('BENCH-RESULT')"]
+    more = [sys.executable, "-c", "import json, decimal, email.message; print('BENCH-RESULT')"]
+    first, again, bigger = count(small), count(small), count(more)
+    assert abs(first - again) / first < 0.01
+    assert bigger > first * 1.05
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_an_instruction_count_of_a_failing_child_is_an_error():
+    with pytest.raises(RuntimeError, match="callgrind"):
+        coldstart._instructions(
+            [sys.executable, "-c", "raise SystemExit(3)"], coldstart.ROOT, dict(os.environ)
+        )
