@@ -401,11 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     import app as app_module
     from chalicelib import db
     from chalicelib.auth.authorizer import jwt_authorizer
-    from chalicelib.config import get_settings
 
     _quiet_access_log()
     engine = db.get_engine()
-    floor = Floor(engine, statement_timeout_ms=get_settings().db_statement_timeout_ms)
+    floor = Floor(engine)
     runner = Runner(app_module.app, jwt_authorizer, engine, floor)
     with own_engine.connect() as conn:
         postgres_version = conn.execute(text("SHOW server_version")).scalar_one()

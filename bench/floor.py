@@ -59,20 +59,16 @@ class Capture:
 
 class Floor:
     """A raw pg8000 connection opened like the app's (same URL, driver module, driver settings and
-    session settings)."""
+    the role's settings)."""
 
-    def __init__(self, engine: Engine, *, statement_timeout_ms: int) -> None:
+    def __init__(self, engine: Engine) -> None:
         from chalicelib.db import tune_driver_connection
 
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         cparams["application_name"] = "interactions-bench-floor"
         self.connection = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
         tune_driver_connection(self.connection)
-        cursor = self.connection.cursor()
-        cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
-        cursor.execute("SET TIME ZONE 'UTC'")
-        cursor.close()
-        self.connection.commit()
+        # The statement timeout and the time zone come with the role, as for the app (db.py).
 
     def run(self, statements: list[Statement], substitute: dict[Any, Any] | None = None) -> None:
         cursor = self.connection.cursor()

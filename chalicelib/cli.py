@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chalicelib.audit import events as audit
-from chalicelib.config import ConfigError
+from chalicelib.config import ConfigError, get_settings
 from chalicelib.errors import ApiError
 from chalicelib.models import INVITATION_STATUSES, ROLES, AuditEvent, Site, SiteMembership, User
 
@@ -98,6 +98,19 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     command.upgrade(config, "head")
     print("schema is at the newest migration")
+
+
+def cmd_role_settings(args: argparse.Namespace) -> None:
+    """The API's connection settings (statement_timeout from DB_STATEMENT_TIMEOUT_MS, TimeZone UTC)
+    on a database role in this database: the connecting role by default (as the migration does),
+    or --role, the one the API connects as when it is not the one that migrates."""
+    from chalicelib.db import apply_role_settings, get_engine
+
+    statement_ms = get_settings().db_statement_timeout_ms
+    with get_engine().begin() as connection:
+        apply_role_settings(connection, statement_ms=statement_ms, role=args.role)
+    who = args.role or "the connecting role"
+    print(f"{who}: statement_timeout {statement_ms} ms, TimeZone UTC (new connections)")
 
 
 def cmd_create_site(args: argparse.Namespace) -> None:
@@ -441,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("migrate", cmd_migrate, "upgrade the schema to the newest migration (idempotent)")
+    p = add(
+        "role-settings",
+        cmd_role_settings,
+        "set the API's connection settings (statement timeout, time zone) on a database role",
+    )
+    p.add_argument("--role", help="the role the API connects as (default: the connecting role)")
     p = add("create-site", cmd_create_site, "create a site and print its id")
     p.add_argument("name")
     p.add_argument("--description")

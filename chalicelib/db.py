@@ -1,8 +1,10 @@
 """The database engine (one per Lambda container) and the per-request session.
 
 A Lambda container serves one request at a time, so the pool is tiny. Statements go through
-`chalicelib.driver` (prepared once per connection, one round trip each; connections PostgreSQL
-closed while the container slept are replaced without a ping). A read session runs in autocommit
+`chalicelib.driver` (unnamed, one round trip each; connections PostgreSQL or a pooler closed while
+the container slept are replaced without a ping). A connection sends no `SET`: its settings come
+from the database role (`role_settings`, applied by the migrations), so that a transaction pooler
+(RDS Proxy, PgBouncer) can share server connections between containers. A read session runs in autocommit
 (no BEGIN, no COMMIT); a write session is one transaction. Every failure to reach the database,
 every statement that runs past `statement_timeout`, and a pool with no free connection in time
 become a 503 with nothing written.
@@ -105,12 +107,25 @@ def read_timestamptz(text: str) -> Any:
         return timestamptz_in(text)
 
 
-def session_settings(statement_ms: int) -> str:
-    """The settings every connection of the API starts with (the benchmark's floor uses them too)."""
-    return (
-        f"SET statement_timeout = {int(statement_ms)}; SET TIME ZONE 'UTC'; "
-        "SET plan_cache_mode = force_custom_plan"
-    )
+def role_settings(statement_ms: int) -> dict[str, str]:
+    """The settings every connection of the API needs, kept on its database role (in its database),
+    not set by the connection: a transaction pooler lends a server connection to many clients, so
+    a session's `SET` would leak to the next client and makes RDS Proxy pin the client to it."""
+    return {"statement_timeout": str(int(statement_ms)), "TimeZone": "UTC"}
+
+
+def apply_role_settings(connection: Any, *, statement_ms: int, role: str | None = None) -> None:
+    """`ALTER ROLE <role> IN DATABASE <this one> SET ...` for `role_settings` (the connecting role
+    by default). New connections start with them; open ones keep what they had."""
+    from sqlalchemy import text
+
+    preparer = connection.dialect.identifier_preparer
+    database = connection.execute(text("SELECT current_database()")).scalar_one()
+    target = "CURRENT_USER" if role is None else preparer.quote_identifier(role)
+    for name, value in role_settings(statement_ms).items():
+        connection.exec_driver_sql(
+            f"ALTER ROLE {target} IN DATABASE {preparer.quote_identifier(database)} SET {name} = '{value}'"
+        )
 
 
 def tune_driver_connection(dbapi_connection: Any) -> None:
@@ -147,7 +162,6 @@ def remember_converted_statements() -> None:
 
 def _build_engine() -> Engine:
     settings = get_settings()
-    statement_ms = settings.db_statement_timeout_ms
     remember_converted_statements()
     # With DB_SECRET_ARN the engine is built without the secret (init must not need Secrets
     # Manager); every connect takes host, database and credentials from the cached secret.
@@ -176,14 +190,13 @@ def _build_engine() -> Engine:
     read_timeout = settings.db_read_timeout_s
 
     @event.listens_for(engine, "connect")
-    def _session_defaults(dbapi_connection: Any, _record: Any) -> None:
+    def _driver_defaults(dbapi_connection: Any, _record: Any) -> None:
+        # Nothing is sent: the statement timeout and the time zone come with the database role
+        # (role_settings), so a connection carries no state of its own and a pooler may share it.
         sock = getattr(dbapi_connection, "_usock", None)  # pg8000's socket (pinned version)
         if sock is not None:
             sock.settimeout(read_timeout)
         tune_driver_connection(dbapi_connection)
-        # One simple query, outside any transaction (so nothing to commit). Prepared statements
-        # are planned for their values every time (no generic plan that ignores a search term).
-        dbapi_connection.execute_simple(session_settings(statement_ms))
 
     if settings.uses_db_secret:
 

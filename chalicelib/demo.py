@@ -211,9 +211,13 @@ def _vacuum_analyze(engine: Engine) -> None:
         assert driver is not None  # a connection fresh from the pool
         driver.autocommit = True
         with no_read_timeout(driver):
-            cursor = driver.cursor()
-            cursor.execute("SET statement_timeout = 0")
-            cursor.execute("VACUUM (ANALYZE) interactions")
-            cursor.execute("VACUUM (ANALYZE) audit_events")
+            # Simple queries, and the timeout set back before the connection goes: behind a
+            # transaction pooler nothing may stay on a server connection.
+            driver.execute_simple("SET statement_timeout = 0")
+            try:
+                driver.execute_simple("VACUUM (ANALYZE) interactions")
+                driver.execute_simple("VACUUM (ANALYZE) audit_events")
+            finally:
+                driver.execute_simple("RESET statement_timeout")
     finally:
         raw.invalidate()

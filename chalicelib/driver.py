@@ -5,10 +5,12 @@ pg8000 runs an unnamed statement in three round trips (Parse, then Describe, the
 followed by a Sync it waits on), opens a transaction with a round trip of its own and commits in
 three. Here instead, for the pinned pg8000 1.31 (its protocol methods are used directly):
 
-- every parameterised statement is prepared once per connection (an LRU of `MAX_PREPARED` texts)
-  and then costs one round trip; its first run sends Parse/Describe and Bind/Execute together, so
-  it costs one round trip too. Sessions run with `plan_cache_mode = force_custom_plan` (db.py), so a
-  prepared statement is still planned for its values (a rare search term keeps its trigram plan);
+- every parameterised statement is sent as the *unnamed* statement, Parse, Bind, Describe (of the
+  portal, for the result's columns), Execute and one Sync in one batch: one round trip, and nothing
+  left on the server connection afterwards. No named statement is ever prepared: a transaction
+  pooler (PgBouncer before 1.21) cannot follow one from connection to connection, and RDS Proxy pins
+  a client to its server connection for one. An unnamed statement is planned for its values every
+  time (a rare search term keeps its trigram plan);
 - `BEGIN` travels with the first statement of a transaction, and COMMIT/ROLLBACK are one simple
   query each — nothing at all when no transaction is open (reads run in autocommit);
 - no ping before use: a connection PostgreSQL or a proxy closed while idle has something to read
@@ -21,63 +23,22 @@ from __future__ import annotations
 
 import select
 import time
-from collections import OrderedDict
-from itertools import count
 from typing import Any, cast
 
 from pg8000 import legacy
 from pg8000.converters import make_params
-from pg8000.core import CLOSE, STATEMENT, SYNC_MSG, Context, _flush, _write
+from pg8000.core import DESCRIBE, NULL_BYTE, PORTAL, SYNC_MSG, Context, _flush, _write
 from pg8000.dbapi import IntegrityError, ProgrammingError
 from pg8000.exceptions import DatabaseError, InterfaceError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-MAX_PREPARED = 256
 IDLE_PING_SECONDS = 60.0
 PING_TIMEOUT_S = 2.0
 _BEGIN = "begin transaction"
-# Errors after which a cached statement must be prepared again: its plan's result type changed
-# (a migration altered a table it reads), or the server no longer knows it.
-_STALE_STATEMENT = {"0A000", "26000"}
-
-
-class _Prepared:
-    __slots__ = ("name", "columns", "input_funcs")
-
-    def __init__(self, name: bytes, columns: Any, input_funcs: Any) -> None:
-        self.name, self.columns, self.input_funcs = name, columns, input_funcs
-
-
-class _Statements:
-    """The statements prepared on one connection, oldest first, and those to close."""
-
-    def __init__(self) -> None:
-        self.cache: OrderedDict[str, _Prepared] = OrderedDict()
-        self.to_close: list[bytes] = []
-        self.names = count()
-
-    def new_name(self) -> bytes:
-        return f"ia{next(self.names)}\0".encode("ascii")
-
-    def remember(self, sql: str, prepared: _Prepared) -> None:
-        self.cache[sql] = prepared
-        while len(self.cache) > MAX_PREPARED:
-            _sql, old = self.cache.popitem(last=False)
-            self.to_close.append(old.name)
-
-
-def _statements(conn: Any) -> _Statements:
-    statements = getattr(conn, "_ia_statements", None)
-    if statements is None:
-        statements = conn._ia_statements = _Statements()
-    return statements
-
-
-def prepared_count(conn: Any) -> int:
-    """How many statements are prepared on this (pg8000) connection."""
-    return len(_statements(conn).cache)
+UNNAMED = NULL_BYTE  # the unnamed statement, and the unnamed portal
+_DESCRIBE_PORTAL = PORTAL + UNNAMED
 
 
 def _needs_begin(conn: Any) -> bool:
@@ -108,11 +69,6 @@ def _dbapi_error(exc: Exception) -> Exception:
     return exc
 
 
-def _sql_state(exc: Exception) -> str | None:
-    msg = exc.args[0] if exc.args else None
-    return msg.get("C") if isinstance(msg, dict) else None
-
-
 def _finish(cursor: Any, context: Context) -> None:
     cursor._context = context
     cursor._row_iter = iter([] if context.rows is None else context.rows)
@@ -135,47 +91,26 @@ def _execute_simple(cursor: Any, statement: str) -> None:
     _finish(cursor, context)
 
 
-def _execute_prepared(cursor: Any, statement: str, parameters: Any) -> None:
+def _execute_unnamed(cursor: Any, statement: str, parameters: Any) -> None:
     conn = cursor._c
     sql, values = legacy.convert_paramstyle(cursor.paramstyle, statement, parameters)
-    statements = _statements(conn)
-    prepared = statements.cache.get(sql)
-    if prepared is not None:
-        statements.cache.move_to_end(sql)
     begin = _needs_begin(conn)
-    # One batch: [BEGIN] [Close old statements] [Parse + Describe + Sync] Bind + Execute + Sync.
+    # One batch: [BEGIN] Parse + Bind + Describe(portal) + Execute + Sync. With one Sync, a
+    # transaction pooler keeps the whole exchange on one server connection even outside a
+    # transaction (it may lend another one after each Sync).
     if begin:
         conn.send_QUERY(_BEGIN)
-    for name in statements.to_close:
-        conn._send_message(CLOSE, STATEMENT + name)
-    statements.to_close.clear()
-    name = prepared.name if prepared is not None else statements.new_name()
-    if prepared is None:
-        conn.send_PARSE(name, sql, ())
-        conn.send_DESCRIBE_STATEMENT(name)
-        _write(conn._sock, SYNC_MSG)
-    conn.send_BIND(name, make_params(conn.py_types, values))
+    conn.send_PARSE(UNNAMED, sql, ())
+    conn.send_BIND(UNNAMED, make_params(conn.py_types, values))
+    conn._send_message(DESCRIBE, _DESCRIBE_PORTAL)
     conn.send_EXECUTE()
     _write(conn._sock, SYNC_MSG)
     _flush(conn._sock)
 
     error = _drain(conn, Context(_BEGIN), None) if begin else None
-    if prepared is None:
-        described = Context(sql)
-        parse_error = _drain(conn, described, None)
-        if parse_error is None:
-            prepared = _Prepared(name, described.columns, described.input_funcs)
-            statements.remember(sql, prepared)
-        error = error or parse_error
-    context = Context(
-        sql,
-        columns=prepared.columns if prepared else None,
-        input_funcs=prepared.input_funcs if prepared else None,
-    )
+    context = Context(sql)  # the portal's RowDescription fills in its columns
     error = _drain(conn, context, error)
     if error is not None:
-        if _sql_state(error) in _STALE_STATEMENT and statements.cache.pop(sql, None) is not None:
-            statements.to_close.append(name)
         raise _dbapi_error(error)
     _finish(cursor, context)
 
@@ -184,7 +119,7 @@ def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None
     """SQLAlchemy's `Dialect.do_execute` for pg8000: one round trip per statement."""
     try:
         if parameters:
-            _execute_prepared(cursor, statement, parameters)
+            _execute_unnamed(cursor, statement, parameters)
         else:
             _execute_simple(cursor, statement)
     except AttributeError:

@@ -1,5 +1,5 @@
-"""The pg8000 path of chalicelib/driver.py: one round trip per statement (prepared once per
-connection), BEGIN sent with the first statement of a transaction, COMMIT in one, nothing for a
+"""The pg8000 path of chalicelib/driver.py: one round trip per statement (the unnamed statement,
+parsed, bound and run in one batch; nothing named is left on the server), BEGIN sent with the first statement of a transaction, COMMIT in one, nothing for a
 session without a transaction, errors that leave the connection usable and in step, and dead
 pooled connections replaced without a ping. Round trips are counted at the socket (devtools/relay.py)."""
 
@@ -13,13 +13,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from chalicelib import db, driver
+from chalicelib import driver
 from devtools.relay import Relay
+from tests import environment
 
 
 @pytest.fixture
 def relayed():
-    """An engine set up like the app's (driver.install, the session settings), through a relay."""
+    """An engine set up like the app's (driver.install), through a relay."""
     url = make_url(os.environ["DATABASE_URL"])
     unix_sock = url.query.get("unix_sock")
     relay = Relay(upstream_unix=unix_sock) if unix_sock else Relay(upstream=(url.host, url.port or 5432))
@@ -29,13 +30,6 @@ def relayed():
         url.set(host="127.0.0.1", port=relay.port, query=query), pool_size=1, max_overflow=0
     )
     driver.install(engine)
-
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _settings(dbapi_connection, _record):
-        dbapi_connection.execute_simple(db.session_settings(5000))
-
     yield engine, relay
     engine.dispose()
     relay.stop()
@@ -52,10 +46,29 @@ def test_a_statement_costs_one_round_trip_first_time_and_after(relayed):
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))  # connects
         trips, value = _trips(relay, lambda: conn.execute(text("SELECT :a + 1"), {"a": 41}).scalar())
-        assert (trips, value) == (1, 42)  # prepared and run together
+        assert (trips, value) == (1, 42)  # parsed, bound and run together
         trips, value = _trips(relay, lambda: conn.execute(text("SELECT :a + 1"), {"a": 1}).scalar())
         assert (trips, value) == (1, 2)
-        assert driver.prepared_count(conn.connection.dbapi_connection) == 1
+        conn.rollback()
+
+
+def test_no_named_statement_is_left_on_the_server(relayed):
+    engine, _ = relayed
+    with engine.connect() as conn:
+        for n in range(3):
+            assert conn.execute(text(f"SELECT :a + {n}"), {"a": 1}).scalar() == 1 + n
+        conn.execute(text("SELECT :a"), {"a": "x"})  # the same text again, another type
+        assert conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() == 0
+        conn.rollback()
+
+
+def test_a_statement_returning_no_rows_has_no_columns(relayed):
+    engine, _ = relayed
+    with engine.connect() as conn:
+        conn.execute(text("CREATE TEMPORARY TABLE n (a int)"))
+        result = conn.execute(text("INSERT INTO n VALUES (:a)"), {"a": 1})
+        assert result.rowcount == 1 and not result.returns_rows
+        assert conn.execute(text("SELECT a FROM n WHERE a > :a"), {"a": 5}).all() == []
         conn.rollback()
 
 
@@ -102,36 +115,21 @@ def test_a_failed_statement_leaves_the_connection_in_step(relayed):
         assert conn.execute(text("SELECT :a * 2"), {"a": 21}).scalar() == 42
 
 
-def test_a_statement_whose_result_type_changed_is_prepared_again(relayed):
+def test_a_statement_whose_result_type_changed_runs_as_it_is_now(relayed):
     engine, _ = relayed
     with engine.connect() as conn:
         conn.execute(text("CREATE TEMPORARY TABLE r (a int)"))
         conn.execute(text("INSERT INTO r VALUES (1)"))
         assert conn.execute(text("SELECT * FROM r WHERE a = :a"), {"a": 1}).all() == [(1,)]
         conn.execute(text("ALTER TABLE r ADD COLUMN b int"))
-        with pytest.raises(Exception, match="cached plan"):
-            conn.execute(text("SELECT * FROM r WHERE a = :a"), {"a": 1})
+        assert conn.execute(text("SELECT * FROM r WHERE a = :a"), {"a": 1}).all() == [(1, None)]
         conn.rollback()
-        conn.execute(text("CREATE TEMPORARY TABLE r (a int, b int)"))
-        conn.execute(text("INSERT INTO r VALUES (1, 2)"))
-        assert conn.execute(text("SELECT * FROM r WHERE a = :a"), {"a": 1}).all() == [(1, 2)]
 
 
-def test_the_prepared_statements_of_a_connection_are_bounded(relayed, monkeypatch):
-    monkeypatch.setattr(driver, "MAX_PREPARED", 3)
-    engine, _ = relayed
-    with engine.connect() as conn:
-        for n in range(6):
-            assert conn.execute(text(f"SELECT :a + {n}"), {"a": 1}).scalar() == 1 + n
-        dbapi = conn.connection.dbapi_connection
-        assert driver.prepared_count(dbapi) == 3
-        # The evicted ones are closed on the server, with the next statement.
-        names = conn.execute(
-            text("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE :p"), {"p": "ia%"}
-        ).scalar()
-        assert names == 4  # three cached, plus this one
-
-
+@pytest.mark.skipif(
+    environment.pooled(),
+    reason="behind a pooler the client's connection ends at the pooler (tests/test_pooler.py)",
+)
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_ping(relayed):
     engine, relay = relayed
     with engine.connect() as conn:
@@ -166,13 +164,3 @@ def test_a_long_idle_connection_is_pinged_once(relayed, monkeypatch):
     with relay.counting() as counted, engine.connect():
         pass
     assert counted == {"round_trips": 1, "connections": 0}
-
-
-def test_the_apps_connections_plan_every_prepared_statement_for_its_values():
-    """Prepared statements must never fall back to a generic plan: a search term's trigram plan
-    depends on the term (chalicelib/db.py sets plan_cache_mode on every connection)."""
-    from chalicelib.db import session_scope
-
-    with session_scope(transaction=False) as session:
-        assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
-        assert session.execute(text("SHOW TimeZone")).scalar() == "UTC"
