@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test browser-test clients lint typecheck bench package wheelhouse clean-devdata
+.PHONY: help run test test-pooled browser-test clients lint typecheck bench package wheelhouse clean-devdata
 .DEFAULT_GOAL := help
 
 # `make help` (or `make` alone): every target with its line, the `## ` text after the target.
@@ -28,6 +28,14 @@ run: ## the API on http://127.0.0.1:8000/api with demo data (HOST, PORT, CORS_AL
 
 test: $(STAMP) ## the whole test suite (PYTEST_ARGS="tests/path -q -x" narrows it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The database-facing tests again, through PgBouncer in transaction mode in front of the test
+# database (devtools/pooler.py; Debian's pgbouncer, installed when missing: apt-get, as root).
+POOLED_TESTS := tests/interactions tests/auth tests/sites tests/audit tests/faults tests/test_round_trips.py \
+	tests/test_driver.py tests/test_role_settings.py tests/test_pooler.py tests/test_concurrency.py tests/test_health.py
+test-pooled: $(STAMP) ## the database-facing tests through PgBouncer (transaction pooling; installs it when missing)
+	$(BIN)/python -m devtools.pooler install
+	TEST_POOLER=1 $(BIN)/python -m pytest $(POOLED_TESTS) $(PYTEST_ARGS)
 
 # A real browser on another origin against the local run (tests/browser): Debian's Chromium,
 # installed by `devtools.browser install` when missing (apt-get, as root), driven by Playwright.

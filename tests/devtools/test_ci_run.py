@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["lint and types", "make test", "fuzzer", "generated clients", "browser test", "smoke test"]
+STEPS = ["lint and types", "make test", "pooled tests", "fuzzer", "generated clients", "browser test", "smoke test"]
 
 
 def checkout(tmp_path: Path, *, failing: str | None = None) -> Path:
@@ -25,6 +25,7 @@ def checkout(tmp_path: Path, *, failing: str | None = None) -> Path:
         "lint:\n" + recipe("lint") + "\n"
         "typecheck:\n" + recipe("typecheck") + "\n"
         "test:\n" + recipe("test") + "\n"
+        "test-pooled:\n" + recipe("test-pooled") + "\n"
         "clients:\n" + recipe("clients") + "\n"
         "browser-test:\n" + recipe("browser-test") + "\n"
     )
@@ -61,6 +62,7 @@ def test_every_step_runs_in_order_and_its_time_is_printed(tmp_path):
         "lint",
         "typecheck",
         "test",
+        "test-pooled",
         "fuzz",
         "clients",
         "browser-test",
@@ -75,7 +77,7 @@ def test_a_failing_step_stops_the_run_and_the_timings_are_still_printed(tmp_path
     root = checkout(tmp_path, failing="fuzz")
     result = ci_run(root)
     assert result.returncode == 3
-    assert (root / "steps.log").read_text().split() == ["lint", "typecheck", "test", "fuzz"]
+    assert (root / "steps.log").read_text().split() == ["lint", "typecheck", "test", "test-pooled", "fuzz"]
     lines = timings(result.stdout)
-    assert [line.split(":")[0] for line in lines] == ["lint and types", "make test", "fuzzer"]
+    assert [line.split(":")[0] for line in lines] == ["lint and types", "make test", "pooled tests", "fuzzer"]
     assert lines[-1].endswith("s (failed, exit status 3)")

@@ -16,13 +16,37 @@ from chalicelib.config import normalise_database_url
 
 @contextmanager
 def side_connection() -> Iterator[Connection]:
-    """A connection of its own, outside the app's small pool."""
-    engine = create_engine(normalise_database_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
+    """A connection of its own, outside the app's small pool, straight to the server (past the
+    pooler of a pooled run: a backend it ends is never its own)."""
+    url = os.environ.get("TEST_DIRECT_DATABASE_URL") or os.environ["DATABASE_URL"]
+    engine = create_engine(normalise_database_url(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             yield conn
     finally:
         engine.dispose()
+
+
+@contextmanager
+def role_statement_timeout(statement_ms: int) -> Iterator[None]:
+    """The role's statement timeout (db.role_settings) set to `statement_ms` in the test database
+    for the block, on fresh connections (the app's engine and, pooled, the pooler's servers)."""
+    from chalicelib import db
+    from chalicelib.config import get_settings
+    from tests import environment
+
+    def apply(value: int) -> None:
+        with side_connection() as conn:
+            db.apply_role_settings(conn, statement_ms=value)
+            conn.commit()
+        environment.refresh_server_connections()
+        db.reset_engine()
+
+    apply(statement_ms)
+    try:
+        yield
+    finally:
+        apply(get_settings().db_statement_timeout_ms)
 
 
 def wait_for_lock_waiters(count: int, timeout: float = 10) -> None:

@@ -22,9 +22,11 @@ def _app_backend_pids() -> set[int]:
 
 
 def _terminate(pids: set[int]) -> None:
+    """Ends the backends from a connection straight to the server (behind a pooler too)."""
     import os
 
-    engine = create_engine(normalise_database_url(os.environ["DATABASE_URL"]))
+    url = os.environ.get("TEST_DIRECT_DATABASE_URL") or os.environ["DATABASE_URL"]
+    engine = create_engine(normalise_database_url(url))
     try:
         with engine.begin() as conn:
             for pid in pids:
