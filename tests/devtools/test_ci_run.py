@@ -9,7 +9,15 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["lint and types", "make test", "pooled tests", "fuzzer", "generated clients", "browser test", "smoke test"]
+STEPS = [
+    "lint and types",
+    "make test",
+    "pooled tests",
+    "fuzzer",
+    "generated clients",
+    "browser test",
+    "smoke test",
+]
 
 
 def checkout(tmp_path: Path, *, failing: str | None = None) -> Path:
