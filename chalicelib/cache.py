@@ -3,7 +3,6 @@ Redis answers 503 within about a second instead of hanging the request."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -12,6 +11,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script as RedisScript
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
@@ -81,9 +81,10 @@ def redis_errors() -> Iterator[None]:
         raise ServiceUnavailable("The session store is unavailable; try again shortly") from exc
 
 
-class Script:
-    """A Lua script run by its SHA (EVALSHA: one round trip, without sending the source each time)
-    on the current client; after a Redis restart has forgotten it, EVAL runs and caches it again.
+class Lua:
+    """A Lua script, its source standalone, registered with redis-py (`register_script`) on the
+    current client: a call runs it by its SHA (EVALSHA: one round trip, without sending the source
+    each time); after a Redis restart has forgotten it, redis-py loads it again.
 
     `script(keys=…, args=…)` runs it and returns its answer. `script.start(keys=…, args=…)` only
     sends it and returns a `Pending` whose `result()` reads the answer later: meanwhile the request
@@ -91,14 +92,18 @@ class Script:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+        self._registered: RedisScript | None = None
+
+    def registered(self) -> RedisScript:
+        """The script registered on the current client (again after the client is replaced)."""
+        client = get_redis()
+        found = self._registered
+        if found is None or found.registered_client is not client:
+            found = self._registered = client.register_script(self.source)
+        return found
 
     def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
-        client = get_redis()
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
+        return self.registered()(keys=keys, args=args)
 
     def start(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Pending:
         return Pending(self, list(keys), list(args))
@@ -109,14 +114,15 @@ class Pending:
     failure of the overlapped path (a connection gone stale, a forgotten script) falls back to the
     ordinary run, with its retry; errors surface from `result()`."""
 
-    def __init__(self, script: Script, keys: list[Any], args: list[Any]) -> None:
+    def __init__(self, script: Lua, keys: list[Any], args: list[Any]) -> None:
         self.script, self.keys, self.args = script, keys, args
+        registered = script.registered()
         self.pool = get_redis().connection_pool
         self.connection: Any = None
         self.failure: redis.RedisError | None = None
         try:
             self.connection = self.pool.get_connection()
-            self.connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            self.connection.send_command("EVALSHA", registered.sha, len(keys), *keys, *args)
         except redis.TimeoutError as exc:  # Redis does not answer: no second wait
             self.failure = exc
             self._release()
@@ -140,7 +146,3 @@ class Pending:
             return self.script(keys=self.keys, args=self.args)
         finally:
             self._release()
-
-
-def script(source: str) -> Script:
-    return Script(source)

@@ -221,12 +221,6 @@ MY_SITES = fold(
 )
 
 
-def rights(session: Session, token: TokenContext, *, site_id: int | None) -> str | None:
-    """The caller's role on `site_id` (None when not an active member of that active site);
-    401 for an unknown or inactive user."""
-    return run(session, token, RIGHTS, site_id=site_id)[0].role
-
-
 def principal(
     token: TokenContext,
     caller: Caller,
@@ -267,12 +261,3 @@ def admin_only(role: str | None, message: str = "Only the site's admins may do t
     (role None) passes here and gets the 404 later, after the 400s."""
     if role is not None and role != "admin":
         raise Forbidden(message)
-
-
-def load(
-    session: Session, token: TokenContext, *, site_required: bool = False, write: bool = False
-) -> Principal:
-    """The caller, checked against the database: 401 for an unknown or inactive user, then
-    403 SITE_CONTEXT_REQUIRED, then 403 for a role that may not write. One round trip."""
-    caller, _ = run(session, token, RIGHTS, site_id=token.site_id)
-    return principal(token, caller, site_required=site_required, write=write)

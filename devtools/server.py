@@ -99,9 +99,9 @@ class EdgeRequestHandler(ChaliceRequestHandler):
             # Deployed, a Lambda that fails instead of answering is API Gateway's 502 (its
             # DEFAULT_5XX response); chalice.local would drop the connection.
             log.exception("the API handler raised (API Gateway answers 502)")
-            answer = GatewayAnswer("DEFAULT_5XX", "the handler raised", status=502)
-            answer.request_id = admission.request_id
-            self._send_answer(answer, drain=0)
+            failed = GatewayAnswer("DEFAULT_5XX", "the handler raised", status=502)
+            failed.request_id = admission.request_id
+            self._send_answer(failed, drain=0)
             return
         out = response["headers"].copy()
         out.update(response["multiValueHeaders"])
@@ -145,7 +145,7 @@ def create_server(
 ) -> tuple[LocalDevServer, Edge, str]:
     """(server, edge, why the cache TTL is what it is), built as `chalice local --stage` builds
     its server: the stage's variables are copied over os.environ before app.py is imported."""
-    from chalice.cli import validate_routes
+    from chalice.cli import validate_routes  # type: ignore[attr-defined]
     from chalice.cli.factory import CLIFactory
 
     os.environ["AWS_CHALICE_CLI_MODE"] = "true"

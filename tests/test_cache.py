@@ -35,14 +35,14 @@ def test_a_new_connection_costs_only_the_command_it_carries(relayed_redis):
 
 
 def test_a_started_script_is_answered_when_read(relayed_redis):
-    echo = cache.script("return {KEYS[1], ARGV[1]}")
+    echo = cache.Lua("return {KEYS[1], ARGV[1]}")
     pending = echo.start(keys=["k"], args=["v"])
-    assert pending.result() == ["k", "v"]  # the first time by EVAL: Redis did not know it yet
+    assert pending.result() == ["k", "v"]  # the first time loaded: Redis did not know it yet
     assert echo.start(keys=["a"], args=["b"]).result() == ["a", "b"]
 
 
 def test_a_started_script_on_a_stale_connection_runs_again(relayed_redis):
-    echo = cache.script("return ARGV[1]")
+    echo = cache.Lua("return ARGV[1]")
     assert echo(keys=[], args=["warm"]) == "warm"
     pool = cache.get_redis().connection_pool
     for connection in pool._available_connections:  # redis-py's pool (pinned): the server "restarts"

@@ -231,7 +231,7 @@ def test_the_interactive_prompt_asks_twice(capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     answers = iter([PASSWORD, "something else"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
 
     code, _, err = run(capsys, "create-user", "jdoe", "jdoe@example.com")
 

@@ -173,7 +173,7 @@ def test_starting_with_a_secret_arn_does_not_import_boto3():
 
 @pytest.fixture
 def secretsmanager():
-    import boto3
+    import boto3  # type: ignore[import-untyped]
     from moto import mock_aws
 
     with mock_aws():
@@ -353,7 +353,7 @@ def rotating_roles(admin):
 def _db_secret(role: str) -> str:
     """An RDS-format secret for `role` on the test server (unix socket or TCP)."""
     url = make_url(environment.configure()["DATABASE_URL"])
-    socket = url.query.get("unix_sock")
+    socket = str(url.query.get("unix_sock") or "")
     if socket:
         directory, _, name = socket.rpartition("/")
         host, port = directory, int(name.rsplit(".", 1)[1])

@@ -22,7 +22,7 @@ from tests import environment
 def relayed():
     """An engine set up like the app's (driver.install), through a relay."""
     url = make_url(os.environ["DATABASE_URL"])
-    unix_sock = url.query.get("unix_sock")
+    unix_sock = str(url.query.get("unix_sock") or "")
     relay = Relay(upstream_unix=unix_sock) if unix_sock else Relay(upstream=(url.host, url.port or 5432))
     relay.start()
     query = {k: v for k, v in url.query.items() if k != "unix_sock"}

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.faults
 
 def _open_database_connections() -> int:
     pool = db.get_engine().pool
-    return pool.checkedin() + pool.checkedout()
+    return pool.checkedin() + pool.checkedout()  # type: ignore[attr-defined]  # QueuePool's
 
 
 def _open_redis_connections() -> int:
@@ -109,8 +109,8 @@ def test_after_restore_reseeds_random_and_forgets_verified_tokens(editor):
 def test_the_hooks_are_registered_with_lambdas_runtime(monkeypatch):
     registered = {"before": [], "after": []}
     runtime = types.ModuleType("snapshot_restore_py")
-    runtime.register_before_snapshot = registered["before"].append
-    runtime.register_after_restore = registered["after"].append
+    runtime.register_before_snapshot = registered["before"].append  # type: ignore[attr-defined]
+    runtime.register_after_restore = registered["after"].append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", runtime)
     monkeypatch.setattr(lifecycle, "_registered", {"before_snapshot": False, "after_restore": False})
 

@@ -42,7 +42,7 @@ def relays(reconfigure):
     import os
 
     url = make_url(os.environ["DATABASE_URL"])
-    unix_sock = url.query.get("unix_sock")
+    unix_sock = str(url.query.get("unix_sock") or "")
     pg = (
         Relay(upstream_unix=unix_sock)
         if unix_sock
@@ -63,7 +63,8 @@ def relays(reconfigure):
     yield {"db": pg, "redis": rd}
     db.reset_engine()
     cache.reset_redis()
-    pg.stop(), rd.stop()
+    pg.stop()
+    rd.stop()
 
 
 # Round trips made by an invitation's delivery after its commit (minting and storing the token, then

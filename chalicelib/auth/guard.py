@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from chalicelib.auth import limits, sessions, tokens
-from chalicelib.cache import Pending, redis_errors, script
+from chalicelib.cache import Lua, Pending, redis_errors
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationFailed, RateLimited
 
@@ -44,7 +44,7 @@ if ARGV[5] == '1' and within then
 end
 return {0, not_before, n, searches}
 """
-_guard = script(_GUARD)
+_guard = Lua(_GUARD)
 
 INVALID = "Invalid or expired token"
 
@@ -115,10 +115,3 @@ def start(
             ],
         )
     return Verdict(user_id, auth_time_ms, end, pending)
-
-
-def check(auth: dict[str, Any], *, end_session: bool = False, search: bool = False) -> str:
-    """Every check at once: the user id, or 401/429."""
-    verdict = start(auth, end_session=end_session, search=search)
-    verdict.settle()
-    return str(verdict.user_id)

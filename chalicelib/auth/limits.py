@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from chalicelib.cache import get_redis, redis_errors, script
+from chalicelib.cache import Lua, get_redis, redis_errors
 from chalicelib.config import get_settings
 from chalicelib.errors import AccountLocked, RateLimited
 from chalicelib.kit import usernames
@@ -27,41 +27,47 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
-# The lockout, the end of the login and password-change scripts: KEYS[#KEYS] the username's failure
-# counter, ARGV[#ARGV - 1] max failures, ARGV[#ARGV] lockout seconds; `n` is the window count so far.
-# Returns {window count, locked (0/1), milliseconds left on the lock}. A lock reports its time left
-# (a counter somehow without a ttl gets one rather than locking the account for ever); otherwise
-# the attempt is counted as a failure until it succeeds.
-_LOCKOUT = """
-local failures_key, lockout = KEYS[#KEYS], ARGV[#ARGV]
-local failures = tonumber(redis.call('GET', failures_key) or '0')
-if failures >= tonumber(ARGV[#ARGV - 1]) then
-  local left = redis.call('PTTL', failures_key)
-  if left < 0 then
-    redis.call('EXPIRE', failures_key, lockout)
-    left = tonumber(lockout) * 1000
-  end
-  return {n, 1, left}
-end
-redis.call('INCR', failures_key)
-redis.call('EXPIRE', failures_key, lockout)
-return {n, 0, 0}
-"""
-
 # KEYS[1] the client's login window counter, KEYS[2] the username's failure counter;
 # ARGV[1] milliseconds until the window's counter may go, ARGV[2] login rate per minute, ARGV[3] max
-# failures, ARGV[4] lockout seconds. Over the rate limit nothing is reserved; then the lockout.
-_LOGIN = (
-    """
+# failures, ARGV[4] lockout seconds. Returns {window count, locked (0/1), milliseconds left on the
+# lock}. Over the rate limit nothing is reserved. A lock reports its time left (a counter somehow
+# without a ttl gets one rather than locking the account for ever); otherwise the attempt is
+# counted as a failure until it succeeds.
+_LOGIN = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then return {n, 0, 0} end
+local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+if failures >= tonumber(ARGV[3]) then
+  local left = redis.call('PTTL', KEYS[2])
+  if left < 0 then
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+    left = tonumber(ARGV[4]) * 1000
+  end
+  return {n, 1, left}
+end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return {n, 0, 0}
 """
-    + _LOCKOUT
-)
 
-# A password change's check of the current password: the lockout alone (KEYS[1], ARGV[1..2]).
-_PASSWORD = "local n = 0\n" + _LOCKOUT
+# A password change's check of the current password: the lockout alone, as a login has it.
+# KEYS[1] the username's failure counter; ARGV[1] max failures, ARGV[2] lockout seconds. Returns
+# {locked (0/1), milliseconds left on the lock}.
+_PASSWORD = """
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failures >= tonumber(ARGV[1]) then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    left = tonumber(ARGV[2]) * 1000
+  end
+  return {1, left}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {0, 0}
+"""
 
 # KEYS[1] failure counter. Gives back one reserved attempt (never below zero).
 _RELEASE_ATTEMPT = """
@@ -70,10 +76,10 @@ if n > 0 then redis.call('DECR', KEYS[1]) end
 return n
 """
 
-_hit = script(_HIT)
-_login = script(_LOGIN)
-_password = script(_PASSWORD)
-_release = script(_RELEASE_ATTEMPT)
+_hit = Lua(_HIT)
+_login = Lua(_LOGIN)
+_password = Lua(_PASSWORD)
+_release = Lua(_RELEASE_ATTEMPT)
 
 
 def window(now: float | None = None) -> tuple[int, int]:
@@ -162,7 +168,7 @@ def reserve_password_attempt(username: str) -> None:
     locked out, else the attempt counts as a failed login until it succeeds (one round trip)."""
     settings = get_settings()
     with redis_errors():
-        _count, locked, left_ms = _password(
+        locked, left_ms = _password(
             keys=[failures_key(username)], args=[settings.login_max_failures, settings.login_lockout_seconds]
         )
     if int(locked):

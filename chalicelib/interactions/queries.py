@@ -1,6 +1,7 @@
 """Search, filter and sort as pure functions over one site-scoped select.
 
-Every interaction query starts from `scoped(site_id)`: another site's rows are simply never found.
+Every interaction query is held to one site by `in_site(site_id)` (`SITE_ROWS`): another site's rows
+are simply never found.
 The expressions here are the ones migration 0002 indexes (`lower(col) COLLATE "C"` for text sorts)
 and migration 0010 stores (`search_text`, the lower-cased search document, for the trigram
 search); change them together or the indexes go unused.
@@ -55,18 +56,10 @@ def in_site(site_id: int) -> ColumnElement[bool]:
     return Interaction.site_id == site_id
 
 
-def scoped(site_id: int) -> Select[Interaction]:
-    return select(Interaction).where(in_site(site_id))
-
-
 def scoped_rows(site_id: Any) -> Select[Any]:
-    """The same scope selecting plain rows: a page is serialised straight from the driver's tuples,
+    """The site's interactions as plain rows: a page is serialised straight from the driver's tuples,
     without building (and then reading through) an ORM object per row."""
     return select(*Interaction.__table__.columns).where(in_site(site_id))
-
-
-def by_id(site_id: int, interaction_id: int) -> Select[Interaction]:
-    return scoped(site_id).where(Interaction.id == interaction_id)
 
 
 # Statements built once, with bound parameters (`site_id`, `interaction_id`, `offset`, `limit`):
@@ -139,17 +132,6 @@ def filter_values(query: Any) -> dict[str, Any]:
         else getattr(query, name)
         for name in _active(query)
     }
-
-
-def apply_filters(stmt: Select[Any], query: Any) -> Select[Any]:
-    """The list's filters (an InteractionQuery) with their values written in (plan checks)."""
-
-    def literal_value(name: str) -> Any:
-        raw = getattr(query, name)
-        return like_pattern(raw) if name in SUBSTRING_FILTERS else raw
-
-    conditions = _conditions(_active(query), literal_value)
-    return stmt.where(and_(*conditions)) if conditions else stmt
 
 
 @functools.cache
@@ -293,7 +275,3 @@ def filtered_count(active: tuple[str, ...]) -> Select[int, int | None]:
 
 def active_filters(query: Any) -> tuple[str, ...]:
     return _active(query)
-
-
-def count(stmt: Select[Any]) -> Select[int]:
-    return select(func.count()).select_from(stmt.with_only_columns(Interaction.id).order_by(None).subquery())

@@ -11,8 +11,6 @@ from typing import Annotated
 
 from pydantic import Field
 
-from chalicelib.errors import NotFound
-
 INT32_MAX = 2**31 - 1  # `integer` columns (users, sites, invitations)
 INT64_MAX = 2**63 - 1  # `bigint` columns (interactions, audit events)
 # A path parameter's largest id, by name (any other: a bigint column's). Beyond it, as below 1, a 404.
@@ -29,10 +27,3 @@ def parse_id(raw: str | None, *, maximum: int = INT64_MAX) -> int | None:
     if raw is None or not _DECIMAL.fullmatch(raw) or int(raw) > maximum:
         return None
     return int(raw)
-
-
-def path_id(raw: str | None, *, maximum: int = INT64_MAX, message: str = "Resource not found") -> int:
-    value = parse_id(raw, maximum=maximum)
-    if value is None:
-        raise NotFound(message)
-    return value

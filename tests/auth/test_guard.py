@@ -128,10 +128,10 @@ def test_the_redis_and_database_round_trips_overlap(client, world):
         return real_result(self)
 
     event.listen(engine, "before_cursor_execute", sent)
-    Pending.result = read
+    Pending.result = read  # type: ignore[method-assign]
     try:
         assert client.http.get("/api/interactions", headers=auth(token)).status_code == 200
     finally:
-        Pending.result = real_result
+        Pending.result = real_result  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", sent)
     assert events[:2] == ["sql sent", "redis read"]

@@ -130,7 +130,7 @@ def test_every_failure_checks_a_password_hash(client, monkeypatch):
     make_user("gone", active=False)
     calls = []
     real = passwords.verify_password
-    monkeypatch.setattr(passwords, "verify_password", lambda h, p: calls.append(h) or real(h, p))
+    monkeypatch.setattr(passwords, "verify_password", lambda h, p: calls.append(h) or real(h, p))  # type: ignore[func-returns-value]
 
     for username, password in (("nobody", PASSWORD), ("jdoe", "wrong"), ("gone", PASSWORD)):
         _login(client, username, password)

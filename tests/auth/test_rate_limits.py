@@ -25,7 +25,7 @@ LOGIN = "/api/auth/login"
 @pytest.fixture(autouse=True)
 def frozen_window(monkeypatch):
     """Mid-minute, so the whole test falls in one fixed window."""
-    now = (int(limits.time.time()) // 60) * 60 + 30
+    now = (int(time.time()) // 60) * 60 + 30
     monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: now))
 
 
@@ -144,8 +144,13 @@ def test_the_api_rate_limit_applies_before_the_body_is_looked_at(client, reconfi
     assert response.status_code == 429
 
 
+def _check(auth):
+    """Every check of one request, at once."""
+    guard.start(auth).settle()
+
+
 def _verdict(user_id=7):
-    """What the authorizer hands the API for a valid token (as guard.check reads it)."""
+    """What the authorizer hands the API for a valid token (as guard.start reads it)."""
     key = get_settings().signing_key()
     return {
         "auth": "ok",
@@ -161,10 +166,10 @@ def _verdict(user_id=7):
 
 def test_the_default_api_rate_is_600_a_minute(redis_client):
     for _ in range(600):
-        guard.check(_verdict())
+        _check(_verdict())
 
     with pytest.raises(RateLimited) as refused:
-        guard.check(_verdict())
+        _check(_verdict())
     assert refused.value.retry_after == 30  # the frozen clock is at second :30
 
 
@@ -176,10 +181,10 @@ def test_retry_after_is_the_whole_seconds_until_the_window_ends_never_more(
     start = (int(time.time()) // 60) * 60
     monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: start + second))
     for _ in range(3):
-        guard.check(_verdict())
+        _check(_verdict())
 
     with pytest.raises(RateLimited) as refused:
-        guard.check(_verdict())
+        _check(_verdict())
 
     assert refused.value.retry_after == expected
     assert refused.value.retry_after <= 60 - second
@@ -189,7 +194,7 @@ def test_retry_after_is_the_whole_seconds_until_the_window_ends_never_more(
 def test_the_window_counter_expires_when_its_window_ends(redis_client, monkeypatch):
     start = (int(time.time()) // 60) * 60
     monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: start + 45))
-    guard.check(_verdict())
+    _check(_verdict())
 
     key = limits.api_window_key(7, start // 60)
     assert 15_000 <= redis_client.pttl(key) <= 16_000  # until the window's end, plus a second
@@ -198,7 +203,7 @@ def test_the_window_counter_expires_when_its_window_ends(redis_client, monkeypat
 def test_a_new_window_starts_afresh(monkeypatch, redis_client):
     from chalicelib.errors import RateLimited
 
-    now = [(int(limits.time.time()) // 60) * 60 + 59]
+    now = [(int(time.time()) // 60) * 60 + 59]
     monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: now[0]))
     for _ in range(20):
         limits.check_login_rate("198.51.100.1")

@@ -1,5 +1,5 @@
 """Rights are read from the database on every request: membership, role, site and user changes
-take effect on the next request, whatever the token says. Also caller.load on its own."""
+take effect on the next request, whatever the token says. Also the caller's row and its requirements on their own."""
 
 from __future__ import annotations
 
@@ -201,11 +201,13 @@ def test_a_site_switch_cannot_outlive_a_password_change(client, monkeypatch, cap
     assert _me(client, late).status_code == 401
 
 
-# --- caller.load --------------------------------------------------------------------------------
+# --- the caller's row, held to what an endpoint requires ------------------------------------------
 
 
 def _load(session, request, **requirements):
-    return callers.load(session, callers.token_context(request), **requirements)
+    token = callers.token_context(request)
+    caller, _ = callers.run(session, token, callers.RIGHTS, site_id=token.site_id)
+    return callers.principal(token, caller, **requirements)
 
 
 def _request(user_id, site_id=None, **extra):

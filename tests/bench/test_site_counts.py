@@ -108,7 +108,7 @@ def test_a_rolled_back_insert_leaves_the_total_unchanged(client, editor):
         )
         raise RuntimeError("abandon the transaction")
 
-    assert _listed_total(client, editor["tokens"]["a"]) == 4 == _real_count(a)
+    assert _listed_total(client, editor["tokens"]["a"]) == 4 == _real_count(a)  # type: ignore[unreachable]
 
 
 def test_the_site_details_count_matches_the_rows(client, editor):

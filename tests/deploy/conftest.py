@@ -45,7 +45,7 @@ def terraform(packaged: dict[str, dict[str, Path]]) -> dict[str, dict[str, Any]]
 def sam_transform(template: dict[str, Any], region: str = "eu-west-1") -> dict[str, Any]:
     """What CloudFormation deploys: the SAM template through SAM's own translator (offline, no
     credentials), after `aws cloudformation package` has replaced the local CodeUri with S3's."""
-    import boto3
+    import boto3  # type: ignore[import-untyped]
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 

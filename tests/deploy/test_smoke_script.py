@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -38,7 +39,7 @@ def base_url(app_module):
 
 
 @pytest.fixture
-def smoke_module():
+def smoke_module() -> Any:
     spec = importlib.util.spec_from_file_location("smoke_script", SMOKE)
     module = importlib.util.module_from_spec(spec)
     sys.modules["smoke_script"] = module
@@ -106,7 +107,7 @@ def test_a_failure_after_inviting_revokes_the_invitation(base_url, smoke_module,
     site = make_site("Marketing")
     make_user("smoke", sites={site: "admin"})
 
-    class BrokenList(smoke_module.Smoke):
+    class BrokenList(smoke_module.Smoke):  # type: ignore[name-defined, misc]  # loaded from its file
         def call(self, method, path, **kwargs):
             if method == "GET" and "/invitations" in path:
                 raise smoke_module.SmokeFailure("invitations list: simulated outage")
@@ -153,7 +154,7 @@ def test_a_failure_midway_deletes_what_was_created_and_ends_the_session(base_url
     make_user("smoke", sites={site: "editor"})
     tokens = set()
 
-    class BrokenList(smoke_module.Smoke):
+    class BrokenList(smoke_module.Smoke):  # type: ignore[name-defined, misc]  # loaded from its file
         def call(self, method, path, **kwargs):
             if kwargs.get("token"):
                 tokens.add(kwargs["token"])

@@ -325,7 +325,7 @@ def test_terraform_output_has_the_same_additions(stage, terraform, sam):
 
 
 def test_gateway_response_types_are_ones_api_gateway_knows():
-    import botocore.session
+    import botocore.session  # type: ignore[import-untyped]
 
     known = (
         botocore.session.get_session().get_service_model("apigateway").shape_for("GatewayResponseType").enum

@@ -39,7 +39,7 @@ class Verdicts:
         if self.mode == "raise":
             raise RuntimeError("the signing key could not be loaded")
         if self.mode == "bad-context":
-            return AuthResponse(routes=["*"], principal_id="u1", context={"nested": {"no": "objects"}})
+            return AuthResponse(routes=["*"], principal_id="u1", context={"nested": {"no": "objects"}})  # type: ignore[dict-item]
         if self.mode == "echo-only":
             return AuthResponse(routes=["/api/echo"], principal_id="u1", context={"auth": "ok"})
         context = {"auth": "ok", "user_id": 7, "admin": False, "ratio": 1.5, "token": request.token}

@@ -14,6 +14,7 @@ import sys
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -56,7 +57,7 @@ def databases() -> set[str]:
 
 def send(
     base_url: str, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
-) -> tuple[int, dict[str, str], object]:
+) -> tuple[int, dict[str, str], Any]:
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -208,7 +209,7 @@ def test_a_duplicate_while_the_first_is_still_running_is_409_and_the_first_still
     from devtools.gateway import Gateway
 
     gateway = Gateway()
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
     with side_connection() as blocker:
         blocker.execute(text("LOCK TABLE interactions IN SHARE MODE"))
 

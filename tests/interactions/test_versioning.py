@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy import update as sql_update
 
 from chalicelib.db import get_engine
+from chalicelib.models import Interaction
 from tests.interactions.helpers import create, error, send, stored
 
 
@@ -107,20 +109,23 @@ def test_delete_with_if_match_star(client, world):
     assert delete(client, world.token("editor"), item["id"], **{"If-Match": "*"}).status_code == 200
 
 
+SEEN: list[str] = []
+
+
 def _statements(conn, cursor, statement, parameters, context, executemany):
-    _statements.seen.append(statement)
+    SEEN.append(statement)
 
 
 def test_the_version_check_is_part_of_the_update_statement(client, world):
     item = create(client, world.token("editor"))
-    _statements.seen = []
+    SEEN.clear()
     event.listen(get_engine(), "before_cursor_execute", _statements)
     try:
         put(client, world.token("editor"), item["id"], {"title": "x"}, **{"If-Match": '"1"'})
     finally:
         event.remove(get_engine(), "before_cursor_execute", _statements)
     # One statement: the update (in a data-modifying WITH, with its audit event).
-    updates = [s for s in _statements.seen if "UPDATE INTERACTIONS" in s.upper()]
+    updates = [s for s in SEEN if "UPDATE INTERACTIONS" in s.upper()]
     assert len(updates) == 1
     assert "interactions.version = " in updates[0] and "interactions.site_id = " in updates[0]
     assert "RETURNING" in updates[0]
@@ -138,9 +143,9 @@ def test_a_concurrent_change_between_read_and_write_makes_a_conditional_put_fail
     def changes_then_concurrent_write(row, sent):
         with session_scope() as other:
             other.execute(
-                service.sql_update(service.Interaction)
-                .where(service.Interaction.id == item["id"])
-                .values(title="by someone else", version=service.Interaction.version + 1)
+                sql_update(Interaction)
+                .where(Interaction.id == item["id"])
+                .values(title="by someone else", version=Interaction.version + 1)
             )
         return original(row, sent)
 
@@ -165,9 +170,9 @@ def test_an_unconditional_put_retries_on_the_fresh_record_and_keeps_the_other_ch
         if not calls:
             with session_scope() as other:
                 other.execute(
-                    service.sql_update(service.Interaction)
-                    .where(service.Interaction.id == item["id"])
-                    .values(title="by someone else", version=service.Interaction.version + 1)
+                    sql_update(Interaction)
+                    .where(Interaction.id == item["id"])
+                    .values(title="by someone else", version=Interaction.version + 1)
                 )
         calls.append(row.version)
         return original(row, sent)
