@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, cast
 
@@ -177,14 +176,6 @@ def _build_engine() -> Engine:
     )
     driver.install(engine)
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _settle_before_a_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # A request's checks are settled before anything but a plain SELECT reaches the database
-        # (a write, or a SELECT over a data-modifying WITH), however early it comes.
-        hook = first_statement_hook.get()
-        if hook is not None and not statement.lstrip()[:6].upper() == "SELECT":
-            hook()
-
     # Once connected, reads wait just above the statement timeout, so that a statement
     # PostgreSQL cancels is reported by PostgreSQL, not by the socket.
     read_timeout = settings.db_read_timeout_s
@@ -263,20 +254,6 @@ def _disconnected(exc: BaseException) -> bool:
     return state is not None and (state in DISCONNECTED_STATES or state.startswith("08"))
 
 
-# Run around a request's first statement (the middleware's Redis verdict, which travels meanwhile):
-# after it, and before it when it writes, so nothing acts on a request its checks refuse.
-first_statement_hook: ContextVar[Callable[[], None] | None] = ContextVar("first_statement_hook", default=None)
-
-
-@contextmanager
-def around_first_statement(hook: Callable[[], None] | None) -> Iterator[None]:
-    token = first_statement_hook.set(hook)
-    try:
-        yield
-    finally:
-        first_statement_hook.reset(token)
-
-
 class RequestSession(Session):
     """A session whose first statement is tried again, once, on a fresh connection when the pooled
     one turns out to be dead as it is used (closed by the server or a proxy a moment before: the
@@ -289,21 +266,17 @@ class RequestSession(Session):
         self.info["executed"] = True
         if not first:
             return super()._execute_internal(*args, **kwargs)
-        hook = first_statement_hook.get()
         # The checkout first: a connection that cannot be opened (refused, unreachable) is not
         # the case retried here, and answers as it is.
         self.connection()
         try:
-            result = super()._execute_internal(*args, **kwargs)
+            return super()._execute_internal(*args, **kwargs)
         except DBAPIError as exc:
             if not _disconnected(exc):
                 raise
             log.warning("the pooled database connection was dead; trying the first statement again")
             _rollback_quietly(self)
-            result = super()._execute_internal(*args, **kwargs)
-        if hook is not None:
-            hook()
-        return result
+            return super()._execute_internal(*args, **kwargs)
 
 
 def _apply_autocommit(session: Session, _transaction: Any, connection: Any) -> None:

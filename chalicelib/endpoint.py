@@ -1,10 +1,21 @@
-"""The one decorator every route uses: it registers the Chalice route (behind the authorizer unless
-public), records the operation for the OpenAPI document, opens the request's database session and
-hands the view a `Call` — the request, the session, the token the authorizer vouched for, and the
-caller with the rights the route requires (site required or not, write role or not).
+"""The one decorator every route uses, and the life of a request through it.
 
-    @endpoint(bp, "GET", "/api/interactions/{interaction_id}", site=True, spec=Spec(...))
-    def get_interaction(call: Call, interaction_id: str) -> Response: ...
+`@endpoint` registers the Chalice route (behind the authorizer unless `Public`), records the
+operation for the OpenAPI document, and owns each request, top to bottom (`_handle`):
+
+1. the token's checks are sent to Redis (`auth.guard.start`: revocation, rate limits) and not
+   waited for;
+2. the route's declared read runs: its statement with the caller's rights folded in, one database
+   round trip, while Redis answers;
+3. the Redis verdict is settled (401, 429);
+4. `access.admit` holds the caller to what the route needs (401, 403, then the 400 of a read that
+   could not be built, then 404);
+5. the view is called with the admitted caller and the read's typed result (`call.found`).
+
+No code of a view runs before the caller is verified. The database layer knows nothing of this.
+
+    @endpoint(bp, "GET", "/api/interactions/{interaction_id}", needs=SiteRole(), read=one, spec=Spec(...))
+    def get_interaction(call: Call[InteractionRow | None], interaction_id: str) -> Response: ...
 
 The request owns the transaction: the session is committed when the view returns and rolled back
 when it raises. Views stay at the edge (Chalice types); services below them return data.
@@ -13,20 +24,22 @@ when it raises. Views stay at the edge (Chalice types); services below them retu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from chalicelib import caller as callers
+from chalicelib import access
+from chalicelib.access import RIGHTS_ONLY, Needs, Principal, Public, Read, TokenContext
 from chalicelib.auth.authorizer import jwt_authorizer
+from chalicelib.auth.guard import Verdict, start
 from chalicelib.db import commit_now, session_scope
-from chalicelib.errors import ValidationFailed
+from chalicelib.errors import ApiError, ValidationFailed
 from chalicelib.http import RequestIds, json_object, parse_body, parse_query, request_ids
 from chalicelib.kit.docs import Spec
-from chalicelib.kit.pagination import ListRead
+from chalicelib.kit.ids import INT32_MAX, parse_id
 from chalicelib.kit.schema import Schema
 
 
@@ -35,6 +48,7 @@ class NoQuery(Schema):
 
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,12 +56,16 @@ class Endpoint:
     path: str
     method: str
     spec: Spec
-    public: bool
+    needs: Needs
     name: str = ""  # the view's: the operation's id in the OpenAPI document (camelCase)
     ends_session: bool = False
     session: bool = True
     # Query parameters that make a request a substring search (SEARCH_RATE_PER_MINUTE).
     search_params: tuple[str, ...] = ()
+
+    @property
+    def public(self) -> bool:
+        return isinstance(self.needs, Public)
 
     def is_search(self, request: Any) -> bool:
         params = request.query_params or {}
@@ -63,26 +81,17 @@ def public_routes() -> set[tuple[str, str]]:
     return {key for key, entry in REGISTRY.items() if entry.public}
 
 
-class Call:
-    """One request as a view sees it."""
+class Call(Generic[T]):
+    """One request as a view sees it: the request, its session, the admitted caller
+    (`principal`) and what the route's declared read found (`found`)."""
 
-    def __init__(
-        self,
-        request: Any,
-        session: Session | None,
-        *,
-        site: bool,
-        write: bool,
-        takes_query: bool,
-        platform_admin: bool = False,
-    ) -> None:
+    def __init__(self, request: Any, session: Session | None, *, takes_query: bool) -> None:
         self.request = request
         self._session = session
-        self._site, self._write, self._platform_admin = site, write, platform_admin
-        self._token: callers.TokenContext | None = None
-        self._caller: callers.Principal | None = None
-        # An endpoint without query parameters still refuses unknown ones, at the 400 step of
-        # the order of checks (after the rights, with the body): see `_no_query`.
+        self._principal: Principal | None = None
+        self._found: T | None = None
+        # An endpoint without query parameters refuses unknown ones, at the 400 step of the order
+        # of checks (after the rights, with the body).
         self._query_checked = takes_query
 
     def _no_query(self) -> None:
@@ -96,86 +105,20 @@ class Call:
         return self._session
 
     @property
-    def token(self) -> callers.TokenContext:
-        """What the authorizer vouched for (the middleware has checked expiry and revocation)."""
-        if self._token is None:
-            self._token = callers.token_context(self.request)
-        return self._token
+    def token(self) -> TokenContext:
+        """What the authorizer vouched for (checked for expiry and revocation before the view)."""
+        return access.token_context(self.request)
 
     @property
-    def caller(self) -> callers.Principal:
-        """The caller with the rights this endpoint requires: 401, then 403 SITE_CONTEXT_REQUIRED,
-        then 403 for a role that may not write (or for a caller who is not a platform admin). Read
-        from the database once per request (one round trip), unless `fold` already read it with the
-        request's first statement."""
-        if self._caller is None:
-            self._settle(callers.run(self.session, self.token, callers.RIGHTS, site_id=self.token.site_id)[0])
-        assert self._caller is not None
-        return self._caller
+    def principal(self) -> Principal:
+        """The caller, admitted to this route (`access.admit`)."""
+        assert self._principal is not None, "a public route has no principal"
+        return self._principal
 
     @property
-    def site_id(self) -> int:
-        """The token's active site, for an endpoint declared `site=True` (checked by `caller`)."""
-        site_id = self.caller.site_id
-        assert site_id is not None, "declare the endpoint with site=True"
-        return site_id
-
-    def _settle(self, caller: callers.Caller) -> None:
-        self._caller = callers.principal(
-            self.token,
-            caller,
-            site_required=self._site,
-            write=self._write,
-            platform_admin=self._platform_admin,
-        )
-        self._no_query()
-
-    def fold(self, stmt: Any, params: dict[str, Any] | None = None, *, key: str = "id") -> callers.Folded:
-        """Run a statement built with `caller.fold()` at the token's site: the caller's rights and
-        the statement's rows in one round trip. The rights are checked first, exactly as `caller`
-        does; then the rows (those whose `key` column is not null) are returned."""
-        caller, rows = callers.run(
-            self.session, self.token, stmt, params, site_id=self.token.site_id, key=key
-        )
-        self._settle(caller)
-        return rows
-
-    def fold_query(
-        self, model: type[M], build: Callable[[M], ListRead]
-    ) -> tuple[M, ListRead, callers.Folded]:
-        """The query string parsed with `model`, and `build(query)`'s statement run with `fold`.
-        An invalid query (or a cursor `build` refuses) is a 400 after the rights are checked on
-        their own (401 and 403 come first)."""
-        try:
-            query = parse_query(self.request, model, session=self.session)
-            read = build(query)
-        except ValidationFailed:
-            self.caller  # noqa: B018 - its 401/403 answer first
-            raise
-        self._query_checked = True
-        return query, read, self.fold(read.statement, read.params)
-
-    def fold_at(
-        self, site_id: int | None, stmt: Any = None, params: dict[str, Any] | None = None, *, key: str = "id"
-    ) -> tuple[callers.Caller, callers.Folded]:
-        """Like `fold`, at another site than the token's (the path's): the caller's row there (role
-        None when not an active member, or no such site) and the rows; 401 for an inactive user.
-        The endpoint's view applies the site's own rules."""
-        found = callers.run(
-            self.session,
-            self.token,
-            stmt if stmt is not None else callers.RIGHTS,
-            params,
-            site_id=site_id,
-            key=key,
-        )
-        self._no_query()
-        return found
-
-    def role_on(self, site_id: int | None) -> str | None:
-        """The caller's role on another site than the token's (the path's), None for no active
-        membership (or no such site); 401 for an inactive user."""
-        return self.fold_at(site_id)[0].role
+    def found(self) -> T:
+        """What the route's declared read found, shaped (`Read.shape`)."""
+        return self._found  # type: ignore[return-value]  # None only for Read() (T is None)
 
     def commit(self) -> None:
         """Commit the request's transaction now, before work that must follow it (sending mail:
@@ -198,7 +141,8 @@ class Call:
         return json_object(self.request)
 
     def query(self, model: type[M]) -> M:
-        return parse_query(self.request, model)
+        self._query_checked = True
+        return parse_query(self.request, model, session=self._session)
 
     def header(self, name: str) -> str | None:
         value = self.request.headers.get(name.lower())
@@ -215,52 +159,174 @@ class Call:
         return ((self.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
 
 
+# --- the life of a request -------------------------------------------------------------------------
+
+
+def _start_checks(request: Any, declared: Endpoint, *, refused: bool = False) -> Verdict:
+    """Step 1: the token's checks, sent to Redis (401 now for what the context alone shows). A
+    logout ends its session (or all of them) in the same round trip, unless something refuses it."""
+    auth = (request.context or {}).get("authorizer") or {}
+    ends = declared.ends_session and not refused and not _query_refused(request, declared)
+    scope = _ends_every_session(request, declared) if ends else False
+    return start(
+        auth, end_session=ends and scope is not None, end_all=bool(scope), search=declared.is_search(request)
+    )
+
+
+def _site_of(
+    declared: Endpoint, token: TokenContext, params: Mapping[str, str], read: Read[Any]
+) -> int | None:
+    """Where the rights are read: the read's own site, the path's `{site_id}`, or the token's."""
+    if read.site != "declared":
+        return read.site
+    if access.at_path(declared.needs):
+        return parse_id(params.get("site_id"), maximum=INT32_MAX)  # None: no such site (a 404)
+    return token.site_id
+
+
+def _handle(
+    declared: Endpoint,
+    build: Callable[..., Read[T]],
+    view: Callable[..., Any],
+    request: Any,
+    params: dict[str, str],
+    *,
+    atomic: bool,
+) -> Any:
+    """One authenticated request, in order (see the module's docstring)."""
+    verdict = _start_checks(request, declared)  # 1. Redis: sent
+    token = access.token_context(request)
+    if not declared.session:
+        verdict.settle()  # 3. (no read)
+        call: Call[T] = Call(request, None, takes_query=declared.spec.query is not None)
+        call._no_query()
+        return view(call, **params)
+    with session_scope(transaction=atomic) as session:
+        call = Call(request, session, takes_query=declared.spec.query is not None)
+        invalid: ApiError | None = None
+        try:
+            read: Read[Any] = build(call, **params)
+        except ValidationFailed as refused:  # its 400 comes after the 401 and 403
+            read, invalid = RIGHTS_ONLY, refused
+        try:
+            rows = access.read(  # 2. PostgreSQL: the rights and the route's rows, one round trip
+                session,
+                token,
+                read.statement,
+                dict(read.params),
+                site_id=_site_of(declared, token, params, read),
+                key=read.key,
+            )
+        finally:
+            verdict.settle()  # 3. Redis: its refusal (401, 429) comes first, whatever the read did
+        if invalid is None:
+            try:
+                call._no_query()
+            except ValidationFailed as refused:
+                invalid = refused
+        call._principal = access.admit(declared.needs, token, access.rights(rows.head), invalid=invalid)  # 4.
+        call._found = read.shape(rows)
+        return view(call, **params)  # 5.
+
+
+def authenticate(request: Any, declared: Endpoint) -> None:
+    """The 401s of a request refused before its route (a body too large, or not JSON): the token's
+    checks and, for a route that reads the database, the account's (one statement). 413 and 415
+    come after every 401."""
+    verdict = _start_checks(request, declared, refused=True)
+    if not declared.session:
+        verdict.settle()
+        return
+    token = access.token_context(request)
+    with session_scope(transaction=False) as session:
+        try:
+            rows = access.read(session, token, access.RIGHTS, site_id=None)
+        finally:
+            verdict.settle()
+        access.admit(access.Token(), token, access.rights(rows.head), invalid=None)
+
+
+def _ends_every_session(request: Any, declared: Endpoint) -> bool | None:
+    """A logout's scope, read from its body by the endpoint's own schema: True for `{"all": true}`,
+    False for this session only (no body, `{}`, `{"all": false}`), None for a body it refuses (the
+    view answers the 400; nothing ends)."""
+    if not (request.raw_body or b"").strip():
+        return False
+    model = declared.spec.body
+    if model is None:
+        return False
+    try:
+        return bool(getattr(parse_body(request, model), "all", False))
+    except ApiError:
+        return None
+
+
+def _query_refused(request: Any, declared: Endpoint) -> bool:
+    """An unknown query parameter on an endpoint that takes none (its 400 comes later)."""
+    if declared.spec.query is not None:
+        return False
+    try:
+        parse_query(request, NoQuery)
+    except ApiError:
+        return True
+    return False
+
+
+def _rights_only(call: Call[Any], **_params: str) -> Read[None]:
+    return RIGHTS_ONLY
+
+
 def endpoint(
     bp: Any,
     method: str,
     path: str,
     *,
     spec: Spec,
-    public: bool = False,
-    site: bool = False,
-    write: bool = False,
-    platform_admin: bool = False,
+    needs: Needs,
+    read: Callable[..., Read[T]] = _rights_only,  # type: ignore[assignment]  # Read[None]: T is None
     session: bool = True,
     transaction: bool | None = None,
     ends_session: bool = False,
     search_params: tuple[str, ...] = (),
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+) -> Callable[[Callable[Concatenate[Call[T], ...], Any]], Callable[..., Any]]:
     """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
 
-    public: no token (the authorizer is not asked); site: the token's active site is required;
-    write: a role that may write on it (implies site); platform_admin: the caller must be a
-    platform admin (no site needed); session: open a database session;
+    needs: what the caller must be (`access.Public`, `Token`, `SiteRole`, `SiteAdmin`,
+    `PlatformAdmin`); read: `read(call, **path_params)` builds the route's first statement
+    (`Read`; by default the caller's rights alone), raising ValidationFailed for a query or body
+    it cannot read (a 400 after the 401s and 403s); session: open a database session;
     transaction: one transaction for the request (default: for every method but GET; a GET's
     statements each stand alone, without BEGIN and COMMIT round trips); ends_session: the request's
     token check also ends its session (logout), in the same Redis round trip; search_params: the
     query parameters that make a request a substring search, limited per user per minute."""
     atomic = method != "GET" if transaction is None else transaction
+    public = isinstance(needs, Public)
 
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(view: Callable[Concatenate[Call[T], ...], Any]) -> Callable[..., Any]:
         takes_query = spec.query is not None
+        declared = Endpoint(
+            path=path,
+            method=method,
+            spec=spec,
+            needs=needs,
+            name=view.__name__,
+            ends_session=ends_session,
+            search_params=search_params,
+            session=session,
+        )
 
         @functools.wraps(view)
         def handler(**params: str) -> Any:
             request = bp.current_request
+            if not public:
+                return _handle(declared, read, view, request, params, atomic=atomic)
             if not session:
-                call = Call(request, None, site=site, write=write, takes_query=takes_query)
+                call: Call[Any] = Call(request, None, takes_query=takes_query)
                 if spec.body is None:
                     call._no_query()  # nothing else to check first
                 return view(call, **params)
             with session_scope(transaction=atomic) as db_session:
-                call = Call(
-                    request,
-                    db_session,
-                    site=site,
-                    write=write,
-                    takes_query=takes_query,
-                    platform_admin=platform_admin,
-                )
+                call = Call(request, db_session, takes_query=takes_query)
                 answer = view(call, **params)
                 call._no_query()  # a view that reached none of the checks above
                 return answer
@@ -268,16 +334,7 @@ def endpoint(
         key = (path, method)
         if key in REGISTRY:
             raise RuntimeError(f"{method} {path} is declared twice")
-        REGISTRY[key] = Endpoint(
-            path=path,
-            method=method,
-            spec=spec,
-            public=public,
-            name=view.__name__,
-            ends_session=ends_session,
-            search_params=search_params,
-            session=session,
-        )
+        REGISTRY[key] = declared
         bp.route(path, methods=[method], authorizer=None if public else jwt_authorizer)(handler)
         return handler
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 from sqlalchemy import text
 
+from chalicelib.access import Public
 from chalicelib.cache import get_redis
 from chalicelib.db import session_scope
 from chalicelib.endpoint import Call, endpoint
@@ -35,7 +36,7 @@ def _check_cache() -> bool:
     bp,
     "GET",
     "/api/health",
-    public=True,
+    needs=Public(),
     session=False,
     spec=Spec(
         "Health of the database and Redis",
@@ -48,7 +49,7 @@ def _check_cache() -> bool:
         ),
     ),
 )
-def health(call: Call) -> Response:
+def health(call: Call[None]) -> Response:
     checks = {"database": _check_database(), "cache": _check_cache()}
     failing = [name for name, healthy in checks.items() if not healthy]
     if failing:
@@ -63,7 +64,7 @@ def health(call: Call) -> Response:
     bp,
     "GET",
     "/api/openapi.json",
-    public=True,
+    needs=Public(),
     session=False,
     spec=Spec(
         "This document",
@@ -74,7 +75,7 @@ def health(call: Call) -> Response:
         description=("Public. This document, as it is served: OpenAPI 3.1, not wrapped in the envelope."),
     ),
 )
-def openapi_document(call: Call) -> Response:
+def openapi_document(call: Call[None]) -> Response:
     from chalicelib.openapi import document  # the document reads every route module's declarations
 
     # The document itself, not wrapped in the envelope: OpenAPI tools read it as it is.

@@ -1,5 +1,5 @@
-"""The one HTTP middleware: the per-request token checks and rate limit (`auth.guard`), body limits,
-the error envelope, CORS headers, `X-Request-Id` and one JSON log line per request.
+"""The one HTTP middleware: body limits, the error envelope, CORS headers, `X-Request-Id` and one
+JSON log line per request. A route's own checks (the token's, the rights) are `chalicelib.endpoint`'s.
 
 Chalice answers some errors itself (bad JSON, 405, 415, uncaught exceptions) with `{"Code",
 "Message"}` bodies before middleware sees them; they are rewritten here, so no client ever sees
@@ -19,10 +19,8 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import caller, db
-from chalicelib.auth import guard
 from chalicelib.config import get_settings
-from chalicelib.endpoint import REGISTRY, Endpoint, NoQuery
+from chalicelib.endpoint import REGISTRY, authenticate
 from chalicelib.errors import (
     ApiError,
     InternalError,
@@ -31,7 +29,7 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     for_status,
 )
-from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id, parse_body, parse_query
+from chalicelib.http import MAX_BODY_BYTES, RequestIds, gateway_request_id
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-Id"]
 EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id"]
@@ -98,17 +96,6 @@ def error_response(error: ApiError) -> Response:
     return Response(body=error.body(), status_code=error.status, headers=dict(error.headers))
 
 
-def _settled_first(verdict: guard.Verdict | None, error: ApiError) -> ApiError:
-    """A refusal of the request's checks (401, 429) comes before any other error: the verdict is
-    settled before an error is answered, and wins."""
-    if verdict is not None:
-        try:
-            verdict.settle()
-        except ApiError as refused:
-            return refused
-    return error
-
-
 def _check_body(request: Any) -> None:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
@@ -128,43 +115,6 @@ def _body_refusal(request: Any) -> ApiError | None:
     except ApiError as refused:
         return refused
     return None
-
-
-def _ends_every_session(request: Any, declared: Endpoint) -> bool | None:
-    """A logout's scope, read from its body by the endpoint's own schema: True for `{"all": true}`,
-    False for this session only (no body, `{}`, `{"all": false}`), None for a body it refuses (the
-    view answers the 400; nothing ends)."""
-    if not (request.raw_body or b"").strip():
-        return False
-    model = declared.spec.body
-    if model is None:
-        return False
-    try:
-        return bool(getattr(parse_body(request, model), "all", False))
-    except ApiError:
-        return None
-
-
-def _query_refused(request: Any, declared: Endpoint) -> bool:
-    """An unknown query parameter on an endpoint that takes none (its 400 comes later)."""
-    if declared.spec.query is not None:
-        return False
-    try:
-        parse_query(request, NoQuery)
-    except ApiError:
-        return True
-    return False
-
-
-def _refuse_after_401s(refusal: ApiError, verdict: guard.Verdict | None, declared: Endpoint | None) -> None:
-    """A 413 or 415 comes after every 401: it is answered once the token's checks are settled and,
-    for an endpoint that reads the database, the caller's account is known to be active (one
-    statement, on this refusal's path only)."""
-    if verdict is not None and declared is not None and declared.session:
-        verdict.settle()
-        with db.session_scope(transaction=False) as session:
-            caller.require_active(session, verdict.user_id)
-    raise refusal
 
 
 def _ignore_media_type_without_body(request: Any) -> None:
@@ -225,35 +175,19 @@ def handle(
     ids = request.ids = RequestIds(request_id, gateway_request_id(context))  # audit events record both
     auth = context.get("authorizer") or {}
     user_id = auth.get("user_id") if auth.get("auth") == "ok" else None
-    verdict: guard.Verdict | None = None
     try:
         declared = REGISTRY.get((route, method))
         refusal = _body_refusal(request)
-        if declared is not None and not declared.public:
-            # Expiry, key, revocation and rate limit: whatever API Gateway may have cached. The
-            # Redis part travels while the request's first statement waits on PostgreSQL, and is
-            # settled right after it (or at once, for a request without a database session).
-            # A logout ends its session only if nothing refuses it: a refusal changes nothing.
-            ends_session = declared.ends_session and refusal is None and not _query_refused(request, declared)
-            scope = _ends_every_session(request, declared) if ends_session else False
-            verdict = guard.start(
-                auth,
-                end_session=ends_session and scope is not None,
-                end_all=bool(scope),
-                search=declared.is_search(request),
-            )
-            user_id = str(verdict.user_id)
-            if not declared.session:
-                verdict.settle()
         if refusal is not None:
-            _refuse_after_401s(refusal, verdict, declared)
+            if declared is not None and not declared.public:
+                authenticate(request, declared)  # a 413 or 415 comes after every 401
+            raise refusal
         _ignore_media_type_without_body(request)
-        with db.around_first_statement(verdict.settle if verdict is not None else None):
-            response = get_response(request)
-        if verdict is not None:
-            verdict.settle()  # a view that ran no statement
+        # The route's own checks (the token's, the rights, the order of checks) are the
+        # endpoint's: chalicelib.endpoint.
+        response = get_response(request)
     except ApiError as exc:
-        response = error_response(_settled_first(verdict, exc))
+        response = error_response(exc)
     except Exception:
         error_log.exception("unhandled error in request %s", request_id)
         response = error_response(InternalError())

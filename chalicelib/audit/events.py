@@ -102,8 +102,8 @@ def by_api(*, user_id: Any, username: Any, ids: Any) -> Origin:
 
 def by_caller(call: Any) -> Origin:
     """A change made through the API by the caller of `call` (an `endpoint.Call`)."""
-    caller = call.caller
-    return by_api(user_id=caller.user_id, username=caller.username, ids=call.request_ids)
+    principal = call.principal
+    return by_api(user_id=principal.user_id, username=principal.username, ids=call.request_ids)
 
 
 def by_cli() -> Origin:

@@ -3,13 +3,15 @@ site's events (its admins). Both are site-scoped: another site's events are neve
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Blueprint, Response
 
-from chalicelib import caller as callers
+from chalicelib.access import Listing, Read, SiteAdmin, SiteRole, listing
 from chalicelib.audit import service
 from chalicelib.audit.schemas import AuditQuery, EventRead, HistoryQuery
 from chalicelib.endpoint import Call, endpoint
-from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.errors import NotFound
 from chalicelib.http import paginated
 from chalicelib.kit.docs import Spec, page
 from chalicelib.kit.ids import INT32_MAX, parse_id
@@ -18,11 +20,25 @@ bp = Blueprint(__name__)
 TAG = "audit"
 
 
+def events_of_the_interaction(call: Call[Any], interaction_id: str) -> Read[Listing[HistoryQuery]]:
+    """The route's read: a page of the interaction's events, with whether it exists."""
+    query = call.query(HistoryQuery)
+    found = parse_id(interaction_id) or 0
+    return listing(query, service.history_read(query, site_id=call.token.site_id, interaction_id=found))
+
+
+def events_of_the_site(call: Call[Any], site_id: str) -> Read[Listing[AuditQuery]]:
+    """The route's read: a page of the path's site's events (for its admins)."""
+    query = call.query(AuditQuery)
+    return listing(query, service.site_read(query, site_id=parse_id(site_id, maximum=INT32_MAX)))
+
+
 @endpoint(
     bp,
     "GET",
     "/api/interactions/{interaction_id}/history",
-    site=True,
+    needs=SiteRole(),
+    read=events_of_the_interaction,
     spec=Spec(
         "One interaction's events, newest first (whoever may read the interaction)",
         TAG,
@@ -36,20 +52,14 @@ TAG = "audit"
         ),
     ),
 )
-def interaction_history(call: Call, interaction_id: str) -> Response:
+def interaction_history(call: Call[Listing[HistoryQuery]], interaction_id: str) -> Response:
     found = parse_id(interaction_id)  # None: no such interaction (a 404 after 401, 403 and 400)
-    query, read, rows = call.fold_query(
-        HistoryQuery,
-        lambda q: service.history_read(q, site_id=call.token.site_id, interaction_id=found or 0),
-    )
-    if found is None or not rows.head.interaction_exists:
+    if found is None or not service.interaction_exists(call.found):
         raise NotFound("Interaction not found")
-    site_id = call.caller.site_id
-    assert site_id is not None  # the endpoint requires the token's site
     return paginated(
         "events",
         service.history(
-            call.session, site_id=site_id, interaction_id=found, query=query, read=read, rows=rows
+            call.session, site_id=call.principal.at_site(), interaction_id=found, listing=call.found
         ),
     )
 
@@ -58,6 +68,8 @@ def interaction_history(call: Call, interaction_id: str) -> Response:
     bp,
     "GET",
     "/api/sites/{site_id}/audit",
+    needs=SiteAdmin("Only the site's admins may read its audit trail"),
+    read=events_of_the_site,
     spec=Spec(
         "The site's events, newest first (the site's admins only)",
         TAG,
@@ -72,19 +84,7 @@ def interaction_history(call: Call, interaction_id: str) -> Response:
         ),
     ),
 )
-def site_audit(call: Call, site_id: str) -> Response:
-    site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (a 404 after 401, 403 and 400)
-    message = "Only the site's admins may read its audit trail"
-    try:
-        query = call.query(AuditQuery)
-        read = service.site_read(query, site_id=site)
-    except ValidationFailed:
-        callers.admin_only(call.role_on(site), message)
-        raise
-    caller, rows = call.fold_at(site, read.statement, read.params)
-    callers.admin_only(caller.role, message)
-    if caller.role is None or site is None:
-        raise NotFound("Site not found")
+def site_audit(call: Call[Listing[AuditQuery]], site_id: str) -> Response:
     return paginated(
-        "events", service.site_events(call.session, site_id=site, query=query, read=read, rows=rows)
+        "events", service.site_events(call.session, site_id=call.principal.at_site(), listing=call.found)
     )

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from chalicelib import caller as callers
+from chalicelib import access
 from chalicelib.audit.schemas import AuditQuery, HistoryQuery
 from chalicelib.kit.pagination import (
     COUNT_CAP,
@@ -104,10 +104,10 @@ _SITE_TOTAL = (
     .scalar_subquery()
     .label("site_total")
 )
-_UNFILTERED = callers.fold(
-    _page((_IN_SITE,), keyset=False), when=callers.ADMIN, order_by=_newest_first, extra=(_SITE_TOTAL,)
+_UNFILTERED = access.fold(
+    _page((_IN_SITE,), keyset=False), when=access.ADMIN, order_by=_newest_first, extra=(_SITE_TOTAL,)
 )
-_UNFILTERED_AFTER = callers.fold(_page((_IN_SITE,), keyset=True), when=callers.ADMIN, order_by=_newest_first)
+_UNFILTERED_AFTER = access.fold(_page((_IN_SITE,), keyset=True), when=access.ADMIN, order_by=_newest_first)
 
 
 def _site_binding(site_id: int | None, query: AuditQuery) -> str:
@@ -128,23 +128,23 @@ def site_read(query: AuditQuery, *, site_id: int | None) -> ListRead:
     if not filters:
         statement = _UNFILTERED if position is None else _UNFILTERED_AFTER
     else:
-        statement = callers.fold(
+        statement = access.fold(
             _page((_IN_SITE, *filters), keyset=position is not None),
-            when=callers.ADMIN,
+            when=access.ADMIN,
             order_by=_newest_first,
         )
     return ListRead(statement, _params(query, position), position, binding)
 
 
-def site_events(
-    session: Session, *, site_id: int, query: AuditQuery, read: ListRead, rows: callers.Folded
-) -> Page:
+def site_events(session: Session, *, site_id: int, listing: access.Listing[AuditQuery]) -> Page:
     """A page of the site's events. An unfiltered total is the site's kept count, a filtered one
     is counted; either stops at COUNT_CAP, as every list's total but the interactions' kept one."""
 
+    query, read, rows, head = listing.query, listing.read, listing.rows, listing.head
+
     def count() -> tuple[int, bool]:
-        if "site_total" in rows.head._fields:
-            return capped(rows.head.site_total)
+        if "site_total" in head._fields:
+            return capped(head.site_total)
         matching = select(AuditEvent.id).where(_IN_SITE, *_filters(query)).limit(COUNT_CAP + 1).subquery()
         return capped(session.scalar(select(func.count()).select_from(matching), {"site_id": site_id}))
 
@@ -167,7 +167,7 @@ _INTERACTION_EXISTS = (
     .label("interaction_exists")
 )
 HISTORY, HISTORY_AFTER = (
-    callers.fold(_page(_OF_INTERACTION, keyset=keyset), order_by=_newest_first, extra=(_INTERACTION_EXISTS,))
+    access.fold(_page(_OF_INTERACTION, keyset=keyset), order_by=_newest_first, extra=(_INTERACTION_EXISTS,))
     for keyset in (False, True)
 )
 _HISTORY_COUNT = select(func.count()).select_from(
@@ -182,15 +182,15 @@ def history_read(query: HistoryQuery, *, site_id: int | None, interaction_id: in
     return ListRead(statement, _params(query, position, interaction_id=interaction_id), position, binding)
 
 
+def interaction_exists(listing: access.Listing[HistoryQuery]) -> bool:
+    """Whether a history's interaction exists in the site (read with its page)."""
+    return bool(listing.head.interaction_exists)
+
+
 def history(
-    session: Session,
-    *,
-    site_id: int,
-    interaction_id: int,
-    query: HistoryQuery,
-    read: ListRead,
-    rows: callers.Folded,
+    session: Session, *, site_id: int, interaction_id: int, listing: access.Listing[HistoryQuery]
 ) -> Page:
+    query, read, rows = listing.query, listing.read, listing.rows
     found = settle(
         query,
         rows,

@@ -23,7 +23,7 @@ from sqlalchemy import Integer, String, bindparam, case, delete, exists, func, l
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from chalicelib import caller as callers
+from chalicelib import access
 from chalicelib.audit import events as audit
 from chalicelib.auth import limits, passwords, tokens
 from chalicelib.auth.service import signed_in
@@ -285,7 +285,7 @@ def _finish(
         )
     )
     events = audit.as_cte(audit.insert_all(*event_rows), "events")
-    active = callers.memberships().subquery("active")
+    active = access.memberships().subquery("active")
     rows = session.execute(
         select(
             account.c.id,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib import caller as callers
+from chalicelib import access
+from chalicelib.access import Public, Read, SiteSummary, Token
 from chalicelib.audit import events as audit
 from chalicelib.auth import invitations, limits, schemas, service
 from chalicelib.auth.schemas import InvitationPreview, LoginData, PasswordChanged, SiteToken, UserMe
-from chalicelib.caller import SiteSummary
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import ok
@@ -23,7 +23,7 @@ bp = Blueprint(__name__)
     bp,
     "POST",
     "/api/auth/login",
-    public=True,
+    needs=Public(),
     transaction=False,
     spec=Spec(
         "Log in",
@@ -52,7 +52,7 @@ bp = Blueprint(__name__)
         ),
     ),
 )
-def login(call: Call) -> Response:
+def login(call: Call[None]) -> Response:
     try:
         body = call.body(schemas.LoginRequest)
     except ValidationFailed:
@@ -67,7 +67,7 @@ def login(call: Call) -> Response:
     bp,
     "POST",
     "/api/auth/invitations/preview",
-    public=True,
+    needs=Public(),
     transaction=False,
     spec=Spec(
         "What an invitation's token is for: the site, the role, the address, and whether an account has "
@@ -84,7 +84,7 @@ def login(call: Call) -> Response:
         ),
     ),
 )
-def preview_invitation(call: Call) -> Response:
+def preview_invitation(call: Call[None]) -> Response:
     limits.check_invitation_rate(call.source_ip)  # before the body: every attempt counts
     body = call.body(schemas.InvitationPreviewRequest)
     return ok(invitations.preview(call.session, token=body.token))
@@ -94,7 +94,7 @@ def preview_invitation(call: Call) -> Response:
     bp,
     "POST",
     "/api/auth/invitations/accept",
-    public=True,
+    needs=Public(),
     spec=Spec(
         "Accept an invitation: a new account (username and password) when none has the address, else "
         "the account's own password; answers like a login, scoped to the inviting site",
@@ -112,7 +112,7 @@ def preview_invitation(call: Call) -> Response:
         ),
     ),
 )
-def accept_invitation(call: Call) -> Response:
+def accept_invitation(call: Call[None]) -> Response:
     limits.check_invitation_rate(call.source_ip)  # before the body: every attempt counts
     body = call.body(schemas.InvitationAcceptRequest)
     try:
@@ -135,6 +135,8 @@ def accept_invitation(call: Call) -> Response:
     bp,
     "POST",
     "/api/auth/password",
+    needs=Token(),
+    read=lambda call: Read(service.WITH_PASSWORD, shape=service.stored_hash),
     transaction=False,
     spec=Spec(
         "Change the caller's password: every session of the user ends, a new one begins on the same site",
@@ -150,19 +152,13 @@ def accept_invitation(call: Call) -> Response:
         ),
     ),
 )
-def change_password(call: Call) -> Response:
-    try:
-        body = call.body(schemas.PasswordChange)
-    except ValidationFailed:
-        call.caller  # noqa: B018 - a 401 comes before the 400
-        raise
-    rows = call.fold(service.WITH_PASSWORD)
-    caller = call.caller
+def change_password(call: Call[str | None]) -> Response:
+    body = call.body(schemas.PasswordChange)
     return ok(
         service.change_password(
             call.session,
-            principal=caller,
-            stored_hash=rows.head.password_hash,
+            principal=call.principal,
+            stored_hash=call.found,
             current=body.current_password,
             new=body.new_password,
             origin=audit.by_caller(call),
@@ -174,6 +170,7 @@ def change_password(call: Call) -> Response:
     bp,
     "GET",
     "/api/auth/me",
+    needs=Token(),
     spec=Spec(
         "The caller and the token's site",
         "auth",
@@ -185,14 +182,16 @@ def change_password(call: Call) -> Response:
         ),
     ),
 )
-def me(call: Call) -> Response:
-    return ok(service.me(call.caller))
+def me(call: Call[None]) -> Response:
+    return ok(service.me(call.principal))
 
 
 @endpoint(
     bp,
     "GET",
     "/api/auth/sites",
+    needs=Token(),
+    read=lambda call: Read(access.MY_SITES, shape=access.my_sites),
     spec=Spec(
         "The caller's active sites, by name",
         "auth",
@@ -203,14 +202,23 @@ def me(call: Call) -> Response:
         ),
     ),
 )
-def my_sites(call: Call) -> Response:
-    return ok({"sites": [callers.site_summary(row) for row in call.fold(callers.MY_SITES)]})
+def my_sites(call: Call[list[access.Membership]]) -> Response:
+    return ok({"sites": [site.summary() for site in call.found]})
+
+
+def at_the_site_asked(call: Call[None]) -> Read[None]:
+    """A site switch's read: the caller's rights at the site of the body (a 400 for a body it
+    refuses, after the 401)."""
+    body = call.body(schemas.SiteSelect)
+    return Read(site=body.site_id if 1 <= body.site_id <= INT32_MAX else None)
 
 
 @endpoint(
     bp,
     "POST",
     "/api/auth/site",
+    needs=Token(),
+    read=at_the_site_asked,
     transaction=False,
     spec=Spec(
         "Choose the active site: a new token for the same session",
@@ -225,21 +233,17 @@ def my_sites(call: Call) -> Response:
         ),
     ),
 )
-def select_site(call: Call) -> Response:
-    try:
-        body = call.body(schemas.SiteSelect)
-    except ValidationFailed:
-        call.caller  # noqa: B018 - a 401 comes before the 400
-        raise
-    # The caller's row at the site asked for: 401 for an inactive user, no site for a non-member.
-    caller, _ = call.fold_at(body.site_id if 1 <= body.site_id <= INT32_MAX else None)
-    return ok(service.select_site(call.token, site=caller.site()))
+def select_site(call: Call[None]) -> Response:
+    # The rights were read at the site asked for: no site for a non-member (a 403).
+    site = call.principal.site
+    return ok(service.select_site(call.token, site=site.summary() if site is not None else None))
 
 
 @endpoint(
     bp,
     "POST",
     "/api/auth/logout",
+    needs=Token(),
     session=False,
     ends_session=True,
     spec=Spec(
@@ -256,7 +260,7 @@ def select_site(call: Call) -> Response:
         ),
     ),
 )
-def logout(call: Call) -> Response:
+def logout(call: Call[None]) -> Response:
     # The session (or every session) ended in the request's token check (auth.guard), in its one
     # Redis round trip; a body the schema refuses ended nothing and is answered here.
     call.optional_body(schemas.LogoutRequest)

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
+from chalicelib.access import SiteSummary
 from chalicelib.auth.passwords import MAX_LENGTH, MIN_LENGTH
-from chalicelib.caller import SiteSummary
 from chalicelib.kit.ids import Id
 from chalicelib.kit.schema import Schema
 from chalicelib.kit.text import EmailAddress

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from chalicelib import caller as callers
+from chalicelib import access
+from chalicelib.access import Principal, TokenContext
 from chalicelib.audit import events as audit
 from chalicelib.auth import limits, passwords, sessions, tokens
-from chalicelib.caller import Principal, TokenContext
 from chalicelib.errors import AuthenticationFailed, Forbidden, ValidationFailed
 from chalicelib.kit import usernames
 from chalicelib.kit.timestamps import epoch_isoformat, isoformat
@@ -48,9 +48,9 @@ def login(session: Session, *, source_ip: str, username: str, password: str) -> 
     # One statement: the login recorded (and the hash renewed) while the user's sites are read.
     touched = update(User).where(User.id == user.id).values(**values).returning(User.id).cte("touched")
     member_of = [
-        callers.site_summary(row)
+        access.Membership._make(row).summary()
         for row in session.execute(
-            callers.memberships()
+            access.memberships()
             .where(SiteMembership.user_id == user.id)
             .order_by(Site.name, Site.id)
             .add_cte(touched)
@@ -82,7 +82,7 @@ def signed_in(
 # --- password changes ------------------------------------------------------------------------------
 
 # The caller's rights with their stored hash (for a password change only).
-WITH_PASSWORD = callers.fold(
+WITH_PASSWORD = access.fold(
     extra=(
         select(User.password_hash)
         .where(User.id == bindparam("caller_id"))
@@ -153,7 +153,17 @@ def change_password(
     token, claims = tokens.issue(
         user_id=principal.user_id, site_id=principal.site_id, auth_time_ms=not_before + 1
     )
-    return {"token": token, "expires_at": epoch_isoformat(claims.expires_at), "current_site": principal.site}
+    return {
+        "token": token,
+        "expires_at": epoch_isoformat(claims.expires_at),
+        "current_site": principal.site.summary() if principal.site is not None else None,
+    }
+
+
+def stored_hash(rows: access.Folded) -> str | None:
+    """The caller's stored password hash, from a `WITH_PASSWORD` read."""
+    hashed: str | None = rows.head.password_hash if rows.head is not None else None
+    return hashed
 
 
 def me(principal: Principal) -> dict[str, Any]:
@@ -166,7 +176,7 @@ def me(principal: Principal) -> dict[str, Any]:
             "last_login": isoformat(principal.last_login),
             "platform_admin": principal.platform_admin,
         },
-        "current_site": principal.site,
+        "current_site": principal.site.summary() if principal.site is not None else None,
     }
 
 

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from chalicelib.caller import Principal, TokenContext, fold
+from chalicelib.access import Principal, Read, TokenContext, fold
 from chalicelib.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from chalicelib.kit.answers import Answer
 from chalicelib.models import IdempotencyKey, Interaction
@@ -92,8 +92,17 @@ LOCKED_RIGHTS = fold(
 )
 
 
-def lock_params(token: TokenContext, key: str) -> dict[str, Any]:
-    return {"lock_id": _lock_id(token.site_id or 0, token.user_id, key)}
+def key_read(token: TokenContext, raw_key: str | None) -> Read[bool]:
+    """A create's first statement: with an Idempotency-Key, the caller's rights and the key's lock
+    (taken without waiting: False when another request holds it); without one, the rights alone."""
+    if raw_key is None:
+        return Read(shape=lambda _rows: False)
+    return Read(
+        LOCKED_RIGHTS,
+        {"lock_id": _lock_id(token.site_id or 0, token.user_id, raw_key.strip())},
+        key="key_locked",
+        shape=lambda rows: bool(rows.head is not None and rows.head.key_locked),
+    )
 
 
 def run(

@@ -34,7 +34,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from chalicelib.caller import fold
+from chalicelib.access import fold
 from chalicelib.kit.pagination import COUNT_CAP
 from chalicelib.models import Interaction, SiteInteractionCount
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
+from chalicelib.access import Listing, Read, SiteRole, Token, listing
 from chalicelib.audit import events as audit
 from chalicelib.endpoint import Call, endpoint
-from chalicelib.errors import NotFound
 from chalicelib.http import envelope, location, ok, paginated, respond
 from chalicelib.interactions import idempotency, queries, schemas, service
 from chalicelib.interactions.schemas import (
@@ -79,22 +79,26 @@ UPDATED = {
 }
 
 
-def _read(call: Call, raw_id: str) -> Any:
-    """The interaction of the path (or None), read with the caller's rights in one round trip;
-    an id no row can have is a 404, after the rights."""
-    interaction_id = parse_id(raw_id)
-    if interaction_id is None:
-        call.caller  # noqa: B018 - 401/403 come first
-        raise NotFound(service.NOT_FOUND)
-    rows = call.fold(queries.FOLDED_BY_ID, {"interaction_id": interaction_id})
-    return rows[0] if rows else None
+def one(call: Call[Any], interaction_id: str) -> Read[Any]:
+    """The route's read: the interaction of the path (or None: an id no row can have finds none)."""
+    found = parse_id(interaction_id)
+    return Read(
+        queries.FOLDED_BY_ID, {"interaction_id": found or 0}, shape=lambda rows: rows[0] if rows else None
+    )
+
+
+def a_page(call: Call[Any]) -> Read[Listing[InteractionQuery]]:
+    """The route's read: one page of the list its query asks for (a 400 for a query it refuses)."""
+    query = call.query(InteractionQuery)
+    return listing(query, service.list_read(query, site_id=call.token.site_id))
 
 
 @endpoint(
     bp,
     "GET",
     BASE,
-    site=True,
+    needs=SiteRole(),
+    read=a_page,
     search_params=queries.SUBSTRING_FILTERS,
     spec=Spec(
         "Find interactions of the active site",
@@ -125,11 +129,8 @@ def _read(call: Call, raw_id: str) -> Any:
         ),
     ),
 )
-def list_interactions(call: Call) -> Response:
-    query, read, rows = call.fold_query(
-        InteractionQuery, lambda q: service.list_read(q, site_id=call.token.site_id)
-    )
-    found = service.page(call.session, site_id=call.site_id, query=query, read=read, rows=rows)
+def list_interactions(call: Call[Listing[InteractionQuery]]) -> Response:
+    found = service.page(call.session, site_id=call.principal.at_site(), listing=call.found)
     return paginated("interactions", replace(found, items=[service.serialize(row) for row in found.items]))
 
 
@@ -137,7 +138,8 @@ def list_interactions(call: Call) -> Response:
     bp,
     "POST",
     BASE,
-    write=True,
+    needs=SiteRole(write=True),
+    read=lambda call: idempotency.key_read(call.token, call.header(idempotency.HEADER)),
     spec=Spec(
         "Create an interaction in the active site (editor, admin)",
         TAG,
@@ -159,21 +161,8 @@ def list_interactions(call: Call) -> Response:
         ),
     ),
 )
-def create_interaction(call: Call) -> Response:
-    raw_key = call.header(idempotency.HEADER)
-    # With a key, the rights and the key's lock are one statement (the request's first).
-    locked = (
-        bool(
-            call.fold(
-                idempotency.LOCKED_RIGHTS,
-                idempotency.lock_params(call.token, raw_key.strip()),
-                key="key_locked",
-            ).head.key_locked
-        )
-        if raw_key is not None
-        else False
-    )
-    caller = call.caller
+def create_interaction(call: Call[bool]) -> Response:
+    caller = call.principal
     body = call.json()
     new = schemas.parse_create(body)
     key = idempotency.key_from(call.request.headers)
@@ -195,7 +184,7 @@ def create_interaction(call: Call) -> Response:
             call.session,
             principal=caller,
             key=key,
-            locked=locked,
+            locked=call.found,
             body=body,
             values=values,
             answer=created,
@@ -208,6 +197,7 @@ def create_interaction(call: Call) -> Response:
     bp,
     "GET",
     BASE + "/types",
+    needs=Token(),
     spec=Spec(
         "The interaction types",
         TAG,
@@ -218,8 +208,7 @@ def create_interaction(call: Call) -> Response:
         ),
     ),
 )
-def interaction_types(call: Call) -> Response:
-    call.caller  # noqa: B018 - a token of an active user; no site needed
+def interaction_types(call: Call[None]) -> Response:
     return ok({"types": list(INTERACTION_TYPES)})
 
 
@@ -227,7 +216,8 @@ def interaction_types(call: Call) -> Response:
     bp,
     "GET",
     ITEM,
-    site=True,
+    needs=SiteRole(),
+    read=one,
     spec=Spec(
         "One interaction",
         TAG,
@@ -242,8 +232,8 @@ def interaction_types(call: Call) -> Response:
         ),
     ),
 )
-def get_interaction(call: Call, interaction_id: str) -> Response:
-    row = service.found(_read(call, interaction_id))
+def get_interaction(call: Call[Any], interaction_id: str) -> Response:
+    row = service.found(call.found)
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
 
@@ -251,7 +241,8 @@ def get_interaction(call: Call, interaction_id: str) -> Response:
     bp,
     "PUT",
     ITEM,
-    write=True,
+    needs=SiteRole(write=True),
+    read=one,
     transaction=False,
     spec=Spec(
         "Partial update (editor, admin): only the fields sent change; null clears",
@@ -274,15 +265,14 @@ def get_interaction(call: Call, interaction_id: str) -> Response:
         ),
     ),
 )
-def update_interaction(call: Call, interaction_id: str) -> Response:
-    current = _read(call, interaction_id)
+def update_interaction(call: Call[Any], interaction_id: str) -> Response:
     changes = schemas.parse_update(call.json())
     row = service.update(
         call.session,
-        principal=call.caller,
+        principal=call.principal,
         origin=audit.by_caller(call),
         data=changes,
-        current=current,
+        current=call.found,
         if_match=call.header("If-Match"),
     )
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
@@ -292,7 +282,8 @@ def update_interaction(call: Call, interaction_id: str) -> Response:
     bp,
     "DELETE",
     ITEM,
-    write=True,
+    needs=SiteRole(write=True),
+    read=one,
     transaction=False,
     spec=Spec(
         "Delete (editor, admin)",
@@ -307,13 +298,12 @@ def update_interaction(call: Call, interaction_id: str) -> Response:
         ),
     ),
 )
-def delete_interaction(call: Call, interaction_id: str) -> Response:
-    current = _read(call, interaction_id)
+def delete_interaction(call: Call[Any], interaction_id: str) -> Response:
     service.delete(
         call.session,
-        principal=call.caller,
+        principal=call.principal,
         origin=audit.by_caller(call),
-        current=current,
+        current=call.found,
         if_match=call.header("If-Match"),
     )
     return ok({"message": "Interaction deleted"})

@@ -20,8 +20,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from chalicelib.access import Listing, Principal
 from chalicelib.audit import events as audit
-from chalicelib.caller import Folded, Principal
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.interactions import queries
 from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery, InteractionUpdate
@@ -156,11 +156,11 @@ def list_read(query: InteractionQuery, *, site_id: int | None) -> ListRead:
     return ListRead(statement, params, position, bound)
 
 
-def page(session: Session, *, site_id: int, query: InteractionQuery, read: ListRead, rows: Folded) -> Page:
+def page(session: Session, *, site_id: int, listing: Listing[InteractionQuery]) -> Page:
     """The page and its meta. The total is the cursor's (the first page's), or the page's own when
     it is the last; else an unfiltered total is the site's trigger-kept count, read with the page,
     and a filtered one is counted up to COUNT_CAP, or remembered (below)."""
-    head = rows.head
+    query, read, rows, head = listing.query, listing.read, listing.rows, listing.head
 
     def count() -> tuple[int, bool]:
         if "site_total" in head._fields:
@@ -216,7 +216,7 @@ def _filtered_total(
 
 def new_values(*, principal: Principal, data: InteractionCreate) -> dict[str, Any]:
     """The columns of a new interaction in the caller's active site (version 1)."""
-    assert principal.site_id is not None  # principal.load(write=True) guarantees it
+    assert principal.site_id is not None  # the route needs SiteRole(write=True): `access.admit` checked it
     start, end, details = resolve_times(
         start=data.start_datetime, end=data.end_datetime, zone_name=data.timezone
     )

@@ -46,8 +46,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from chalicelib import caller as callers
-from chalicelib import mail
+from chalicelib import access, mail
 from chalicelib.audit import events as audit
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound
@@ -143,9 +142,9 @@ def _page(condition: ColumnElement[bool] | None, *, keyset: bool) -> Any:
     if condition is not None:
         stmt = stmt.where(condition)
     stmt = stmt.where(_AFTER) if keyset else stmt.offset(bindparam("offset"))
-    return callers.fold(
+    return access.fold(
         stmt.order_by(Invitation.id.desc()).limit(bindparam("limit")),
-        when=callers.ADMIN,
+        when=access.ADMIN,
         order_by=_newest_first,
     )
 
@@ -165,9 +164,7 @@ PAGES = {
     for keyset in (False, True)
 }
 _COUNTS = {status: _count(STATUS_FILTERS.get(status or "")) for status in _STATUSES}
-ONE = callers.fold(
-    _columns().where(_IN_SITE, Invitation.id == bindparam("invitation_id")), when=callers.ADMIN
-)
+ONE = access.fold(_columns().where(_IN_SITE, Invitation.id == bindparam("invitation_id")), when=access.ADMIN)
 
 
 def listing(site_id: int, condition: ColumnElement[bool] | None) -> Any:
@@ -186,10 +183,9 @@ def page_read(query: Pagination, *, site_id: int | None, status: str | None) -> 
     return ListRead(PAGES[(status, True)], {"after_id": position.id, "limit": query.limit}, position, binding)
 
 
-def page(
-    session: Session, *, site_id: int, query: Pagination, status: str | None, read: ListRead, rows: list[Any]
-) -> Page:
+def page(session: Session, *, site_id: int, listing: access.Listing[Any]) -> Page:
     """A page of the invitations list and its meta (a total past the page counted up to COUNT_CAP)."""
+    query, read, rows, status = listing.query, listing.read, listing.rows, listing.query.status
     found = settle(
         query,
         rows,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, delete, func, literal, or_, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
-from chalicelib import caller as callers
+from chalicelib import access
 from chalicelib.audit import events as audit
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.kit.pagination import (
@@ -59,11 +59,11 @@ def _by_username(columns: Any) -> list[Any]:
 # A page of a site's members for its admins, by username (case-insensitively, then id), folded with
 # the rights: one round trip. By number, or after a cursor (the last member's username and id).
 MEMBERS_PAGE, MEMBERS_AFTER = (
-    callers.fold(
+    access.fold(
         (_MEMBERS.where(_AFTER) if keyset else _MEMBERS.offset(bindparam("offset")))
         .order_by(*_by_username(User))
         .limit(bindparam("limit")),
-        when=callers.ADMIN,
+        when=access.ADMIN,
         order_by=_by_username,
     )
     for keyset in (False, True)
@@ -103,8 +103,9 @@ def member(row: Any, role: str | None = None) -> dict[str, Any]:
     }
 
 
-def members(session: Session, *, site_id: int, query: Pagination, read: ListRead, rows: list[Any]) -> Page:
+def members(session: Session, *, site_id: int, listing: access.Listing[Any]) -> Page:
     """A page of the users list and its meta (a total past the page counted up to COUNT_CAP)."""
+    query, read, rows = listing.query, listing.read, listing.rows
     found = settle(
         query,
         rows,

@@ -4,14 +4,17 @@ site's admins (invitations, roles, the site's settings) and by platform admins (
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from chalice import Blueprint, Response
+from pydantic import BaseModel
 
-from chalicelib import caller as callers
+from chalicelib import access
+from chalicelib.access import Listing, PlatformAdmin, Read, SiteAdmin, SiteRole, Token, listing
 from chalicelib.audit import events as audit
 from chalicelib.endpoint import Call, endpoint
-from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.errors import NotFound
 from chalicelib.http import location, ok, paginated
 from chalicelib.kit.docs import MESSAGE, ListOf, Spec, data, page
 from chalicelib.kit.ids import INT32_MAX, parse_id
@@ -39,13 +42,59 @@ INVITATIONS = SITE + "/invitations"
 INVITATION = INVITATIONS + "/{invitation_id}"
 TAG = "sites"
 ADMINS_ONLY = "Only the site's admins may do this"
-T = TypeVar("T")
+B = TypeVar("B", bound=BaseModel)
+
+
+def _site(raw: str) -> int | None:
+    return parse_id(raw, maximum=INT32_MAX)  # None: no such site (a 404 after the 401, 403 and 400)
+
+
+@dataclass(frozen=True)
+class Change(Generic[B]):
+    """What a change at the path's site starts from: the site's row, locked, and the body."""
+
+    site: service.Locked
+    body: B
+
+
+def locked(call: Call[Any], site_id: str, **_ids: str) -> Read[service.Locked]:
+    """The read of every change at the path's site: the caller's rights there and, for its admins,
+    the site's row locked (`service.LOCKED`)."""
+    return Read(service.LOCKED, key="locked_id", shape=service.locked)
+
+
+def change(model: type[B]) -> Callable[..., Read[Change[B]]]:
+    """`locked`, for a change with a body: the body parsed with `model` (its 400 comes after the
+    403 and before the 404)."""
+
+    def read(call: Call[Any], site_id: str, **_ids: str) -> Read[Change[B]]:
+        body = call.body(model)
+        return Read(service.LOCKED, key="locked_id", shape=lambda rows: Change(service.locked(rows), body))
+
+    return read
+
+
+def users_page(call: Call[Any], site_id: str) -> Read[Listing[SiteUsersQuery]]:
+    query = call.query(SiteUsersQuery)
+    return listing(query, members.members_read(query, site_id=_site(site_id)))
+
+
+def invitations_page(call: Call[Any], site_id: str) -> Read[Listing[InvitationsQuery]]:
+    query = call.query(InvitationsQuery)
+    return listing(query, invitations.page_read(query, site_id=_site(site_id), status=query.status))
+
+
+def one_invitation(call: Call[Any], site_id: str, invitation_id: str) -> Read[Any]:
+    wanted = parse_id(invitation_id, maximum=INT32_MAX) or -1
+    return Read(invitations.ONE, {"invitation_id": wanted}, shape=lambda rows: rows[0] if rows else None)
 
 
 @endpoint(
     bp,
     "GET",
     "/api/sites",
+    needs=Token(),
+    read=lambda call: Read(access.MY_SITES, shape=access.my_sites),
     spec=Spec(
         "The caller's active sites, by name",
         TAG,
@@ -56,15 +105,15 @@ T = TypeVar("T")
         ),
     ),
 )
-def list_sites(call: Call) -> Response:
-    return ok({"sites": service.summaries(call.fold(callers.MY_SITES))})
+def list_sites(call: Call[list[access.Membership]]) -> Response:
+    return ok({"sites": [site.summary() for site in call.found]})
 
 
 @endpoint(
     bp,
     "POST",
     "/api/sites",
-    platform_admin=True,
+    needs=PlatformAdmin(),
     spec=Spec(
         "Create a site (platform admins); the caller becomes its admin",
         TAG,
@@ -80,12 +129,11 @@ def list_sites(call: Call) -> Response:
         ),
     ),
 )
-def create_site(call: Call) -> Response:
-    caller = call.caller  # 401, then 403 for a caller who is not a platform admin
+def create_site(call: Call[None]) -> Response:
     body = call.body(SiteCreate)
     site = service.create_site(
         call.session,
-        caller_id=caller.user_id,
+        caller_id=call.principal.user_id,
         origin=audit.by_caller(call),
         name=body.name,
         description=body.description,
@@ -99,6 +147,8 @@ def create_site(call: Call) -> Response:
     bp,
     "GET",
     SITE,
+    needs=SiteRole(at="path"),
+    read=lambda call, site_id: Read(service.DETAIL, shape=service.counts),
     spec=Spec(
         "One site the caller belongs to, with counts",
         TAG,
@@ -111,18 +161,16 @@ def create_site(call: Call) -> Response:
         ),
     ),
 )
-def get_site(call: Call, site_id: str) -> Response:
-    caller, _ = call.fold_at(parse_id(site_id, maximum=INT32_MAX), service.DETAIL)
-    site = service.detail(caller)
-    if site is None:
-        raise NotFound(SITE_NOT_FOUND)
-    return ok({"site": site})
+def get_site(call: Call[service.Counts], site_id: str) -> Response:
+    return ok({"site": service.detail(call.principal, call.found)})
 
 
 @endpoint(
     bp,
     "GET",
     USERS,
+    needs=SiteAdmin("Only the site's admins may list its users"),
+    read=users_page,
     spec=Spec(
         "The site's members by username (the site's admins only)",
         TAG,
@@ -135,45 +183,13 @@ def get_site(call: Call, site_id: str) -> Response:
         ),
     ),
 )
-def list_site_users(call: Call, site_id: str) -> Response:
-    site = parse_id(site_id, maximum=INT32_MAX)  # None: no such site (404 after the 401 check)
-    message = "Only the site's admins may list its users"
-    # The order of checks: 403 (a member without the role), 400 (parameters), 404 (no member).
-    try:
-        query = call.query(SiteUsersQuery)
-        read = members.members_read(query, site_id=site)
-    except ValidationFailed:
-        callers.admin_only(call.role_on(site), message)
-        raise
-    caller, rows = call.fold_at(site, read.statement, read.params)
-    callers.admin_only(caller.role, message)
-    if caller.role is None or site is None:
-        raise NotFound(SITE_NOT_FOUND)
-    return paginated("users", members.members(call.session, site_id=site, query=query, read=read, rows=rows))
+def list_site_users(call: Call[Listing[SiteUsersQuery]], site_id: str) -> Response:
+    return paginated(
+        "users", members.members(call.session, site_id=call.principal.at_site(), listing=call.found)
+    )
 
 
 # --- administration by the site's admins -----------------------------------------------------------
-
-
-def _at_site(call: Call, site_id: str, parse: Callable[[], T]) -> tuple[int, Any, audit.Origin, T]:
-    """A change at the path's site, checked in API.md's order: 401, 403 (a member who is not its
-    admin), 400 (`parse`: the body; unknown query parameters), 404 (not a member of that active
-    site, or no such site). The rights are read with the site's row locked (`service.LOCKED`):
-    (site id, the locked row, the change's origin, what `parse` returned)."""
-    site = parse_id(site_id, maximum=INT32_MAX)
-    try:
-        caller, rows = call.fold_at(site, service.LOCKED, key="locked_id")
-    except ValidationFailed:  # an unknown query parameter: a 403 comes first
-        callers.admin_only(call.role_on(site), ADMINS_ONLY)
-        raise
-    callers.admin_only(caller.role, ADMINS_ONLY)
-    parsed = parse()
-    if caller.role is None or site is None or not rows:
-        raise NotFound(SITE_NOT_FOUND)
-    origin = audit.by_api(
-        user_id=call.token.user_id, username=caller.row.caller_username, ids=call.request_ids
-    )
-    return site, rows[0], origin, parsed
 
 
 def _member_id(raw: str) -> int:
@@ -187,6 +203,8 @@ def _member_id(raw: str) -> int:
     bp,
     "PUT",
     SITE,
+    needs=SiteAdmin(),
+    read=change(SiteUpdate),
     spec=Spec(
         "Change the site's name or description (the site's admins)",
         TAG,
@@ -200,17 +218,16 @@ def _member_id(raw: str) -> int:
         ),
     ),
 )
-def update_site(call: Call, site_id: str) -> Response:
-    site, locked, origin, body = _at_site(call, site_id, lambda: call.body(SiteUpdate))
+def update_site(call: Call[Change[SiteUpdate]], site_id: str) -> Response:
     return ok(
         {
             "site": service.update_site(
                 call.session,
-                site_id=site,
-                caller_id=call.token.user_id,
-                origin=origin,
-                locked=locked,
-                sent=body.sent(),
+                site_id=call.principal.at_site(),
+                caller_id=call.principal.user_id,
+                origin=audit.by_caller(call),
+                locked=call.found.site,
+                sent=call.found.body.sent(),
             )
         }
     )
@@ -220,6 +237,8 @@ def update_site(call: Call, site_id: str) -> Response:
     bp,
     "PUT",
     MEMBER,
+    needs=SiteAdmin(),
+    read=change(MemberUpdate),
     spec=Spec(
         "Change a member's role (the site's admins)",
         TAG,
@@ -232,17 +251,16 @@ def update_site(call: Call, site_id: str) -> Response:
         ),
     ),
 )
-def change_role(call: Call, site_id: str, user_id: str) -> Response:
-    site, _, origin, body = _at_site(call, site_id, lambda: call.body(MemberUpdate))
+def change_role(call: Call[Change[MemberUpdate]], site_id: str, user_id: str) -> Response:
     return ok(
         {
             "user": members.change_role(
                 call.session,
-                site_id=site,
-                caller_id=call.token.user_id,
-                origin=origin,
+                site_id=call.principal.at_site(),
+                caller_id=call.principal.user_id,
+                origin=audit.by_caller(call),
                 user_id=_member_id(user_id),
-                role=body.role,
+                role=call.found.body.role,
             )
         }
     )
@@ -252,6 +270,8 @@ def change_role(call: Call, site_id: str, user_id: str) -> Response:
     bp,
     "DELETE",
     MEMBER,
+    needs=SiteAdmin(),
+    read=locked,
     spec=Spec(
         "Remove a member (the site's admins); the account stays, and their pending invitations as "
         "an admin of the site are revoked",
@@ -265,10 +285,13 @@ def change_role(call: Call, site_id: str, user_id: str) -> Response:
         ),
     ),
 )
-def remove_member(call: Call, site_id: str, user_id: str) -> Response:
-    site, _, origin, _ = _at_site(call, site_id, lambda: None)
+def remove_member(call: Call[service.Locked], site_id: str, user_id: str) -> Response:
     members.remove_member(
-        call.session, site_id=site, caller_id=call.token.user_id, origin=origin, user_id=_member_id(user_id)
+        call.session,
+        site_id=call.principal.at_site(),
+        caller_id=call.principal.user_id,
+        origin=audit.by_caller(call),
+        user_id=_member_id(user_id),
     )
     return ok({"message": "Member removed"})
 
@@ -283,7 +306,7 @@ def _invitation_id(raw: str) -> int:
     return found
 
 
-def _delivered(call: Call, invitation: dict[str, Any]) -> dict[str, Any]:
+def _delivered(call: Call[Any], invitation: dict[str, Any]) -> dict[str, Any]:
     """The invitation committed with its queued message, then the message sent (a new token)."""
     call.commit()
     invitation["delivery"] = invitations.deliver(call.session, invitation_id=invitation["id"])
@@ -294,6 +317,8 @@ def _delivered(call: Call, invitation: dict[str, Any]) -> dict[str, Any]:
     bp,
     "POST",
     INVITATIONS,
+    needs=SiteAdmin(),
+    read=change(InvitationCreate),
     spec=Spec(
         "Invite an e-mail address to the site with a role (the site's admins); the token goes to the "
         "address only. The answer is the same whether or not the address has an account anywhere",
@@ -313,13 +338,13 @@ def _delivered(call: Call, invitation: dict[str, Any]) -> dict[str, Any]:
         ),
     ),
 )
-def create_invitation(call: Call, site_id: str) -> Response:
-    site, _, origin, body = _at_site(call, site_id, lambda: call.body(InvitationCreate))
+def create_invitation(call: Call[Change[InvitationCreate]], site_id: str) -> Response:
+    site, body = call.principal.at_site(), call.found.body
     invitation = invitations.create(
         call.session,
         site_id=site,
-        caller_id=call.token.user_id,
-        origin=origin,
+        caller_id=call.principal.user_id,
+        origin=audit.by_caller(call),
         email=body.email,
         role=body.role,
     )
@@ -334,6 +359,8 @@ def create_invitation(call: Call, site_id: str) -> Response:
     bp,
     "GET",
     INVITATIONS,
+    needs=SiteAdmin(),
+    read=invitations_page,
     spec=Spec(
         "The site's invitations, newest first (the site's admins only)",
         TAG,
@@ -347,21 +374,9 @@ def create_invitation(call: Call, site_id: str) -> Response:
         ),
     ),
 )
-def list_invitations(call: Call, site_id: str) -> Response:
-    site = parse_id(site_id, maximum=INT32_MAX)
-    try:
-        query = call.query(InvitationsQuery)
-        read = invitations.page_read(query, site_id=site, status=query.status)
-    except ValidationFailed:
-        callers.admin_only(call.role_on(site), ADMINS_ONLY)
-        raise
-    caller, rows = call.fold_at(site, read.statement, read.params)
-    callers.admin_only(caller.role, ADMINS_ONLY)
-    if caller.role is None or site is None:
-        raise NotFound(SITE_NOT_FOUND)
+def list_invitations(call: Call[Listing[InvitationsQuery]], site_id: str) -> Response:
     return paginated(
-        "invitations",
-        invitations.page(call.session, site_id=site, query=query, status=query.status, read=read, rows=rows),
+        "invitations", invitations.page(call.session, site_id=call.principal.at_site(), listing=call.found)
     )
 
 
@@ -369,6 +384,8 @@ def list_invitations(call: Call, site_id: str) -> Response:
     bp,
     "GET",
     INVITATION,
+    needs=SiteAdmin(),
+    read=one_invitation,
     spec=Spec(
         "One of the site's invitations (the site's admins only)",
         TAG,
@@ -378,26 +395,18 @@ def list_invitations(call: Call, site_id: str) -> Response:
         description="Site admin of the path's site; another site's invitation is a 404.",
     ),
 )
-def get_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
-    site = parse_id(site_id, maximum=INT32_MAX)
-    wanted = parse_id(invitation_id, maximum=INT32_MAX)
-    try:
-        caller, rows = call.fold_at(site, invitations.ONE, {"invitation_id": wanted or -1})
-    except ValidationFailed:  # an unknown query parameter: a 403 comes first
-        callers.admin_only(call.role_on(site), ADMINS_ONLY)
-        raise
-    callers.admin_only(caller.role, ADMINS_ONLY)
-    if caller.role is None or site is None:
-        raise NotFound(SITE_NOT_FOUND)
-    if not rows:
+def get_invitation(call: Call[Any], site_id: str, invitation_id: str) -> Response:
+    if call.found is None:
         raise NotFound(invitations.INVITATION_NOT_FOUND)
-    return ok({"invitation": invitations.representation(rows[0])})
+    return ok({"invitation": invitations.representation(call.found)})
 
 
 @endpoint(
     bp,
     "DELETE",
     INVITATION,
+    needs=SiteAdmin(),
+    read=locked,
     spec=Spec(
         "Revoke a pending invitation (the site's admins); its token stops working",
         TAG,
@@ -410,15 +419,14 @@ def get_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
         ),
     ),
 )
-def revoke_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
-    site, _, origin, _ = _at_site(call, site_id, lambda: None)
+def revoke_invitation(call: Call[service.Locked], site_id: str, invitation_id: str) -> Response:
     return ok(
         {
             "invitation": invitations.revoke(
                 call.session,
-                site_id=site,
-                caller_id=call.token.user_id,
-                origin=origin,
+                site_id=call.principal.at_site(),
+                caller_id=call.principal.user_id,
+                origin=audit.by_caller(call),
                 invitation_id=_invitation_id(invitation_id),
             )
         }
@@ -429,6 +437,8 @@ def revoke_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
     bp,
     "POST",
     INVITATION + "/resend",
+    needs=SiteAdmin(),
+    read=locked,
     spec=Spec(
         "Send a pending invitation again with a new expiry and a new token (the site's admins); "
         "earlier tokens stop working",
@@ -442,13 +452,12 @@ def revoke_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
         ),
     ),
 )
-def resend_invitation(call: Call, site_id: str, invitation_id: str) -> Response:
-    site, _, origin, _ = _at_site(call, site_id, lambda: None)
+def resend_invitation(call: Call[service.Locked], site_id: str, invitation_id: str) -> Response:
     invitation = invitations.resend(
         call.session,
-        site_id=site,
-        caller_id=call.token.user_id,
-        origin=origin,
+        site_id=call.principal.at_site(),
+        caller_id=call.principal.user_id,
+        origin=audit.by_caller(call),
         invitation_id=_invitation_id(invitation_id),
     )
     return ok({"invitation": _delivered(call, invitation)})

@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.caller import SiteSummary
+from chalicelib.access import SiteSummary
 from chalicelib.kit.emails import NewEmail
 from chalicelib.kit.ids import Id
 from chalicelib.kit.pagination import Pagination

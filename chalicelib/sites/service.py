@@ -14,14 +14,15 @@ is no longer an admin (403), and nobody may remove or demote the last active, no
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, Text, bindparam, exists, func, insert, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from chalicelib import caller as callers
+from chalicelib import access
 from chalicelib.audit import events as audit
 from chalicelib.errors import Conflict, Forbidden
 from chalicelib.kit.timestamps import isoformat
@@ -43,11 +44,11 @@ COUNTS = (
 )
 
 # One site with the caller's role and its counts, at the path's site (chalicelib.caller.fold).
-DETAIL = callers.fold(extra=COUNTS)
+DETAIL = access.fold(extra=COUNTS)
 
 # The first statement of every change at /api/sites/{id}/...: the caller's rights there and, for
 # its admins, the site's row locked (and read as it is once the lock is held), with its counts.
-LOCKED = callers.fold(
+LOCKED = access.fold(
     select(
         Site.id.label("locked_id"),
         Site.name.label("locked_name"),
@@ -56,31 +57,54 @@ LOCKED = callers.fold(
     )
     .where(Site.id == bindparam("site_id"))
     .with_for_update(key_share=True),
-    when=callers.ADMIN,
+    when=access.ADMIN,
     extra=COUNTS,
 )
 
 
-def summaries(rows: list[Any]) -> list[dict[str, Any]]:
-    return [callers.site_summary(row) for row in rows]
+class Counts(NamedTuple):
+    """A site's counts, as `COUNTS` reads them. `user_count` counts every member (inactive and
+    pending accounts included), like the users list."""
+
+    user_count: int
+    interaction_count: int
 
 
-def detail(caller: callers.Caller) -> dict[str, Any] | None:
-    """The site with the caller's role and its counts, from a `DETAIL` row; None when the caller
-    may not see it. `user_count` counts every member (inactive and pending accounts included), like
-    the users list."""
-    row = caller.row
-    if row.caller_role is None:
-        return None
-    return {
-        "id": row.site_id_,
-        "name": row.site_name,
-        "description": row.site_description,
-        "created_at": isoformat(row.site_created_at),
-        "role": row.caller_role,
-        "user_count": row.user_count or 0,
-        "interaction_count": row.interaction_count or 0,
-    }
+def counts(rows: access.Folded) -> Counts:
+    """The counts of a `DETAIL` or `LOCKED` read (its `extra` columns, after the caller's)."""
+    assert rows.head is not None  # the caller's row: `admit` has checked it
+    users, interactions = rows.head[access.CALLER_WIDTH : access.CALLER_WIDTH + len(COUNTS)]
+    return Counts(users or 0, interactions or 0)
+
+
+class Locked(NamedTuple):
+    """The site's row as `LOCKED` read it, under the lock, with its counts."""
+
+    id: int
+    name: str
+    description: str | None
+    created_at: datetime
+    counts: Counts
+
+
+def locked(rows: access.Folded) -> Locked:
+    """The site's row of a `LOCKED` read (`admit` has checked that the caller is its admin)."""
+    assert rows, "LOCKED finds the site for its admins"
+    site_id, name, description, created_at = rows[0][access.CALLER_WIDTH + len(COUNTS) :]
+    return Locked(site_id, name, description, created_at, counts(rows))
+
+
+def detail(principal: access.Principal, found: Counts) -> dict[str, Any]:
+    """The path's site as its member sees it, with its counts (`admit` has checked the membership)."""
+    site = principal.site
+    assert site is not None
+    return _site_detail(
+        id=site.id,
+        name=site.name,
+        description=site.description,
+        created_at=site.created_at,
+        **found._asdict(),
+    ) | {"role": site.role}
 
 
 # --- the pieces of every change (here and in chalicelib.sites.members) -----------------------------
@@ -137,19 +161,25 @@ NAME_TAKEN = "A site with this name already exists (names are unique case-insens
 
 
 def update_site(
-    session: Session, *, site_id: int, caller_id: int, origin: audit.Origin, locked: Any, sent: dict[str, Any]
+    session: Session,
+    *,
+    site_id: int,
+    caller_id: int,
+    origin: audit.Origin,
+    locked: Locked,
+    sent: dict[str, Any],
 ) -> dict[str, Any]:
     """Apply the fields sent to the site (`locked`: its row as `LOCKED` read it, under the lock); a
     body that changes nothing writes and records nothing. A name another site has is a 409."""
-    before = {"name": locked.locked_name, "description": locked.locked_description}
+    before = {"name": locked.name, "description": locked.description}
     changes = {name: value for name, value in sent.items() if before[name] != value}
-    counts = {"user_count": locked.user_count or 0, "interaction_count": locked.interaction_count or 0}
+    counts = locked.counts._asdict()
     if not changes:
         return _site_detail(
-            id=locked.locked_id,
-            created_at=locked.locked_created_at,
-            name=before["name"],
-            description=before["description"],
+            id=locked.id,
+            created_at=locked.created_at,
+            name=locked.name,
+            description=locked.description,
             **counts,
         )
     admin = is_admin(site_id, caller_id)

@@ -1,18 +1,21 @@
-"""The per-request checks (chalicelib/auth/guard.py): the Redis script travels while the request's
-first database statement waits on PostgreSQL, and its verdict is settled right after that
-statement — before anything acts on the statement's answer, and before any error is answered. So a
-revoked session or a rate limit still wins over every other answer, and nothing is written for a
-request they refuse."""
+"""The per-request checks (chalicelib/auth/guard.py), as the endpoint runs them: the Redis script
+travels while the route's read waits on PostgreSQL, and its verdict is settled right after that
+statement — before the view runs, and before any error is answered. So a revoked session or a rate
+limit still wins over every other answer, and nothing is written, sent or called for a request
+they refuse."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from chalicelib import db
 from chalicelib.auth import sessions, tokens
+from chalicelib.db import session_scope
+from chalicelib.models import Invitation
+from tests import mailbox
 from tests.factories import auth, json_headers
 from tests.interactions.helpers import VALID, insert_rows, make_world, stored
 
@@ -58,55 +61,51 @@ def test_a_revoked_session_changes_nothing(client, world):
     assert stored(row_id) == before
 
 
-def test_the_verdict_is_settled_before_a_write_when_the_first_statement_writes(world):
-    """A safety net: should a request's first statement ever be a write, the verdict is settled
-    before it runs (and a read's, right after it)."""
-    from sqlalchemy import insert, select
+def test_a_revoked_session_sends_no_mail_and_invites_nobody(client, world):
+    """A view that acts outside the database (an invitation's message) runs only after the
+    request's checks are settled: nothing of it happens for a refused caller."""
+    token = world.token("admin")
+    _revoke(token)
+    mailbox.empty()
+    response = client.http.post(
+        f"/api/sites/{world.site_a}/invitations",
+        body=json.dumps({"email": "nobody@example.com", "role": "viewer"}),
+        headers=json_headers(token),
+    )
+    assert response.status_code == 401
+    assert mailbox.messages() == []
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Invitation)) == 0
 
-    from chalicelib.models import Site
 
-    order = []
+def test_the_view_runs_after_the_read_and_the_verdict(client, world, monkeypatch):
+    """The endpoint's order: the route's read (one statement), the Redis verdict, then the view."""
+    from chalicelib.cache import Pending
+    from chalicelib.interactions import service
+
+    token = world.token("editor")
+    client.http.get("/api/interactions", headers=auth(token))  # warm
+    events = []
     engine = db.get_engine()
+    real_result, real_page = Pending.result, service.page
 
-    def sql(*_args):
-        order.append("sql")
+    def read(self):
+        events.append("redis read")
+        return real_result(self)
 
+    def page(*args, **kwargs):
+        events.append("view")
+        return real_page(*args, **kwargs)
+
+    monkeypatch.setattr(Pending, "result", read)
+    monkeypatch.setattr(service, "page", page)
+    sql = lambda *_args: events.append("sql")  # noqa: E731
     event.listen(engine, "before_cursor_execute", sql)
     try:
-        with db.around_first_statement(lambda: order.append("verdict")):
-            with db.session_scope() as session:
-                session.execute(insert(Site).values(name="Hooked"))
-        first_write = list(order)
-        order.clear()
-        with db.around_first_statement(lambda: order.append("verdict")):
-            with db.session_scope(transaction=False) as session:
-                session.execute(select(Site.id))
+        assert client.http.get("/api/interactions", headers=auth(token)).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", sql)
-    assert first_write[:2] == ["verdict", "sql"]
-    assert order == ["sql", "verdict"]
-
-
-def test_a_select_over_a_data_modifying_with_counts_as_a_write(world):
-    from sqlalchemy import insert, select
-
-    from chalicelib.models import Site
-
-    order = []
-    engine = db.get_engine()
-
-    def sql(*_args):
-        order.append("sql")
-
-    event.listen(engine, "before_cursor_execute", sql)
-    try:
-        added = insert(Site).values(name="Hooked").returning(Site.id).cte("added")
-        with db.around_first_statement(lambda: order.append("verdict")):
-            with db.session_scope() as session:
-                session.execute(select(added.c.id))
-    finally:
-        event.remove(engine, "before_cursor_execute", sql)
-    assert order[:2] == ["verdict", "sql"]
+    assert events[:3] == ["sql", "redis read", "view"]
 
 
 def test_the_redis_and_database_round_trips_overlap(client, world):

@@ -10,8 +10,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import delete, event
 
-from chalicelib import caller as callers
-from chalicelib import cli
+from chalicelib import access, cli
 from chalicelib.db import get_engine, session_scope
 from chalicelib.errors import AuthenticationFailed, Forbidden, SiteContextRequired
 from chalicelib.models import Site, SiteMembership, User
@@ -204,10 +203,12 @@ def test_a_site_switch_cannot_outlive_a_password_change(client, monkeypatch, cap
 # --- the caller's row, held to what an endpoint requires ------------------------------------------
 
 
-def _load(session, request, **requirements):
-    token = callers.token_context(request)
-    caller, _ = callers.run(session, token, callers.RIGHTS, site_id=token.site_id)
-    return callers.principal(token, caller, **requirements)
+def _load(session, request, *, site_required=False, write=False):
+    """The caller as a route declared `SiteRole` (`site_required`, `write`) or `Token` admits it."""
+    token = access.token_context(request)
+    rows = access.read(session, token, access.RIGHTS, site_id=token.site_id)
+    needs = access.SiteRole(write=write) if site_required or write else access.Token()
+    return access.admit(needs, token, access.rights(rows.head))
 
 
 def _request(user_id, site_id=None, **extra):
