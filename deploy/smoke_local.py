@@ -6,7 +6,10 @@ the invitation step runs too), accept one of the demo data's invitations with no
 run printed on its console (the accept link of the message to newhire@example.com) and log in as the
 new account, then stop everything that was started.
 
-    python -m deploy.smoke_local [--startup-timeout 300] [--smoke-timeout 180]
+    python -m deploy.smoke_local [--startup-timeout 300] [--smoke-timeout 180] [--pooler]
+
+With `--pooler` the local run serves through PgBouncer in transaction mode (`devtools.run --pooler`),
+as the API is deployed behind RDS Proxy.
 
 Every wait has a deadline. The run command is started in its own session; stopping sends SIGINT to
 the whole session (the run command stops its server, drops its database and stops the services it
@@ -117,17 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke-timeout", type=float, default=180.0, help="seconds for the smoke test")
     parser.add_argument("--username", default="demo", help="demo user to log in as (default demo, an admin)")
+    parser.add_argument(
+        "--pooler", action="store_true", help="the local run through PgBouncer (transaction mode)"
+    )
     args = parser.parse_args(argv)
 
     # A SIGTERM (e.g. from an outer `timeout`) still runs the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     servers_before = embedded_servers()
-    run = LocalRun(startup_timeout=args.startup_timeout)
+    run = LocalRun(startup_timeout=args.startup_timeout, extra_args=["--pooler"] if args.pooler else None)
     status = 1
     try:
         run.start()
         print(f"the local run answered on {run.base_url} after {run.ready_after:.1f} s", flush=True)
+        if args.pooler and "Through PgBouncer" not in run.log_text():
+            raise RuntimeError(
+                f"--pooler: the local run does not say it serves through PgBouncer:\n{run.tail()}"
+            )
         smoke = [
             sys.executable,
             str(ROOT / "scripts" / "smoke.py"),

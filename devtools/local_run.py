@@ -128,6 +128,7 @@ class LocalRun:
         startup_timeout: float = 300.0,
         interactions: int = 500,
         preexec_fn: Callable[[], None] = default_sigint,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -145,6 +146,7 @@ class LocalRun:
             str(interactions),
             "--mail-directory",
             str(self.workdir / "mail"),
+            *(extra_args or []),
         ]
         self.command = command or [sys.executable, "-m", "devtools.run", *self.args]
         self.env = {

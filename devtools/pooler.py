@@ -102,6 +102,25 @@ class Pooler:
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def in_front_of(cls, database_url: str, directory: Path, **options: Any) -> Pooler:
+        """A pooler (not started) for the server of `database_url` (a unix socket or host:port),
+        signing in as its user; `pooler.url(database)` is then the database through it."""
+        from sqlalchemy.engine import make_url
+
+        from chalicelib.config import normalise_database_url
+
+        url = make_url(normalise_database_url(database_url))
+        sock = url.query.get("unix_sock")
+        return cls(
+            directory=directory,
+            upstream_unix=sock if isinstance(sock, str) else None,
+            upstream=None if sock else (url.host or "127.0.0.1", url.port or 5432),
+            user=url.username or "postgres",
+            password=url.password or "",
+            **options,
+        )
+
     # --- configuration -------------------------------------------------------------------------
 
     def _config(self) -> str:
@@ -230,6 +249,13 @@ class Pooler:
         finally:
             conn.close()
 
+    def server_states(self, database: str, count: int) -> dict[int, tuple[int, list[str]]]:
+        """{backend pid: (prepared statements, settings a session made)} of `count` server
+        connections to `database` (the pool's size covers all of them): as many transactions held
+        open at once through the pooler, each on a server connection of its own. The parameters
+        the pooler itself sets for each client (POOLER_KEPT) are left out."""
+        return _server_states(self, database, count)
+
     def server_connections(self, database: str) -> int:
         """Server connections open to `database` now (active, idle, used, tested, logging in)."""
         total = 0
@@ -240,6 +266,56 @@ class Pooler:
                     for k in ("sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login")
                 )
         return total
+
+
+# A pooler sets these itself for each client it lends a server connection to (PgBouncer's tracked
+# parameters: the client's own application_name, say): the pooler's state, not a client's.
+POOLER_KEPT = ("application_name", "client_encoding", "DateStyle", "standard_conforming_strings")
+
+
+def _server_states(pooler: Pooler, database: str, count: int) -> dict[int, tuple[int, list[str]]]:
+    import threading
+
+    import pg8000.native
+
+    states: dict[int, tuple[int, list[str]]] = {}
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            conn = pg8000.native.Connection(
+                pooler.user,
+                host="127.0.0.1",
+                port=pooler.port,
+                database=database,
+                password=pooler.password or None,
+            )
+            try:
+                conn.run("BEGIN")
+                pid = conn.run("SELECT pg_backend_pid()")[0][0]
+                prepared = conn.run("SELECT count(*) FROM pg_prepared_statements")[0][0]
+                settings = [
+                    name
+                    for (name,) in conn.run("SELECT name FROM pg_settings WHERE source = 'session'")
+                    if name not in POOLER_KEPT
+                ]
+                barrier.wait(10)  # every transaction open at once: no server lent twice
+                states[pid] = (prepared, settings)
+                conn.run("ROLLBACK")
+            finally:
+                conn.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    if errors:
+        raise RuntimeError(f"inspecting the server connections failed: {errors[0]!r}")
+    return states
 
 
 def _open_parents(path: Path) -> None:

@@ -6,6 +6,7 @@ data when the database is empty, the demo login, then the API behind API Gateway
     python -m devtools.run --scratch [--login-file PATH]  # throwaway data (smoke and browser tests)
     python -m devtools.run --check-port                   # only: can it listen there? (stdlib only)
     python -m devtools.run ... --mail-directory DIR       # invitations' .eml files there
+    python -m devtools.run ... --pooler                   # the API through PgBouncer (transaction mode)
 
 The address is checked before anything slow (`make run` checks it even before installing): a busy
 port fails at once, naming `PORT=`.
@@ -15,6 +16,10 @@ the embedded one), a throwaway Redis (or REDIS_URL), a signing key of its own an
 demo users whose password is printed (and written to PATH when given); the database, the Redis and
 its mail folder (`.devdata/run-mail-<pid>/`, unless --mail-directory names another) are removed
 when it stops.
+
+`--pooler` puts PgBouncer in transaction mode (devtools/pooler.py, 20 server connections) between
+the API and its database, as RDS Proxy is deployed: the migrations and the demo data go straight to
+the server, every request through the pooler; it is stopped with the run.
 
 SIGINT or SIGTERM — to this process, to its process group (Ctrl-C) or to `make` alone — stops it:
 the server closes, the services this run started are stopped, it says so and exits 0. Its handlers
@@ -211,6 +216,28 @@ def _prepare(args: argparse.Namespace, scratch: Scratch | None) -> str:
     return "The database already had users: log in with one of them."
 
 
+def _through_pooler() -> Any:
+    """PgBouncer in front of DATABASE_URL's server; DATABASE_URL then names the database through it."""
+    from sqlalchemy.engine import make_url
+
+    from chalicelib import config, db
+    from chalicelib.config import normalise_database_url
+    from devtools.pooler import Pooler
+
+    direct = os.environ["DATABASE_URL"]
+    database = make_url(normalise_database_url(direct)).database or "postgres"
+    pooler = Pooler.in_front_of(direct, embedded.DEVDATA / "tmp" / f"pgbouncer-{os.getpid()}", pool_size=20)
+    pooler.start()
+    os.environ["DATABASE_URL"] = pooler.url(database)
+    config.reset_settings()
+    db.reset_engine()
+    print(
+        f"Through PgBouncer (transaction pooling, 20 server connections) on 127.0.0.1:{pooler.port}",
+        flush=True,
+    )
+    return pooler
+
+
 def _mail_delivery(args: argparse.Namespace, scratch: Scratch | None) -> str:
     """MAIL_DELIVERY for this run: --mail-directory, else the scratch run's own folder, else the
     environment's, else .devdata/mail/."""
@@ -263,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         "--check-port", action="store_true", help="only check that the address is free, then exit"
     )
     parser.add_argument(
+        "--pooler",
+        action="store_true",
+        help="serve through PgBouncer in transaction mode (installed when missing)",
+    )
+    parser.add_argument(
         "--mail-directory",
         help="write invitations' messages here (default .devdata/mail/, or MAIL_DELIVERY's; with --scratch: "
         "a folder of its own, removed when it stops)",
@@ -282,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     server: Any = None
     thread: threading.Thread | None = None
     watcher: Any = None
+    pooler: Any = None
     started = time.monotonic()
     try:
         scratch = Scratch() if args.scratch else None
         watcher = _mailbox(args, scratch)  # before the seed: its invitations are shown too
         login = _prepare(args, scratch)
+        if args.pooler:
+            pooler = _through_pooler()
         from devtools.server import create_server, describe
 
         server, edge, why = create_server(args.host, args.port)
@@ -325,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.server.server_close()
         _close_clients()
+        if pooler is not None:
+            pooler.stop()
+            pooler.remove_files()
         if scratch is not None:
             scratch.remove()
         embedded.stop_services()

@@ -5,12 +5,8 @@ in the middle of a request's transaction is a 503 with nothing written."""
 
 from __future__ import annotations
 
-import threading
-
-import pg8000.native
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from chalicelib.models import Interaction
 from tests import environment
@@ -18,7 +14,6 @@ from tests.faults.conftest import assert_unavailable, timed
 from tests.faults.locks import side_connection
 from tests.faults.test_partial_writes import FailAfter
 from tests.interactions.helpers import VALID, create, make_world, send
-from tests.test_role_settings import POOLER_KEPT
 
 pytestmark = [
     pytest.mark.faults,
@@ -43,50 +38,13 @@ def _requests(client, world) -> None:
     assert send(client, "DELETE", f"{PATH}/{row['id']}", editor).status_code == 200
 
 
-def _server_states(pooler, count: int) -> dict[int, tuple[int, list[str]]]:
-    """{backend pid: (prepared statements, settings set by a session)} for `count` server
-    connections: as many client transactions held open at once, each on a server of its own."""
-    url = make_url(pooler.url(environment.TEST_DATABASE))
-    states: dict[int, tuple[int, list[str]]] = {}
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def one() -> None:
-        try:
-            conn = pg8000.native.Connection(url.username, host=url.host, port=url.port, database=url.database)
-            try:
-                conn.run("BEGIN")
-                pid = conn.run("SELECT pg_backend_pid()")[0][0]
-                prepared = conn.run("SELECT count(*) FROM pg_prepared_statements")[0][0]
-                settings = [
-                    name
-                    for (name,) in conn.run("SELECT name FROM pg_settings WHERE source = 'session'")
-                    if name not in POOLER_KEPT
-                ]
-                barrier.wait(10)  # every transaction open at once: no server lent twice
-                states[pid] = (prepared, settings)
-                conn.run("ROLLBACK")
-            finally:
-                conn.close()
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors, errors
-    return states
-
-
 def test_no_server_connection_keeps_anything_a_request_left(client, world):
     pooler = environment.pooler()
     _requests(client, world)
     servers = pooler.server_connections(environment.TEST_DATABASE)
     assert servers >= 1
 
-    states = _server_states(pooler, pooler.pool_size)
+    states = pooler.server_states(environment.TEST_DATABASE, pooler.pool_size)
 
     assert len(states) == pooler.pool_size  # every server connection the pool has, and more
     assert all(state == (0, []) for state in states.values()), states

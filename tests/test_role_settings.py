@@ -9,11 +9,9 @@ from sqlalchemy import bindparam, text
 
 from chalicelib import cli, db
 from chalicelib.config import get_settings
+from devtools.pooler import POOLER_KEPT
 from tests.audit.test_migration import scratch  # noqa: F401  # the fixture
 
-# A pooler sets these itself for each client it lends a server connection to (PgBouncer's tracked
-# parameters: the client's own application_name, say): state of the pooler, not left by a client.
-POOLER_KEPT = ("application_name", "client_encoding", "DateStyle", "standard_conforming_strings")
 SETTINGS_SQL = text(
     "SELECT name, setting, source FROM pg_settings "
     "WHERE name IN ('statement_timeout', 'TimeZone') OR (source = 'session' AND name NOT IN :kept)"

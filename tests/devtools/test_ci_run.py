@@ -17,6 +17,7 @@ STEPS = [
     "generated clients",
     "browser test",
     "smoke test",
+    "smoke test through the pooler",
 ]
 
 
@@ -74,6 +75,7 @@ def test_every_step_runs_in_order_and_its_time_is_printed(tmp_path):
         "fuzz",
         "clients",
         "browser-test",
+        "smoke",
         "smoke",
     ]
     lines = timings(result.stdout)
