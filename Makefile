@@ -66,7 +66,8 @@ typecheck: $(STAMP) ## mypy: --strict over chalicelib/, relaxed annotations over
 # 1M rows, on loopback (handler vs database floor) and on a modeled network (relays adding
 # 0.5 ms each way to PostgreSQL, 0.25 ms to Redis), beside the seed stack of ../shared/anchors/flask_ref
 # when present, and cold starts (docs/performance.md); not part of `make test`.
-# BENCH_ARGS="--network loopback|modeled --pg-delay-ms 1 --only search --skip-cold-start ...".
+# BENCH_ARGS="--network loopback|modeled --pg-delay-ms 1 --only search --skip-cold-start ...";
+# BENCH_ARGS="--scale-out" is the other benchmark: N containers directly and through PgBouncer.
 bench: $(STAMP) ## benchmarks beside the seed stack (BENCH_ARGS=...; docs/performance.md)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -387,6 +387,11 @@ def _prepare_seed_stack(
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if "--scale-out" in arguments:  # its own run (bench/scaleout.py), nothing else
+        from bench import scaleout
+
+        return scaleout.main(arguments)
     args = _parse_args(argv)
     load_at_start = [round(v, 2) for v in os.getloadavg()]
     networks = NETWORKS if args.network == "both" else (args.network,)

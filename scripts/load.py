@@ -68,6 +68,47 @@ def _services(database: str) -> tuple[dict[str, str], str, object]:
     return env, admin, redis_handle
 
 
+def scratch_environment(database: str) -> tuple[dict[str, str], str, object]:
+    """(environment for the app, admin URL, redis handle) with a fresh scratch database."""
+    return _services(database)
+
+
+def seed_scratch(env: dict[str, str], users: int) -> tuple[list[int], dict[int, int], dict[int, list[int]]]:
+    """The scratch database emptied (migrated the first time) and seeded as `_seed` does."""
+    os.environ.update(env)
+    from sqlalchemy import text
+
+    from chalicelib.config import reset_settings
+    from chalicelib.db import reset_engine, session_scope
+    from chalicelib.models import Base
+
+    reset_settings()
+    reset_engine()
+    with session_scope() as session:
+        exists = session.execute(text("SELECT to_regclass('interactions')")).scalar()
+        if exists:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    reset_engine()
+    return _seed(env, users)
+
+
+def drop_scratch(env: dict[str, str], admin: str, database: str, redis_handle: Any) -> None:
+    from sqlalchemy import create_engine, text
+
+    from chalicelib.db import reset_engine
+
+    reset_engine()
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    engine.dispose()
+    if redis_handle is not None:
+        from devtools import embedded
+
+        embedded.stop_redis(redis_handle)
+
+
 def _seed(env: dict[str, str], clients: int) -> tuple[list[int], dict[int, int], dict[int, list[int]]]:
     """Two sites, one editor per client (alternating sites) and a few shared records per site.
     Returns (site ids, client -> site, site -> shared record ids)."""
@@ -142,63 +183,128 @@ def client(
     logging.getLogger("interactions.access").disabled = True  # one line per request is too much here
     from devtools.gateway import Gateway
 
-    gateway = Gateway()
-    rng = random.Random(seed * 1000 + n)
-    tag = f"client{n}x{uuid.uuid4().hex[:6]}"
-    latencies: list[float] = []
-    login_latencies: list[float] = []
-    by_op: Counter = Counter()
-    statuses: Counter = Counter()
-    problems: list[str] = []
-    creates: dict[str, dict[str, Any]] = {}  # key -> {"id", "site_id"}
-    own: dict[int, int] = {}  # id -> version (live records this client made)
-    updates: list[tuple[int, int, str]] = []  # (id, version, title) acknowledged
-    deletes: list[int] = []
+    worker = Worker(Gateway(), n, site_id, shared, random.Random(seed * 1000 + n))
+    started = time.perf_counter()
+    login = worker.call("login", "POST", "/api/auth/login", {"username": f"load{n}", "password": PASSWORD})
+    if login.status == 200:
+        worker.token = login.body["data"]["token"]
+        while time.perf_counter() < started + duration:
+            worker.step()
+    return worker.result(time.perf_counter() - started)
 
-    token: str | None = None
+
+def container_loop(
+    n: int,
+    token: str,
+    site_id: int,
+    shared: list[int],
+    *,
+    first_at: float,
+    measure_from: float,
+    until: float,
+    think_s: float,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """One simulated Lambda container of the scale-out benchmark (bench/scaleout.py): its first
+    request, a list, at `first_at` (perf_counter; the container's first invocation, which opens its
+    connection), then the mixed operations one at a time until `until`, an exponential pause of
+    mean `think_s` between them. Latencies count from `measure_from` on; every answer's status
+    counts. The token is given (logged in once for every container of the user)."""
+    import logging
+
+    logging.getLogger("interactions.access").disabled = True
+    from devtools.gateway import Gateway
+
+    worker = Worker(Gateway(), n, site_id, shared, rng)
+    worker.token = token
+    time.sleep(max(0.0, first_at - time.perf_counter()))
+    # The first invocation reads (the site's first page): 200 containers starting within seconds
+    # must not all queue on the two sites' counter rows with creates.
+    worker.call("list", "GET", PATH)
+    warm_up: int | None = None  # how many answers came before the measured window
+    while True:
+        pause = rng.expovariate(1 / think_s) if think_s > 0 else 0.0
+        if time.perf_counter() + pause >= until:
+            # Idle, but alive to the end with its connection, as a warm container is.
+            time.sleep(max(0.0, until - time.perf_counter()))
+            break
+        time.sleep(pause)
+        if warm_up is None and time.perf_counter() >= measure_from:
+            warm_up = len(worker.latencies)
+        worker.step()
+    if warm_up is None:
+        warm_up = len(worker.latencies)
+    result = worker.result(until - measure_from)
+    return {**result, "n": n, "latencies": worker.latencies[warm_up:]}
+
+
+class Worker:
+    """A client's state: what it was told was created, updated and deleted, and its answers."""
+
+    def __init__(self, gateway: Any, n: int, site_id: int, shared: list[int], rng: random.Random) -> None:
+        self.gateway, self.n, self.site_id, self.shared, self.rng = gateway, n, site_id, shared, rng
+        self.tag = f"client{n}x{uuid.uuid4().hex[:6]}"
+        self.latencies: list[float] = []
+        self.login_latencies: list[float] = []
+        self.by_op: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self.problems: list[str] = []
+        self.creates: dict[str, dict[str, Any]] = {}  # key -> {"id", "site_id"}
+        self.own: dict[int, int] = {}  # id -> version (live records this client made)
+        self.updates: list[tuple[int, int, str]] = []  # (id, version, title) acknowledged
+        self.deletes: list[int] = []
+        self.token: str | None = None
 
     def call(
+        self,
         op: str,
         method: str,
         path: str,
         body: Any = None,
         headers: dict | None = None,
         expect: tuple[int, ...] = (200,),
-        token_override: str | None = None,
-    ):
+    ) -> Any:
         started = time.perf_counter()
-        result = gateway.request(method, path, token_override or token, body, headers=headers)
+        result = self.gateway.request(method, path, self.token, body, headers=headers)
         # Login (argon2, deliberately slow) is reported apart from the API's other requests.
-        (login_latencies if op == "login" else latencies).append(time.perf_counter() - started)
-        by_op[op] += 1
-        statuses[result.status] += 1
+        (self.login_latencies if op == "login" else self.latencies).append(time.perf_counter() - started)
+        self.by_op[op] += 1
+        self.statuses[result.status] += 1
         if result.status not in expect:
-            problems.append(f"{op}: {method} {path} -> {result.status} {result.raw[:200]}")
+            self.problems.append(f"{op}: {method} {path} -> {result.status} {result.raw[:200]}")
         return result
 
-    started = time.perf_counter()
-    login = call("login", "POST", "/api/auth/login", {"username": f"load{n}", "password": PASSWORD})
-    if login.status != 200:
+    def result(self, elapsed: float) -> dict[str, Any]:
         return {
-            "problems": problems,
-            "latencies": latencies,
-            "by_op": by_op,
-            "statuses": statuses,
-            "creates": creates,
-            "updates": updates,
-            "deletes": deletes,
-            "login_latencies": login_latencies,
+            "problems": self.problems,
+            "latencies": self.latencies,
+            "by_op": self.by_op,
+            "statuses": self.statuses,
+            "creates": self.creates,
+            "updates": self.updates,
+            "deletes": self.deletes,
+            "elapsed": elapsed,
+            "login_latencies": self.login_latencies,
         }
-    token = login.body["data"]["token"]
-    deadline = started + duration
-    while time.perf_counter() < deadline:
+
+    def step(self) -> None:
+        """One operation, drawn at random."""
+        rng, tag, own, shared, site_id, call = (
+            self.rng,
+            self.tag,
+            self.own,
+            self.shared,
+            self.site_id,
+            self.call,
+        )
+        creates, updates, deletes, problems = self.creates, self.updates, self.deletes, self.problems
         roll = rng.random()
         if roll < 0.30 or not own:
             key = uuid.uuid4().hex
             body = _body(rng, tag, key)
             created = call("create", "POST", PATH, body, {"Idempotency-Key": key}, expect=(201,))
             if created.status != 201:
-                continue
+                return
             row = created.body["data"]["interaction"]
             creates[key] = {"id": row["id"], "site_id": row["site_id"]}
             own[row["id"]] = row["version"]
@@ -231,7 +337,7 @@ def client(
             record = rng.choice(shared)
             current = call("get", "GET", f"{PATH}/{record}")
             if current.status != 200:
-                continue
+                return
             title = f"{tag} shared update {rng.randint(1, 10**6)}"
             result = call(
                 "update_shared",
@@ -272,17 +378,6 @@ def client(
                     f"record {record}: read version {result.body['data']['interaction']['version']},"
                     f" expected {own[record]}"
                 )
-    return {
-        "problems": problems,
-        "latencies": latencies,
-        "by_op": by_op,
-        "statuses": statuses,
-        "creates": creates,
-        "updates": updates,
-        "deletes": deletes,
-        "elapsed": time.perf_counter() - started,
-        "login_latencies": login_latencies,
-    }
 
 
 def _client_entry(args: tuple) -> dict[str, Any]:
@@ -446,9 +541,10 @@ def _search_users(env: dict[str, str], count: int, prefix: str) -> tuple[int, in
 
 def _remove_search_users(env: dict[str, str], prefix: str) -> None:
     # Deleting an account sets `updated_by` to null in the interactions it changed, which no index
-    # serves: on a million rows that outlasts the request's statement timeout.
+    # serves: on a million rows that outlasts the role's statement timeout (lifted for this
+    # transaction) and the socket's read timeout that follows DB_STATEMENT_TIMEOUT_MS.
     os.environ.update(env, DB_STATEMENT_TIMEOUT_MS="600000")
-    from sqlalchemy import delete
+    from sqlalchemy import delete, text
 
     from chalicelib.config import reset_settings
     from chalicelib.db import reset_engine, session_scope
@@ -458,6 +554,7 @@ def _remove_search_users(env: dict[str, str], prefix: str) -> None:
     reset_engine()
 
     with session_scope() as session:  # memberships go with them (ON DELETE CASCADE)
+        session.execute(text("SET LOCAL statement_timeout = 0"))
         session.execute(delete(User).where(User.username.startswith(prefix)))
     reset_engine()
 
