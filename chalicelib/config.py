@@ -19,6 +19,7 @@ MIN_KEY_BYTES = 32
 # An origin as a browser sends it in `Origin` (host names in ASCII: punycode for others).
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
 DB_TLS_MODES = ("disable", "require", "verify-full")
+DB_PROXY_AUTH_MODES = ("secret", "iam")
 
 
 class ConfigError(RuntimeError):
@@ -138,6 +139,13 @@ class Settings:
     # (the default for DB_SECRET_ARN, i.e. deployed: RDS and RDS Proxy refuse plain connections).
     db_tls: str = "disable"
     db_tls_ca_file: str | None = None
+    # RDS Proxy (deployed stages that have one): its endpoint, `host` or `host:port`, and how the
+    # API signs in — "secret" (DB_SECRET_ARN's user and password, a secret the proxy holds too) or
+    # "iam" (an IAM authentication token as DB_PROXY_USER into DB_PROXY_DATABASE, no secret).
+    db_proxy: str | None = None
+    db_proxy_auth: str = "secret"
+    db_proxy_user: str | None = None
+    db_proxy_database: str | None = None
     redis_timeout_s: float = 0.5
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -179,8 +187,18 @@ class Settings:
                 env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms, minimum=100
             ),
             db_tls_ca_file=opt("DB_TLS_CA_FILE"),
+            db_proxy=opt("DB_PROXY"),
+            db_proxy_auth=(opt("DB_PROXY_AUTH") or cls.db_proxy_auth).lower(),
+            db_proxy_user=opt("DB_PROXY_USER"),
+            db_proxy_database=opt("DB_PROXY_DATABASE"),
         )
-        deployed_default = "verify-full" if settings.uses_db_secret else "disable"
+        if settings.db_proxy_auth not in DB_PROXY_AUTH_MODES:
+            raise ConfigError(
+                f"DB_PROXY_AUTH must be one of {', '.join(DB_PROXY_AUTH_MODES)}, got {settings.db_proxy_auth!r}"
+            )
+        if settings.db_proxy is not None:
+            settings.proxy_address()  # a malformed endpoint stops start-up
+        deployed_default = "verify-full" if settings.uses_db_secret or settings.uses_db_proxy else "disable"
         settings.db_tls = (opt("DB_TLS") or deployed_default).lower()
         if settings.db_tls not in DB_TLS_MODES:
             raise ConfigError(f"DB_TLS must be one of {', '.join(DB_TLS_MODES)}, got {settings.db_tls!r}")
@@ -195,8 +213,10 @@ class Settings:
             _check_key("JWT_SECRET", self.jwt_secret)
         if self.jwt_previous_secret:
             _check_key("JWT_PREVIOUS_SECRET", self.jwt_previous_secret)
-        if not self.database_url and not self.db_secret_arn:
+        if not self.database_url and not self.db_secret_arn and not self.uses_proxy_iam:
             raise ConfigError("DATABASE_URL or DB_SECRET_ARN must be set")
+        if self.uses_proxy_iam and not (self.db_proxy_user and self.db_proxy_database):
+            raise ConfigError("DB_PROXY_AUTH=iam needs DB_PROXY_USER and DB_PROXY_DATABASE")
         if not self.redis_url:
             raise ConfigError("REDIS_URL must be set")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -250,10 +270,24 @@ class Settings:
             return _check_key("the secret at JWT_PREVIOUS_SECRET_ARN", _plain_secret(raw))
         return None
 
+    def proxy_address(self) -> tuple[str, int]:
+        """DB_PROXY as (host, port); the port defaults to 5432."""
+        raw = self.db_proxy or ""
+        host, _, port = raw.rpartition(":") if ":" in raw else (raw, "", "5432")
+        if not host or "/" in raw or "@" in raw or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"DB_PROXY must be the proxy's endpoint, host or host:port, got {raw!r}")
+        return host, int(port)
+
     def resolved_database_url(self, *, refresh: bool = False) -> str:
-        """DATABASE_URL, or a URL built from the RDS-format secret at DB_SECRET_ARN."""
+        """DATABASE_URL, or a URL built from the RDS-format secret at DB_SECRET_ARN (its host and
+        port replaced by DB_PROXY's when a proxy is set), or, with DB_PROXY_AUTH=iam, the proxy's
+        URL without a password (each connect brings an IAM token: chalicelib/db.py)."""
         if self.database_url:
             return normalise_database_url(self.database_url)
+        if self.uses_proxy_iam:
+            host, port = self.proxy_address()
+            user = quote(self.db_proxy_user or "", safe="")
+            return f"postgresql+pg8000://{user}@{host}:{port}/{quote(self.db_proxy_database or '', safe='')}"
         if not self.db_secret_arn:
             raise ConfigError("DATABASE_URL or DB_SECRET_ARN must be set")
         try:
@@ -266,6 +300,8 @@ class Settings:
             raise ConfigError(
                 "the secret at DB_SECRET_ARN must be JSON with host, port, username, password, dbname"
             ) from exc
+        if self.uses_db_proxy:
+            host, port = self.proxy_address()
         if str(host).startswith("/"):  # a socket directory, as libpq reads a host starting with /
             socket = quote(f"{host.rstrip('/')}/.s.PGSQL.{port}", safe="/")
             return f"postgresql+pg8000://{user}:{password}@/{dbname}?unix_sock={socket}"
@@ -302,7 +338,16 @@ class Settings:
 
     @property
     def uses_db_secret(self) -> bool:
-        return not self.database_url and bool(self.db_secret_arn)
+        return not self.database_url and bool(self.db_secret_arn) and not self.uses_proxy_iam
+
+    @property
+    def uses_db_proxy(self) -> bool:
+        """Deployed through RDS Proxy (DB_PROXY; DATABASE_URL, a local run's, wins)."""
+        return not self.database_url and bool(self.db_proxy)
+
+    @property
+    def uses_proxy_iam(self) -> bool:
+        return self.uses_db_proxy and self.db_proxy_auth == "iam"
 
 
 def _plain_secret(raw: str) -> str:

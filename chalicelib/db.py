@@ -13,7 +13,9 @@ become a 503 with nothing written.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -184,31 +186,65 @@ def _build_engine() -> Engine:
     def _driver_defaults(dbapi_connection: Any, _record: Any) -> None:
         # Nothing is sent: the statement timeout and the time zone come with the database role
         # (role_settings), so a connection carries no state of its own and a pooler may share it.
-        sock = getattr(dbapi_connection, "_usock", None)  # pg8000's socket (pinned version)
-        if sock is not None:
-            sock.settimeout(read_timeout)
         tune_driver_connection(dbapi_connection)
 
-    if settings.uses_db_secret:
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if settings.uses_proxy_iam:
+            # RDS Proxy's IAM authentication: the password is a token signed with the function's
+            # own credentials (no call to AWS), good for 15 minutes and needed only to connect.
+            cparams["password"] = iam_token(settings)
+        if settings.uses_db_secret:
+            connection = _connect_with_fresh_secret(dialect, cargs, cparams)
+        else:
+            connection = dialect.dbapi.connect(*cargs, **cparams)
+        # The read timeout from the start: SQLAlchemy's first queries on a container's first
+        # connection (the server's version...) run before any "connect" listener, and behind a
+        # pooler a query may wait its turn for a server connection well past the connect timeout.
+        sock = getattr(connection, "_usock", None)  # pg8000's socket (pinned version)
+        if sock is not None:
+            sock.settimeout(read_timeout)
+        return connection
 
-        @event.listens_for(engine, "do_connect")
-        def _connect_with_fresh_secret(dialect: Any, _rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-
-            # SQLAlchemy hands each connect a fresh copy of the engine's parameters: take the
-            # credentials from the cached secret (no fetch), so a refresh holds for later connects.
-            # The secret is fetched on the first connect, not when the engine is built at init.
-            cparams.update(_secret_parameters(dialect, settings.resolved_database_url()))
-            try:
-                return dialect.dbapi.connect(*cargs, **cparams)
-            except dialect.dbapi.Error as exc:
-                if not refused_credentials(exc):
-                    raise
-                # The secret was rotated: fetch it again and retry once with the new password.
-                log.warning("database refused the cached credentials; fetching the secret again")
-                cparams.update(_secret_parameters(dialect, settings.resolved_database_url(refresh=True)))
-                return dialect.dbapi.connect(*cargs, **cparams)
+    def _connect_with_fresh_secret(dialect: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # SQLAlchemy hands each connect a fresh copy of the engine's parameters: take the
+        # credentials from the cached secret (no fetch), so a refresh holds for later connects.
+        # The secret is fetched on the first connect, not when the engine is built at init.
+        cparams.update(_secret_parameters(dialect, settings.resolved_database_url()))
+        try:
+            return dialect.dbapi.connect(*cargs, **cparams)
+        except dialect.dbapi.Error as exc:
+            if not refused_credentials(exc):
+                raise
+            # The secret was rotated: fetch it again and retry once with the new password.
+            log.warning("database refused the cached credentials; fetching the secret again")
+            cparams.update(_secret_parameters(dialect, settings.resolved_database_url(refresh=True)))
+            return dialect.dbapi.connect(*cargs, **cparams)
 
     return engine
+
+
+_IAM_TOKEN_SECONDS = 600  # reused for 10 minutes of its 15
+_iam_token: dict[str, Any] = {}
+
+
+def iam_token(settings: Any) -> str:
+    """An IAM authentication token for DB_PROXY as DB_PROXY_USER (`rds.generate_db_auth_token`:
+    signed locally with the Lambda's credentials), kept for 10 minutes. boto3 is imported here,
+    on the first connect, not at init."""
+    host, port = settings.proxy_address()
+    key = (host, port, settings.db_proxy_user)
+    cached = _iam_token.get("value")
+    if cached is not None and _iam_token.get("key") == key and time.monotonic() < _iam_token["until"]:
+        return str(cached)
+    import boto3  # type: ignore[import-untyped]  # boto3 ships no types; lazy: cold start
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    token = boto3.client("rds", region_name=region).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername=settings.db_proxy_user, Region=region
+    )
+    _iam_token.update(key=key, value=token, until=time.monotonic() + _IAM_TOKEN_SECONDS)
+    return str(token)
 
 
 def _secret_parameters(dialect: Any, url: str) -> dict[str, Any]:

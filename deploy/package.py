@@ -74,6 +74,10 @@ APP_VARIABLES = (
     "DB_STATEMENT_TIMEOUT_MS",
     "DB_TLS",
     "DB_TLS_CA_FILE",
+    "DB_PROXY",
+    "DB_PROXY_AUTH",
+    "DB_PROXY_USER",
+    "DB_PROXY_DATABASE",
 )
 FORMATS = ("cloudformation", "terraform")
 PACKAGE_TIMEOUT_S = 900

@@ -1,7 +1,8 @@
 """The deployed stages as .chalice/config.json describes them, and the rules that keep them sound:
 secrets only by ARN, each Lambda able to read exactly the secrets it is given, timeouts nested
-inside API Gateway's, a reserved concurrency the database's connection budget can carry, and the
-packaging settings (SnapStart, the authorizer's result cache) within what AWS allows.
+inside API Gateway's, a reserved concurrency the database's connection budget can carry (directly,
+or the proxy's pool behind RDS Proxy: DB_PROXY), IAM database authentication granted on exactly the
+proxy's user, and the packaging settings (SnapStart, the authorizer's result cache) within what AWS allows.
 
 The packaging settings live here, not in .chalice/config.json: Chalice neither knows nor checks
 them (it silently ignores a key it does not know, so a `"snapstart": false` there would do
@@ -36,10 +37,14 @@ SCHEDULED_MAX_TIMEOUT_S = 300
 API_GATEWAY_TIMEOUT_S = 29  # REST API integration timeout (the default hard limit)
 # chalicelib/db.py: pool_size=1 + max_overflow=2 per container (tests/deploy checks the two agree).
 CONNECTIONS_PER_CONTAINER = 3
-# Connections each stage's database (or RDS Proxy) must accept from the API, beyond RDS's own
-# reserved ones; OPS_CONNECTIONS of them are kept for migrations, the CLI and monitoring.
+# Connections each stage's database must accept from the API, beyond RDS's own reserved ones;
+# OPS_CONNECTIONS of them are kept for migrations, the CLI and monitoring. A stage straight to the
+# database spends CONNECTIONS_PER_CONTAINER of it per container; behind RDS Proxy (DB_PROXY) the
+# database sees only the proxy's pool, PROXY_POOL connections (the target group's
+# MaxConnectionsPercent of max_connections), however many containers share it.
 CONNECTION_BUDGET = {"dev": 75, "prod": 330}
 OPS_CONNECTIONS = 10
+PROXY_POOL = {"prod": 60}
 # API Gateway's stage throttle is derived from the reserved concurrency, assuming requests take
 # ~200 ms on average: past it clients get 429 from the gateway instead of Lambda throttling (500).
 ASSUMED_REQUEST_SECONDS = 0.2
@@ -75,7 +80,11 @@ ALLOWED_ACTIONS = {
     "ec2:UnassignPrivateIpAddresses",
     "secretsmanager:GetSecretValue",
     "ses:SendEmail",
+    "rds-db:connect",
 }
+# The variables that choose how the API reaches PostgreSQL (chalicelib/config.py); the functions that
+# use the database (api_handler, retry_invitations) must agree on them.
+DATABASE_VARIABLES = ("DB_SECRET_ARN", "DB_PROXY", "DB_PROXY_AUTH", "DB_PROXY_USER", "DB_PROXY_DATABASE")
 
 
 def load_config() -> dict[str, Any]:
@@ -308,8 +317,9 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
     except ConfigError as exc:
         found.append(f"{stage}/api_handler: {exc}")
         return found
-    if not api_settings.db_secret_arn:
-        found.append(f"{stage}/api_handler: DB_SECRET_ARN is not set")
+    if not api_settings.db_secret_arn and not api_settings.uses_proxy_iam:
+        found.append(f"{stage}/api_handler: DB_SECRET_ARN is not set (or DB_PROXY_AUTH=iam)")
+    found += _proxy_problems(stage, api, scheduled)
     found.extend(
         f"{stage}/api_handler: {problem}" for problem in cors_problems(api_settings.cors_allow_origins)
     )
@@ -342,6 +352,14 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
         found.append(f"{stage}/api_handler: reserved_concurrency must be set (it caps database connections)")
     elif budget is None:
         found.append(f"{stage}: no CONNECTION_BUDGET in deploy/stages.py")
+    elif api_settings.uses_db_proxy:
+        pool = PROXY_POOL.get(stage)
+        if pool is None:
+            found.append(f"{stage}: behind RDS Proxy, but no PROXY_POOL in deploy/stages.py")
+        elif pool + OPS_CONNECTIONS > budget:
+            found.append(
+                f"{stage}: the proxy's pool of {pool} + {OPS_CONNECTIONS} for operations exceeds the budget of {budget}"
+            )
     elif (
         concurrency + (scheduled.reserved_concurrency or 0)
     ) * CONNECTIONS_PER_CONTAINER + OPS_CONNECTIONS > budget:
@@ -357,6 +375,55 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
     except ValueError as exc:
         found.append(str(exc))
     return found
+
+
+def database_connections(stage: str) -> int:
+    """The most connections the stage's API can open to PostgreSQL itself: its containers'
+    (reserved concurrency x CONNECTIONS_PER_CONTAINER, the schedule's included) straight to the
+    database, or the proxy's pool behind RDS Proxy."""
+    api, scheduled = function(stage, "api_handler"), function(stage, SCHEDULED)
+    if api.settings().uses_db_proxy:
+        return PROXY_POOL[stage]
+    return (
+        (api.reserved_concurrency or 0) + (scheduled.reserved_concurrency or 0)
+    ) * CONNECTIONS_PER_CONTAINER
+
+
+def _proxy_problems(stage: str, api: Function, scheduled: Function) -> list[str]:
+    """Both database functions reach PostgreSQL the same way; with IAM authentication each may
+    `rds-db:connect` as DB_PROXY_USER at one proxy (`dbuser:prx-<id>/<user>`), and without it none
+    may."""
+    found = []
+    for name in DATABASE_VARIABLES:
+        if api.environment.get(name, "") != scheduled.environment.get(name, ""):
+            found.append(f"{stage}: api_handler and {SCHEDULED} must agree on {name}")
+    settings = api.settings()
+    for fn in (api, scheduled):
+        granted = sorted(
+            resource
+            for statement in fn.policy()["Statement"]
+            if statement.get("Effect") == "Allow" and "rds-db:connect" in _as_list(statement["Action"])
+            for resource in _as_list(statement["Resource"])
+        )
+        where = f"{stage}/{fn.name}"
+        if not settings.uses_proxy_iam:
+            if granted:
+                found.append(f"{where}: rds-db:connect is granted but DB_PROXY_AUTH is not iam")
+            continue
+        prefix = f"arn:aws:rds-db:{region(stage)}:{_account(stage)}:dbuser:prx-"
+        suffix = f"/{settings.db_proxy_user}"
+        if len(granted) != 1 or not (
+            granted[0].startswith(prefix) and granted[0].endswith(suffix) and "*" not in granted[0]
+        ):
+            found.append(
+                f"{where}: DB_PROXY_AUTH=iam needs rds-db:connect on exactly "
+                f"{prefix}<proxy id>{suffix}, not {granted}"
+            )
+    return found
+
+
+def _account(stage: str) -> str:
+    return next(iter(function(stage, "api_handler").secret_arns())).split(":")[4]
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -381,9 +448,14 @@ def describe(stage: str) -> str:
     settings = api.settings()
     concurrency = api.reserved_concurrency or 0
     limits = throttle(stage)
+    path = (
+        f"through RDS Proxy {settings.db_proxy} ({settings.db_proxy_auth}), its pool"
+        if settings.uses_db_proxy
+        else "direct"
+    )
     return (
         f"{stage}: region {region(stage)}; api_handler {api.memory_mb} MB, {api.timeout_s} s, "
-        f"reserved concurrency {concurrency} -> at most {concurrency * CONNECTIONS_PER_CONTAINER} "
+        f"reserved concurrency {concurrency}, {path} -> at most {database_connections(stage)} "
         f"database connections (+{OPS_CONNECTIONS} operations, budget {CONNECTION_BUDGET.get(stage)}); "
         f"statement_timeout {settings.db_statement_timeout_ms} ms; jwt_authorizer {authorizer.memory_mb} MB, "
         f"{authorizer.timeout_s} s; gateway throttle {limits['rate']} req/s, burst {limits['burst']}; "

@@ -121,6 +121,60 @@ def test_a_reserved_concurrency_beyond_the_connection_budget_is_refused(edited_c
     assert any("exceeds the budget" in problem for problem in stages.problems("dev"))
 
 
+def test_behind_the_proxy_the_budget_counts_the_proxys_pool_not_the_containers(edited_config, monkeypatch):
+    prod = edited_config["stages"]["prod"]["lambda_functions"]
+    prod["api_handler"]["reserved_concurrency"] = 1000  # far past 330 / 3 straight to the database
+    assert stages.problems("prod") == []
+    assert stages.database_connections("prod") == stages.PROXY_POOL["prod"]
+    monkeypatch.setitem(stages.PROXY_POOL, "prod", stages.CONNECTION_BUDGET["prod"])
+    assert any("the proxy's pool" in problem for problem in stages.problems("prod"))
+
+
+def _prod_policy() -> tuple[dict, dict]:
+    """(prod's policy, its rds-db:connect statement) as a copy to edit."""
+    policy = json.loads((stages.CHALICE_DIR / "policy-prod.json").read_text())
+    return policy, next(s for s in policy["Statement"] if s["Action"] == ["rds-db:connect"])
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:rds-db:eu-west-1:123456789012:dbuser:*/interactions_app",
+        "arn:aws:rds-db:eu-west-1:123456789012:dbuser:prx-0123456789abcdef0/*",
+        "arn:aws:rds-db:eu-west-1:123456789012:dbuser:prx-0123456789abcdef0/someone_else",
+        "arn:aws:rds-db:us-east-1:123456789012:dbuser:prx-0123456789abcdef0/interactions_app",
+    ],
+)
+def test_iam_authentication_is_granted_on_the_proxys_user_only(edited_config, monkeypatch, resource):
+    policy, grant = _prod_policy()
+    grant["Resource"] = [resource]
+    real = stages.Function.policy
+    monkeypatch.setattr(
+        stages.Function,
+        "policy",
+        lambda self: policy if self.policy_file == "policy-prod.json" else real(self),
+    )
+    assert any("needs rds-db:connect on exactly" in problem for problem in stages.problems("prod"))
+
+
+def test_an_rds_db_grant_without_iam_authentication_is_refused(edited_config):
+    for name in ("api_handler", "retry_invitations"):
+        edited_config["stages"]["prod"]["lambda_functions"][name]["environment_variables"][
+            "DB_PROXY_AUTH"
+        ] = "secret"
+        edited_config["stages"]["prod"]["lambda_functions"][name]["environment_variables"][
+            "DB_SECRET_ARN"
+        ] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:interactions/prod/jwt-GhI789"
+    assert any("DB_PROXY_AUTH is not iam" in problem for problem in stages.problems("prod"))
+
+
+def test_the_schedule_reaches_the_database_as_the_api_does(edited_config):
+    del edited_config["stages"]["prod"]["lambda_functions"]["retry_invitations"]["environment_variables"][
+        "DB_PROXY"
+    ]
+    assert any("must agree on DB_PROXY" in problem for problem in stages.problems("prod"))
+
+
 def test_an_api_without_reserved_concurrency_is_refused(edited_config):
     del edited_config["stages"]["dev"]["lambda_functions"]["api_handler"]["reserved_concurrency"]
     assert any("reserved_concurrency must be set" in problem for problem in stages.problems("dev"))
@@ -154,7 +208,11 @@ def test_the_region_comes_from_the_secret_arns():
 def test_the_command_line_check_passes_and_names_the_figures(capsys):
     assert stages.main([]) == 0
     out = capsys.readouterr().out
-    assert "reserved concurrency 20 -> at most 60 database connections" in out
+    assert "reserved concurrency 20, direct -> at most 63 database connections" in out  # (20 + 1) x 3
+    assert (
+        "reserved concurrency 100, through RDS Proxy" in out
+        and "(iam), its pool -> at most 60 database" in out
+    )
     assert stages.main(["prod", "--for-deploy"]) == 1
 
 

@@ -91,8 +91,42 @@ def test_environment_holds_the_stage_settings_and_secret_arns_but_no_secret(stag
         assert env["JWT_AUDIENCE"] == f"interactions-api-{stage}"
         assert env["JWT_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
         assert env["REDIS_ENDPOINT"].startswith("rediss://")
-    assert api_env["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
-    assert auth_env["DB_SECRET_ARN"] == ""  # the authorizer never touches the database
+    if stages.function(stage, "api_handler").settings().uses_proxy_iam:
+        assert "DB_SECRET_ARN" not in api_env  # IAM authentication: no database secret
+    else:
+        assert api_env["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert auth_env.get("DB_SECRET_ARN", "") == ""  # the authorizer never touches the database
+    assert not set(auth_env) & {"DB_PROXY", "DB_PROXY_AUTH", "DB_PROXY_USER", "DB_PROXY_DATABASE"}
+
+
+def test_dev_goes_straight_to_the_database_and_prod_through_rds_proxy_with_iam(sam):
+    """The packaged template's proxy wiring: prod's two database functions connect to the proxy's
+    endpoint with IAM authentication and may `rds-db:connect` as that user at that proxy only;
+    dev's connect to the secret's host and have no rds-db grant."""
+    for stage, proxied in (("dev", False), ("prod", True)):
+        resources = sam[stage]["Resources"]
+        for logical_id, role_id in (
+            ("APIHandler", "ApiHandlerRole"),
+            ("RetryInvitations", "RetryInvitationsRole"),
+        ):
+            env = resources[logical_id]["Properties"]["Environment"]["Variables"]
+            statements = resources[role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            grants = [s for s in statements if any(a.startswith("rds-db:") for a in s["Action"])]
+            if not proxied:
+                assert "DB_PROXY" not in env and env["DB_SECRET_ARN"]
+                assert grants == []
+                continue
+            assert env["DB_PROXY"].endswith(".rds.amazonaws.com")
+            assert (env["DB_PROXY_AUTH"], env["DB_PROXY_USER"]) == ("iam", "interactions_app")
+            assert env["DB_PROXY_DATABASE"] == "interactions"
+            (grant,) = grants
+            assert grant["Action"] == ["rds-db:connect"] and grant["Effect"] == "Allow"
+            (resource,) = grant["Resource"]
+            assert resource.startswith(f"arn:aws:rds-db:{stages.region(stage)}:")
+            assert ":dbuser:prx-" in resource and resource.endswith("/interactions_app")
+            assert "*" not in resource
+        auth = resources["JwtAuthorizerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        assert not any(a.startswith("rds-db:") for s in auth for a in s["Action"])
 
 
 def test_the_dev_stage_keeps_the_issuer_and_audience_the_tests_use(sam):
@@ -109,10 +143,9 @@ def test_timeouts_memory_and_reserved_concurrency(stage, sam):
     assert authorizer["Timeout"] < stages.API_GATEWAY_TIMEOUT_S
     assert api["MemorySize"] >= stages.MIN_API_MEMORY_MB
     concurrency = api["ReservedConcurrentExecutions"]
-    assert (
-        concurrency * stages.CONNECTIONS_PER_CONTAINER + stages.OPS_CONNECTIONS
-        <= stages.CONNECTION_BUDGET[stage]
-    )
+    assert stages.database_connections(stage) + stages.OPS_CONNECTIONS <= stages.CONNECTION_BUDGET[stage]
+    if not stages.function(stage, "api_handler").settings().uses_db_proxy:
+        assert (concurrency + 1) * stages.CONNECTIONS_PER_CONTAINER == stages.database_connections(stage)
     assert "ReservedConcurrentExecutions" not in authorizer
 
 
@@ -172,7 +205,11 @@ def test_the_schedule_retries_invitations_every_five_minutes_with_ses_scoped_to_
 def test_the_authorizer_cannot_read_the_database_secret(sam):
     for stage in STAGES:
         document = sam[stage]["Resources"]["JwtAuthorizerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-        db_secret = stages.function(stage, "api_handler").environment["DB_SECRET_ARN"]
+        db_secret = stages.function(stage, "api_handler").environment.get("DB_SECRET_ARN")
+        if db_secret is None:  # IAM authentication at the proxy: no database secret anywhere
+            assert stages.function(stage, "api_handler").settings().uses_proxy_iam
+            assert ":secret:interactions/" + stage + "/db-" not in json.dumps(sam[stage])
+            continue
         assert db_secret not in json.dumps(document)
 
 
