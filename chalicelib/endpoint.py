@@ -59,6 +59,7 @@ class Endpoint:
     needs: Needs
     name: str = ""  # the view's: the operation's id in the OpenAPI document (camelCase)
     ends_session: bool = False
+    rate_exempt: bool = False  # never refused by API_RATE_PER_MINUTE (nor counted towards it)
     session: bool = True
     # Query parameters that make a request a substring search (SEARCH_RATE_PER_MINUTE).
     search_params: tuple[str, ...] = ()
@@ -169,7 +170,12 @@ def _start_checks(request: Any, declared: Endpoint, *, refused: bool = False) ->
     ends = declared.ends_session and not refused and not _query_refused(request, declared)
     scope = _ends_every_session(request, declared) if ends else False
     return start(
-        auth, end_session=ends and scope is not None, end_all=bool(scope), search=declared.is_search(request)
+        auth,
+        authorization=request.headers.get("authorization"),
+        end_session=ends and scope is not None,
+        end_all=bool(scope),
+        search=declared.is_search(request),
+        exempt=declared.rate_exempt,
     )
 
 
@@ -287,6 +293,7 @@ def endpoint(
     session: bool = True,
     transaction: bool | None = None,
     ends_session: bool = False,
+    rate_exempt: bool = False,
     search_params: tuple[str, ...] = (),
 ) -> Callable[[Callable[Concatenate[Call[T], ...], Any]], Callable[..., Any]]:
     """Register `view(call, **path_params)` as the route `method path` of blueprint `bp`.
@@ -297,8 +304,10 @@ def endpoint(
     it cannot read (a 400 after the 401s and 403s); session: open a database session;
     transaction: one transaction for the request (default: for every method but GET; a GET's
     statements each stand alone, without BEGIN and COMMIT round trips); ends_session: the request's
-    token check also ends its session (logout), in the same Redis round trip; search_params: the
-    query parameters that make a request a substring search, limited per user per minute."""
+    token check also ends its session (logout), in the same Redis round trip; rate_exempt: never
+    refused by the per-user rate limit, nor counted towards it (logout and password changes, which a
+    flood from a stolen token must not block); search_params: the query parameters that make a
+    request a substring search, limited per user per minute."""
     atomic = method != "GET" if transaction is None else transaction
     public = isinstance(needs, Public)
 
@@ -311,6 +320,7 @@ def endpoint(
             needs=needs,
             name=view.__name__,
             ends_session=ends_session,
+            rate_exempt=rate_exempt,
             search_params=search_params,
             session=session,
         )

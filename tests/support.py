@@ -120,9 +120,15 @@ def call_app(
     **kwargs: Any,
 ) -> GatewayResponse:
     """One request the deployed way: for a protected route the authorizer runs first (when a
-    token is given) and its context reaches the API handler stringified."""
-    if token is not None and authorizer is None:
-        authorizer = gateway_context(run_authorizer(f"Bearer {token}"))
+    token is given) and its context reaches the API handler stringified, with the token's
+    `Authorization` header (unless `headers` has one). A given `authorizer` context stands for
+    the authorizer's answer (a cached one, or one made up)."""
+    if token is not None:
+        headers = {"Authorization": f"Bearer {token}", **(kwargs.pop("headers", None) or {})}
+        kwargs["headers"] = headers
+        if authorizer is None:
+            header = next(value for name, value in headers.items() if name.lower() == "authorization")
+            authorizer = gateway_context(run_authorizer(header))
     return GatewayResponse(app(proxy_event(method, resource, authorizer=authorizer, **kwargs), None))
 
 

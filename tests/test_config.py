@@ -242,7 +242,7 @@ def test_a_short_key_in_the_secret_is_never_used(client, secretsmanager, reconfi
     assert "short" not in json.dumps(response.json_body)
     # The authorizer fails (never "ok"): deployed, the AUTHORIZER_FAILURE Gateway Response (503).
     with pytest.raises(tokens.KeysUnavailable):
-        client.http.get("/api/auth/me", headers=auth("a.b.c"))
+        client.http.get("/api/auth/me", headers=auth("eyJh.eyJz.c2ln"))  # well-formed: the keys are needed
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         config.get_settings().signing_key()
 

@@ -32,21 +32,11 @@ bp = Blueprint(__name__)
 OK, INVALID = "ok", "invalid"
 
 
-def _bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        return None
-    return token
-
-
 def evaluate(authorization: str | None) -> dict[str, str]:
     """The verdict on an Authorization header, as a context of strings."""
-    token = _bearer_token(authorization)
-    if token is None:
-        return {"auth": INVALID, "reason": "not a bearer token"}
+    token = tokens.bearer_token(authorization)
+    if token is None:  # one spelling per token: extra spaces, tabs or padding are refused
+        return {"auth": INVALID, "reason": "not a bearer token in compact form"}
     try:
         claims = tokens.verify(token)
     except tokens.InvalidToken as exc:

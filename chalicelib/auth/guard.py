@@ -1,9 +1,10 @@
 """What every authenticated request checks in the API Lambda, whatever API Gateway cached: the
-token's expiry and key (from the authorizer's context), then — in one Redis round trip — that its
-session was not revoked, the user's rate limit and, for a substring search, the user's search limit
-(a search whose terms are common reads tens of thousands of rows: a few users repeating one must not
-saturate the database). Logout ends the session in that same round trip. Redis unreachable: 503,
-never accepted unchecked.
+`Authorization` header's spelling, the token's expiry and key (from the authorizer's context), then —
+in one Redis round trip — that its session was not revoked, the user's rate limit and, for a
+substring search, the user's search limit (a search whose terms are common reads tens of thousands of
+rows: a few users repeating one must not saturate the database). Logout ends the session in that
+same round trip. Logout and password changes are exempt from the rate limit: a flood from a stolen
+token must not stop its owner from ending sessions. Redis unreachable: 503, never accepted unchecked.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from chalicelib.errors import AuthenticationFailed, RateLimited
 # counter, KEYS[4] the user's search counter; ARGV[1] milliseconds to keep the counters (to their
 # window's end), ARGV[2] 1 to end the session (logout), ARGV[3] its ttl, ARGV[4] the rate limit,
 # ARGV[5] 1 for a search, ARGV[6] 1 to end every session of the user (logout with "all": the
-# not-before raised to ARGV[7], now in ms, kept ARGV[8] seconds). Returns {revoked (0/1), not-before
-# or "", window count, search count}. A revoked request is not counted; a logout over the limit ends
-# nothing; a search over the rate limit is not counted as a search.
+# not-before raised to ARGV[7], now in ms, kept ARGV[8] seconds), ARGV[9] 1 for a request exempt from
+# the rate limit (neither counted nor refused: logout, password change). Returns {revoked (0/1),
+# not-before or "", window count, search count}. A revoked request is not counted; a search over
+# the rate limit is not counted as a search.
 _GUARD = """
 local revoked = redis.call('EXISTS', KEYS[1])
 local not_before = redis.call('GET', KEYS[2]) or ''
 if revoked == 1 then return {1, not_before, 0, 0} end
-local n = redis.call('INCR', KEYS[3])
-if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+local n = 0
+if ARGV[9] ~= '1' then
+  n = redis.call('INCR', KEYS[3])
+  if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+end
 local within = n <= tonumber(ARGV[4])
 if ARGV[2] == '1' and within then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
 if ARGV[6] == '1' and within then
@@ -74,13 +79,24 @@ class Verdict:
 
 
 def start(
-    auth: dict[str, Any], *, end_session: bool = False, end_all: bool = False, search: bool = False
+    auth: dict[str, Any],
+    *,
+    authorization: object,
+    end_session: bool = False,
+    end_all: bool = False,
+    search: bool = False,
+    exempt: bool = False,
 ) -> Verdict:
-    """The checks of a request the authorizer vouched for: 401 now for what the context alone
-    shows (never read a missing flag as success: deployed, every value is a string), then the
-    Redis script sent, its verdict to be settled. `search`: a substring search (it counts towards
-    SEARCH_RATE_PER_MINUTE too); `end_session`: logout; `end_all`: logout of every session of the
-    user (as a password change ends them: sessions.revoke_all_sessions)."""
+    """The checks of a request the authorizer vouched for: 401 now for what the header and the
+    context alone show (never read a missing flag as success: deployed, every value is a string),
+    then the Redis script sent, its verdict to be settled. `authorization`: the request's header,
+    held to the authorizer's one spelling (a verdict cached before that rule must not let another
+    spelling through); `search`: a substring search (it counts towards SEARCH_RATE_PER_MINUTE too);
+    `end_session`: logout; `end_all`: logout of every session of the user (as a password change ends
+    them: sessions.revoke_all_sessions); `exempt`: not counted towards API_RATE_PER_MINUTE, nor
+    refused by it."""
+    if tokens.bearer_token(authorization) is None:
+        raise AuthenticationFailed(INVALID)
     if auth.get("auth") != "ok" or not auth.get("user_id"):
         raise AuthenticationFailed(INVALID)
     try:
@@ -112,6 +128,7 @@ def start(
                 "1" if end_all else "0",
                 tokens.now_ms(),
                 settings.jwt_ttl_seconds + 60,
+                "1" if exempt else "0",
             ],
         )
     return Verdict(user_id, auth_time_ms, end, pending)

@@ -138,6 +138,7 @@ def accept_invitation(call: Call[None]) -> Response:
     needs=Token(),
     read=lambda call: Read(service.WITH_PASSWORD, shape=service.stored_hash),
     transaction=False,
+    rate_exempt=True,
     spec=Spec(
         "Change the caller's password: every session of the user ends, a new one begins on the same site",
         "auth",
@@ -246,6 +247,7 @@ def select_site(call: Call[None]) -> Response:
     needs=Token(),
     session=False,
     ends_session=True,
+    rate_exempt=True,
     spec=Spec(
         'End the session (every token of it); with {"all": true}, every session of the user',
         "auth",

@@ -8,6 +8,8 @@ valid.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import math
 import re
@@ -25,6 +27,10 @@ REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "sid", "auth_time"]
 MAX_DB_ID = 2**31 - 1  # ids are PostgreSQL integers
 _DECIMAL_ID = re.compile(r"[1-9][0-9]{0,9}")
 _OPAQUE_ID = re.compile(r"[0-9a-f]{32}")
+# `Authorization: Bearer <token>`: the scheme in any case, one space, a compact JWS (three base64url
+# parts, unpadded). Nothing else is read as a token, so one token has one spelling (and one entry in
+# API Gateway's authorizer cache, which is keyed by the header).
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
 
 
 class InvalidToken(Exception):
@@ -45,6 +51,29 @@ class Claims:
     token_id: str
     auth_time_ms: int  # when the session began (the login), in milliseconds since the epoch
     key_id: str = ""  # the kid of the key that signed it
+
+
+def _canonical_base64url(part: str) -> bool:
+    """Whether `part` is the one unpadded base64url spelling of its bytes (base64 ignores the unused
+    low bits of a last character, so `...Q` and `...R` may decode alike)."""
+    if len(part) % 4 == 1:
+        return False
+    try:
+        decoded = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") == part
+
+
+def bearer_token(header: object) -> str | None:
+    """The token of an `Authorization` header in its one accepted spelling, else None (a 401)."""
+    if not isinstance(header, str):
+        return None
+    match = _BEARER.fullmatch(header)
+    if match is None:
+        return None
+    token = match.group(1)
+    return token if all(_canonical_base64url(part) for part in token.split(".")) else None
 
 
 def now_ms() -> int:

@@ -12,7 +12,7 @@ from chalicelib import config
 from chalicelib.auth import authorizer, sessions, tokens
 from chalicelib.endpoint import public_routes
 from tests.factories import login, make_site, make_user
-from tests.support import call_app, gateway_context, run_authorizer, token_event
+from tests.support import GatewayResponse, call_app, gateway_context, proxy_event, run_authorizer, token_event
 
 ME = "/api/auth/me"
 
@@ -170,7 +170,7 @@ def test_anything_but_a_complete_ok_context_is_401(app_module, editor, change):
         else:
             context[name] = value
 
-    response = call_app(app_module.app, "GET", ME, authorizer=context)
+    response = call_app(app_module.app, "GET", ME, token=editor["token"], authorizer=context)
 
     assert response.status_code == 401, response.json_body
     assert response.json_body["error"]["code"] == "AUTHENTICATION_ERROR"
@@ -183,14 +183,21 @@ def test_anything_but_a_complete_ok_context_is_401(app_module, editor, change):
     ids=["no authorizer", "empty", "principal only", "no flag"],
 )
 def test_a_missing_flag_is_never_success(app_module, editor, context):
-    response = call_app(app_module.app, "GET", ME, authorizer=context)
+    event = proxy_event("GET", ME, headers={"Authorization": f"Bearer {editor['token']}"}, authorizer=context)
+    response = GatewayResponse(app_module.app(event, None))
 
     assert response.status_code == 401
 
 
 @pytest.mark.parametrize("outcome", ["unavailable", "error"])
-def test_an_outcome_the_authorizer_no_longer_gives_is_401(app_module, outcome):
-    response = call_app(app_module.app, "GET", ME, authorizer={"auth": outcome, "principalId": "anonymous"})
+def test_an_outcome_the_authorizer_no_longer_gives_is_401(app_module, editor, outcome):
+    response = call_app(
+        app_module.app,
+        "GET",
+        ME,
+        token=editor["token"],
+        authorizer={"auth": outcome, "principalId": "anonymous"},
+    )
 
     assert response.status_code == 401
     assert "Access-Control-Allow-Origin" in response.headers

@@ -32,73 +32,74 @@ def cached(app_module):
     return user, site, token, gateway_context(run_authorizer(f"Bearer {token}"))
 
 
-def _call(app_module, verdict, resource=ME, method="GET"):
-    return call_app(app_module.app, method, resource, authorizer=dict(verdict))
+def _call(app_module, token, verdict, resource=ME, method="GET"):
+    """A request with the token's header, answered by the API with the cached verdict."""
+    return call_app(app_module.app, method, resource, token=token, authorizer=dict(verdict))
 
 
 def test_a_cached_verdict_is_accepted_while_nothing_changed(app_module, cached):
-    _, _, _, verdict = cached
+    _, _, token, verdict = cached
     for _ in range(3):
-        assert _call(app_module, verdict).status_code == 200
+        assert _call(app_module, token, verdict).status_code == 200
 
 
 def test_a_logged_out_session_is_refused_with_a_cached_verdict(app_module, cached):
-    _, _, _, verdict = cached
-    assert _call(app_module, verdict, "/api/auth/logout", "POST").status_code == 200
+    _, _, token, verdict = cached
+    assert _call(app_module, token, verdict, "/api/auth/logout", "POST").status_code == 200
 
-    refused = _call(app_module, verdict)
+    refused = _call(app_module, token, verdict)
     assert refused.status_code == 401
     assert refused.json_body["error"]["code"] == "AUTHENTICATION_ERROR"
 
 
 def test_an_expired_token_is_refused_though_its_verdict_is_cached(app_module, cached, monkeypatch):
-    _, _, _, verdict = cached
+    _, _, token, verdict = cached
     monkeypatch.setattr(guard, "time", SimpleNamespace(time=lambda: int(verdict["expires_at"]) + 1))
 
-    assert _call(app_module, verdict).status_code == 401
+    assert _call(app_module, token, verdict).status_code == 401
 
 
 def test_a_deactivated_user_is_refused_with_a_cached_verdict(app_module, cached):
-    user, _, _, verdict = cached
+    user, _, token, verdict = cached
     with session_scope() as s:
         s.execute(update(User).where(User.id == user).values(is_active=False))
 
-    assert _call(app_module, verdict).status_code == 401
+    assert _call(app_module, token, verdict).status_code == 401
 
 
 def test_a_removed_membership_loses_the_site_with_a_cached_verdict(app_module, cached):
-    user, site, _, verdict = cached
-    assert _call(app_module, verdict, LIST).status_code == 200
+    user, site, token, verdict = cached
+    assert _call(app_module, token, verdict, LIST).status_code == 200
     with session_scope() as s:
         s.execute(delete(SiteMembership).where(SiteMembership.user_id == user))
 
-    refused = _call(app_module, verdict, LIST)
+    refused = _call(app_module, token, verdict, LIST)
     assert refused.status_code == 403
     assert refused.json_body["error"]["code"] == "SITE_CONTEXT_REQUIRED"
-    assert _call(app_module, verdict).json_body["data"]["current_site"] is None
+    assert _call(app_module, token, verdict).json_body["data"]["current_site"] is None
 
 
 def test_a_password_change_ends_sessions_with_cached_verdicts(app_module, cached):
-    user, _, _, verdict = cached
+    user, _, token, verdict = cached
     from chalicelib.auth.sessions import revoke_all_sessions
 
     time.sleep(0.002)  # the session began a moment before the change
     revoke_all_sessions(user)
 
-    assert _call(app_module, verdict).status_code == 401
+    assert _call(app_module, token, verdict).status_code == 401
 
 
 def test_a_retired_key_is_refused_though_its_verdict_is_cached(app_module, cached, reconfigure):
-    _, _, _, verdict = cached
+    _, _, token, verdict = cached
     reconfigure(JWT_SECRET="a-new-signing-key-" + "y" * 40, JWT_PREVIOUS_SECRET=None)
     tokens._last_refresh = 0.0
 
-    assert _call(app_module, verdict).status_code == 401
+    assert _call(app_module, token, verdict).status_code == 401
 
 
 def test_during_a_rotation_a_verdict_for_the_previous_key_still_works(app_module, cached, reconfigure):
-    _, _, _, verdict = cached
+    _, _, token, verdict = cached
     old = config.get_settings().signing_key()
     reconfigure(JWT_SECRET="a-new-signing-key-" + "y" * 40, JWT_PREVIOUS_SECRET=old)
 
-    assert _call(app_module, verdict).status_code == 200
+    assert _call(app_module, token, verdict).status_code == 200
