@@ -144,9 +144,10 @@ CATALOG: tuple[type[ApiError], ...] = (
 
 # What each status means, in words (the OpenAPI document names the codes beside them).
 STATUS_DESCRIPTIONS: dict[int, str] = {
-    400: "Malformed JSON, invalid or unknown fields, or bad or unknown query parameters (every one in "
-    "`details`)",
-    401: "No valid token: missing, bad signature, expired, revoked, or an inactive user",
+    400: "Malformed JSON (a key given twice in one object included), invalid or unknown fields, or bad or "
+    "unknown query parameters (every one in `details`)",
+    401: "No valid token: missing, not exactly `Bearer <token>` in compact form, bad signature, expired, "
+    "revoked, or an inactive user",
     403: "The role does not allow it, or the token has no active site",
     404: "No such resource, or one of a site the caller may not see",
     405: "The path exists but not with this method (`Allow` lists the methods)",

@@ -2,7 +2,8 @@
 
 Bodies and query strings are validated with pydantic schemas, and every invalid field is reported
 at once. Query strings are strict: an unknown parameter is a 400 naming it (names starting with `_`
-are cache-busters and ignored), and a known one given twice is a 400.
+are cache-busters and ignored), and a known one given twice is a 400; so is a key given twice in a
+body's JSON object.
 """
 
 from __future__ import annotations
@@ -111,6 +112,24 @@ def _reject_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON number")
 
 
+class _Objects:
+    """json's object_pairs_hook: each object as a dict, remembering every key an object gives twice
+    (RFC 7493: a duplicate is an error, never "the last one wins")."""
+
+    def __init__(self) -> None:
+        self.repeated: list[str] = []
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen and key not in self.repeated:
+                    self.repeated.append(key)
+                seen.add(key)
+        return found
+
+
 def _load_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -118,8 +137,9 @@ def _load_json(raw: bytes) -> Any:
         raise ValidationFailed("The request body is not valid UTF-8") from None
     if text.startswith("\ufeff"):
         raise ValidationFailed("Malformed JSON body: it must not start with a byte order mark")
+    objects = _Objects()
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=objects)
     except RecursionError:
         raise ValidationFailed("The request body is nested too deeply") from None
     except json.JSONDecodeError as exc:
@@ -132,6 +152,12 @@ def _load_json(raw: bytes) -> Any:
     except ValueError:
         # The only other ValueError json raises: an integer beyond Python's conversion limit.
         raise ValidationFailed("Malformed JSON body: a number has too many digits") from None
+    if objects.repeated:
+        raise ValidationFailed(
+            "A key is given more than once in a JSON object",
+            details=[{"field": key, "message": "given more than once"} for key in objects.repeated],
+        )
+    return data
 
 
 def json_object(request: Any) -> dict[str, Any]:

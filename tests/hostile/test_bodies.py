@@ -15,6 +15,11 @@ PATH = "/api/interactions"
 KIB = 1024
 
 
+def _without(key):
+    """VALID without `key`, which the test appends itself (a key given twice is a 400 of its own)."""
+    return {k: v for k, v in VALID.items() if k != key}
+
+
 def _padded(body: dict, size: int) -> str:
     """`body` as JSON padded with insignificant whitespace to exactly `size` bytes."""
     raw = json.dumps(body, ensure_ascii=False)
@@ -130,7 +135,7 @@ def test_every_over_long_field_is_reported_at_once(client, world):
 @pytest.mark.parametrize("depth", [1_000, 100_000])
 def test_deeply_nested_json_in_a_field_is_400(client, world, depth):
     before = fingerprint()
-    raw = json.dumps(VALID)[:-1] + ', "notes": ' + "[" * depth + "]" * depth + "}"
+    raw = json.dumps(_without("notes"))[:-1] + ', "notes": ' + "[" * depth + "]" * depth + "}"
 
     response = send(client, "POST", PATH, world.token("editor"), raw)
 
@@ -220,7 +225,7 @@ def test_a_number_with_thousands_of_digits_is_400_not_500(client, world):
         400,
         "VALIDATION_ERROR",
     )
-    raw = json.dumps(VALID)[:-1] + ', "title": ' + "9" * 5000 + "}"
+    raw = json.dumps(_without("title"))[:-1] + ', "title": ' + "9" * 5000 + "}"
     assert _error(send(client, "POST", PATH, world.token("editor"), raw)) == (400, "VALIDATION_ERROR")
 
 
@@ -310,7 +315,7 @@ def test_a_body_that_is_not_valid_utf8_is_400_on_every_endpoint(client, world, r
 
 def test_an_escaped_lone_surrogate_is_400_naming_the_field(client, world):
     before = fingerprint()
-    raw = json.dumps(VALID)[:-1] + ', "notes": "\\ud800 alone"}'
+    raw = json.dumps(_without("notes"))[:-1] + ', "notes": "\\ud800 alone"}'
 
     response = send(client, "POST", PATH, world.token("editor"), raw)
 

@@ -21,6 +21,11 @@ TOO_MANY_DIGITS = "Malformed JSON body: a number has too many digits"
 BOM = "Malformed JSON body: it must not start with a byte order mark"
 
 
+def _without(key):
+    """VALID without `key`, which the test appends itself (a key given twice is a 400 of its own)."""
+    return {k: v for k, v in VALID.items() if k != key}
+
+
 def _only_error(response, field=None):
     assert response.status_code == 400, response.json_body
     assert response.json_body["error"]["code"] == "VALIDATION_ERROR"
@@ -47,7 +52,7 @@ def test_a_number_beyond_pythons_digit_limit_is_400_in_our_words_everywhere(clie
 
 
 def test_a_number_just_within_pythons_digit_limit_is_judged_by_the_field_rules(client, world):
-    raw = json.dumps(VALID)[:-1] + ', "title": ' + "9" * 4000 + "}"
+    raw = json.dumps(_without("title"))[:-1] + ', "title": ' + "9" * 4000 + "}"
     error = _only_error(send(client, "POST", PATH, world.token("editor"), raw), "title")
     assert error["details"][0]["message"] == "Input should be a valid string"
 
