@@ -286,11 +286,23 @@ def cmd_set_password(args: argparse.Namespace) -> None:
 
 
 def cmd_unlock(args: argparse.Namespace) -> None:
-    from chalicelib.auth.limits import clear_login_failures
+    """Lift a login lockout (the failure count, which also reaches the lock), recording
+    `user.unlocked`. The count goes inside the transaction: Redis down, nothing is recorded; a
+    count of none changes nothing and records nothing."""
+    from chalicelib.auth.limits import clear_login_failures, login_failures
     from chalicelib.kit.usernames import fold
 
-    clear_login_failures(fold(args.username))
-    print(f"{args.username.strip()} may log in again")
+    with _session() as session:
+        user = _user(session, args.username)
+        name = fold(args.username)
+        failures = login_failures(name)
+        if failures:
+            _record_for_account(session, user.id, action="user.unlocked")
+            clear_login_failures(name)
+    if failures:
+        print(f"{user.username} may log in again ({failures} failed attempts forgotten)")
+    else:
+        print(f"{user.username} was not locked out (unchanged)")
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> None:
@@ -415,10 +427,40 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def cmd_prune_audit(args: argparse.Namespace) -> None:
+    """Delete events older than --before, recording `audit.pruned` (`before`, `deleted`; no site,
+    its target the newest event deleted) in the same transaction. A date less than
+    AUDIT_MIN_RETENTION_DAYS ago (on the database's clock, the events' own) is refused."""
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from chalicelib.config import get_settings
+
+    days = get_settings().audit_min_retention_days
     with _session() as session:
-        result = session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < args.before))
-        pruned = getattr(result, "rowcount", 0)  # a CursorResult: a DELETE's count
-    print(pruned)
+        latest = session.execute(select(func.now())).scalar_one() - timedelta(days=days)
+        if args.before > latest:
+            raise CommandError(
+                f"--before must be at least {days} days ago (AUDIT_MIN_RETENTION_DAYS): {audit.json_value(latest)} "
+                "or earlier; nothing was deleted"
+            )
+        gone = (
+            delete(AuditEvent)
+            .where(AuditEvent.occurred_at < args.before)
+            .returning(AuditEvent.id)
+            .cte("gone")
+        )
+        deleted, newest = session.execute(select(func.count(), func.max(gone.c.id))).one()
+        if deleted:
+            _record(
+                session,
+                action="audit.pruned",
+                target_type="audit",
+                target_id=newest,
+                site_id=None,
+                changes=audit.diff({}, {"before": args.before, "deleted": deleted}),
+            )
+    print(deleted)
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -481,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("set-password", cmd_set_password, "set a new password and end the user's sessions")
     p.add_argument("username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
-    add("unlock", cmd_unlock, "lift a login lockout").add_argument("username")
+    add("unlock", cmd_unlock, "lift a login lockout (records user.unlocked)").add_argument("username")
     p = add("seed-demo", cmd_seed_demo, "create demo sites, users and interactions")
     p.add_argument("--sites", type=_positive, default=3)
     p.add_argument("--interactions", type=_positive, default=300)
@@ -512,7 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--action", type=_action, help="an action, or a family followed by '.' (e.g. interaction.)"
     )
     p.add_argument("--limit", type=_at_least_one, default=100, help="at most this many (default 100)")
-    p = add("prune-audit", cmd_prune_audit, "delete audit events older than a date; print how many")
+    p = add(
+        "prune-audit",
+        cmd_prune_audit,
+        "delete audit events older than a date, at least AUDIT_MIN_RETENTION_DAYS ago; print how many "
+        "(records audit.pruned)",
+    )
     p.add_argument(
         "--before",
         type=_bound,

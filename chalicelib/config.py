@@ -89,6 +89,13 @@ def _redis_endpoint(url: str | None) -> str | None:
     return url
 
 
+def _label(value: str) -> str:
+    """OPERATOR_LABEL: shown to clients, so plain printable text of at most 64 characters."""
+    if len(value) > 64 or not value.isprintable():
+        raise ConfigError("OPERATOR_LABEL must be at most 64 printable characters")
+    return value
+
+
 def _check_key(name: str, key: str | None) -> str:
     if key is None or len(key.encode()) < MIN_KEY_BYTES:
         raise ConfigError(
@@ -122,6 +129,11 @@ class Settings:
     # reads tens of thousands of rows, and a few users repeating one would saturate the database.
     search_rate_per_minute: int = 30
     invitation_ttl_seconds: int = 604800  # an invitation's life: 7 days
+    # `prune-audit` refuses to delete events younger than this many days.
+    audit_min_retention_days: int = 90
+    # How command-line events name their operator over the API (to a site's admins only): never the
+    # operating-system account, which the CLI's own `audit` shows.
+    operator_label: str = "operator"
     # How invitations are sent: "ses" (Amazon SES, deployed) or "directory:<path>" (.eml files: the
     # local run, tests). The default is the local run's, and "ses" in a Lambda.
     mail_delivery: str = "directory:.devdata/mail"
@@ -178,6 +190,8 @@ class Settings:
             invitation_ttl_seconds=_int(
                 env, "INVITATION_TTL_SECONDS", cls.invitation_ttl_seconds, minimum=60
             ),
+            audit_min_retention_days=_int(env, "AUDIT_MIN_RETENTION_DAYS", cls.audit_min_retention_days),
+            operator_label=_label(opt("OPERATOR_LABEL") or cls.operator_label),
             # A Lambda sends through SES unless told otherwise; anything else writes files.
             mail_delivery=opt("MAIL_DELIVERY")
             or ("ses" if env.get("AWS_LAMBDA_FUNCTION_NAME") else cls.mail_delivery),

@@ -6,7 +6,7 @@ writes is recorded as its audit events (`via: "cli"`); its invitations are sent 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -53,10 +53,13 @@ def _site_name(index: int) -> str:
 
 def seed_accounts(
     session: Session, *, sites: int, password: str, origin: audit.Origin | None = None
-) -> tuple[list[int], list[int], list[int]]:
-    """Create (or reuse) the demo sites and users, set the demo users' password and invite the
-    demo addresses to the first site (unless already invited or members); record every change.
-    Returns the site ids, the user ids and the new invitations' ids (to be sent once committed)."""
+) -> tuple[list[int], list[int], list[int], list[str]]:
+    """Create the demo sites and users that do not exist yet, grant the new users their roles in
+    the sites created here and invite the demo addresses to the first site when it was created
+    here; record every change. An account or site that already exists is left exactly as it is
+    (password, sessions, active flag, memberships): re-running the seed never resets a password,
+    ends a session or reactivates an account. Returns the site ids, the user ids, the new
+    invitations' ids (to be sent once committed) and the usernames created."""
     from chalicelib.errors import Conflict
     from chalicelib.sites import invitations
     from chalicelib.sites.members import grant
@@ -66,7 +69,7 @@ def seed_accounts(
     def record(**event: Any) -> None:
         session.execute(audit.record(None, origin=origin, **event))
 
-    site_ids = []
+    site_ids, new_sites = [], set()
     for index in range(max(1, sites)):
         name = _site_name(index)
         site = session.scalars(select(Site).where(Site.name == name)).first()
@@ -83,16 +86,22 @@ def seed_accounts(
                     {"name": site.name, "description": site.description}, audit.SITE_FIELDS
                 ),
             )
+            new_sites.add(site.id)
         site_ids.append(site.id)
-    password_hash = hash_password(password)
-    user_ids = []
+    password_hash: str | None = None
+    user_ids, created = [], []
     for username, role, everywhere in DEMO_USERS:
-        user = _account(session, record, username, password_hash=password_hash, origin=origin)
+        user = session.scalars(select(User).where(same_name(User.username, username))).first()
+        if user is None:
+            password_hash = password_hash or hash_password(password)
+            user = _new_account(session, username, password_hash=password_hash, origin=origin)
+            created.append(username)
+            for site_id in site_ids if everywhere else site_ids[:1]:
+                if site_id in new_sites:
+                    grant(session, user_id=user.id, site_id=site_id, role=role, origin=origin)
         user_ids.append(user.id)
-        for site_id in site_ids if everywhere else site_ids[:1]:
-            grant(session, user_id=user.id, site_id=site_id, role=role, origin=origin)
     invited: list[int] = []
-    for email, role in INVITED:
+    for email, role in INVITED if site_ids[0] in new_sites else ():
         try:
             made = invitations.create(
                 session, site_id=site_ids[0], caller_id=None, origin=origin, email=email, role=role
@@ -101,48 +110,24 @@ def seed_accounts(
             continue  # a member has the address, or it is invited already
         invited.append(made["id"])
     session.flush()
-    return site_ids, user_ids, invited
+    return site_ids, user_ids, invited, created
 
 
-def _account(
-    session: Session,
-    record: Callable[..., None],
-    username: str,
-    *,
-    password_hash: str,
-    origin: audit.Origin,
-) -> User:
-    """The demo account `username`, created or given the demo password again and activated; each
-    change recorded."""
-    user = session.scalars(select(User).where(same_name(User.username, username))).first()
-    if user is None:
-        user = User(username=username, email=f"{username}@example.com", password_hash=password_hash)
-        session.add(user)
-        session.flush()
-        changes = audit.created({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS)
-        session.execute(audit.account_event(user.id, origin=origin, action="user.created", changes=changes))
-        return user
-    if not user.is_active:
-        user.is_active = True
-        session.flush()
-        session.execute(
-            audit.account_event(
-                user.id,
-                origin=origin,
-                action="user.activated",
-                changes=audit.diff({"is_active": False}, {"is_active": True}),
-            )
-        )
-    user.password_hash = password_hash
+def _new_account(session: Session, username: str, *, password_hash: str, origin: audit.Origin) -> User:
+    """The demo account `username`, created and recorded."""
+    user = User(username=username, email=f"{username}@example.com", password_hash=password_hash)
+    session.add(user)
     session.flush()
-    session.execute(audit.account_event(user.id, origin=origin, action="user.password_changed"))
+    changes = audit.created({"username": user.username, "email": user.email}, audit.ACCOUNT_FIELDS)
+    session.execute(audit.account_event(user.id, origin=origin, action="user.created", changes=changes))
     return user
 
 
 def seed(
     *, sites: int = 3, interactions: int = 300, password: str | None = None, progress: bool = True
 ) -> str:
-    """Seed everything in one transaction and print the demo credentials. Returns the password.
+    """Seed everything in one transaction and print the credentials of the accounts it created.
+    Returns the password (theirs; an account that existed keeps its own).
 
     Interactions are spread with `seed.site_shares` (the first site gets 20 %, at least an equal
     share) and streamed with COPY; statistics and the visibility map are refreshed afterwards so
@@ -158,7 +143,9 @@ def seed(
     started = time.perf_counter()
     origin = audit.by_cli()
     with session_scope() as session:
-        site_ids, user_ids, invited = seed_accounts(session, sites=sites, password=password, origin=origin)
+        site_ids, user_ids, invited, created = seed_accounts(
+            session, sites=sites, password=password, origin=origin
+        )
         # Rows are written by the users who may write there: demo (admin everywhere), and the
         # editor on the first site.
         writers: dict[int, Sequence[int]] = {site_id: [user_ids[0]] for site_id in site_ids}
@@ -181,10 +168,15 @@ def seed(
             f"Seeded {interactions:,} interactions (and {events:,} audit events) in {seconds:.1f} s in all; "
             "per site: " + ", ".join(f"{_site_name(i)} {n:,}" for i, n in enumerate(shares))
         )
-    print(f"Demo users (password for all: {password})")
-    for username, role, everywhere in DEMO_USERS:
-        where = "every demo site" if everywhere else _site_name(0)
-        print(f"  {username:<8} {role:<7} on {where}")
+    if created:
+        print(f"Demo users created (password for all: {password})")
+        for username, role, everywhere in DEMO_USERS:
+            if username in created:
+                where = "every demo site" if everywhere else _site_name(0)
+                print(f"  {username:<8} {role:<7} on {where}")
+    kept = [username for username, _, _ in DEMO_USERS if username not in created]
+    if kept:
+        print("Existing accounts left as they were (password, sessions, sites): " + ", ".join(kept))
     if invited:
         queued = delivered.count("queued")
         print(

@@ -354,6 +354,7 @@ def test_unlock(capsys, client):
 
 
 def test_unlock_with_redis_down_is_one_line(capsys, reconfigure):
+    make_user()
     reconfigure(REDIS_URL="redis://127.0.0.1:1/0")
 
     code, _, err = run(capsys, "unlock", "jdoe")

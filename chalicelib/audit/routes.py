@@ -48,7 +48,8 @@ def events_of_the_site(call: Call[Any], site_id: str) -> Read[Listing[AuditQuery
         query=HistoryQuery,
         description=(
             "The audit events of one interaction of the active site, newest first; anyone who may read the "
-            "interaction (404 as for reading it). `operator` is shown to the site's admins only."
+            "interaction (404 as for reading it). A command-line event's `operator` is the label "
+            "`OPERATOR_LABEL` for the site's admins and null for anyone else."
         ),
     ),
 )
@@ -59,7 +60,11 @@ def interaction_history(call: Call[Listing[HistoryQuery]], interaction_id: str) 
     return paginated(
         "events",
         service.history(
-            call.session, site_id=call.principal.at_site(), interaction_id=found, listing=call.found
+            call.session,
+            site_id=call.principal.at_site(),
+            interaction_id=found,
+            listing=call.found,
+            role=call.principal.role,
         ),
     )
 

@@ -113,7 +113,10 @@ class EventRead(_Read):
     occurred_at: Timestamp
     via: AuditVia
     actor: Actor | None = Field(description="who, through the API; null for the command line")
-    operator: str | None = Field(description="the operating-system account that ran a command")
+    operator: str | None = Field(
+        description="a command-line event's operator: the label OPERATOR_LABEL for the site's admins, "
+        "null for anyone else (and for API events)"
+    )
     site_id: Id | None
     request_id: str | None = Field(description="the id in the request's log line (X-Request-Id)")
     gateway_request_id: str | None = Field(description="API Gateway's own id for the request")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from chalicelib import access
 from chalicelib.audit.schemas import AuditQuery, HistoryQuery
+from chalicelib.config import get_settings
 from chalicelib.kit.pagination import (
     COUNT_CAP,
     ListRead,
@@ -44,6 +45,7 @@ def _newest_first(columns: Any) -> list[Any]:
 
 
 def serialize(row: Any) -> dict[str, Any]:
+    """An event as the command line shows it: `operator` is the operating-system account."""
     target: dict[str, Any] = {"type": row.target_type, "id": row.target_id}
     if row.target_type == "interaction":
         target["version"] = row.target_version
@@ -60,6 +62,17 @@ def serialize(row: Any) -> dict[str, Any]:
         "target": target,
         "changes": row.changes or {},
     }
+
+
+def shown(row: Any, *, operator_label: str | None) -> dict[str, Any]:
+    """An event as the API shows it: a command-line event's operator is `operator_label`
+    (OPERATOR_LABEL, for the site's admins; None for anyone else), never the account."""
+    return {**serialize(row), "operator": operator_label if row.operator is not None else None}
+
+
+def operator_label(role: str | None) -> str | None:
+    """How the API names an operator to a caller with this role on the site."""
+    return get_settings().operator_label if role == "admin" else None
 
 
 # --- a site's events -------------------------------------------------------------------------------
@@ -151,7 +164,8 @@ def site_events(session: Session, *, site_id: int, listing: access.Listing[Audit
     found = settle(
         query, rows, position=read.position, count=count, binding=read.binding, key=lambda _row: None
     )
-    return replace(found, items=[serialize(row) for row in found.items])
+    label = operator_label("admin")  # the site's admins only reach this
+    return replace(found, items=[shown(row, operator_label=label) for row in found.items])
 
 
 # --- one interaction's history ---------------------------------------------------------------------
@@ -188,8 +202,14 @@ def interaction_exists(listing: access.Listing[HistoryQuery]) -> bool:
 
 
 def history(
-    session: Session, *, site_id: int, interaction_id: int, listing: access.Listing[HistoryQuery]
+    session: Session,
+    *,
+    site_id: int,
+    interaction_id: int,
+    listing: access.Listing[HistoryQuery],
+    role: str | None,
 ) -> Page:
+    """A page of the interaction's events, as a caller with `role` on the site sees them."""
     query, read, rows = listing.query, listing.read, listing.rows
     found = settle(
         query,
@@ -201,4 +221,5 @@ def history(
         binding=read.binding,
         key=lambda _row: None,
     )
-    return replace(found, items=[serialize(row) for row in found.items])
+    label = operator_label(role)
+    return replace(found, items=[shown(row, operator_label=label) for row in found.items])

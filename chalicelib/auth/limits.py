@@ -185,6 +185,12 @@ def release_login_attempt(username: str) -> None:
         pass
 
 
+def login_failures(username: str) -> int:
+    """The username's failed attempts counted now (LOGIN_MAX_FAILURES of them: locked)."""
+    with redis_errors():
+        return int(get_redis().get(failures_key(username)) or 0)
+
+
 def clear_login_failures(username: str) -> None:
     """A successful login (or `cli unlock`) resets the count."""
     with redis_errors():

@@ -248,7 +248,12 @@ def test_prune_audit_deletes_older_events_and_prints_how_many(capsys, trail):
     code, out, _ = run(capsys, "prune-audit", "--before", (old + timedelta(days=1)).date().isoformat())
 
     assert (code, out.strip()) == (0, "2")
-    assert [e["action"] for e in events()] == ["membership.added", "membership.added", "site.deactivated"]
+    assert [e["action"] for e in events()] == [
+        "membership.added",
+        "membership.added",
+        "site.deactivated",
+        "audit.pruned",
+    ]
     with session_scope() as session:
         counts = dict(session.execute(text("SELECT site_id, events FROM site_audit_counts")).all())
     assert sorted(counts.values()) == [1, 2]  # Marketing: one grant; Sales: a grant and the deactivation

@@ -20,7 +20,7 @@ from tests import environment
 ROOT = Path(__file__).resolve().parents[2]
 REVISION = "0007"
 BEFORE = "0006"
-HEAD = "0011"
+HEAD = "0012"
 
 
 @pytest.fixture
