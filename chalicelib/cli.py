@@ -114,11 +114,17 @@ def cmd_role_settings(args: argparse.Namespace) -> None:
 
 
 def cmd_create_site(args: argparse.Namespace) -> None:
+    from chalicelib.kit import names
+
     name = args.name.strip()
     if not 1 <= len(name) <= 100:
         raise CommandError("a site name must have 1 to 100 characters")
+    try:
+        names.check_strict(name)
+    except ValueError as exc:
+        raise CommandError(f"a site name {exc}") from None
     with _session() as session:
-        site = Site(name=name, description=args.description)
+        site = Site(name=name, name_skeleton=names.skeleton(name), description=args.description)
         session.add(site)
         session.flush()
         _record(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from chalicelib.audit import events as audit
 from chalicelib.auth.passwords import hash_password
+from chalicelib.kit import names
 from chalicelib.kit.usernames import same_name
 from chalicelib.models import Site, User
 
@@ -74,7 +75,11 @@ def seed_accounts(
         name = _site_name(index)
         site = session.scalars(select(Site).where(Site.name == name)).first()
         if site is None:
-            site = Site(name=name, description=SITE_DESCRIPTIONS.get(name, f"{name} team"))
+            site = Site(
+                name=name,
+                name_skeleton=names.skeleton(name),
+                description=SITE_DESCRIPTIONS.get(name, f"{name} team"),
+            )
             session.add(site)
             session.flush()
             record(

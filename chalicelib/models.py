@@ -78,11 +78,18 @@ class User(Base):
 
 class Site(Base):
     __tablename__ = "sites"
-    # Site names are unique case-insensitively (the API's 409).
-    __table_args__ = (Index("uq_sites_name_lower", func.lower(text("name")), unique=True),)
+    # Site names are unique case-insensitively, and by their confusable skeleton (kit/names.py,
+    # migration 0013; the API's 409). The skeleton's index holds its md5: an NFKC form and its
+    # skeleton may be many times longer than the name, beyond what a B-tree entry may hold.
+    __table_args__ = (
+        Index("uq_sites_name_lower", func.lower(text("name")), unique=True),
+        Index("uq_sites_name_skeleton", func.md5(text("name_skeleton")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Set by every writer of a name (kit.names.skeleton): the API's statements, the CLI, the demo.
+    name_skeleton: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

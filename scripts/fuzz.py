@@ -71,14 +71,15 @@ def _seed(env: dict[str, str]) -> tuple[str, str]:
     from chalicelib import cli
     from chalicelib.auth.passwords import hash_password
     from chalicelib.db import reset_engine, session_scope
+    from chalicelib.kit.names import skeleton
     from chalicelib.models import Site, SiteMembership, User
 
     if cli.main(["migrate"]) != 0:
         raise SystemExit("migration failed")
     password = secrets.token_urlsafe(16)
     with session_scope() as session:
-        site = Site(name="Fuzz", description="Fuzzing")
-        other = Site(name="Elsewhere", description="Another tenant")
+        site = Site(name="Fuzz", name_skeleton=skeleton("Fuzz"), description="Fuzzing")
+        other = Site(name="Elsewhere", name_skeleton=skeleton("Elsewhere"), description="Another tenant")
         # A platform admin too, so that creating sites is exercised (and not only refused).
         user = User(
             username="fuzzer",

@@ -118,13 +118,14 @@ def _seed(env: dict[str, str], clients: int) -> tuple[list[int], dict[int, int],
     from chalicelib import cli
     from chalicelib.auth.passwords import hash_password
     from chalicelib.db import reset_engine, session_scope
+    from chalicelib.kit.names import skeleton
     from chalicelib.models import Interaction, Site, SiteMembership, User
 
     if cli.main(["migrate"]) != 0:
         raise SystemExit("migration failed")
     password_hash = hash_password(PASSWORD)
     with session_scope() as session:
-        sites = [Site(name="Load A"), Site(name="Load B")]
+        sites = [Site(name=name, name_skeleton=skeleton(name)) for name in ("Load A", "Load B")]
         session.add_all(sites)
         session.flush()
         site_of = {}

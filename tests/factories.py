@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib.auth.passwords import hash_password
 from chalicelib.db import session_scope
+from chalicelib.kit import names
 from chalicelib.models import Site, SiteMembership, User
 
 PASSWORD = "correct horse battery staple"
@@ -20,7 +21,7 @@ def _hash(password: str) -> str:
 
 def make_site(name: str = "Marketing", *, description: str | None = "The site", active: bool = True) -> int:
     with session_scope() as session:
-        site = Site(name=name, description=description, is_active=active)
+        site = Site(name=name, name_skeleton=names.skeleton(name), description=description, is_active=active)
         session.add(site)
         session.flush()
         return site.id

@@ -29,6 +29,7 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.http import error_details
 from chalicelib.interactions import terms
 from chalicelib.interactions.times import check_zone, resolve_times
+from chalicelib.kit import names
 from chalicelib.kit.ids import Id
 from chalicelib.kit.pagination import Pagination
 from chalicelib.kit.schema import Schema
@@ -49,9 +50,27 @@ if TYPE_CHECKING:  # what the fields hold once validated; pydantic builds them f
     Location = str | None
     LongText = str | None
 else:
-    Title = text(1, 255, "1-255 characters after trimming")
-    Lead = text(1, 100, "1-100 characters after trimming")
-    Location = optional_text(255, "at most 255 characters after trimming; blank or null clears it")
+    # Names a person reads: no control, bidirectional or invisible characters (kit/names.py).
+    Title = Annotated[
+        text(
+            1, 255, "1-255 characters after trimming, without control, bidirectional or invisible characters"
+        ),
+        AfterValidator(names.check),
+    ]
+    Lead = Annotated[
+        text(
+            1, 100, "1-100 characters after trimming, without control, bidirectional or invisible characters"
+        ),
+        AfterValidator(names.check),
+    ]
+    Location = Annotated[
+        optional_text(
+            255,
+            "at most 255 characters after trimming, without control, bidirectional or invisible characters; "
+            "blank or null clears it",
+        ),
+        AfterValidator(names.check),
+    ]
     LongText = optional_text(10_000, "at most 10 000 characters after trimming; blank or null clears it")
 InteractionType = Annotated[InteractionTypeName, Field(description="one of GET /api/interactions/types")]
 

@@ -124,8 +124,9 @@ def list_sites(call: Call[list[access.Membership]]) -> Response:
         body=SiteCreate,
         response_headers=("Location",),
         description=(
-            "Platform admins only (403 for anyone else). The caller becomes the new site's admin. Names are "
-            "unique case-insensitively (409)."
+            "Platform admins only (403 for anyone else). The caller becomes the new site's admin. Names "
+            "refuse control, bidirectional and invisible characters (400) and are unique case-insensitively "
+            "and by their confusable skeleton, so `Аlpha` with a Cyrillic `А` is a 409 beside `Alpha`."
         ),
     ),
 )
@@ -214,7 +215,7 @@ def _member_id(raw: str) -> int:
         body=SiteUpdate,
         description=(
             "The site's admins. Only the fields sent change; `null` clears the description. The detail's "
-            "server-owned fields are ignored when sent back; a rename onto another site's name is a 409."
+            "server-owned fields are ignored when sent back; a rename onto another site's name (or one that looks the same: its confusable skeleton) is a 409."
         ),
     ),
 )

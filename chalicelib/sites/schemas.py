@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -12,6 +13,7 @@ from pydantic import (
 )
 
 from chalicelib.access import SiteSummary
+from chalicelib.kit import names
 from chalicelib.kit.emails import NewEmail
 from chalicelib.kit.ids import Id
 from chalicelib.kit.pagination import Pagination
@@ -40,7 +42,15 @@ if TYPE_CHECKING:  # what the fields hold once validated; pydantic builds them f
     SiteName = str
     SiteDescription = str | None
 else:
-    SiteName = text(1, 100, "1-100 characters after trimming, unique case-insensitively")
+    SiteName = Annotated[
+        text(
+            1,
+            100,
+            "1-100 characters after trimming, without control, bidirectional or invisible characters "
+            "(joiners included); unique by their confusable skeleton (Unicode TR39, case-folded)",
+        ),
+        AfterValidator(names.check_strict),
+    ]
     SiteDescription = optional_text(1000, "at most 1000 characters after trimming; blank or null clears it")
 
 

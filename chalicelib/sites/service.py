@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from chalicelib import access
 from chalicelib.audit import events as audit
 from chalicelib.errors import Conflict, Forbidden
+from chalicelib.kit import names
 from chalicelib.kit.timestamps import isoformat
 from chalicelib.models import Site, SiteInteractionCount, SiteMembership, User
 
@@ -157,7 +158,10 @@ def _site_detail(
     }
 
 
-NAME_TAKEN = "A site with this name already exists (names are unique case-insensitively)"
+NAME_TAKEN = (
+    "A site with this name, or one that looks the same, already exists (names are unique by their "
+    "confusable skeleton, case-insensitively)"
+)
 
 
 def update_site(
@@ -183,10 +187,11 @@ def update_site(
             **counts,
         )
     admin = is_admin(site_id, caller_id)
+    values = {**changes, "name_skeleton": names.skeleton(changes["name"])} if "name" in changes else changes
     changed = (
         update(Site)
         .where(Site.id == site_id, admin)
-        .values(**changes)
+        .values(**values)
         .returning(Site.id, Site.name, Site.description, Site.created_at)
         .cte("changed")
     )
@@ -209,7 +214,7 @@ def update_site(
             .select_from(one.outerjoin(changed, true()))
             .add_cte(event)
         ).one()
-    except IntegrityError:  # another site has the name (case-insensitively)
+    except IntegrityError:  # another site has the name (case-insensitively, or by its skeleton)
         raise Conflict(NAME_TAKEN) from None
     still_admin(row)
     return _site_detail(
@@ -221,12 +226,16 @@ def create_site(
     session: Session, *, caller_id: int, origin: audit.Origin, name: str, description: str | None
 ) -> dict[str, Any]:
     """A new site whose admin is the caller (a platform admin, checked again here); a name taken
-    (case-insensitively) is a 409. One statement, with site.created and membership.added."""
+    (case-insensitively, or by its confusable skeleton) is a 409. One statement, with site.created and
+    membership.added."""
     allowed = exists().where(User.id == caller_id, User.platform_admin, User.is_active)
     new = (
         pg_insert(Site)
         .from_select(
-            ["name", "description"], select(literal(name, String), literal(description, Text)).where(allowed)
+            ["name", "description", "name_skeleton"],
+            select(
+                literal(name, String), literal(description, Text), literal(names.skeleton(name), Text)
+            ).where(allowed),
         )
         .on_conflict_do_nothing()
         .returning(Site.id, Site.name, Site.description, Site.created_at)
@@ -267,7 +276,7 @@ def create_site(
     ).one()
     if not row.allowed:
         raise Forbidden("Only platform admins may create sites")
-    if row.id is None:  # ON CONFLICT DO NOTHING: the name is taken
+    if row.id is None:  # ON CONFLICT DO NOTHING: the name (or its skeleton) is taken
         raise Conflict(NAME_TAKEN)
     return _site_detail(
         id=row.id,

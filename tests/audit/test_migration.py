@@ -20,7 +20,7 @@ from tests import environment
 ROOT = Path(__file__).resolve().parents[2]
 REVISION = "0007"
 BEFORE = "0006"
-HEAD = "0012"
+HEAD = "0013"
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_the_applications_role_may_only_insert_and_read_events(scratch):
         for table in ("invitations", "invitation_outbox"):
             assert _privileges(conn, role, table) == {"SELECT", "INSERT", "UPDATE", "DELETE"}
         assert {"SELECT", "INSERT", "UPDATE"} <= _privileges(conn, role, "site_audit_counts")
-        conn.execute(text("INSERT INTO sites (name) VALUES ('Marketing')"))
+        conn.execute(text("INSERT INTO sites (name, name_skeleton) VALUES ('Marketing', 'marketing')"))
         conn.execute(text(f'SET ROLE "{role}"'))
         conn.execute(
             text(
@@ -98,7 +98,11 @@ def test_the_migration_goes_down_and_up_again(scratch):
     engine, config, _role = scratch
     command.upgrade(config, "head")
     with engine.connect() as conn:
-        conn.execute(text("INSERT INTO sites (name) VALUES ('Marketing'), ('Sales')"))
+        conn.execute(
+            text(
+                "INSERT INTO sites (name, name_skeleton) VALUES ('Marketing', 'marketing'), ('Sales', 'sales')"
+            )
+        )
         conn.execute(
             text(
                 "INSERT INTO users (username, email, password_hash) VALUES ('kept', 'kept@example.com', 'x')"

@@ -329,7 +329,8 @@ def other_ctype(site_id):
         with Session(engine) as session:
             sites = [
                 session.execute(
-                    text("INSERT INTO sites (name) VALUES (:n) RETURNING id"), {"n": f"Site {i}"}
+                    text("INSERT INTO sites (name, name_skeleton) VALUES (:n, :n) RETURNING id"),
+                    {"n": f"Site {i}"},
                 ).scalar_one()
                 for i in range(3)
             ]
