@@ -22,7 +22,12 @@ from tests.support import claims_for, forge, run_authorizer, unsigned
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 OTHER_KEY = "an-unrelated-key-" + "y" * 40
-NOW = int(time.time())
+
+
+def now() -> int:
+    """The time as a forged token is made: when the test runs, not when the module was loaded (a
+    long run would otherwise let `auth_time` ten minutes ahead fall behind `iat`)."""
+    return int(time.time())
 
 
 def _b64(data: bytes) -> str:
@@ -63,9 +68,13 @@ FORGED = {
     "RS256 header, HMAC signature": lambda: (
         "Bearer " + _hmac_with_header({"alg": "RS256", "typ": "JWT", "kid": KID}, claims_for(1))
     ),
-    "expired": lambda: "Bearer " + forge(claims_for(1, iat=NOW - 7200, exp=NOW - 1, auth_time=NOW - 7200)),
-    "issued in the future": lambda: "Bearer " + forge(claims_for(1, iat=NOW + 3600, auth_time=NOW + 3600)),
-    "not before in the future": lambda: "Bearer " + forge(claims_for(1, nbf=NOW + 3600)),
+    "expired": lambda: (
+        "Bearer " + forge(claims_for(1, iat=now() - 7200, exp=now() - 1, auth_time=now() - 7200))
+    ),
+    "issued in the future": lambda: (
+        "Bearer " + forge(claims_for(1, iat=now() + 3600, auth_time=now() + 3600))
+    ),
+    "not before in the future": lambda: "Bearer " + forge(claims_for(1, nbf=now() + 3600)),
     "tampered payload": _tampered,
     "wrong issuer": lambda: "Bearer " + forge(claims_for(1, iss="interactions-prod")),
     "issuer prefix": lambda: "Bearer " + forge(claims_for(1, iss="interactions-de")),
@@ -92,7 +101,7 @@ FORGED = {
     "sid a number": lambda: "Bearer " + forge(claims_for(1, sid=5)),
     "jti a number": lambda: "Bearer " + forge(claims_for(1, jti=5)),
     "auth_time a string": lambda: "Bearer " + forge(claims_for(1, auth_time="yesterday")),
-    "auth_time after issue": lambda: "Bearer " + forge(claims_for(1, auth_time=NOW + 600)),
+    "auth_time after issue": lambda: "Bearer " + forge(claims_for(1, auth_time=now() + 600)),
     "garbage": lambda: "Bearer garbage",
     "three garbage parts": lambda: "Bearer a.b.c",
     "non-ASCII": lambda: "Bearer é.é.é",
