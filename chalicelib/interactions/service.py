@@ -152,7 +152,9 @@ def list_read(query: InteractionQuery, *, site_id: int | None) -> ListRead:
                 raise ValidationFailed(
                     "Invalid query parameters", details=[{"field": "cursor", "message": BAD_CURSOR}]
                 ) from None
-    statement = queries.folded_page(queries.active_filters(query), query.sort_by, query.sort_direction, zone)
+    statement = queries.folded_page(
+        queries.active_filters(query), query.sort_by, query.sort_direction, zone, queries.spans_fields(query)
+    )
     return ListRead(statement, params, position, bound)
 
 
@@ -200,7 +202,7 @@ def _filtered_total(
     if remembered is not None and changes is not None and changes == remembered[0]:
         return remembered[1]
     counted, counted_at = session.execute(
-        queries.filtered_count(queries.active_filters(query)),
+        queries.filtered_count(queries.active_filters(query), queries.spans_fields(query)),
         {"site_id": site_id, **queries.filter_values(query)},
     ).one()
     total = capped(counted)

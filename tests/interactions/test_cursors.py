@@ -363,3 +363,45 @@ def test_a_total_of_exactly_10000_is_exact(client, world):
     _many(world.site_a, 1, "Other")
     meta = _get(client, world.token("viewer"), {"search": "quarterly"})["meta"]["pagination"]
     assert (meta["total_records"], meta["total_exact"], meta["total_pages"]) == (10_000, True, 400)
+
+
+def test_a_full_page_of_a_filter_with_fewer_than_10000_matches_is_counted_exactly(client, world):
+    _many(world.site_a, 60, "Quarterly review")
+    _many(world.site_a, 5, "Other")
+    for filters in ({"search": "quarterly"}, {"title": "review"}, {"type": "Call"}):
+        meta = _get(client, world.token("viewer"), {**filters, "per_page": 25})["meta"]["pagination"]
+        expected = 65 if filters == {"type": "Call"} else 60
+        assert (meta["total_records"], meta["total_exact"], meta["total_pages"]) == (expected, True, 3)
+        assert meta["next_cursor"] is not None  # the page was full: the total was counted
+
+
+def test_the_capped_count_stops_reading_at_its_10001st_match(client, world):
+    """The count numbers its matches and stops at the cap: of 12,000 matches it reads 10,001 (and
+    the scan hands over at most one more), with no sort. Sequential scans are priced out as in
+    test_indexes.py: here the site is nearly the whole table, where reading it in order is the
+    planner's right choice (and stops at the cap too)."""
+    from chalicelib.interactions import queries
+    from tests.interactions.test_indexes import _filtered, _nodes, _query, _sql
+
+    _many(world.site_a, 12_000, "Quarterly review")
+    with session_scope() as session:
+        session.execute(text("ANALYZE interactions"))
+    meta = _get(client, world.token("viewer"), {"search": "quarterly"})["meta"]["pagination"]
+    assert (meta["total_records"], meta["total_exact"]) == (10_000, False)
+    for filters in ({"search": "quarterly"}, {"title": "quarterly"}, {"type": "Call"}):
+        query = _query(**filters)
+        rows = _filtered(query)
+        statement = queries.capped_count(rows).params(site_id=world.site_a)
+        with session_scope() as session:
+            assert session.execute(statement).one()[0] == 10_001
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            document = session.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + _sql(statement))).scalar_one()
+        nodes = _nodes(document[0]["Plan"])
+        assert not [
+            n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "interactions"
+        ]
+        assert not [n for n in nodes if "Sort" in n["Node Type"]], filters
+        window = next(n for n in nodes if n["Node Type"] == "WindowAgg")
+        assert window["Actual Rows"] == 10_001
+        read = [n["Actual Rows"] for n in nodes if n.get("Relation Name") == "interactions"]
+        assert read and max(read) <= 10_002, (filters, read)

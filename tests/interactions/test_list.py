@@ -200,6 +200,75 @@ def test_search_does_not_match_across_two_fields(client, world):
     assert len(ids(listing(client, world, "?search=budget"))) == 1
 
 
+SEARCH_ROWS = [
+    {"title": "Budget", "type": "Call", "lead": "Ann"},
+    {"title": "Quarterly Review", "type": "Meeting", "lead": "Zed Okafor", "location": "Room 4B"},
+    {
+        "title": "Visit",
+        "type": "Email",
+        "lead": "Bo",
+        "description": "Renewal at İstanbul",
+        "notes": "ANN%_x",
+    },
+    {"title": "Kickoff", "type": "Training", "lead": "Lee", "notes": "budget CALL"},
+]
+SEARCHED = ("title", "type", "lead", "location", "description", "notes")
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "get",
+        "BUDGET",
+        "cal",
+        "all",
+        "ann",
+        "ann%_",
+        "zed",
+        "oom 4b",
+        "rly rev",
+        "okafor",
+        "view",
+        "renewal at",
+        "call ann",
+        "Ann Qua",
+    ],
+)
+def test_search_finds_exactly_the_rows_with_a_field_that_contains_the_term(client, world, term):
+    """With or without a space in the term, the rows are those with one field containing it (the
+    document alone answers a term without a space, which cannot span two fields; a term with one
+    is also checked field by field)."""
+    made = insert_rows(world.site_a, SEARCH_ROWS)
+    expected = [
+        made[i]
+        for i, row in enumerate(SEARCH_ROWS)
+        if any(term.lower() in (row.get(name) or "").lower() for name in SEARCHED)
+    ]
+    found = ids(listing(client, world, f"?search={quote(term)}&sort_by=created_at&sort_direction=asc"))
+    assert sorted(found) == sorted(expected), (term, found, expected)
+
+
+def test_only_a_term_with_a_space_is_checked_field_by_field():
+    """What the rule above costs: the per-field re-check (six ILIKEs a row) runs only for a term
+    that could span two fields."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.dialects import postgresql
+
+    from chalicelib.interactions import queries
+
+    def sql(term):
+        spanning = queries.spans_fields(SimpleNamespace(search=term))
+        statements = (
+            queries.filtered_count(("search",), spanning),
+            queries.folded_page(("search",), "start_datetime", "desc", None, spanning),
+        )
+        return " ".join(str(s.compile(dialect=postgresql.dialect())) for s in statements)
+
+    assert "ILIKE" not in sql("budget").upper()
+    assert "ILIKE" in sql("budget call").upper()
+
+
 @pytest.mark.parametrize(
     "term,expected",
     [
