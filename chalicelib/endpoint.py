@@ -278,7 +278,7 @@ def _query_refused(request: Any, declared: Endpoint) -> bool:
     return False
 
 
-def _rights_only(call: Call[Any], **_params: str) -> Read[None]:
+def _rights_only(call: Call[None], **_params: str) -> Read[None]:
     return RIGHTS_ONLY
 
 

@@ -3,8 +3,6 @@ site's events (its admins). Both are site-scoped: another site's events are neve
 
 from __future__ import annotations
 
-from typing import Any
-
 from chalice import Blueprint, Response
 
 from chalicelib.access import Listing, Read, SiteAdmin, SiteRole, listing
@@ -20,14 +18,14 @@ bp = Blueprint(__name__)
 TAG = "audit"
 
 
-def events_of_the_interaction(call: Call[Any], interaction_id: str) -> Read[Listing[HistoryQuery]]:
+def events_of_the_interaction(call: Call[None], interaction_id: str) -> Read[Listing[HistoryQuery]]:
     """The route's read: a page of the interaction's events, with whether it exists."""
     query = call.query(HistoryQuery)
     found = parse_id(interaction_id) or 0
     return listing(query, service.history_read(query, site_id=call.token.site_id, interaction_id=found))
 
 
-def events_of_the_site(call: Call[Any], site_id: str) -> Read[Listing[AuditQuery]]:
+def events_of_the_site(call: Call[None], site_id: str) -> Read[Listing[AuditQuery]]:
     """The route's read: a page of the path's site's events (for its admins)."""
     query = call.query(AuditQuery)
     return listing(query, service.site_read(query, site_id=parse_id(site_id, maximum=INT32_MAX)))

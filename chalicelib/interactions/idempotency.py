@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from chalicelib.access import Principal, Read, TokenContext, fold
 from chalicelib.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from chalicelib.interactions.queries import InteractionRow, interaction
 from chalicelib.kit.answers import Answer
 from chalicelib.models import IdempotencyKey, Interaction
 
@@ -113,7 +114,7 @@ def run(
     locked: bool,
     body: Any,
     values: dict[str, Any],
-    answer: Callable[[Any], Answer],
+    answer: Callable[[InteractionRow], Answer],
     event: Callable[[Any], Any],
 ) -> Answer:
     """Create the interaction `values` and answer it with `answer(row)`, remembering the answer
@@ -127,7 +128,7 @@ def run(
     table = cast(Table, Interaction.__table__)
     if key is None:
         created = insert(table).values(**values).returning(*table.c).cte("created")
-        return answer(session.execute(select(*created.c).add_cte(event(created))).one())
+        return answer(interaction(session.execute(select(*created.c).add_cte(event(created))).one()))
     if not locked:
         raise Conflict(
             f"A request with this {HEADER} is still in progress; retry shortly", headers={"Retry-After": "1"}
@@ -156,7 +157,7 @@ def run(
             raise IdempotencyKeyReused()
         return _replay(row.stored_status, row.response)
 
-    done = answer(row)
+    done = answer(interaction(row))
     session.execute(_remember(site_id, user_id, key, digest, done))
     return done
 

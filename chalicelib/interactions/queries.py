@@ -10,8 +10,9 @@ search); change them together or the indexes go unused.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -51,6 +52,39 @@ SUBSTRING_FILTERS = ("search", "title", "lead", "location")
 NULLABLE_SORTS = {"end_datetime", "location", "updated_at"}
 
 
+class InteractionRow(NamedTuple):
+    """An interaction as every statement here returns it: the table's columns, in their order
+    (checked below at import, so a renamed or added column fails before any request does)."""
+
+    id: int
+    site_id: int
+    title: str
+    type: str
+    lead: str
+    start_datetime: datetime
+    timezone: str
+    end_datetime: datetime | None
+    location: str | None
+    description: str | None
+    notes: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_by: int | None
+    updated_at: datetime | None
+    version: int
+
+
+COLUMNS = tuple(Interaction.__table__.columns)
+if tuple(column.name for column in COLUMNS) != InteractionRow._fields:  # pragma: no cover
+    raise RuntimeError("InteractionRow's fields are not the interactions table's columns")
+
+
+def interaction(row: Sequence[Any]) -> InteractionRow:
+    """The interaction of a row whose last columns are the table's (a folded statement's rows
+    carry the caller's columns first)."""
+    return InteractionRow._make(row[len(row) - len(COLUMNS) :])
+
+
 def in_site(site_id: int) -> ColumnElement[bool]:
     """The tenancy condition, shared by selects, updates and deletes."""
     return Interaction.site_id == site_id
@@ -59,7 +93,7 @@ def in_site(site_id: int) -> ColumnElement[bool]:
 def scoped_rows(site_id: Any) -> Select[Any]:
     """The site's interactions as plain rows: a page is serialised straight from the driver's tuples,
     without building (and then reading through) an ORM object per row."""
-    return select(*Interaction.__table__.columns).where(in_site(site_id))
+    return select(*COLUMNS).where(in_site(site_id))
 
 
 # Statements built once, with bound parameters (`site_id`, `interaction_id`, `offset`, `limit`):

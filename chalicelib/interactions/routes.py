@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from chalice import Blueprint, Response
 
@@ -12,6 +11,7 @@ from chalicelib.audit import events as audit
 from chalicelib.endpoint import Call, endpoint
 from chalicelib.http import envelope, location, ok, paginated, respond
 from chalicelib.interactions import idempotency, queries, schemas, service
+from chalicelib.interactions.queries import InteractionRow
 from chalicelib.interactions.schemas import (
     InteractionCreate,
     InteractionQuery,
@@ -79,15 +79,17 @@ UPDATED = {
 }
 
 
-def one(call: Call[Any], interaction_id: str) -> Read[Any]:
+def one(call: Call[None], interaction_id: str) -> Read[InteractionRow | None]:
     """The route's read: the interaction of the path (or None: an id no row can have finds none)."""
     found = parse_id(interaction_id)
     return Read(
-        queries.FOLDED_BY_ID, {"interaction_id": found or 0}, shape=lambda rows: rows[0] if rows else None
+        queries.FOLDED_BY_ID,
+        {"interaction_id": found or 0},
+        shape=lambda rows: queries.interaction(rows[0]) if rows else None,
     )
 
 
-def a_page(call: Call[Any]) -> Read[Listing[InteractionQuery]]:
+def a_page(call: Call[None]) -> Read[Listing[InteractionQuery]]:
     """The route's read: one page of the list its query asks for (a 400 for a query it refuses)."""
     query = call.query(InteractionQuery)
     return listing(query, service.list_read(query, site_id=call.token.site_id))
@@ -170,7 +172,7 @@ def create_interaction(call: Call[bool]) -> Response:
     values = service.new_values(principal=caller, data=new)
     origin = audit.by_caller(call)
 
-    def created(row: Any) -> Answer:
+    def created(row: InteractionRow) -> Answer:
         return Answer(
             201,
             envelope({"interaction": service.serialize(row)}),
@@ -232,7 +234,7 @@ def interaction_types(call: Call[None]) -> Response:
         ),
     ),
 )
-def get_interaction(call: Call[Any], interaction_id: str) -> Response:
+def get_interaction(call: Call[InteractionRow | None], interaction_id: str) -> Response:
     row = service.found(call.found)
     return ok({"interaction": service.serialize(row)}, headers={"ETag": service.etag(row)})
 
@@ -265,7 +267,7 @@ def get_interaction(call: Call[Any], interaction_id: str) -> Response:
         ),
     ),
 )
-def update_interaction(call: Call[Any], interaction_id: str) -> Response:
+def update_interaction(call: Call[InteractionRow | None], interaction_id: str) -> Response:
     changes = schemas.parse_update(call.json())
     row = service.update(
         call.session,
@@ -298,7 +300,7 @@ def update_interaction(call: Call[Any], interaction_id: str) -> Response:
         ),
     ),
 )
-def delete_interaction(call: Call[Any], interaction_id: str) -> Response:
+def delete_interaction(call: Call[InteractionRow | None], interaction_id: str) -> Response:
     service.delete(
         call.session,
         principal=call.principal,

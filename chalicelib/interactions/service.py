@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
-from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from chalicelib.access import Listing, Principal
 from chalicelib.audit import events as audit
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.interactions import queries
+from chalicelib.interactions.queries import InteractionRow
 from chalicelib.interactions.schemas import InteractionCreate, InteractionQuery, InteractionUpdate
 from chalicelib.interactions.times import resolve_times
 from chalicelib.kit.pagination import BAD_CURSOR, ListRead, Page, capped, open_cursor, settle
@@ -36,8 +36,8 @@ MAX_VERSION = 2**31 - 1
 UPDATE_ATTEMPTS = 3
 
 
-def serialize(row: Interaction | Row[Any]) -> dict[str, Any]:
-    """The representation of an interaction, from its ORM object or any row with its columns."""
+def serialize(row: InteractionRow) -> dict[str, Any]:
+    """The representation of an interaction."""
     return {
         "id": row.id,
         "site_id": row.site_id,
@@ -58,7 +58,7 @@ def serialize(row: Interaction | Row[Any]) -> dict[str, Any]:
     }
 
 
-def etag(row: Interaction) -> str:
+def etag(row: InteractionRow) -> str:
     return f'"{row.version}"'
 
 
@@ -104,7 +104,7 @@ def _mismatch(precondition: Precondition | None, version: int) -> PreconditionFa
     return PreconditionFailed(f'If-Match does not match the current version "{version}"')
 
 
-def _check(precondition: Precondition | None, row: Interaction) -> None:
+def _check(precondition: Precondition | None, row: InteractionRow) -> None:
     if precondition is not None and not precondition.matches(row.version):
         raise _mismatch(precondition, row.version)
 
@@ -112,11 +112,12 @@ def _check(precondition: Precondition | None, row: Interaction) -> None:
 # --- reads -----------------------------------------------------------------------------------------
 
 
-def _reread(session: Session, *, site_id: int, interaction_id: int) -> Any:
-    return session.execute(queries.ROW_BY_ID, {"site_id": site_id, "interaction_id": interaction_id}).first()
+def _reread(session: Session, *, site_id: int, interaction_id: int) -> InteractionRow | None:
+    row = session.execute(queries.ROW_BY_ID, {"site_id": site_id, "interaction_id": interaction_id}).first()
+    return queries.interaction(row) if row is not None else None
 
 
-def found(row: Any) -> Any:
+def found(row: InteractionRow | None) -> InteractionRow:
     """The row a read by id found; 404 for None."""
     if row is None:
         raise NotFound(NOT_FOUND)
@@ -162,7 +163,8 @@ def page(session: Session, *, site_id: int, listing: Listing[InteractionQuery]) 
     """The page and its meta. The total is the cursor's (the first page's), or the page's own when
     it is the last; else an unfiltered total is the site's trigger-kept count, read with the page,
     and a filtered one is counted up to COUNT_CAP, or remembered (below)."""
-    query, read, rows, head = listing.query, listing.read, listing.rows, listing.head
+    query, read, head = listing.query, listing.read, listing.head
+    rows = [queries.interaction(row) for row in listing.rows]
 
     def count() -> tuple[int, bool]:
         if "site_total" in head._fields:
@@ -235,7 +237,7 @@ def new_values(*, principal: Principal, data: InteractionCreate) -> dict[str, An
     }
 
 
-def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
+def _changes(row: InteractionRow, sent: dict[str, Any]) -> dict[str, Any]:
     """The columns that differ once `sent` is applied to `row`, after checking the merged record.
     Without an offset a sent time is local in the merged time zone; times not sent keep their
     instant even when only the time zone changes."""
@@ -253,7 +255,7 @@ def _changes(row: Interaction, sent: dict[str, Any]) -> dict[str, Any]:
 _TABLE = Interaction.__table__
 
 
-def _fields(row: Any) -> dict[str, Any]:
+def _fields(row: InteractionRow) -> dict[str, Any]:
     return {name: getattr(row, name) for name in audit.INTERACTION_FIELDS}
 
 
@@ -289,20 +291,20 @@ def update(
     *,
     principal: Principal,
     origin: audit.Origin,
-    current: Any,
+    current: InteractionRow | None,
     data: InteractionUpdate,
     if_match: str | None = None,
-) -> Any:
+) -> InteractionRow:
     """Apply the fields sent to `current` (the row read with the caller's rights, or None). 404,
     then 412, then the rules across the merged record; a body that changes nothing returns the
     record as it is (same version) and records nothing."""
     assert principal.site_id is not None
     precondition = parse_if_match(if_match)
     sent = data.sent()
-    row = current
+    row, wanted = current, current.id if current is not None else 0
     for attempt in range(UPDATE_ATTEMPTS):
         if attempt:  # another writer got in between: read the record again
-            row = _reread(session, site_id=principal.site_id, interaction_id=row.id)
+            row = _reread(session, site_id=principal.site_id, interaction_id=wanted)
         if row is None:
             raise NotFound(NOT_FOUND)
         interaction_id = row.id
@@ -331,7 +333,7 @@ def update(
         )
         updated = session.execute(select(*change.c).add_cte(event)).first()
         if updated is not None:
-            return updated
+            return queries.interaction(updated)
         if precondition is not None and precondition.versions is not None:
             # The version the client named is gone: its precondition no longer holds.
             raise PreconditionFailed("The interaction was changed meanwhile; fetch it again")
@@ -339,16 +341,21 @@ def update(
 
 
 def delete(
-    session: Session, *, principal: Principal, origin: audit.Origin, current: Any, if_match: str | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    origin: audit.Origin,
+    current: InteractionRow | None,
+    if_match: str | None = None,
 ) -> None:
     """Delete `current` (the row read with the caller's rights, or None: 404) if it is still the
     version that was read (and the one If-Match names): one statement with its event, no lost race."""
     assert principal.site_id is not None
     precondition = parse_if_match(if_match)
-    row = current
+    row, wanted = current, current.id if current is not None else 0
     for attempt in range(UPDATE_ATTEMPTS):
         if attempt:  # changed or deleted meanwhile: read it again
-            row = _reread(session, site_id=principal.site_id, interaction_id=row.id)
+            row = _reread(session, site_id=principal.site_id, interaction_id=wanted)
         if row is None:
             raise NotFound(NOT_FOUND)
         _check(precondition, row)

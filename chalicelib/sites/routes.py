@@ -57,7 +57,7 @@ class Change(Generic[B]):
     body: B
 
 
-def locked(call: Call[Any], site_id: str, **_ids: str) -> Read[service.Locked]:
+def locked(call: Call[None], site_id: str, **_ids: str) -> Read[service.Locked]:
     """The read of every change at the path's site: the caller's rights there and, for its admins,
     the site's row locked (`service.LOCKED`)."""
     return Read(service.LOCKED, key="locked_id", shape=service.locked)
@@ -67,24 +67,24 @@ def change(model: type[B]) -> Callable[..., Read[Change[B]]]:
     """`locked`, for a change with a body: the body parsed with `model` (its 400 comes after the
     403 and before the 404)."""
 
-    def read(call: Call[Any], site_id: str, **_ids: str) -> Read[Change[B]]:
+    def read(call: Call[None], site_id: str, **_ids: str) -> Read[Change[B]]:
         body = call.body(model)
         return Read(service.LOCKED, key="locked_id", shape=lambda rows: Change(service.locked(rows), body))
 
     return read
 
 
-def users_page(call: Call[Any], site_id: str) -> Read[Listing[SiteUsersQuery]]:
+def users_page(call: Call[None], site_id: str) -> Read[Listing[SiteUsersQuery]]:
     query = call.query(SiteUsersQuery)
     return listing(query, members.members_read(query, site_id=_site(site_id)))
 
 
-def invitations_page(call: Call[Any], site_id: str) -> Read[Listing[InvitationsQuery]]:
+def invitations_page(call: Call[None], site_id: str) -> Read[Listing[InvitationsQuery]]:
     query = call.query(InvitationsQuery)
     return listing(query, invitations.page_read(query, site_id=_site(site_id), status=query.status))
 
 
-def one_invitation(call: Call[Any], site_id: str, invitation_id: str) -> Read[Any]:
+def one_invitation(call: Call[None], site_id: str, invitation_id: str) -> Read[Any]:
     wanted = parse_id(invitation_id, maximum=INT32_MAX) or -1
     return Read(invitations.ONE, {"invitation_id": wanted}, shape=lambda rows: rows[0] if rows else None)
 
@@ -307,7 +307,9 @@ def _invitation_id(raw: str) -> int:
     return found
 
 
-def _delivered(call: Call[Any], invitation: dict[str, Any]) -> dict[str, Any]:
+def _delivered(
+    call: Call[Change[InvitationCreate]] | Call[service.Locked], invitation: dict[str, Any]
+) -> dict[str, Any]:
     """The invitation committed with its queued message, then the message sent (a new token)."""
     call.commit()
     invitation["delivery"] = invitations.deliver(call.session, invitation_id=invitation["id"])

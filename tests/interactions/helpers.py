@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from chalicelib.auth import tokens
 from chalicelib.db import session_scope
 from chalicelib.models import Interaction
@@ -99,11 +101,12 @@ def insert_rows(site_id: int, rows: list[dict[str, Any]], *, user_id: int | None
 
 
 def stored(interaction_id: int) -> dict[str, Any] | None:
+    from chalicelib.interactions import queries
     from chalicelib.interactions.service import serialize
 
     with session_scope() as session:
-        row = session.get(Interaction, interaction_id)
-        return serialize(row) if row else None
+        row = session.execute(select(*queries.COLUMNS).where(Interaction.id == interaction_id)).first()
+        return serialize(queries.interaction(row)) if row else None
 
 
 def error(response: Any) -> tuple[int, str]:
