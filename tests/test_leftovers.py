@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,11 @@ def test_a_process_that_names_the_session_folder_is_found_though_its_environment
         [sys.executable, "-c", "import time; time.sleep(302)", f"{tmp}/redis.socket"], env={}
     )
     try:
+        # Until the child has exec'd, its command line is still this process's (the fork's copy).
+        deadline = time.monotonic() + 10
+        while f"{tmp}/redis.socket" not in Path(f"/proc/{process.pid}/cmdline").read_bytes().decode():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.01)
         assert [pid for pid, _ in leftovers.marked_processes(tmp)] == [process.pid]
     finally:
         process.kill()
