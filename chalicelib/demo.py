@@ -17,7 +17,7 @@ from chalicelib.audit import events as audit
 from chalicelib.auth.passwords import hash_password
 from chalicelib.kit import names
 from chalicelib.kit.usernames import same_name
-from chalicelib.models import Site, User
+from chalicelib.models import Site, SiteMembership, User
 
 SITE_NAMES = [
     "Marketing",
@@ -134,9 +134,10 @@ def seed(
     """Seed everything in one transaction and print the credentials of the accounts it created.
     Returns the password (theirs; an account that existed keeps its own).
 
-    Interactions are spread with `seed.site_shares` (the first site gets 20 %, at least an equal
-    share) and streamed with COPY; statistics and the visibility map are refreshed afterwards so
-    the planner and index-only counts see the new rows at once.
+    Interactions go to the sites where a demo writer may write (`_writers`), spread with
+    `seed.site_shares` (the first of them gets 20 %, at least an equal share) and streamed with
+    COPY; statistics and the visibility map are refreshed afterwards so the planner and index-only
+    counts see the new rows at once.
     """
     import time
 
@@ -151,27 +152,35 @@ def seed(
         site_ids, user_ids, invited, created = seed_accounts(
             session, sites=sites, password=password, origin=origin
         )
-        # Rows are written by the users who may write there: demo (admin everywhere), and the
-        # editor on the first site.
-        writers: dict[int, Sequence[int]] = {site_id: [user_ids[0]] for site_id in site_ids}
-        writers[site_ids[0]] = user_ids[:2]
+        writers = _writers(session, site_ids, user_ids[:2])
+        seeded = [site_id for site_id in site_ids if writers.get(site_id)]
         before = int(session.scalar(select(func.coalesce(func.max(Interaction.id), 0))) or 0)
-        shares = interaction_seed.bulk_create(
-            session, site_ids=site_ids, writers=writers, count=interactions, progress=progress
+        shares = (
+            interaction_seed.bulk_create(
+                session, site_ids=seeded, writers=writers, count=interactions, progress=progress
+            )
+            if seeded
+            else []
         )
         events = interaction_seed.record_history(session, origin=origin, after_id=before, progress=progress)
     with session_scope(transaction=False) as session:  # committed: now the messages go
         from chalicelib.sites.invitations import deliver
 
         delivered = [deliver(session, invitation_id=invitation_id) for invitation_id in invited]
-    if interactions:
+    if interactions and not seeded:
+        print(
+            "No interactions written: no demo site has a demo editor or admin (existing ones are left alone)"
+        )
+    elif interactions:
         _vacuum_analyze(get_engine())
         seconds = time.perf_counter() - started
+        named = {site_id: _site_name(index) for index, site_id in enumerate(site_ids)}
         # No second rate here: the progress bar's is the rows' (the COPY); this total also counts
         # the accounts' password hash, the events, index builds and VACUUM.
         print(
             f"Seeded {interactions:,} interactions (and {events:,} audit events) in {seconds:.1f} s in all; "
-            "per site: " + ", ".join(f"{_site_name(i)} {n:,}" for i, n in enumerate(shares))
+            "per site: "
+            + ", ".join(f"{named[site_id]} {n:,}" for site_id, n in zip(seeded, shares, strict=True))
         )
     if created:
         print(f"Demo users created (password for all: {password})")
@@ -192,6 +201,29 @@ def seed(
         for email, role in INVITED:
             print(f"  {email:<24} {role}")
     return password
+
+
+def _writers(session: Session, site_ids: Sequence[int], user_ids: Sequence[int]) -> dict[int, Sequence[int]]:
+    """Who writes a site's demo rows: those of `user_ids` (in that order) who may write there now —
+    an active account, editor or admin of the active site. A site or account the seed found already
+    there without such a role (someone's real `Marketing`, a real `editor`) gets no demo rows."""
+    may_write = set(
+        session.execute(
+            select(SiteMembership.site_id, SiteMembership.user_id)
+            .join(User, User.id == SiteMembership.user_id)
+            .join(Site, Site.id == SiteMembership.site_id)
+            .where(
+                SiteMembership.site_id.in_(site_ids),
+                SiteMembership.user_id.in_(user_ids),
+                SiteMembership.role.in_(("admin", "editor")),
+                User.is_active,
+                Site.is_active,
+            )
+        ).all()
+    )
+    return {
+        site_id: [user_id for user_id in user_ids if (site_id, user_id) in may_write] for site_id in site_ids
+    }
 
 
 def _vacuum_analyze(engine: Engine) -> None:

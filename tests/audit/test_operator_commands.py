@@ -11,11 +11,11 @@ import getpass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from chalicelib import config
 from chalicelib.db import session_scope
-from chalicelib.models import AuditEvent, Site, SiteMembership, User
+from chalicelib.models import AuditEvent, Interaction, Site, SiteMembership, User
 from tests.audit.helpers import event_count, events
 from tests.audit.test_cli_events import run
 from tests.factories import PASSWORD, auth, login, make_site, make_user, post_json
@@ -207,6 +207,41 @@ def test_seeding_grants_roles_only_in_the_sites_it_creates(capsys, client):
     assert members == {(marketing, "editor"), (sales, "demo")}
     assert events("invitation.created") == []
     assert "editor" not in out.split("Demo users created")[1].split("Existing")[0]
+
+
+def test_seeding_writes_interactions_only_where_the_writer_may_write(capsys):
+    """Someone's real Marketing (its real `editor` a viewer there, `demo` no member) gets no demo
+    rows: each row is written by an account that is an editor or admin of the row's site."""
+    marketing = make_site("Marketing")
+    make_user("editor", sites={marketing: "viewer"})
+
+    code, out, _ = run(capsys, "seed-demo", "--sites", "2", "--interactions", "10", "--password", PASSWORD)
+
+    assert code == 0
+    with session_scope() as session:
+        sales = session.scalar(select(Site.id).where(Site.name == "Sales"))
+        rows = set(session.execute(select(Interaction.site_id, Interaction.created_by)).all())
+        writing = set(
+            session.execute(
+                select(SiteMembership.site_id, SiteMembership.user_id).where(
+                    SiteMembership.role.in_(["admin", "editor"])
+                )
+            ).all()
+        )
+        count = session.scalar(select(func.count()).select_from(Interaction))
+    assert count == 10 and {site for site, _ in rows} == {sales}
+    assert rows <= writing
+    assert "Marketing 0" not in out and "Sales 10" in out
+
+
+def test_a_seed_whose_only_site_existed_writes_no_interactions(capsys):
+    make_site("Marketing")
+
+    code, out, _ = run(capsys, "seed-demo", "--sites", "1", "--interactions", "10", "--password", PASSWORD)
+
+    assert code == 0 and "No interactions written" in out
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Interaction)) == 0
 
 
 # --- operator over the API -----------------------------------------------------------------------
