@@ -29,11 +29,17 @@ DEMO_USER = "demo"
 SEED_RECORD = ROOT / "bench" / "results" / f"seed-{environment.BENCH_DATABASE}.json"
 
 
-def cli(*args: str, quiet: bool = False) -> None:
-    """Run `python -m chalicelib.cli ...` against the bench database (its progress bar shows)."""
+def cli(*args: str, quiet: bool = False, stdin: str | None = None) -> None:
+    """Run `python -m chalicelib.cli ...` against the bench database (its progress bar shows),
+    `stdin` written to its standard input."""
     command = [sys.executable, "-m", "chalicelib.cli", *args]
     result = subprocess.run(
-        command, cwd=ROOT, env=environment.subprocess_env(), stdout=subprocess.DEVNULL if quiet else None
+        command,
+        cwd=ROOT,
+        env=environment.subprocess_env(),
+        stdout=subprocess.DEVNULL if quiet else None,
+        input=stdin,
+        text=True,
     )
     if result.returncode != 0:
         raise SystemExit(f"bench: `{' '.join(command[1:])}` failed with status {result.returncode}")
@@ -105,7 +111,8 @@ def ensure(engine: Engine, *, rows: int, sites: int, big_site_rows: int) -> dict
             f"bench: reusing {environment.BENCH_DATABASE}: {state['rows']:,} interactions in "
             f"{len(state['by_site'])} sites (biggest: {state['by_site'][0]['rows']:,})"
         )
-        # Known credentials for the demo users (a reused database may have been seeded by hand).
+        # Known credentials for the demo user: seed-demo makes the accounts that are missing but
+        # leaves an existing one's password alone, and a reused database may have been seeded by hand.
         cli(
             "seed-demo",
             "--sites",
@@ -116,6 +123,7 @@ def ensure(engine: Engine, *, rows: int, sites: int, big_site_rows: int) -> dict
             BENCH_PASSWORD,
             quiet=True,
         )
+        cli("set-password", DEMO_USER, "--password-stdin", quiet=True, stdin=BENCH_PASSWORD + "\n")
         info.update(reused=True)
         if SEED_RECORD.exists():  # how long the seed of the reused data set took
             info["original_seed"] = json.loads(SEED_RECORD.read_text())
