@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
+from pg8000.exceptions import InterfaceError as DriverInterfaceError
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -238,11 +239,18 @@ def iam_token(settings: Any) -> str:
     if cached is not None and _iam_token.get("key") == key and time.monotonic() < _iam_token["until"]:
         return str(cached)
     import boto3  # type: ignore[import-untyped]  # boto3 ships no types; lazy: cold start
+    from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]  # as above
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    token = boto3.client("rds", region_name=region).generate_db_auth_token(
-        DBHostname=host, Port=port, DBUsername=settings.db_proxy_user, Region=region
-    )
+    try:
+        token = boto3.client("rds", region_name=region).generate_db_auth_token(
+            DBHostname=host, Port=port, DBUsername=settings.db_proxy_user, Region=region
+        )
+    except BotoCoreError as exc:
+        # No credentials or no region to sign with: the database cannot be reached, a 503 (as a
+        # driver error, which SQLAlchemy wraps like any failed connect), the cause in the log.
+        log.error("cannot sign an IAM authentication token for DB_PROXY: %s", exc)
+        raise DriverInterfaceError(f"cannot sign an IAM authentication token: {exc}") from exc
     _iam_token.update(key=key, value=token, until=time.monotonic() + _IAM_TOKEN_SECONDS)
     return str(token)
 

@@ -135,3 +135,33 @@ def test_through_a_proxy_tls_is_verified_by_default_and_database_url_wins():
     assert proxied.db_tls == "verify-full" and proxied.proxy_address() == ("proxy.example", 6432)
     local = Settings.from_env({"DB_PROXY": "proxy.example", "DATABASE_URL": "postgresql://u@h/d"})
     assert not local.uses_db_proxy and local.resolved_database_url() == "postgresql+pg8000://u@h/d"
+
+
+def test_with_iam_and_no_aws_credentials_a_request_is_a_503(client, reconfigure):
+    """Signing the token needs the function's credentials and region: without them (a local run
+    configured for the proxy, a role gone) the database is unavailable, a 503 and not a 500."""
+    reconfigure(
+        DATABASE_URL=None,
+        DB_SECRET_ARN=None,
+        DB_PROXY="127.0.0.1:1",
+        DB_PROXY_AUTH="iam",
+        DB_PROXY_USER="interactions_app",
+        DB_PROXY_DATABASE=environment.TEST_DATABASE,
+        DB_TLS="disable",
+        AWS_ACCESS_KEY_ID=None,
+        AWS_SECRET_ACCESS_KEY=None,
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    db._iam_token.clear()
+
+    response = client.http.post(
+        "/api/auth/login",
+        body=json.dumps({"username": "jdoe", "password": "correct horse battery staple"}),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 503, response.json_body
+    assert response.json_body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    db.reset_engine()
