@@ -76,7 +76,7 @@ def _finish(cursor: Any, context: Context) -> None:
     cursor.input_types = []
 
 
-def _execute_simple(cursor: Any, statement: str) -> None:
+def _execute_simple(cursor: Any, statement: str) -> Exception | None:
     conn = cursor._c
     begin = _needs_begin(conn)
     if begin:
@@ -86,12 +86,12 @@ def _execute_simple(cursor: Any, statement: str) -> None:
     error = _drain(conn, Context(_BEGIN), None) if begin else None
     context = Context(statement)
     error = _drain(conn, context, error)
-    if error is not None:
-        raise _dbapi_error(error)
-    _finish(cursor, context)
+    if error is None:
+        _finish(cursor, context)
+    return error
 
 
-def _execute_unnamed(cursor: Any, statement: str, parameters: Any) -> None:
+def _execute_unnamed(cursor: Any, statement: str, parameters: Any) -> Exception | None:
     conn = cursor._c
     sql, values = legacy.convert_paramstyle(cursor.paramstyle, statement, parameters)
     begin = _needs_begin(conn)
@@ -110,26 +110,55 @@ def _execute_unnamed(cursor: Any, statement: str, parameters: Any) -> None:
     error = _drain(conn, Context(_BEGIN), None) if begin else None
     context = Context(sql)  # the portal's RowDescription fills in its columns
     error = _drain(conn, context, error)
-    if error is not None:
-        raise _dbapi_error(error)
-    _finish(cursor, context)
+    if error is None:
+        _finish(cursor, context)
+    return error
 
 
 def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
-    """SQLAlchemy's `Dialect.do_execute` for pg8000: one round trip per statement."""
+    """SQLAlchemy's `Dialect.do_execute` for pg8000: one round trip per statement. A server error
+    is raised once the whole batch is answered (the connection stays in step); any other failure
+    closes the connection."""
     try:
         if parameters:
-            _execute_unnamed(cursor, statement, parameters)
+            error = _execute_unnamed(cursor, statement, parameters)
         else:
-            _execute_simple(cursor, statement)
+            error = _execute_simple(cursor, statement)
     except AttributeError:
         if cursor._c is None or cursor._c._sock is None:
             raise InterfaceError("connection is closed") from None
+        _abandon(cursor._c)
         raise
     except OSError as exc:
         # pg8000 lets a reset on the first read of an answer through unwrapped: as a DB-API error
         # SQLAlchemy sees the disconnect (and discards the connection).
         raise InterfaceError("network error") from exc
+    except InterfaceError:
+        raise  # the connection is gone (pg8000's "network error"): SQLAlchemy discards it
+    except Exception:
+        # A value that cannot be sent (its text not encodable, say) or an answer that cannot be
+        # read: part of the batch is left in the write buffer, unsent, or on the socket, unread,
+        # and the connection's next exchange would read this one's answers. It is closed (nothing
+        # was committed; the pool opens another); the error stands.
+        _abandon(cursor._c)
+        raise
+    if error is not None:
+        raise _dbapi_error(error)
+
+
+def _abandon(conn: Any) -> None:
+    """Close a connection whose exchange cannot be completed: what is buffered goes out with the
+    Terminate (whole messages only; the server ends the session, rolling back what it began)."""
+    try:
+        conn.close()
+    except Exception:  # already unusable: closed either way
+        pass
+
+
+def do_close(dbapi_connection: Any) -> None:
+    """Close a connection unless it is closed already (`_abandon`, or pg8000 after a failure)."""
+    if dbapi_connection._usock is not None:
+        dbapi_connection.close()
 
 
 def do_execute_no_params(cursor: Any, statement: str, context: Any = None) -> None:
@@ -200,6 +229,7 @@ def install(engine: Engine) -> None:
     dialect.do_execute_no_params = do_execute_no_params  # type: ignore[method-assign]  # as above
     dialect.do_commit = do_commit  # type: ignore[method-assign]  # as above
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]  # as above
+    dialect.do_close = do_close  # type: ignore[method-assign]  # as above
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:

@@ -5,6 +5,7 @@ pooled connections replaced without a ping. Round trips are counted at the socke
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -113,6 +114,23 @@ def test_a_failed_statement_leaves_the_connection_in_step(relayed):
             conn.execute(text("SELEC :a"), {"a": 1})  # a parse error, sent with its Bind
         conn.rollback()
         assert conn.execute(text("SELECT :a * 2"), {"a": 21}).scalar() == 42
+
+
+def test_a_value_that_cannot_be_sent_closes_the_connection_and_the_next_one_is_in_step(relayed, caplog):
+    engine, _ = relayed
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        conn.commit()
+        with pytest.raises(UnicodeEncodeError):
+            # BEGIN and the Parse are already in the write buffer when the Bind fails to encode.
+            conn.execute(text("SELECT :a"), {"a": "\ud800"})
+        conn.rollback()
+
+    with engine.connect() as conn:  # the pool's next connection: a fresh one, answering in step
+        assert conn.execute(text("SELECT CAST(:a AS int) + 1"), {"a": 41}).scalar() == 42
+        assert conn.execute(text("SELECT CAST(:b AS text)"), {"b": "x"}).scalar() == "x"
+        conn.commit()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # closed once, quietly
 
 
 def test_a_statement_whose_result_type_changed_runs_as_it_is_now(relayed):
