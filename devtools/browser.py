@@ -10,12 +10,12 @@ drives the system's Chromium through `executable_path`.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from devtools.debian import ensure_binary
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 # Headless as root, no GPU, and none of Chromium's own network traffic (a closed network refuses
@@ -34,26 +34,7 @@ FLAGS = [
 
 def ensure_chromium() -> Path:
     """The Chromium binary; installed from Debian's packages when missing (needs root and apt-get)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise SystemExit(
-            f"{CHROMIUM} is missing: install Debian's `chromium` package "
-            "(sudo apt-get install chromium), or set CHROMIUM to a Chromium binary"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("installing Debian's chromium (apt-get)", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdin=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "chromium"],
-        check=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-    )
-    if not CHROMIUM.exists():
-        raise SystemExit(f"apt-get installed chromium, yet {CHROMIUM} is missing")
-    return CHROMIUM
+    return ensure_binary(CHROMIUM, "chromium", "CHROMIUM")
 
 
 def launch(playwright: Any) -> tuple[Any, Path]:

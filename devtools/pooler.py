@@ -28,35 +28,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devtools.debian import ensure_binary
+
 PGBOUNCER = Path(os.environ.get("PGBOUNCER", "/usr/sbin/pgbouncer"))
 # Run as one of these when started by root (the first that exists).
 SYSTEM_USERS = ("embedded_postgres", "postgres")
 
 
 def ensure_pgbouncer() -> Path:
-    """The pgbouncer binary; installed from Debian's packages when missing (needs root and apt-get)."""
-    if PGBOUNCER.exists():
-        return PGBOUNCER
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise SystemExit(
-            f"{PGBOUNCER} is missing: install Debian's `pgbouncer` package "
-            "(sudo apt-get install pgbouncer), or set PGBOUNCER to a pgbouncer binary"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("installing Debian's pgbouncer (apt-get)", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdin=subprocess.DEVNULL)
-    # The package's own service is not wanted (policy-rc.d refuses starting it where present; it
-    # is stopped below otherwise): the tests start their own instances.
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "pgbouncer"],
-        check=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-    )
-    if not PGBOUNCER.exists():
-        raise SystemExit(f"apt-get installed pgbouncer, yet {PGBOUNCER} is missing")
-    return PGBOUNCER
+    """The pgbouncer binary; installed from Debian's packages when missing (needs root and apt-get).
+    The package's own service, where the package starts one, is not used: the tests start their own
+    instances."""
+    return ensure_binary(PGBOUNCER, "pgbouncer", "PGBOUNCER", recommends=False)
 
 
 def free_port() -> int:
@@ -164,7 +147,7 @@ class Pooler:
         return "\n".join(lines) + "\n"
 
     def start(self, *, timeout: float = 10.0) -> Pooler:
-        binary = ensure_pgbouncer() if not PGBOUNCER.exists() else PGBOUNCER
+        binary = ensure_pgbouncer()
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "users.txt").write_text(f'"{self.user}" "{self.password}"\n')
         config = self.directory / "pgbouncer.ini"
