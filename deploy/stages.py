@@ -327,7 +327,7 @@ def problems(stage: str, *, for_deploy: bool = False) -> list[str]:
         found.append(
             f"{stage}/jwt_authorizer: the authorizer never uses the database; give it no DB_SECRET_ARN"
         )
-    # statement_timeout < pg8000's socket timeout (connect + statement, see db.py) < Lambda < 29 s.
+    # statement_timeout < pg8000's read timeout (statement + a margin, see db.py) < Lambda < 29 s.
     statement_s = api_settings.db_statement_timeout_ms / 1000
     socket_s = api_settings.db_read_timeout_s
     if api.timeout_s is not None and not statement_s < socket_s < api.timeout_s:
