@@ -360,7 +360,7 @@ def main(argv: list[str]) -> int:
                 runs.append(_run_path(n, path, env, admin, database, args, embedded.DEVDATA / "tmp"))
                 print(table([runs[-1]]), flush=True)
     finally:
-        load.drop_scratch(env, admin, database, redis_handle)
+        load.drop_scratch(admin, database, redis_handle)
     failures = verdict(runs)
     result = {
         "kind": "scale-out",

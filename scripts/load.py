@@ -93,7 +93,8 @@ def seed_scratch(env: dict[str, str], users: int) -> tuple[list[int], dict[int, 
     return _seed(env, users)
 
 
-def drop_scratch(env: dict[str, str], admin: str, database: str, redis_handle: Any) -> None:
+def drop_scratch(admin: str, database: str, redis_handle: Any) -> None:
+    """The scratch database dropped (through `admin`) and its Redis, when embedded, stopped."""
     from sqlalchemy import create_engine, text
 
     from chalicelib.db import reset_engine
@@ -881,19 +882,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  -", problem)
         return 0 if not (server_errors or problems or db_problems) else 1
     finally:
-        from sqlalchemy import create_engine, text
-
-        from chalicelib.db import reset_engine
-
-        reset_engine()
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        engine.dispose()
-        if redis_handle is not None:
-            from devtools import embedded
-
-            embedded.stop_redis(redis_handle)
+        drop_scratch(admin, database, redis_handle)
 
 
 if __name__ == "__main__":
