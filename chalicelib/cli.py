@@ -441,6 +441,7 @@ def cmd_prune_audit(args: argparse.Namespace) -> None:
     from sqlalchemy import func
 
     from chalicelib.config import get_settings
+    from chalicelib.interactions.seed import no_read_timeout
 
     days = get_settings().audit_min_retention_days
     with _session() as session:
@@ -456,7 +457,12 @@ def cmd_prune_audit(args: argparse.Namespace) -> None:
             .returning(AuditEvent.id)
             .cte("gone")
         )
-        deleted, newest = session.execute(select(func.count(), func.max(gone.c.id))).one()
+        # A year of events can take longer to delete than the API's statement timeout (the
+        # role's): lifted for this transaction, and the socket's read timeout with it.
+        connection = session.connection()
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        with no_read_timeout(connection.connection.driver_connection):
+            deleted, newest = session.execute(select(func.count(), func.max(gone.c.id))).one()
         if deleted:
             _record(
                 session,

@@ -8,6 +8,7 @@ null for anyone else — never the operating-system account."""
 from __future__ import annotations
 
 import getpass
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from chalicelib.models import AuditEvent, Interaction, Site, SiteMembership, Use
 from tests.audit.helpers import event_count, events
 from tests.audit.test_cli_events import run
 from tests.factories import PASSWORD, auth, login, make_site, make_user, post_json
+from tests.faults.locks import role_statement_timeout, side_connection
 
 OS_ACCOUNT = getpass.getuser()
 
@@ -130,6 +132,24 @@ def test_prune_audit_records_what_it_deleted(capsys, trail):
         "before": {"from": None, "to": before.isoformat().replace("+00:00", "Z")},
         "deleted": {"from": None, "to": 2},
     }
+    assert [e["action"] for e in events()] == ["site.deactivated", "audit.pruned"]
+
+
+def test_a_prune_may_take_longer_than_the_apis_statement_timeout(capsys, trail):
+    """Deleting a year of events can outlast the API's statement timeout (the database role's):
+    the prune lifts it for its own transaction. A lock held past the timeout stands in for the long
+    DELETE."""
+    before = (datetime.now(UTC) - timedelta(days=90)).date().isoformat()
+    with role_statement_timeout(300), side_connection() as holder:
+        holder.execute(text("SELECT id FROM audit_events WHERE action = 'site.created' FOR UPDATE"))
+        release = threading.Timer(1.0, holder.rollback)
+        release.start()
+        try:
+            code, out, err = run(capsys, "prune-audit", "--before", before)
+        finally:
+            release.join()
+
+    assert (code, out.strip()) == (0, "2"), err
     assert [e["action"] for e in events()] == ["site.deactivated", "audit.pruned"]
 
 
