@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from devtools.gateway import Gateway
-from tests.faults.locks import side_connection, wait_for_lock_waiters
+from tests.faults.locks import released_together, side_connection
 from tests.interactions.helpers import VALID, create, make_world, stored
 
 PATH = "/api/interactions"
@@ -55,21 +55,13 @@ def test_two_puts_with_the_same_if_match_both_in_flight_give_one_200_and_one_412
     row = create(client, world.token("editor"))
     with side_connection() as holder:
         holder.execute(text("SELECT id FROM interactions WHERE id = :id FOR UPDATE"), {"id": row["id"]})
-        results: list = [None, None]
-        threads = [
-            threading.Thread(
-                target=lambda i=i, title=title: results.__setitem__(
-                    i, _put(gateway, world.token("editor"), row["id"], {"title": title}, '"1"')()
-                )
-            )
-            for i, title in enumerate(["From A", "From B"])
-        ]
-        for t in threads:
-            t.start()
-        wait_for_lock_waiters(2)
-        holder.rollback()
-        for t in threads:
-            t.join(30)
+        results = released_together(
+            holder,
+            *(
+                _put(gateway, world.token("editor"), row["id"], {"title": title}, '"1"')
+                for title in ("From A", "From B")
+            ),
+        )
 
     statuses = sorted(r.status for r in results)
     assert statuses == [200, 412], [r.body for r in results]
@@ -187,17 +179,9 @@ def test_two_admins_demoting_each_other_at_once_leave_one(client, world, gateway
     _two_admins(world)
     with side_connection() as holder:
         holder.execute(text("SELECT id FROM sites WHERE id = :id FOR NO KEY UPDATE"), {"id": world.site_a})
-        results: list = [None, None]
-        calls = [_demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin")]
-        threads = [
-            threading.Thread(target=lambda i=i, c=c: results.__setitem__(i, c())) for i, c in enumerate(calls)
-        ]
-        for t in threads:
-            t.start()
-        wait_for_lock_waiters(2)
-        holder.rollback()
-        for t in threads:
-            t.join(30)
+        results = released_together(
+            holder, _demote(gateway, world, "admin", "editor"), _demote(gateway, world, "editor", "admin")
+        )
 
     assert sorted(r.status for r in results) == [200, 403], [r.body for r in results]
     loser = next(r for r in results if r.status == 403)

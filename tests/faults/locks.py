@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
@@ -63,3 +65,20 @@ def wait_for_lock_waiters(count: int, timeout: float = 10) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"expected {count} request(s) waiting on a lock")
+
+
+def released_together(holder: Connection, *calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls on threads until each of them waits on a lock `holder` holds, then let go
+    (`holder` rolls back): their results, in order."""
+    results: list[Any] = [None] * len(calls)
+    threads = [
+        threading.Thread(target=lambda i=i, call=call: results.__setitem__(i, call()))
+        for i, call in enumerate(calls)
+    ]
+    for t in threads:
+        t.start()
+    wait_for_lock_waiters(len(calls))
+    holder.rollback()
+    for t in threads:
+        t.join(30)
+    return results

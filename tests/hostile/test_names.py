@@ -6,8 +6,6 @@ confusable skeleton (NFKC, case-folded), held by a unique index, so `Аlpha` wit
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import select, text
 
@@ -18,7 +16,7 @@ from chalicelib.models import Site
 from devtools.gateway import Gateway
 from tests import mailbox
 from tests.factories import make_platform_admin
-from tests.faults.locks import side_connection, wait_for_lock_waiters
+from tests.faults.locks import released_together, side_connection
 from tests.hostile.conftest import fingerprint
 from tests.interactions.helpers import VALID, create, send
 
@@ -230,23 +228,17 @@ def test_two_racing_requests_for_confusable_names_give_one_201_and_one_409(sites
     """Both requests reach their INSERT while another transaction holds the table; when it lets go,
     the unique index lets one in and the other's ON CONFLICT answers 409."""
     gateway = Gateway()
-    results: list = [None, None]
     with gateway.threads(), side_connection() as holder:
         holder.execute(text("LOCK TABLE sites IN SHARE ROW EXCLUSIVE MODE"))
-        threads = [
-            threading.Thread(
-                target=lambda i=i, name=name: results.__setitem__(
-                    i, gateway.request("POST", "/api/sites", sites_world.token("admin"), {"name": name})
+        results = released_together(
+            holder,
+            *(
+                lambda name=name: gateway.request(
+                    "POST", "/api/sites", sites_world.token("admin"), {"name": name}
                 )
-            )
-            for i, name in enumerate(["Alpha", "\u0410lpha"])
-        ]
-        for t in threads:
-            t.start()
-        wait_for_lock_waiters(2)
-        holder.rollback()
-        for t in threads:
-            t.join(30)
+                for name in ("Alpha", "\u0410lpha")
+            ),
+        )
 
     assert sorted(r.status for r in results) == [201, 409], [r.body for r in results]
     with session_scope() as session:
